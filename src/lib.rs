@@ -1,0 +1,7 @@
+//! flexgate: door access and Wi-Fi provisioning for flexible workspaces, following OfficeRnD.
+//!
+//! See ARCHITECTURE.md for the map of modules.
+
+pub mod api;
+pub mod cli;
+pub mod manifests;
