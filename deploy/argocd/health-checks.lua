@@ -4,6 +4,7 @@
 --   Healthy     Ready=True and the current generation has been observed
 --   Progressing no status yet, generation not yet observed, Reconciling=True, Ready Unknown/missing,
 --               or Ready=False with a reason that means "still working"
+--   Suspended   Ready=False because spec.suspend is set, or a SiteMapping waits for approval
 --   Degraded    Stalled=True, or Ready=False with any other reason
 local hs = {}
 
@@ -16,6 +17,12 @@ local progressingReasons = {
   Initializing = true,
   Waiting = true,
   Syncing = true,
+}
+
+-- Ready=False reasons that mean a person paused the object or has yet to approve it.
+local suspendedReasons = {
+  Suspended = true,
+  AwaitingApproval = true,
 }
 
 local function describe(condition, fallback)
@@ -83,6 +90,8 @@ end
 if ready ~= nil and ready.status == "False" then
   if ready.reason ~= nil and progressingReasons[ready.reason] then
     hs.status = "Progressing"
+  elseif ready.reason ~= nil and suspendedReasons[ready.reason] then
+    hs.status = "Suspended"
   else
     hs.status = "Degraded"
   end

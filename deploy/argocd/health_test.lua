@@ -88,6 +88,12 @@ expect("ready false no reason", vc(1, { observedGeneration = 1, conditions = {
 local sm = vc(1, { observedGeneration = 1, conditions = { cond("Ready", "True", "Mapped", "3 locations") } })
 sm.kind = "SiteMapping"
 expect("sitemapping healthy", sm, "Healthy", "3 locations")
+expect("suspended", vc(3, { observedGeneration = 3, conditions = {
+  cond("Ready", "False", "Suspended", "spec.suspend is true"),
+} }), "Suspended", "spec.suspend is true")
+expect("awaiting approval", vc(1, { observedGeneration = 1, conditions = {
+  cond("Ready", "False", "AwaitingApproval", "review status.proposal, then set approved: true"),
+} }), "Suspended", "set approved: true")
 
 -- argocd-cm-patch.yaml must embed exactly this script (indented 4 spaces) under each of the three keys.
 local function readAll(path)
