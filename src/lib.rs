@@ -4,4 +4,8 @@
 
 pub mod api;
 pub mod cli;
+pub mod http;
 pub mod manifests;
+pub mod matching;
+pub mod officernd;
+pub mod sandbox;

@@ -2,6 +2,7 @@
 
 mod crd;
 mod demo;
+pub mod match_cmd;
 mod validate;
 
 use std::process::ExitCode;
@@ -26,6 +27,8 @@ pub enum Command {
     Crd,
     /// Check manifests offline against the CRD schemas and their CEL rules.
     Validate(validate::ValidateArgs),
+    /// Match two lists of names one-to-one by normalised Levenshtein similarity.
+    Match(match_cmd::MatchArgs),
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -34,6 +37,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Crd => crd::run(),
         Command::Validate(args) => validate::run(&args),
+        Command::Match(args) => match_cmd::run(&args, &mut std::io::stdout().lock())
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(CliError::from),
     };
     match result {
         Ok(code) => code,
@@ -50,6 +56,9 @@ pub enum CliError {
     /// Writing the output failed (e.g. a closed pipe).
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
+    /// `flexgate match` failed (unreadable file, duplicate name, bad threshold).
+    #[error(transparent)]
+    Match(#[from] match_cmd::MatchCommandError),
     /// The CRDs could not be rendered.
     #[error("cannot render the CRDs as YAML: {0}")]
     Yaml(#[from] serde_yaml::Error),

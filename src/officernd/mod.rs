@@ -1,0 +1,29 @@
+//! OfficeRnD Flex (API v2): client, shared collection catalogue, webhook verification and simulator.
+//!
+//! The typed models live in `model.rs` (owned separately); everything here is generic over
+//! `serde::de::DeserializeOwned` so it works with those models or with `serde_json::Value`.
+
+pub mod client;
+pub mod collection;
+pub mod simulator;
+pub mod webhooks;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+pub use client::{OfficeRndClient, OfficeRndConfig, OfficeRndError};
+pub use collection::{Access, Collection};
+
+/// A source of "now", injectable so the sandbox and tests can drive time.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// The wall clock.
+pub fn system_clock() -> Clock {
+    Arc::new(Utc::now)
+}
+
+/// OfficeRnD's timestamp format: ISO-8601 UTC with milliseconds, e.g. `2025-01-01T00:00:00.000Z`.
+pub fn format_timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -1,0 +1,3 @@
+//! Sandbox support shared by the vendor simulators (this scratch crate holds only fault injection).
+
+pub mod faults;

@@ -1,0 +1,796 @@
+//! OfficeRnD client against the in-process simulator: paging, retries, token lifecycle, all-or-nothing
+//! lists, incremental refresh, query validation, assignments fan-out and writes.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use flexgate::http::{HttpError, RetryPolicy};
+use flexgate::officernd::client::{
+    BookingWindow, ListQuery, OfficeRndClient, OfficeRndConfig, OfficeRndError,
+};
+use flexgate::officernd::simulator::{ManualClock, Simulator, SimulatorHandle};
+use flexgate::officernd::{system_clock, Clock, Collection};
+use flexgate::sandbox::faults::{Fault, FaultRule, RetryAfter, Route};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn member(index: usize) -> Value {
+    json!({
+        "_id": format!("{:024x}", index + 1),
+        "name": format!("Member {index}"),
+        "email": format!("member{index}@example.com"),
+        "status": if index.is_multiple_of(3) { "pending" } else { "active" },
+        "createdAt": "2025-01-01T00:00:00.000Z",
+        "modifiedAt": "2025-01-01T00:00:00.000Z",
+    })
+}
+
+fn members_seed(count: usize) -> Value {
+    json!({ "members": (0..count).map(member).collect::<Vec<_>>() })
+}
+
+fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 4,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
+        max_total: Duration::from_secs(30),
+        default_retry_after: Duration::from_millis(10),
+    }
+}
+
+fn config_for(sim: &SimulatorHandle, retry: RetryPolicy) -> OfficeRndConfig {
+    let mut config = sim.client_config().unwrap();
+    config.retry = retry;
+    config.requests_per_second = 1000.0;
+    config
+}
+
+async fn start(
+    seed: Value,
+    clock: Clock,
+    retry: RetryPolicy,
+) -> (SimulatorHandle, OfficeRndClient) {
+    let sim = Simulator::start(seed, clock.clone()).await.unwrap();
+    let client = OfficeRndClient::new(config_for(&sim, retry))
+        .unwrap()
+        .with_clock(clock);
+    (sim, client)
+}
+
+fn members_route(sim: &SimulatorHandle) -> Route {
+    Route::path(sim.collection_path(Collection::Members)).method(Method::GET)
+}
+
+fn token_requests(sim: &SimulatorHandle) -> u64 {
+    sim.faults().requests(&Method::POST, "/oauth/token")
+}
+
+fn ids(items: &[Value]) -> HashSet<String> {
+    items
+        .iter()
+        .map(|item| item["_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn lists_137_members_in_three_pages_following_cursors() {
+    let (sim, client) = start(members_seed(137), system_clock(), fast_retries()).await;
+
+    let members: Vec<Value> = client.list_members(None).await.unwrap();
+
+    assert_eq!(members.len(), 137);
+    assert_eq!(ids(&members), ids(&sim.list(Collection::Members)));
+    assert_eq!(
+        sim.faults().requests_matching(&members_route(&sim)),
+        3,
+        "50 + 50 + 37"
+    );
+    assert_eq!(token_requests(&sim), 1);
+}
+
+#[tokio::test]
+async fn honours_429_with_retry_after_and_then_succeeds() {
+    let (sim, client) = start(members_seed(60), system_clock(), fast_retries()).await;
+    sim.faults().inject_429(members_route(&sim), 2, 0);
+
+    let members: Vec<Value> = client.list_members(None).await.unwrap();
+
+    assert_eq!(members.len(), 60);
+    assert_eq!(
+        sim.faults()
+            .responses_matching(&members_route(&sim), StatusCode::TOO_MANY_REQUESTS),
+        2
+    );
+    assert_eq!(
+        sim.faults().requests_matching(&members_route(&sim)),
+        4,
+        "2 × 429 + 2 pages"
+    );
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_budget_is_reported_not_slept() {
+    let (sim, client) = start(members_seed(5), system_clock(), fast_retries()).await;
+    sim.faults().inject_429(members_route(&sim), 1, 3600);
+
+    let error = client.list_members::<Value>(None).await.unwrap_err();
+
+    match &error {
+        OfficeRndError::Http(HttpError::RateLimited { retry_after, .. }) => {
+            assert_eq!(*retry_after, Some(Duration::from_secs(3600)));
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+    assert!(error.is_retryable_later());
+    assert_eq!(sim.faults().requests_matching(&members_route(&sim)), 1);
+}
+
+#[tokio::test]
+async fn refreshes_the_token_before_it_expires() {
+    let clock = ManualClock::new(at("2025-03-01T09:00:00Z"));
+    let (sim, client) = start(members_seed(3), clock.clock(), fast_retries()).await;
+
+    client.list_members::<Value>(None).await.unwrap();
+    // 3599 s lifetime, refreshed 60 s early: at +3550 s the cached token is due for renewal.
+    clock.advance(chrono::Duration::seconds(3550));
+    client.list_members::<Value>(None).await.unwrap();
+
+    assert_eq!(token_requests(&sim), 2);
+    assert_eq!(
+        sim.faults()
+            .responses_matching(&Route::any(), StatusCode::UNAUTHORIZED),
+        0
+    );
+}
+
+#[tokio::test]
+async fn keeps_using_a_cached_token_while_it_is_fresh() {
+    let clock = ManualClock::new(at("2025-03-01T09:00:00Z"));
+    let (sim, client) = start(members_seed(3), clock.clock(), fast_retries()).await;
+
+    client.list_members::<Value>(None).await.unwrap();
+    clock.advance(chrono::Duration::seconds(3000));
+    client.list_members::<Value>(None).await.unwrap();
+
+    assert_eq!(token_requests(&sim), 1);
+}
+
+#[tokio::test]
+async fn a_rejected_token_is_refreshed_once_and_the_call_succeeds() {
+    let (sim, client) = start(members_seed(3), system_clock(), fast_retries()).await;
+    client.list_members::<Value>(None).await.unwrap();
+
+    sim.revoke_tokens();
+    let members: Vec<Value> = client.list_members(None).await.unwrap();
+
+    assert_eq!(members.len(), 3);
+    assert_eq!(token_requests(&sim), 2);
+    assert_eq!(
+        sim.faults()
+            .responses_matching(&members_route(&sim), StatusCode::UNAUTHORIZED),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_second_401_fails_after_exactly_one_refresh() {
+    let (sim, client) = start(members_seed(3), system_clock(), fast_retries()).await;
+    sim.faults().add(FaultRule::new(
+        members_route(&sim),
+        Fault::Status {
+            status: StatusCode::UNAUTHORIZED,
+            body: Some(json!({"statusCode": 401, "message": "Unauthorized access", "error": "Unauthorized"})),
+        },
+    ));
+
+    let error = client.list_members::<Value>(None).await.unwrap_err();
+
+    match &error {
+        OfficeRndError::Unauthorized { scopes, .. } => {
+            assert!(scopes.contains("flex.community.members.read"))
+        }
+        other => panic!("expected Unauthorized, got {other:?}"),
+    }
+    assert_eq!(token_requests(&sim), 2, "initial token + one refresh");
+    assert_eq!(sim.faults().requests_matching(&members_route(&sim)), 2);
+}
+
+#[tokio::test]
+async fn a_500_mid_list_retries_that_page_and_returns_the_whole_list() {
+    let (sim, client) = start(members_seed(137), system_clock(), fast_retries()).await;
+    sim.faults().add(
+        FaultRule::new(
+            members_route(&sim),
+            Fault::Status {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                body: None,
+            },
+        )
+        .after(1)
+        .times(1),
+    );
+
+    let members: Vec<Value> = client.list_members(None).await.unwrap();
+
+    assert_eq!(ids(&members).len(), 137);
+    assert_eq!(
+        sim.faults().requests_matching(&members_route(&sim)),
+        4,
+        "3 pages + 1 retried page"
+    );
+}
+
+#[tokio::test]
+async fn a_500_mid_list_without_retries_is_an_error_never_a_partial_list() {
+    let (sim, client) = start(members_seed(137), system_clock(), RetryPolicy::no_retries()).await;
+    sim.faults().add(
+        FaultRule::new(
+            members_route(&sim),
+            Fault::Status {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                body: None,
+            },
+        )
+        .after(1)
+        .times(1),
+    );
+
+    let result: Result<Vec<Value>, _> = client.list_members(None).await;
+
+    let error = result.unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            OfficeRndError::Http(HttpError::Transient { attempts: 1, .. })
+        ),
+        "{error:?}"
+    );
+    assert!(error.is_retryable_later());
+    assert_eq!(sim.faults().requests_matching(&members_route(&sim)), 2);
+}
+
+#[tokio::test]
+async fn a_persistent_500_exhausts_the_attempt_budget() {
+    let (sim, client) = start(members_seed(137), system_clock(), fast_retries()).await;
+    sim.faults().add(
+        FaultRule::new(
+            members_route(&sim),
+            Fault::Status {
+                status: StatusCode::BAD_GATEWAY,
+                body: None,
+            },
+        )
+        .after(1),
+    );
+
+    let error = client.list_members::<Value>(None).await.unwrap_err();
+
+    assert!(
+        matches!(
+            &error,
+            OfficeRndError::Http(HttpError::Transient { attempts: 4, .. })
+        ),
+        "{error:?}"
+    );
+    assert_eq!(sim.faults().requests_matching(&members_route(&sim)), 1 + 4);
+}
+
+#[tokio::test]
+async fn incremental_refresh_returns_only_objects_modified_after_the_mark() {
+    let clock = ManualClock::new(at("2025-06-01T12:00:00Z"));
+    let (sim, client) = start(members_seed(20), clock.clock(), fast_retries()).await;
+    let mut changed = member(4);
+    changed["name"] = json!("Renamed");
+    sim.upsert(Collection::Members, changed).unwrap();
+    sim.upsert(
+        Collection::Members,
+        json!({"name": "Newcomer", "email": "new@example.com"}),
+    )
+    .unwrap();
+
+    let since: Vec<Value> = client
+        .list_members(Some(at("2025-03-01T00:00:00Z")))
+        .await
+        .unwrap();
+
+    let names: HashSet<&str> = since.iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(names, HashSet::from(["Renamed", "Newcomer"]));
+    let everything: Vec<Value> = client.list_members(None).await.unwrap();
+    assert_eq!(everything.len(), 21);
+}
+
+#[tokio::test]
+async fn memberships_refuse_incremental_queries_before_sending() {
+    let (sim, client) = start(json!({"memberships": []}), system_clock(), fast_retries()).await;
+
+    let error = client
+        .list::<Value>(
+            Collection::Memberships,
+            &ListQuery::new().modified_after(Utc::now()),
+        )
+        .await
+        .unwrap_err();
+
+    assert!(matches!(
+        error,
+        OfficeRndError::UnsupportedQuery {
+            collection: Collection::Memberships,
+            ..
+        }
+    ));
+    assert_eq!(
+        sim.faults()
+            .requests_matching(&Route::path_suffix("/memberships")),
+        0
+    );
+}
+
+#[tokio::test]
+async fn filters_status_in_and_exact_match() {
+    let (_sim, client) = start(members_seed(30), system_clock(), fast_retries()).await;
+
+    let pending: Vec<Value> = client
+        .list(
+            Collection::Members,
+            &ListQuery::new().any_of("status", &["pending"]),
+        )
+        .await
+        .unwrap();
+    let one: Vec<Value> = client
+        .list(
+            Collection::Members,
+            &ListQuery::new().eq("email", "member7@example.com"),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(pending.len(), 10);
+    assert!(pending.iter().all(|m| m["status"] == "pending"));
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0]["name"], "Member 7");
+}
+
+async fn raw_token(sim: &SimulatorHandle, scope: &str) -> String {
+    let response: Value = reqwest::Client::new()
+        .post(format!("{}/oauth/token", sim.base_url))
+        .form(&[
+            ("client_id", sim.client_id.as_str()),
+            ("client_secret", sim.client_secret.expose()),
+            ("grant_type", "client_credentials"),
+            ("scope", scope),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(response["token_type"], "Bearer");
+    assert_eq!(response["expires_in"], 3599);
+    response["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn raw_get(sim: &SimulatorHandle, token: &str, path_and_query: &str) -> (StatusCode, Value) {
+    let response = reqwest::Client::new()
+        .get(format!(
+            "{}{}{}",
+            sim.base_url,
+            sim.collection_path(Collection::Members),
+            path_and_query
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn simulator_enforces_the_observed_query_rules() {
+    let sim = Simulator::start(members_seed(30), system_clock())
+        .await
+        .unwrap();
+    let token = raw_token(&sim, "flex.community.members.read").await;
+
+    let (status, body) = raw_get(&sim, &token, "?$limit=51").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["message"], "$limit must not be greater than 50");
+
+    let (status, body) = raw_get(&sim, &token, "?unknownParam=value").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["message"], "property unknownParam should not exist");
+
+    let (status, body) = raw_get(&sim, &token, "?$limit=0").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["results"].as_array().unwrap().len(), 20);
+    assert_eq!(body["rangeStart"], 1);
+    assert_eq!(body["rangeEnd"], 20);
+    assert!(body["cursorNext"].is_string());
+    assert!(body.get("cursorPrev").is_none());
+
+    let (status, body) = raw_get(&sim, &token, "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["results"].as_array().unwrap().len(), 30);
+    assert!(
+        body.get("cursorNext").is_none(),
+        "cursorNext must be ABSENT when everything fits"
+    );
+
+    let (status, body) = raw_get(&sim, &token, "/aaaaaaaaaaaaaaaaaaaaaaaa").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["message"], "Item with Id (aaaaaaaaaaaaaaaaaaaaaaaa)");
+
+    let wrong_scope = raw_token(&sim, "flex.community.companies.read").await;
+    let (status, body) = raw_get(&sim, &wrong_scope, "").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        body,
+        json!({"statusCode": 401, "message": "Unauthorized access", "error": "Unauthorized"})
+    );
+}
+
+#[tokio::test]
+async fn the_client_surfaces_simulator_validation_errors_as_bad_requests() {
+    let (_sim, client) = start(members_seed(3), system_clock(), fast_retries()).await;
+
+    let error = client
+        .list::<Value>(Collection::Members, &ListQuery::new().eq("bogus", "1"))
+        .await
+        .unwrap_err();
+
+    match error {
+        OfficeRndError::Http(HttpError::BadRequest {
+            status, message, ..
+        }) => {
+            assert_eq!(status, StatusCode::BAD_REQUEST);
+            assert_eq!(message, "property bogus should not exist");
+        }
+        other => panic!("expected BadRequest, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_missing_object_is_not_found() {
+    let (_sim, client) = start(members_seed(1), system_clock(), fast_retries()).await;
+
+    let error = client
+        .get::<Value>(Collection::Members, "aaaaaaaaaaaaaaaaaaaaaaaa")
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(error, OfficeRndError::Http(HttpError::NotFound { .. })),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn assignments_are_fetched_per_resource_and_never_unfiltered() {
+    let resources: Vec<Value> = (0..3)
+        .map(|i| json!({"_id": format!("{:024x}", 0x100 + i), "name": format!("Office {i}"), "type": "team_room"}))
+        .collect();
+    let assignments: Vec<Value> = (0..5)
+        .map(|i| {
+            json!({
+                "_id": format!("{:024x}", 0x200 + i),
+                "resource": format!("{:024x}", 0x100 + (i % 2)),
+                "membership": format!("{:024x}", 0x300 + i),
+                "startDate": "2025-01-01T00:00:00.000Z",
+            })
+        })
+        .collect();
+    let seed = json!({"resources": resources, "assignments": assignments});
+    let (sim, client) = start(seed, system_clock(), fast_retries()).await;
+    let resource_ids: Vec<String> = sim
+        .list(Collection::Resources)
+        .iter()
+        .map(|r| r["_id"].as_str().unwrap().to_owned())
+        .collect();
+
+    let found: Vec<Value> = client
+        .list_assignments_for_resources(&resource_ids)
+        .await
+        .unwrap();
+    let unfiltered = client
+        .list::<Value>(Collection::Assignments, &ListQuery::new())
+        .await;
+
+    assert_eq!(ids(&found), ids(&sim.list(Collection::Assignments)));
+    let assignments_route = Route::path(sim.collection_path(Collection::Assignments));
+    assert_eq!(
+        sim.faults().requests_matching(&assignments_route),
+        3,
+        "one list per resource"
+    );
+    assert!(matches!(
+        unfiltered,
+        Err(OfficeRndError::UnsupportedQuery { .. })
+    ));
+}
+
+#[tokio::test]
+async fn bookings_are_filtered_by_time_window() {
+    let booking = |i: u32, start: &str, end: &str| json!({"_id": format!("{:024x}", 0x400 + i), "resource": "r1", "start": start, "end": end});
+    let seed = json!({"bookings": [
+        booking(1, "2025-05-01T09:00:00.000Z", "2025-05-01T10:00:00.000Z"),
+        booking(2, "2025-05-02T09:00:00.000Z", "2025-05-02T10:00:00.000Z"),
+        booking(3, "2025-05-03T09:00:00.000Z", "2025-05-03T10:00:00.000Z"),
+    ]});
+    let (_sim, client) = start(seed, system_clock(), fast_retries()).await;
+
+    let window = BookingWindow {
+        from: at("2025-05-01T09:30:00Z"),
+        to: at("2025-05-02T12:00:00Z"),
+    };
+    let found: Vec<Value> = client.list_bookings(Some(window), None).await.unwrap();
+
+    assert_eq!(
+        ids(&found),
+        HashSet::from([format!("{:024x}", 0x401), format!("{:024x}", 0x402)])
+    );
+}
+
+#[tokio::test]
+async fn creates_a_booking_with_a_separately_scoped_token() {
+    let (sim, client) = start(members_seed(1), system_clock(), fast_retries()).await;
+    client.list_members::<Value>(None).await.unwrap();
+
+    let created: Value = client
+        .create_booking(&json!({
+            "resource": "r1",
+            "member": format!("{:024x}", 1),
+            "start": "2025-05-01T09:00:00.000Z",
+            "end": "2025-05-01T10:00:00.000Z",
+        }))
+        .await
+        .unwrap();
+
+    let id = created["_id"].as_str().unwrap();
+    assert_eq!(id.len(), 24);
+    assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_eq!(sim.get(Collection::Bookings, id).unwrap()["resource"], "r1");
+    assert_eq!(
+        token_requests(&sim),
+        2,
+        "read token and create token are separate"
+    );
+}
+
+#[tokio::test]
+async fn registers_a_webhook_and_keeps_its_secret_out_of_debug_output() {
+    let (_sim, client) = start(members_seed(1), system_clock(), fast_retries()).await;
+
+    let webhook = client
+        .register_webhook("http://127.0.0.1:9/hook", &["booking.updated"], "flexgate")
+        .await
+        .unwrap();
+
+    assert_eq!(webhook.id.len(), 24);
+    assert_eq!(webhook.event_types, vec!["booking.updated"]);
+    assert!(!webhook.secret.expose().is_empty());
+    assert!(!format!("{webhook:?}").contains(webhook.secret.expose()));
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_a_token_error_without_the_secret_in_it() {
+    let sim = Simulator::start(members_seed(1), system_clock())
+        .await
+        .unwrap();
+    let mut config = config_for(&sim, fast_retries());
+    config.client_secret = "definitely-wrong-secret-123".into();
+    let client = OfficeRndClient::new(config).unwrap();
+
+    let error = client.list_members::<Value>(None).await.unwrap_err();
+
+    assert!(matches!(error, OfficeRndError::Token { .. }), "{error:?}");
+    let text = format!("{error} {error:?}");
+    assert!(!text.contains("definitely-wrong-secret-123"));
+    assert!(!text.contains(sim.client_secret.expose()));
+    assert_eq!(
+        token_requests(&sim),
+        1,
+        "401 from the token endpoint is not retried"
+    );
+}
+
+#[tokio::test]
+async fn an_ungranted_scope_fails_the_token_request() {
+    let sim = Simulator::start(members_seed(1), system_clock())
+        .await
+        .unwrap();
+    sim.set_granted_scopes(Some(vec!["flex.community.members.read".into()]));
+    let client = OfficeRndClient::new(config_for(&sim, fast_retries())).unwrap();
+
+    let error = client.list_members::<Value>(None).await.unwrap_err();
+
+    match error {
+        OfficeRndError::Token {
+            source: HttpError::BadRequest { message, .. },
+            ..
+        } => {
+            assert_eq!(message, "invalid_scope");
+        }
+        other => panic!("expected a token BadRequest, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn concurrent_lists_share_one_token() {
+    let (sim, client) = start(members_seed(120), system_clock(), fast_retries()).await;
+
+    let lists = futures::future::join_all((0..6).map(|_| client.list_members::<Value>(None))).await;
+
+    assert!(lists
+        .iter()
+        .all(|list| list.as_ref().map(Vec::len).ok() == Some(120)));
+    assert_eq!(token_requests(&sim), 1);
+}
+
+#[tokio::test]
+async fn seeds_with_unknown_collections_are_rejected() {
+    let result = Simulator::start(json!({"teams": []}), system_clock()).await;
+
+    assert!(result.is_err());
+    let stamped = Simulator::start(json!({"plans": [{"name": "Hot desk"}]}), system_clock())
+        .await
+        .unwrap();
+    let plan = &stamped.list(Collection::Plans)[0];
+    assert_eq!(plan["_id"].as_str().unwrap().len(), 24);
+    assert!(plan["createdAt"].is_string());
+}
+
+#[tokio::test]
+async fn honours_a_retry_after_given_as_an_http_date() {
+    let (sim, client) = start(members_seed(3), system_clock(), fast_retries()).await;
+    let already_passed = Utc::now() - chrono::Duration::seconds(5);
+    sim.faults().add(
+        FaultRule::new(
+            members_route(&sim),
+            Fault::TooManyRequests(RetryAfter::HttpDate(already_passed)),
+        )
+        .times(1),
+    );
+
+    let members: Vec<Value> = client.list_members(None).await.unwrap();
+
+    assert_eq!(members.len(), 3);
+    assert_eq!(sim.faults().requests_matching(&members_route(&sim)), 2);
+}
+
+#[tokio::test]
+async fn a_reply_of_the_wrong_shape_is_a_protocol_error_with_a_redacted_excerpt() {
+    let (sim, client) = start(members_seed(3), system_clock(), fast_retries()).await;
+    sim.faults().add(
+        FaultRule::new(
+            members_route(&sim),
+            Fault::Status {
+                status: StatusCode::OK,
+                body: Some(json!({"items": [], "sessionToken": "tok_live_0123456789abcdefghij"})),
+            },
+        )
+        .times(1),
+    );
+
+    let error = client.list_members::<Value>(None).await.unwrap_err();
+
+    match &error {
+        OfficeRndError::Http(HttpError::Protocol { excerpt, .. }) => {
+            assert!(excerpt.as_str().contains("items"), "{excerpt:?}");
+        }
+        other => panic!("expected Protocol, got {other:?}"),
+    }
+    assert!(!format!("{error} {error:?}").contains("tok_live_0123456789abcdefghij"));
+    assert!(!error.is_retryable_later());
+}
+
+#[tokio::test]
+async fn simulator_writes_stamp_return_and_delete_objects() {
+    let clock = ManualClock::new(at("2025-06-01T12:00:00Z"));
+    let sim = Simulator::start(json!({"memberships": [], "bookings": []}), clock.clock())
+        .await
+        .unwrap();
+    let scopes = "flex.community.memberships.create flex.community.memberships.update flex.space.bookings.delete";
+    let token = raw_token(&sim, scopes).await;
+    let http = reqwest::Client::new();
+    let memberships = format!(
+        "{}{}",
+        sim.base_url,
+        sim.collection_path(Collection::Memberships)
+    );
+
+    let invalid = http
+        .post(&memberships)
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
+    let invalid: Value = invalid.json().await.unwrap();
+    assert!(invalid["message"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("plan must be a string")));
+
+    let created = http
+        .post(&memberships)
+        .bearer_auth(&token)
+        .json(&json!({"name": "Desk", "startDate": "2025-06-01T00:00:00.000Z", "location": "l1", "plan": "p1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(created["createdAt"], "2025-06-01T12:00:00.000Z");
+    let id = created["_id"].as_str().unwrap();
+
+    clock.advance(chrono::Duration::minutes(5));
+    let updated: Value = http
+        .put(format!("{memberships}/{id}"))
+        .bearer_auth(&token)
+        .json(&json!({"price": 250}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(updated["price"], 250);
+    assert_eq!(updated["createdAt"], "2025-06-01T12:00:00.000Z");
+    assert_eq!(updated["modifiedAt"], "2025-06-01T12:05:00.000Z");
+
+    let booking = sim
+        .upsert(
+            Collection::Bookings,
+            json!({"resource": "r1", "start": "2025-06-02T09:00:00.000Z"}),
+        )
+        .unwrap();
+    let booking_url = format!(
+        "{}{}/{}?isSilent=true",
+        sim.base_url,
+        sim.collection_path(Collection::Bookings),
+        booking["_id"].as_str().unwrap()
+    );
+    let deleted = http
+        .delete(&booking_url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::OK);
+    assert_eq!(deleted.json::<Value>().await.unwrap()["resource"], "r1");
+    let again = http
+        .delete(&booking_url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+    assert!(sim.list(Collection::Bookings).is_empty());
+
+    let not_creatable = http
+        .post(format!(
+            "{}{}",
+            sim.base_url,
+            sim.collection_path(Collection::Plans)
+        ))
+        .bearer_auth(&token)
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        not_creatable.status(),
+        StatusCode::UNAUTHORIZED,
+        "no plans.create scope"
+    );
+}
