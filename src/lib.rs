@@ -4,8 +4,11 @@
 
 pub mod api;
 pub mod cli;
+pub mod engine;
 pub mod http;
 pub mod manifests;
 pub mod matching;
 pub mod officernd;
 pub mod sandbox;
+pub mod sync;
+pub mod vendors;

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod collection;
+pub mod model;
 pub mod simulator;
 pub mod webhooks;
 
