@@ -9,6 +9,7 @@ pub mod http;
 pub mod manifests;
 pub mod matching;
 pub mod officernd;
+pub mod operator;
 pub mod sandbox;
 pub mod sync;
 pub mod vendors;

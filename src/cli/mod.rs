@@ -3,6 +3,7 @@
 mod crd;
 mod demo;
 pub mod match_cmd;
+pub mod plan;
 mod validate;
 
 use std::process::ExitCode;
@@ -27,6 +28,10 @@ pub enum Command {
     Crd,
     /// Check manifests offline against the CRD schemas and their CEL rules.
     Validate(validate::ValidateArgs),
+    /// Print, for every vendor group, who OfficeRnD entitles now (or --at) and why. Never writes.
+    Plan(plan::PlanArgs),
+    /// Explain why one person is or is not in each bound group (the front-desk question).
+    Explain(plan::ExplainArgs),
     /// Match two lists of names one-to-one by normalised Levenshtein similarity.
     Match(match_cmd::MatchArgs),
 }
@@ -37,6 +42,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Crd => crd::run(),
         Command::Validate(args) => validate::run(&args),
+        Command::Plan(args) => plan::run_plan(&args),
+        Command::Explain(args) => plan::run_explain(&args),
         Command::Match(args) => match_cmd::run(&args, &mut std::io::stdout().lock())
             .map(|()| ExitCode::SUCCESS)
             .map_err(CliError::from),
@@ -48,6 +55,15 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// A multi-threaded runtime for the commands that talk to APIs (two workers: the machines are
+/// small and the work is I/O-bound).
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
 }
 
 /// Errors that end a command before it could do its work (as opposed to findings it reports).

@@ -7,6 +7,7 @@ pub mod client;
 pub mod collection;
 pub mod model;
 pub mod simulator;
+pub mod snapshot;
 pub mod webhooks;
 
 use std::sync::Arc;

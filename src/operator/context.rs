@@ -1,0 +1,89 @@
+//! One OfficeRnD organization's evaluation context: a complete snapshot indexed for the engine,
+//! and the bindings that read from it mapped onto the engine.
+
+use std::collections::BTreeMap;
+
+use kube::ResourceExt;
+
+use crate::engine::{Binding, BindingKey, Index};
+use crate::officernd::snapshot;
+
+use super::credentials;
+use super::desired::{binding_key, engine_binding};
+use super::objects::Objects;
+
+/// Everything the engine needs for the bindings of one OfficeRnD connection.
+pub struct Context {
+    /// The OfficeRnD connection as `namespace/name`.
+    pub officernd: String,
+    /// The indexed snapshot.
+    pub index: Index,
+    /// How many members the snapshot held (for the empty-snapshot guard).
+    pub members: usize,
+    /// Bindings mapped onto the engine.
+    pub bindings: Vec<Binding>,
+    /// Bindings that could not be mapped, with why.
+    pub binding_errors: Vec<(BindingKey, String)>,
+}
+
+/// Reads OfficeRnD once per OfficeRnD connection used by any binding and builds a context for
+/// each. A connection whose credentials or data cannot be read yields an error for all of its
+/// bindings, never a partial context.
+pub async fn build_all(
+    objects: &Objects,
+) -> Vec<Result<Context, (String, Vec<BindingKey>, String)>> {
+    let mut by_officernd: BTreeMap<(String, String), Vec<&crate::api::AccessGroupBinding>> =
+        BTreeMap::new();
+    for binding in &objects.bindings {
+        let namespace = binding.namespace().unwrap_or_default();
+        by_officernd
+            .entry((namespace, binding.spec.officernd_ref.name.clone()))
+            .or_default()
+            .push(binding);
+    }
+    let mut contexts = Vec::new();
+    for ((namespace, name), bindings) in by_officernd {
+        let label = format!("{namespace}/{name}");
+        let keys: Vec<BindingKey> = bindings.iter().map(|b| binding_key(b)).collect();
+        contexts.push(
+            build(objects, &namespace, &name, &bindings)
+                .await
+                .map_err(|error| (label, keys, error)),
+        );
+    }
+    contexts
+}
+
+async fn build(
+    objects: &Objects,
+    namespace: &str,
+    name: &str,
+    bindings: &[&crate::api::AccessGroupBinding],
+) -> Result<Context, String> {
+    let connection = objects
+        .connection(namespace, name)
+        .ok_or_else(|| format!("VendorConnection {namespace}/{name} not found"))?;
+    let secret = objects.secret(namespace, &connection.spec.credentials_secret_ref.name);
+    let credentials =
+        credentials::read(connection, namespace, secret).map_err(|e| e.to_string())?;
+    let client = super::clients::officernd(connection, &credentials)?;
+    let snapshot = snapshot::fetch(&client)
+        .await
+        .map_err(|e| format!("reading OfficeRnD failed, nothing was evaluated: {e}"))?;
+    let members = snapshot.members.len();
+    let mut engine_bindings = Vec::new();
+    let mut binding_errors = Vec::new();
+    for binding in bindings {
+        match engine_binding(binding, objects, &snapshot) {
+            Ok(mapped) => engine_bindings.push(mapped),
+            Err(error) => binding_errors.push((binding_key(binding), error)),
+        }
+    }
+    Ok(Context {
+        officernd: format!("{namespace}/{name}"),
+        index: Index::build(snapshot),
+        members,
+        bindings: engine_bindings,
+        binding_errors,
+    })
+}

@@ -1,0 +1,194 @@
+//! Turns AccessGroupBindings into the access engine's inputs: resolved references, parsed
+//! durations, the connection's location scope, and one engine group key per vendor group.
+
+use chrono::Duration;
+use kube::ResourceExt;
+
+use crate::api::access_group_binding::{AccessGroupBinding, GroupRef, ObjectSelector};
+use crate::api::{duration, Vendor};
+use crate::engine::{Binding, BindingKey, GroupKey, ObjectRef, Source};
+use crate::officernd::model::Snapshot;
+
+use super::objects::Objects;
+
+/// The engine's key for a vendor group named by a binding: the connection as `namespace/name`
+/// and the group as `id:<id>` or `name:<name>`, so two bindings naming the same group by the
+/// same reference share one desired set.
+pub fn group_key(namespace: &str, connection: &str, group: &GroupRef) -> GroupKey {
+    let group = match (&group.id, &group.name) {
+        (Some(id), _) => format!("id:{id}"),
+        (None, Some(name)) => format!("name:{name}"),
+        (None, None) => String::new(),
+    };
+    GroupKey {
+        connection: format!("{namespace}/{connection}"),
+        group,
+    }
+}
+
+/// The binding's key in the engine.
+pub fn binding_key(binding: &AccessGroupBinding) -> BindingKey {
+    BindingKey {
+        namespace: binding.namespace().unwrap_or_default(),
+        name: binding.name_any(),
+    }
+}
+
+/// Maps one binding onto the engine. Fails with a message a person can act on when the spec
+/// references a connection that does not exist or is of the wrong vendor.
+pub fn engine_binding(
+    binding: &AccessGroupBinding,
+    objects: &Objects,
+    snapshot: &Snapshot,
+) -> Result<Binding, String> {
+    let namespace = binding.namespace().unwrap_or_default();
+    let spec = &binding.spec;
+    let officernd = objects
+        .connection(&namespace, &spec.officernd_ref.name)
+        .ok_or_else(|| {
+            format!(
+                "VendorConnection {namespace}/{} (officerndRef) not found",
+                spec.officernd_ref.name
+            )
+        })?;
+    if officernd.spec.vendor != Vendor::OfficeRnD {
+        return Err(format!(
+            "officerndRef {} is a {} connection; it must be an OfficeRnD one",
+            spec.officernd_ref.name, officernd.spec.vendor
+        ));
+    }
+    let vendor = objects
+        .connection(&namespace, &spec.vendor_ref.name)
+        .ok_or_else(|| {
+            format!(
+                "VendorConnection {namespace}/{} (vendorRef) not found",
+                spec.vendor_ref.name
+            )
+        })?;
+    if !vendor.spec.vendor.is_door_access() {
+        return Err(format!(
+            "vendorRef {} is a {} connection; AccessGroupBindings manage door-access groups (Kisi, SaltoKS, Brivo)",
+            spec.vendor_ref.name, vendor.spec.vendor
+        ));
+    }
+    let grant_before = parse_duration("grantBefore", &spec.grant_before)?;
+    let revoke_after = parse_duration("revokeAfter", &spec.revoke_after)?;
+    let mut location_scope = vendor
+        .spec
+        .salto_ks
+        .as_ref()
+        .filter(|s| !s.locations.is_empty())
+        .map(|s| {
+            s.locations
+                .iter()
+                .map(|l| object_ref(l))
+                .collect::<Vec<_>>()
+        });
+
+    let source = &spec.source;
+    let engine_source = if let Some(plan) = &source.plan {
+        Source::Plan(selector_ref(plan)?)
+    } else if let Some(location) = &source.location {
+        Source::Location(selector_ref(location)?)
+    } else if let Some(floor) = &source.floor {
+        Source::Floor(located(floor, snapshot, |s| {
+            s.floors
+                .iter()
+                .map(|f| (f.id.as_str(), f.name.as_deref(), f.location.as_deref()))
+                .collect()
+        })?)
+    } else if let Some(resource) = &source.assignable_resource {
+        Source::AssignableResource(located(resource, snapshot, resources)?)
+    } else if let Some(resource) = &source.bookable_resource {
+        Source::BookableResource(located(resource, snapshot, resources)?)
+    } else if let Some(passes) = &source.day_passes {
+        if let Some(location) = &passes.location {
+            location_scope = Some(vec![object_ref(location)]);
+        }
+        Source::DayPasses
+    } else {
+        return Err("spec.source names nothing; set exactly one source".to_owned());
+    };
+    Ok(Binding {
+        key: binding_key(binding),
+        source: engine_source,
+        groups: spec
+            .groups
+            .iter()
+            .map(|g| group_key(&namespace, &spec.vendor_ref.name, g))
+            .collect(),
+        grant_before,
+        revoke_after,
+        include_guests: spec.include_guests,
+        location_scope,
+        require_active_membership: vendor.spec.vendor == Vendor::SaltoKS,
+    })
+}
+
+fn parse_duration(field: &str, text: &str) -> Result<Duration, String> {
+    let parsed = duration::parse(text).map_err(|e| format!("spec.{field}: {e}"))?;
+    Duration::from_std(parsed).map_err(|_| format!("spec.{field}: {text:?} is too long"))
+}
+
+/// OfficeRnD ids are 24 hex characters; anything else is a name.
+fn object_ref(text: &str) -> ObjectRef {
+    if text.len() == 24 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        ObjectRef::Id(text.to_owned())
+    } else {
+        ObjectRef::Name(text.to_owned())
+    }
+}
+
+fn resources(snapshot: &Snapshot) -> Vec<(&str, Option<&str>, Option<&str>)> {
+    snapshot
+        .resources
+        .iter()
+        .map(|r| (r.id.as_str(), r.name.as_deref(), r.location.as_deref()))
+        .collect()
+}
+
+/// Resolves a floor or resource named by name within a location (`selector.location`, an id or
+/// exact location name) to its id. Without a location, the name goes to the engine as is, which
+/// reports ambiguity itself.
+fn located<'s>(
+    selector: &ObjectSelector,
+    snapshot: &'s Snapshot,
+    candidates: impl Fn(&'s Snapshot) -> Vec<(&'s str, Option<&'s str>, Option<&'s str>)>,
+) -> Result<ObjectRef, String> {
+    let (Some(name), Some(location)) = (&selector.name, &selector.location) else {
+        return selector_ref(selector);
+    };
+    let location_ids: Vec<&str> = snapshot
+        .locations
+        .iter()
+        .filter(|l| l.id == *location || l.name.as_deref() == Some(location.as_str()))
+        .map(|l| l.id.as_str())
+        .collect();
+    if location_ids.is_empty() {
+        return Err(format!("location {location:?} not found in OfficeRnD"));
+    }
+    let matches: Vec<&str> = candidates(snapshot)
+        .into_iter()
+        .filter(|(_, n, l)| {
+            *n == Some(name.as_str()) && l.is_some_and(|l| location_ids.contains(&l))
+        })
+        .map(|(id, _, _)| id)
+        .collect();
+    match matches.as_slice() {
+        [id] => Ok(ObjectRef::Id((*id).to_owned())),
+        [] => Err(format!("{name:?} not found in location {location:?}")),
+        several => Err(format!(
+            "{name:?} matches {} objects in location {location:?} (ids {}); name it by id",
+            several.len(),
+            several.join(", ")
+        )),
+    }
+}
+
+fn selector_ref(selector: &ObjectSelector) -> Result<ObjectRef, String> {
+    match (&selector.id, &selector.name) {
+        (Some(id), _) => Ok(ObjectRef::Id(id.clone())),
+        (None, Some(name)) => Ok(ObjectRef::Name(name.clone())),
+        (None, None) => Err("set exactly one of id or name".to_owned()),
+    }
+}

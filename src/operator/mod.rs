@@ -1,0 +1,8 @@
+//! The reconcilers and everything they need that is not the engine or a vendor client: reading
+//! objects and credentials, mapping bindings onto the engine, status, events, leases, metrics.
+
+pub mod clients;
+pub mod context;
+pub mod credentials;
+pub mod desired;
+pub mod objects;
