@@ -34,6 +34,9 @@ pub enum SandboxError {
     OfficeRnd(#[from] SimulatorError),
 }
 
+/// A Secret's namespace and name.
+type SecretKey = (String, String);
+
 /// Every running simulator and the clock they share.
 pub struct Sandbox {
     /// The sandbox clock; simulators read it, the demo advances it.
@@ -71,7 +74,7 @@ impl Sandbox {
     /// simulate yet are left alone and reported.
     pub fn connect(&self, objects: &mut Objects) -> Vec<String> {
         let mut untouched = Vec::new();
-        let mut secrets: Vec<((String, String), Vec<(String, String)>)> = Vec::new();
+        let mut secrets: Vec<(SecretKey, Vec<(String, String)>)> = Vec::new();
         for connection in &mut objects.connections {
             let namespace = connection.metadata.namespace.clone().unwrap_or_default();
             let keys = &connection.spec.credentials_secret_ref.keys;
