@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod clock;
 pub mod engine;
 pub mod http;
 pub mod manifests;

@@ -4,6 +4,7 @@ mod crd;
 mod demo;
 pub mod match_cmd;
 pub mod plan;
+mod sandbox;
 mod validate;
 
 use std::process::ExitCode;
@@ -32,6 +33,9 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Explain why one person is or is not in each bound group (the front-desk question).
     Explain(plan::ExplainArgs),
+    /// Start the built-in simulators (OfficeRnD and, as they land, every vendor) and print how to
+    /// reach them.
+    Sandbox(sandbox::SandboxArgs),
     /// Match two lists of names one-to-one by normalised Levenshtein similarity.
     Match(match_cmd::MatchArgs),
 }
@@ -44,6 +48,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Plan(args) => plan::run_plan(&args),
         Command::Explain(args) => plan::run_explain(&args),
+        Command::Sandbox(args) => sandbox::run(&args),
         Command::Match(args) => match_cmd::run(&args, &mut std::io::stdout().lock())
             .map(|()| ExitCode::SUCCESS)
             .map_err(CliError::from),

@@ -10,20 +10,12 @@ pub mod simulator;
 pub mod snapshot;
 pub mod webhooks;
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 
 pub use client::{OfficeRndClient, OfficeRndConfig, OfficeRndError};
 pub use collection::{Access, Collection};
 
-/// A source of "now", injectable so the sandbox and tests can drive time.
-pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
-
-/// The wall clock.
-pub fn system_clock() -> Clock {
-    Arc::new(Utc::now)
-}
+pub use crate::clock::{system_clock, Clock};
 
 /// OfficeRnD's timestamp format: ISO-8601 UTC with milliseconds, e.g. `2025-01-01T00:00:00.000Z`.
 pub fn format_timestamp(at: DateTime<Utc>) -> String {

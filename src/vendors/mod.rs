@@ -2,6 +2,10 @@
 //! only this trait. Each vendor module holds its client (the wire protocol, nothing else) and its
 //! simulator side by side. Clients never decide who gets access; they list, create and add/remove.
 
+pub mod brivo;
+pub mod kisi;
+pub mod salto_ks;
+
 use std::future::Future;
 
 use crate::http::HttpError;

@@ -1,0 +1,973 @@
+//! Brivo Access API v1 client implementing [`DoorVendor`]: OAuth password-grant tokens refreshed
+//! before their 300 s lifetime ends, offset paging read to completion, user creation with the mobile
+//! pass invitation, and group membership adds/removes (one call each).
+//!
+//! Wire facts used (vendor-apis.md §4, recorded/brivo): every call carries `api-key` and
+//! `Authorization: bearer <token>`; tokens come from `POST {auth}/oauth/token` with HTTP Basic client
+//! credentials, the `api-key` header and a form body `grant_type=password&username=<Administrator
+//! ID>&password=…` (or `grant_type=refresh_token&refresh_token=…`) and answer `{access_token,
+//! token_type:"bearer", refresh_token, expires_in, scope, jti}`; lists answer `{data, offset, pageSize,
+//! count}` with `count` the TOTAL; ids are integers; absent fields are omitted, not null; there is no
+//! email filter on `/users`, so people are matched on the full list; `PUT /users/{id}` clears every
+//! optional field not sent, so this client never PUTs a user (and never deletes one).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION};
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::de::{DeserializeOwned, Deserializer};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::wire::{self, API_KEY_HEADER, MAX_GROUPS_PER_USER, MAX_PAGE_SIZE, TOKEN_PATH};
+use super::{system_clock, BrivoMobilePassTarget, Clock};
+use crate::http::{
+    Authorizer, BodyExcerpt, HttpError, Idempotency, RateLimiter, ResilientClient, RetryPolicy,
+    Secret,
+};
+use crate::vendors::{
+    AccountInfo, DoorVendor, GrantContext, NewUser, VendorError, VendorGroup, VendorUser,
+};
+
+/// A list is read again from the start at most this often when it changes while being paged.
+const MAX_LIST_READS: u32 = 3;
+
+/// Connection settings for one Brivo account.
+#[derive(Debug, Clone)]
+pub struct BrivoConfig {
+    /// API base; resources live under it (`{api_url}/users`).
+    pub api_url: Url,
+    /// Auth host; the token endpoint is `{auth_url}/oauth/token`.
+    pub auth_url: Url,
+    /// The Mashery API key from developer.brivo.com, sent on every call.
+    pub api_key: Secret,
+    /// OAuth client id and secret of the application (HTTP Basic on the token endpoint).
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// The Brivo Administrator ID (not the administrator's email) and password.
+    pub username: String,
+    pub password: Secret,
+    /// Where mobile passes of new users go.
+    pub mobile_pass_target: BrivoMobilePassTarget,
+    /// Client-side limit for this account. Brivo publishes none; 20/s is one client's default.
+    pub requests_per_second: f64,
+    pub attempt_timeout: Duration,
+    pub retry: RetryPolicy,
+    /// `pageSize` of list calls, 1 ..= 100.
+    pub page_size: u32,
+    /// Share of a token's lifetime after which it is replaced (0.8: a 300 s token at 240 s).
+    pub token_refresh_fraction: f64,
+}
+
+impl BrivoConfig {
+    pub const DEFAULT_API_URL: &'static str = "https://api.brivo.com/v1/api";
+    pub const DEFAULT_AUTH_URL: &'static str = "https://auth.brivo.com";
+    /// EU region hosts.
+    pub const EU_API_URL: &'static str = "https://api.eu.brivo.com/v1/api";
+    pub const EU_AUTH_URL: &'static str = "https://auth.eu.brivo.com";
+    pub const DEFAULT_REQUESTS_PER_SECOND: f64 = 20.0;
+    pub const DEFAULT_TOKEN_REFRESH_FRACTION: f64 = 0.8;
+
+    /// Production (US) endpoints and defaults for everything else.
+    pub fn new(
+        api_key: impl Into<Secret>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<Secret>,
+        username: impl Into<String>,
+        password: impl Into<Secret>,
+    ) -> Result<Self, BrivoConfigError> {
+        Ok(Self {
+            api_url: parse_url("API URL", Self::DEFAULT_API_URL)?,
+            auth_url: parse_url("auth URL", Self::DEFAULT_AUTH_URL)?,
+            api_key: api_key.into(),
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            username: username.into(),
+            password: password.into(),
+            mobile_pass_target: BrivoMobilePassTarget::default(),
+            requests_per_second: Self::DEFAULT_REQUESTS_PER_SECOND,
+            attempt_timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            page_size: MAX_PAGE_SIZE,
+            token_refresh_fraction: Self::DEFAULT_TOKEN_REFRESH_FRACTION,
+        })
+    }
+
+    /// Points the client at other hosts (EU region, a simulator).
+    pub fn with_urls(mut self, api_url: &str, auth_url: &str) -> Result<Self, BrivoConfigError> {
+        self.api_url = parse_url("API URL", api_url)?;
+        self.auth_url = parse_url("auth URL", auth_url)?;
+        Ok(self)
+    }
+
+    pub fn with_mobile_pass_target(mut self, target: BrivoMobilePassTarget) -> Self {
+        self.mobile_pass_target = target;
+        self
+    }
+
+    fn validate(&self) -> Result<(), BrivoConfigError> {
+        let missing = [
+            ("API key", self.api_key.expose().trim().is_empty()),
+            ("client id", self.client_id.trim().is_empty()),
+            ("client secret", self.client_secret.expose().is_empty()),
+            ("Administrator ID", self.username.trim().is_empty()),
+            ("password", self.password.expose().is_empty()),
+        ];
+        if let Some((what, _)) = missing.iter().find(|(_, empty)| *empty) {
+            return Err(BrivoConfigError(format!(
+                "the Brivo {what} is empty (log in with the Administrator ID shown on the Brivo Access home page, not the email)"
+            )));
+        }
+        if !(1..=MAX_PAGE_SIZE).contains(&self.page_size) {
+            return Err(BrivoConfigError(format!(
+                "page size {} is outside 1..={MAX_PAGE_SIZE} (Brivo's maximum)",
+                self.page_size
+            )));
+        }
+        if !(self.token_refresh_fraction > 0.0 && self.token_refresh_fraction <= 1.0) {
+            return Err(BrivoConfigError(format!(
+                "token refresh fraction {} must be in (0, 1]",
+                self.token_refresh_fraction
+            )));
+        }
+        for (what, url) in [("API URL", &self.api_url), ("auth URL", &self.auth_url)] {
+            if url.cannot_be_a_base() {
+                return Err(BrivoConfigError(format!(
+                    "{what} {url} cannot be used as a base URL"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_url(what: &str, value: &str) -> Result<Url, BrivoConfigError> {
+    Url::parse(value)
+        .map_err(|error| BrivoConfigError(format!("{what} {value:?} is not a URL: {error}")))
+}
+
+/// The client could not be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid Brivo configuration: {0}")]
+pub struct BrivoConfigError(pub String);
+
+/// What [`BrivoClient::invite_mobile_pass`] achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvitationOutcome {
+    /// A new invitation was created.
+    Created,
+    /// Brivo already holds a pending invitation for the person (409); nothing new was sent.
+    AlreadyPending,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wire types
+
+/// Brivo ids are integers on the wire; tolerate strings too and keep them as strings.
+fn id_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Number(number) => Ok(number.to_string()),
+        serde_json::Value::String(text) if !text.is_empty() => Ok(text),
+        other => Err(serde::de::Error::custom(format!(
+            "expected an integer id, got {other}"
+        ))),
+    }
+}
+
+/// `externalId` is a string on the wire even when sent as a number (rec-03); accept both.
+fn optional_id_string<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    match Option::<serde_json::Value>::deserialize(deserializer)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Number(number)) => Ok(Some(number.to_string())),
+        Some(serde_json::Value::String(text)) => Ok(Some(text)),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "expected a string externalId, got {other}"
+        ))),
+    }
+}
+
+/// The list envelope: `count` is the total across pages; `offset`/`pageSize` are echoed (and
+/// absent on sub-resource lists, which this client does not page).
+#[derive(Deserialize)]
+struct Page<T> {
+    data: Vec<T>,
+    count: u64,
+}
+
+trait WireId {
+    fn wire_id(&self) -> &str;
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireUser {
+    #[serde(deserialize_with = "id_string")]
+    id: String,
+    #[serde(default, deserialize_with = "optional_id_string")]
+    external_id: Option<String>,
+    #[serde(default)]
+    first_name: Option<String>,
+    #[serde(default)]
+    last_name: Option<String>,
+    #[serde(default)]
+    emails: Option<Vec<WireEmail>>,
+}
+
+impl WireId for WireUser {
+    fn wire_id(&self) -> &str {
+        &self.id
+    }
+}
+
+#[derive(Deserialize)]
+struct WireEmail {
+    #[serde(default)]
+    address: Option<String>,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+}
+
+impl WireUser {
+    /// The one email [`VendorUser`] carries: the first "work" address (the type we create, in any
+    /// case), else the first address. Brivo users may hold several.
+    fn preferred_email(&self) -> Option<String> {
+        let addresses: Vec<&WireEmail> = self
+            .emails
+            .iter()
+            .flatten()
+            .filter(|email| {
+                email
+                    .address
+                    .as_deref()
+                    .is_some_and(|address| !address.trim().is_empty())
+            })
+            .collect();
+        addresses
+            .iter()
+            .find(|email| {
+                email
+                    .kind
+                    .as_deref()
+                    .is_some_and(|kind| kind.eq_ignore_ascii_case(wire::CONTACT_TYPE))
+            })
+            .or_else(|| addresses.first())
+            .and_then(|email| email.address.as_deref())
+            .map(|address| address.trim().to_owned())
+    }
+
+    fn into_vendor_user(self) -> VendorUser {
+        let email = self.preferred_email();
+        let name = [self.first_name.as_deref(), self.last_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        VendorUser {
+            id: self.id,
+            email,
+            external_id: self.external_id.filter(|id| !id.is_empty()),
+            name,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct WireGroup {
+    #[serde(deserialize_with = "id_string")]
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+impl WireId for WireGroup {
+    fn wire_id(&self) -> &str {
+        &self.id
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateUserBody<'a> {
+    first_name: &'a str,
+    last_name: &'a str,
+    /// The OfficeRnD member id, sent as a string (Brivo stores strings either way).
+    external_id: &'a str,
+    emails: Vec<ContactEmail<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    phone_numbers: Vec<ContactPhone<'a>>,
+}
+
+#[derive(Serialize)]
+struct ContactEmail<'a> {
+    address: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+}
+
+#[derive(Serialize)]
+struct ContactPhone<'a> {
+    number: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    token_type: Option<String>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    expires_in: u64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens
+
+struct CachedToken {
+    authorization: HeaderValue,
+    refresh_token: Option<Secret>,
+    refresh_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    generation: u64,
+    /// The API answered 401 to this token: it must not be used again.
+    rejected: bool,
+}
+
+/// The `Authorization` header value handed to one request (marked sensitive: never printed).
+#[derive(Debug)]
+pub struct BearerToken {
+    authorization: HeaderValue,
+    generation: u64,
+}
+
+/// Which grant a token request uses.
+enum Grant<'a> {
+    Password,
+    Refresh(&'a Secret),
+}
+
+struct Inner {
+    config: BrivoConfig,
+    http: ResilientClient,
+    clock: Clock,
+    token_url: Url,
+    api_key: HeaderValue,
+    token: tokio::sync::Mutex<Option<CachedToken>>,
+    generation: AtomicU64,
+}
+
+impl Inner {
+    fn token_path(&self) -> &str {
+        self.token_url.path()
+    }
+
+    /// The current token, fetched or refreshed when none is cached, it was rejected, or
+    /// `token_refresh_fraction` of its lifetime has passed.
+    async fn token(&self) -> Result<BearerToken, HttpError> {
+        // Held across the fetch on purpose: concurrent callers wait for one token request.
+        let mut slot = self.token.lock().await;
+        let now = (self.clock)();
+        if let Some(cached) = slot
+            .as_ref()
+            .filter(|cached| !cached.rejected && now < cached.refresh_at)
+        {
+            return Ok(BearerToken {
+                authorization: cached.authorization.clone(),
+                generation: cached.generation,
+            });
+        }
+        let refresh_token = slot
+            .as_ref()
+            .and_then(|cached| cached.refresh_token.clone());
+        let fetched = match &refresh_token {
+            Some(refresh_token) => match self.request_token(Grant::Refresh(refresh_token)).await {
+                Ok(token) => Ok(token),
+                Err(error) if error.is_retryable_later() => {
+                    // The old token may still have some life left: keep using it rather than fail.
+                    if let Some(cached) = slot
+                        .as_ref()
+                        .filter(|cached| !cached.rejected && now < cached.expires_at)
+                    {
+                        tracing::warn!(%error, "Brivo token refresh failed; using the current token until it expires");
+                        return Ok(BearerToken {
+                            authorization: cached.authorization.clone(),
+                            generation: cached.generation,
+                        });
+                    }
+                    Err(error)
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "Brivo refresh token refused; logging in again");
+                    self.request_token(Grant::Password).await
+                }
+            },
+            None => self.request_token(Grant::Password).await,
+        }?;
+        let cached = self.cache(fetched, now, refresh_token)?;
+        let token = BearerToken {
+            authorization: cached.authorization.clone(),
+            generation: cached.generation,
+        };
+        *slot = Some(cached);
+        Ok(token)
+    }
+
+    fn cache(
+        &self,
+        token: TokenResponse,
+        now: DateTime<Utc>,
+        previous_refresh_token: Option<Secret>,
+    ) -> Result<CachedToken, HttpError> {
+        if token
+            .token_type
+            .as_deref()
+            .is_some_and(|kind| !kind.eq_ignore_ascii_case("bearer"))
+        {
+            tracing::warn!(token_type = ?token.token_type, "Brivo issued a non-bearer token; using it as bearer");
+        }
+        let mut authorization = HeaderValue::from_str(&format!("bearer {}", token.access_token))
+            .map_err(|_| {
+                HttpError::protocol(
+                    &Method::POST,
+                    self.token_path(),
+                    "access_token contains characters not allowed in a header",
+                    BodyExcerpt::withheld(),
+                )
+            })?;
+        authorization.set_sensitive(true);
+        let lifetime = Duration::from_secs(token.expires_in);
+        let refresh_after = lifetime.mul_f64(self.config.token_refresh_fraction);
+        let to_chrono =
+            |duration: Duration| chrono::Duration::from_std(duration).unwrap_or_default();
+        tracing::debug!(expires_in = token.expires_in, "fetched Brivo access token");
+        Ok(CachedToken {
+            authorization,
+            // Spring-style servers may keep the refresh token and not send it again.
+            refresh_token: token
+                .refresh_token
+                .map(Secret::new)
+                .or(previous_refresh_token),
+            refresh_at: now + to_chrono(refresh_after),
+            expires_at: now + to_chrono(lifetime),
+            generation: self.generation.fetch_add(1, Ordering::Relaxed) + 1,
+            rejected: false,
+        })
+    }
+
+    async fn request_token(&self, grant: Grant<'_>) -> Result<TokenResponse, HttpError> {
+        let form: Vec<(&str, &str)> = match grant {
+            Grant::Password => vec![
+                ("grant_type", "password"),
+                ("username", self.config.username.as_str()),
+                ("password", self.config.password.expose()),
+            ],
+            Grant::Refresh(refresh_token) => vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token.expose()),
+            ],
+        };
+        let response = self
+            .http
+            // Issuing a token has no side effect worth protecting: repeat it after a timeout.
+            .send_with(Idempotency::Idempotent, || {
+                self.http
+                    .http()
+                    .post(self.token_url.clone())
+                    .basic_auth(
+                        &self.config.client_id,
+                        Some(self.config.client_secret.expose()),
+                    )
+                    .header(API_KEY_HEADER, self.api_key.clone())
+                    .header(ACCEPT, "application/json")
+                    .form(&form)
+            })
+            .await?;
+        let body = response.bytes().await.map_err(|_| HttpError::Transient {
+            method: Method::POST,
+            path: self.token_path().to_owned(),
+            attempts: 1,
+            reason: "token response body interrupted".to_owned(),
+        })?;
+        serde_json::from_slice(&body).map_err(|error| {
+            HttpError::protocol(
+                &Method::POST,
+                self.token_path(),
+                // serde's message names the field, never its value, for these types.
+                format!("token response is not {{access_token, expires_in, …}}: {error}"),
+                BodyExcerpt::withheld(),
+            )
+        })
+    }
+}
+
+/// [`Authorizer`] adding the bearer token and the API key to every API call.
+struct BrivoAuth<'a> {
+    inner: &'a Inner,
+}
+
+impl Authorizer for BrivoAuth<'_> {
+    type Credential = BearerToken;
+
+    async fn credential(&self) -> Result<BearerToken, HttpError> {
+        self.inner.token().await
+    }
+
+    fn apply(&self, request: RequestBuilder, credential: &BearerToken) -> RequestBuilder {
+        request
+            .header(AUTHORIZATION, credential.authorization.clone())
+            .header(API_KEY_HEADER, self.inner.api_key.clone())
+            .header(ACCEPT, "application/json")
+    }
+
+    async fn reject(&self, credential: &BearerToken) {
+        let mut slot = self.inner.token.lock().await;
+        // Only the token that was refused is dropped: when many tasks see the same 401, the first
+        // one refreshes and the others reuse its new token. The refresh token is kept.
+        if let Some(cached) = slot
+            .as_mut()
+            .filter(|cached| cached.generation == credential.generation)
+        {
+            cached.rejected = true;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client
+
+/// Brivo client for one account. Cheap to clone; clones share the token and the rate limit.
+#[derive(Clone)]
+pub struct BrivoClient {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for BrivoClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BrivoClient")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BrivoClient {
+    pub fn new(config: BrivoConfig) -> Result<Self, BrivoConfigError> {
+        config.validate()?;
+        let mut api_key = HeaderValue::from_str(config.api_key.expose()).map_err(|_| {
+            BrivoConfigError("the API key contains characters not allowed in a header".into())
+        })?;
+        api_key.set_sensitive(true);
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("flexgate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|error| BrivoConfigError(format!("cannot build HTTP client: {error}")))?;
+        let resilient = ResilientClient::new(http)
+            .with_policy(config.retry.clone())
+            .with_rate_limiter(RateLimiter::new(config.requests_per_second))
+            .with_attempt_timeout(config.attempt_timeout);
+        let mut token_url = config.auth_url.clone();
+        token_url
+            .path_segments_mut()
+            .map_err(|()| BrivoConfigError("auth URL cannot be a base URL".into()))?
+            .pop_if_empty()
+            .extend(TOKEN_PATH);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                http: resilient,
+                clock: system_clock(),
+                token_url,
+                api_key,
+                token: tokio::sync::Mutex::new(None),
+                generation: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Uses `clock` for token refresh decisions. Call before the client is cloned; clones made
+    /// earlier keep the previous clock.
+    pub fn with_clock(self, clock: Clock) -> Self {
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner.clock = clock;
+                Self {
+                    inner: Arc::new(inner),
+                }
+            }
+            Err(shared) => {
+                tracing::warn!("BrivoClient::with_clock on a shared client: clock unchanged");
+                Self { inner: shared }
+            }
+        }
+    }
+
+    pub fn config(&self) -> &BrivoConfig {
+        &self.inner.config
+    }
+
+    fn url(&self, segments: &[&str]) -> Result<Url, VendorError> {
+        let mut url = self.inner.config.api_url.clone();
+        url.path_segments_mut()
+            .map_err(|()| {
+                VendorError::Http(HttpError::InvalidRequest(
+                    "Brivo API URL cannot be a base URL".into(),
+                ))
+            })?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+
+    fn auth(&self) -> BrivoAuth<'_> {
+        BrivoAuth { inner: &self.inner }
+    }
+
+    /// Turns the shared layer's error into the vendor error, recognising credential failures of
+    /// the token endpoint and of the API key.
+    fn vendor_error(&self, error: HttpError) -> VendorError {
+        let token_path = self.inner.token_path();
+        match error {
+            HttpError::Unauthorized { ref path, .. } if path == token_path => {
+                VendorError::CredentialsInvalid(
+                    "Brivo's token endpoint refused the OAuth client id/secret (401); check the application credentials".into(),
+                )
+            }
+            HttpError::BadRequest {
+                ref path,
+                status,
+                ref message,
+                ..
+            } if path == token_path => VendorError::CredentialsInvalid(if message
+                .contains(wire::DEVELOPER_INACTIVE)
+            {
+                format!("Brivo refused the API key ({status} {})", wire::DEVELOPER_INACTIVE)
+            } else {
+                format!(
+                    "Brivo refused to issue a token ({status}: {message}); log in with the Administrator ID (not the email) and its password"
+                )
+            }),
+            HttpError::Unauthorized { method, path } => VendorError::CredentialsInvalid(format!(
+                "Brivo rejected a freshly issued access token on {method} {path} (401)"
+            )),
+            HttpError::BadRequest {
+                status: StatusCode::FORBIDDEN,
+                ref message,
+                ..
+            } if message.contains(wire::DEVELOPER_INACTIVE) => {
+                VendorError::CredentialsInvalid(format!(
+                    "Brivo refused the API key (403 {}); check the key issued by the Brivo API team",
+                    wire::DEVELOPER_INACTIVE
+                ))
+            }
+            other => VendorError::Http(other),
+        }
+    }
+
+    /// Reads a whole top-level list (`{data, offset, pageSize, count}`) page by page.
+    ///
+    /// All-or-nothing. Offset paging over a list sorted by name shifts when people are added or
+    /// removed meanwhile, which would silently skip or repeat someone; so when `count` changes
+    /// between pages, a page comes back empty early, or an id repeats, the list is read again from
+    /// the start (at most [`MAX_LIST_READS`] times, then a retry-later error).
+    async fn list_all<T: DeserializeOwned + WireId>(
+        &self,
+        segments: &[&str],
+    ) -> Result<Vec<T>, VendorError> {
+        let url = self.url(segments)?;
+        let page_size = self.inner.config.page_size;
+        let page_size_text = page_size.to_string();
+        let mut last_reason = String::new();
+        for _ in 0..MAX_LIST_READS {
+            match self.read_pages::<T>(&url, &page_size_text).await? {
+                Ok(items) => return Ok(items),
+                Err(reason) => {
+                    tracing::debug!(path = url.path(), %reason, "Brivo list changed while paging; reading again");
+                    last_reason = reason;
+                }
+            }
+        }
+        Err(VendorError::Http(HttpError::Transient {
+            method: Method::GET,
+            path: url.path().to_owned(),
+            attempts: MAX_LIST_READS,
+            reason: format!("the list kept changing while it was paged ({last_reason})"),
+        }))
+    }
+
+    /// One pass over the pages: `Ok(Err(reason))` when the list changed underneath.
+    async fn read_pages<T: DeserializeOwned + WireId>(
+        &self,
+        url: &Url,
+        page_size: &str,
+    ) -> Result<Result<Vec<T>, String>, VendorError> {
+        let auth = self.auth();
+        let mut items: Vec<T> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut total: Option<u64> = None;
+        loop {
+            let offset = items.len().to_string();
+            let page: Page<T> = self
+                .inner
+                .http
+                .send_json(&auth, || {
+                    self.inner
+                        .http
+                        .http()
+                        .get(url.clone())
+                        .query(&[("offset", offset.as_str()), ("pageSize", page_size)])
+                })
+                .await
+                .map_err(|error| self.vendor_error(error))?;
+            match total {
+                None => total = Some(page.count),
+                Some(expected) if expected != page.count => {
+                    return Ok(Err(format!("count went from {expected} to {}", page.count)))
+                }
+                Some(_) => {}
+            }
+            let expected = page.count;
+            let page_was_empty = page.data.is_empty();
+            for item in page.data {
+                if !seen.insert(item.wire_id().to_owned()) {
+                    return Ok(Err(format!("id {} came twice", item.wire_id())));
+                }
+                items.push(item);
+            }
+            let read = items.len() as u64;
+            if read >= expected {
+                if read > expected {
+                    return Ok(Err(format!("read {read} items but count says {expected}")));
+                }
+                return Ok(Ok(items));
+            }
+            if page_was_empty {
+                return Ok(Err(format!(
+                    "empty page at offset {read} while count says {expected}"
+                )));
+            }
+        }
+    }
+
+    /// The `count` of a top-level list, read with a one-item page.
+    async fn count(&self, segment: &str) -> Result<u32, VendorError> {
+        let url = self.url(&[segment])?;
+        let page: Page<serde_json::Value> = self
+            .inner
+            .http
+            .send_json(&self.auth(), || {
+                self.inner
+                    .http
+                    .http()
+                    .get(url.clone())
+                    .query(&[("offset", "0"), ("pageSize", "1")])
+            })
+            .await
+            .map_err(|error| self.vendor_error(error))?;
+        Ok(u32::try_from(page.count).unwrap_or(u32::MAX))
+    }
+
+    /// `GET /users/{externalId}/external`: the user holding this external id, if any.
+    pub async fn find_by_external_id(
+        &self,
+        external_id: &str,
+    ) -> Result<Option<VendorUser>, VendorError> {
+        let url = self.url(&["users", external_id, "external"])?;
+        let found: Result<WireUser, HttpError> = self
+            .inner
+            .http
+            .send_json(&self.auth(), || self.inner.http.http().get(url.clone()))
+            .await;
+        match found {
+            Ok(user) => Ok(Some(user.into_vendor_user())),
+            Err(HttpError::NotFound { .. }) => Ok(None),
+            Err(error) => Err(self.vendor_error(error)),
+        }
+    }
+
+    /// Creates a mobile-pass invitation for `user_id` per the configured target (see
+    /// [`wire::invitation_query`]). A pending invitation already at Brivo (409) counts as done.
+    pub async fn invite_mobile_pass(
+        &self,
+        user_id: &str,
+    ) -> Result<InvitationOutcome, VendorError> {
+        let url = self.url(&["users", user_id, "credentials", "digital-invitations"])?;
+        let query = wire::invitation_query(self.inner.config.mobile_pass_target);
+        let sent = self
+            .inner
+            .http
+            // Safe to repeat: a second invitation while one is pending is refused with 409.
+            .execute(&self.auth(), Idempotency::Idempotent, || {
+                self.inner.http.http().post(url.clone()).query(&query)
+            })
+            .await;
+        match sent {
+            Ok(_) => Ok(InvitationOutcome::Created),
+            Err(HttpError::BadRequest {
+                status: StatusCode::CONFLICT,
+                ..
+            }) => Ok(InvitationOutcome::AlreadyPending),
+            Err(error) => Err(self.vendor_error(error)),
+        }
+    }
+
+    /// Issues the mobile pass of a user just created; a failure leaves the user in place and says
+    /// what to do, because later syncs find the user and will not create (nor invite) them again.
+    async fn issue_mobile_pass(&self, user: &VendorUser) -> Result<(), VendorError> {
+        match self.invite_mobile_pass(&user.id).await {
+            Ok(outcome) => {
+                tracing::debug!(user = %user.id, ?outcome, target = ?self.inner.config.mobile_pass_target, "Brivo mobile pass invitation");
+                Ok(())
+            }
+            Err(VendorError::Http(HttpError::BadRequest {
+                status: StatusCode::PRECONDITION_FAILED,
+                message,
+                ..
+            })) => Err(VendorError::Refused(format!(
+                "Brivo user {} was created, but the account has no mobile passes left ({message}); add passes, then send the invitation from Brivo Access",
+                user.id
+            ))),
+            Err(error) => Err(VendorError::Refused(format!(
+                "Brivo user {} was created, but the mobile pass invitation failed: {error}; send it from Brivo Access",
+                user.id
+            ))),
+        }
+    }
+
+    async fn post_user(&self, user: &NewUser) -> Result<VendorUser, VendorError> {
+        let url = self.url(&["users"])?;
+        let phone = user
+            .phone
+            .as_deref()
+            .map(str::trim)
+            .filter(|phone| !phone.is_empty());
+        let body = CreateUserBody {
+            first_name: user.first_name.trim(),
+            last_name: user.last_name.trim(),
+            external_id: &user.officernd_id,
+            emails: vec![ContactEmail {
+                address: user.email.trim(),
+                kind: wire::CONTACT_TYPE,
+            }],
+            phone_numbers: phone
+                .map(|number| ContactPhone {
+                    number,
+                    kind: wire::CONTACT_TYPE,
+                })
+                .into_iter()
+                .collect(),
+        };
+        self.inner
+            .http
+            .send_json::<_, WireUser>(&self.auth(), || {
+                self.inner.http.http().post(url.clone()).json(&body)
+            })
+            .await
+            .map(WireUser::into_vendor_user)
+            .map_err(|error| self.vendor_error(error))
+    }
+}
+
+impl DoorVendor for BrivoClient {
+    async fn check(&self) -> Result<AccountInfo, VendorError> {
+        let groups = self.count("groups").await?;
+        let users = self.count("users").await?;
+        Ok(AccountInfo { groups, users })
+    }
+
+    async fn list_groups(&self) -> Result<Vec<VendorGroup>, VendorError> {
+        let groups: Vec<WireGroup> = self.list_all(&["groups"]).await?;
+        Ok(groups
+            .into_iter()
+            .map(|group| VendorGroup {
+                name: group.name.unwrap_or_default(),
+                id: group.id,
+            })
+            .collect())
+    }
+
+    /// Every user with the emails Brivo holds; Brivo has no email filter, so callers match on this
+    /// list (case-insensitively), after trying the external id.
+    async fn list_users(&self) -> Result<Vec<VendorUser>, VendorError> {
+        let users: Vec<WireUser> = self.list_all(&["users"]).await?;
+        Ok(users.into_iter().map(WireUser::into_vendor_user).collect())
+    }
+
+    async fn list_group_members(&self, group: &VendorGroup) -> Result<Vec<String>, VendorError> {
+        let members: Vec<WireUser> = self.list_all(&["groups", &group.id, "users"]).await?;
+        Ok(members.into_iter().map(|member| member.id).collect())
+    }
+
+    /// `POST /users` (200) with first/last name, the OfficeRnD id as `externalId`, the email and
+    /// the phone (company not sent), then the mobile-pass invitation.
+    ///
+    /// A POST is not repeated after an ambiguous failure; instead the external id is looked up, so
+    /// a user the failed call did create is adopted rather than created twice.
+    async fn create_user(&self, user: &NewUser) -> Result<VendorUser, VendorError> {
+        let created = match self.post_user(user).await {
+            Ok(created) => created,
+            Err(error @ VendorError::CredentialsInvalid(_)) => return Err(error),
+            Err(error) => match self.find_by_external_id(&user.officernd_id).await {
+                Ok(Some(existing)) => {
+                    tracing::info!(user = %existing.id, %error, "Brivo user creation failed but the user exists; using it");
+                    existing
+                }
+                _ => return Err(error),
+            },
+        };
+        self.issue_mobile_pass(&created).await?;
+        Ok(created)
+    }
+
+    async fn add_to_group(
+        &self,
+        user_id: &str,
+        group: &VendorGroup,
+        _context: GrantContext,
+    ) -> Result<(), VendorError> {
+        let url = self.url(&["groups", &group.id, "users", user_id])?;
+        let added = self
+            .inner
+            .http
+            .send_authorized(&self.auth(), || self.inner.http.http().put(url.clone()))
+            .await;
+        match added {
+            Ok(_) => Ok(()),
+            Err(HttpError::BadRequest {
+                status: StatusCode::BAD_REQUEST,
+                message,
+                ..
+            }) => Err(VendorError::Refused(format!(
+                "Brivo refused to add user {user_id} to group {:?} ({message}); Brivo allows at most {MAX_GROUPS_PER_USER} groups per user (counting groups this administrator cannot see), so the user is most likely at that cap: remove them from a group they no longer need",
+                group.name
+            ))),
+            Err(error) => Err(self.vendor_error(error)),
+        }
+    }
+
+    async fn remove_from_group(
+        &self,
+        user_id: &str,
+        group: &VendorGroup,
+    ) -> Result<(), VendorError> {
+        let url = self.url(&["groups", &group.id, "users", user_id])?;
+        let removed = self
+            .inner
+            .http
+            .send_authorized(&self.auth(), || self.inner.http.http().delete(url.clone()))
+            .await;
+        match removed {
+            // 404: not a member (or the group or user is gone): either way they are not in it.
+            Ok(_) | Err(HttpError::NotFound { .. }) => Ok(()),
+            Err(error) => Err(self.vendor_error(error)),
+        }
+    }
+}
