@@ -212,14 +212,14 @@ fn generate(scale: &Scale, rng: &mut Rng) -> Snapshot {
                     assignable + rng.below(scale.resources - assignable),
                 )),
                 members: if rng.chance(30) {
-                    vec![oid("m", rng.below(scale.members))]
+                    vec![oid("m", rng.below(scale.members))].into()
                 } else {
-                    Vec::new()
+                    Box::default()
                 },
                 visitors: if rng.chance(10) {
-                    vec![oid("v", rng.below(visitors.len()))]
+                    vec![oid("v", rng.below(visitors.len()))].into()
                 } else {
-                    Vec::new()
+                    Box::default()
                 },
                 is_cancelled: rng.chance(3),
                 is_tentative: false,
@@ -379,12 +379,14 @@ fn main() {
     let full = started.elapsed();
     let granted: usize = evaluation.groups.values().map(|group| group.len()).sum();
     println!(
-        "full evaluation:       {} ({} groups, {} grants, {} problems, next change {:?})",
+        "full evaluation:       {} ({} groups, {} grants, {} problems, next change {:?}; RSS {}, peak so far {})",
         ms(full),
         evaluation.groups.len(),
         granted,
         evaluation.problems.len(),
-        evaluation.next_change_at
+        evaluation.next_change_at,
+        rss_mib(),
+        peak_rss_mib()
     );
     drop(evaluation);
     if std::env::var("FLEXGATE_BENCH_PROFILE").is_ok() {
@@ -394,8 +396,9 @@ fn main() {
     let started = Instant::now();
     let mut engine = Engine::new(index, bindings, at);
     println!(
-        "engine (per-binding):  {} (peak so far {})",
+        "engine (per-binding):  {} (RSS {}, peak so far {})",
         ms(started.elapsed()),
+        rss_mib(),
         peak_rss_mib()
     );
     let started = Instant::now();
@@ -423,8 +426,8 @@ fn main() {
         company: None,
         member: Some(oid("m", 7)),
         resource: Some(room.clone()),
-        members: Vec::new(),
-        visitors: Vec::new(),
+        members: Box::default(),
+        visitors: Box::default(),
         is_cancelled: false,
         is_tentative: false,
         title: None,

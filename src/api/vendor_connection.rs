@@ -54,6 +54,7 @@ use super::status::{Counts, Problem};
 #[x_kube(validation = Rule::new("self.vendor == 'Essensys' ? has(self.essensys) : !has(self.essensys)").message("spec.essensys (the Platform URL) is required when vendor is Essensys and allowed only then"))]
 #[x_kube(validation = Rule::new("!has(self.kisi) || self.vendor == 'Kisi'").message("spec.kisi is allowed only when vendor is Kisi"))]
 #[x_kube(validation = Rule::new("!has(self.brivo) || self.vendor == 'Brivo'").message("spec.brivo is allowed only when vendor is Brivo"))]
+#[x_kube(validation = Rule::new("!has(self.authEndpoint) || self.vendor in ['OfficeRnD', 'SaltoKS', 'Brivo']").message("spec.authEndpoint applies to vendors with a separate token service (OfficeRnD, SaltoKS, Brivo)"))]
 #[x_kube(validation = Rule::new("!has(self.managedGroupPrefix) || self.vendor in ['Kisi', 'SaltoKS', 'Brivo']").message("spec.managedGroupPrefix applies to door-access vendors (Kisi, SaltoKS, Brivo) only"))]
 pub struct VendorConnectionSpec {
     /// Which service this account is at. Cannot be changed: create a new VendorConnection instead.
@@ -65,6 +66,13 @@ pub struct VendorConnectionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048), regex(pattern = r"^https?://[^\s]+$"))]
     pub endpoint: Option<String>,
+
+    /// Base URL of the vendor's token service when it is not the default (OfficeRnD identity,
+    /// Salto KS identity server, Brivo auth host), e.g. https://auth.eu.brivo.com. When only
+    /// `endpoint` is set, tokens are requested from the endpoint's own origin (as in the sandbox).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://[^\s]+$"))]
+    pub auth_endpoint: Option<String>,
 
     /// The Secret (same namespace) holding this account's credentials, and which keys to read.
     pub credentials_secret_ref: CredentialsSecretRef,
@@ -119,7 +127,9 @@ fn default_sync_interval() -> String {
 }
 
 /// The services a VendorConnection can point at.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
 pub enum Vendor {
     /// OfficeRnD Flex, the source of truth for members, memberships, bookings and passes.
     OfficeRnD,

@@ -29,7 +29,7 @@ pub struct BindingEvaluation {
     pub at: DateTime<Utc>,
     /// The people granted, each with this binding's reasons.
     pub grants: BTreeMap<PersonId, Entitlement>,
-    /// The earliest instant after `at` at which one of this binding's reasons starts or ends.
+    /// The earliest instant after `at` at which one of this binding's reasons or problems starts or ends.
     pub next_change_at: Option<DateTime<Utc>>,
     /// Sorted, without duplicates.
     pub problems: Vec<Problem>,
@@ -192,6 +192,8 @@ fn merge_grants(
 fn normalize_reasons(entitlement: &mut Entitlement) {
     entitlement.reasons.sort();
     entitlement.reasons.dedup();
+    // Entitlements are held for every binding and group: drop the spare room merges leave behind.
+    entitlement.reasons.shrink_to_fit();
     entitlement.ends_at = if entitlement
         .reasons
         .iter()
@@ -506,7 +508,7 @@ impl<'a> Collector<'a> {
                 self.offer_booking(booking, scheduled.start, scheduled.end);
             }
         }
-        // The first later booking that grants anyone is where the answer next changes.
+        // The first later booking whose bounds matter to anyone on it is where the answer next changes.
         for scheduled in &timeline.singles[upcoming..] {
             let Some(booking) = index.bookings.at(scheduled.slot) else {
                 continue;
@@ -561,7 +563,7 @@ impl<'a> Collector<'a> {
         }
     }
 
-    /// Offers one booking occurrence to everyone on it; true if anyone eligible was offered.
+    /// Offers one booking occurrence to everyone on it; true if its bounds can change the answer for anyone.
     fn offer_booking(
         &mut self,
         booking: &'a Booking,
@@ -641,17 +643,20 @@ impl<'a> Collector<'a> {
 
     // ----- people ------------------------------------------------------------------------------------
 
-    /// Offers a grant valid during `window` to a member; true if the member is eligible (so the window's
-    /// bounds can change the answer).
+    /// Offers a grant valid during `window` to a member; true if the window's bounds can change the answer
+    /// (the member is eligible, or is reported for having no email while the window is open).
     fn offer_member(&mut self, member: &'a Member, grant: GrantRef<'a>, window: Window) -> bool {
-        if let Some(bar) = member_bar(member) {
-            if bar == Bar::NoEmail && window.contains(self.at) {
-                self.problem(ProblemKind::NoEmail {
-                    person: PersonId::Member(member.id.clone()),
-                    name: member.name.clone().unwrap_or_default(),
-                });
+        match member_bar(member) {
+            Some(Bar::NoEmail) => {
+                self.report_no_email(
+                    || PersonId::Member(member.id.clone()),
+                    member.name.as_deref(),
+                    window,
+                );
+                return true;
             }
-            return false;
+            Some(Bar::Former | Bar::NotApproved) => return false,
+            None => {}
         }
         let mut window = window;
         // Membership and assignment grants are themselves running memberships: the gate only concerns
@@ -680,15 +685,15 @@ impl<'a> Collector<'a> {
         true
     }
 
+    /// Like [`Collector::offer_member`], for a booking's guest.
     fn offer_guest(&mut self, guest: &'a Visitor, grant: GrantRef<'a>, window: Window) -> bool {
         if visitor_bar(guest).is_some() {
-            if window.contains(self.at) {
-                self.problem(ProblemKind::NoEmail {
-                    person: PersonId::Guest(guest.id.clone()),
-                    name: guest.name.clone().unwrap_or_default(),
-                });
-            }
-            return false;
+            self.report_no_email(
+                || PersonId::Guest(guest.id.clone()),
+                guest.name.as_deref(),
+                window,
+            );
+            return true;
         }
         let email = usable_email(guest.email.as_deref()).unwrap_or_default();
         self.offer(
@@ -699,6 +704,24 @@ impl<'a> Collector<'a> {
             window,
         );
         true
+    }
+
+    /// A person without a usable email is never granted, but is reported while an offer's window is open.
+    /// The problem appears and disappears at the window's bounds, so those are changes like a grant's: without
+    /// them the incremental engine would keep a stale problem (or miss a new one) as time passes.
+    fn report_no_email(
+        &mut self,
+        person: impl FnOnce() -> PersonId,
+        name: Option<&str>,
+        window: Window,
+    ) {
+        earliest(&mut self.next_change_at, window.next_bound_after(self.at));
+        if window.contains(self.at) {
+            self.problem(ProblemKind::NoEmail {
+                person: person(),
+                name: name.unwrap_or_default().to_owned(),
+            });
+        }
     }
 
     fn gate(&mut self, member: &'a Member) -> Gate {
@@ -734,7 +757,8 @@ impl<'a> Collector<'a> {
                 person: person.clone(),
                 email: email.to_owned(),
                 name: name.unwrap_or_default().to_owned(),
-                reasons: Vec::new(),
+                // Most people have a single reason; an empty Vec's first push would reserve room for four.
+                reasons: Vec::with_capacity(1),
                 ends_at: None,
             })
             .reasons

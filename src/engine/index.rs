@@ -4,13 +4,14 @@
 //! bindings are re-evaluated.
 
 use std::collections::BTreeSet;
+use std::hash::Hasher;
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 
 use crate::engine::calendar::Window;
-use crate::engine::hash::FastMap;
+use crate::engine::hash::{FastMap, FxHasher};
 use crate::engine::recurrence::{parse_recurrence, SeriesRule};
 use crate::engine::types::{Binding, ObjectKind, ObjectRef, Problem, ProblemKind, Source};
 use crate::officernd::model::{
@@ -41,11 +42,23 @@ identified!(
 );
 
 /// One collection: objects in slots, found by id.
+///
+/// The id map is keyed by the id's 64-bit hash and every hit is checked against the stored object's own id,
+/// so the table does not hold a second copy of each id string (300,000 bookings made those copies tens of
+/// megabytes). An id whose hash is already taken by another stored id (possible, if astronomically rare) is
+/// kept in `collided`, keyed by the id itself; a look-up tries `slots` first, then `collided`.
 #[derive(Debug, Clone)]
 pub(crate) struct Table<T> {
     items: Vec<Option<T>>,
-    slots: FastMap<ObjectId, Slot>,
+    slots: FastMap<u64, Slot>,
+    collided: FastMap<ObjectId, Slot>,
     free: Vec<Slot>,
+}
+
+fn id_hash(id: &str) -> u64 {
+    let mut hasher = FxHasher::default();
+    hasher.write(id.as_bytes());
+    hasher.finish()
 }
 
 impl<T: Identified> Table<T> {
@@ -53,16 +66,25 @@ impl<T: Identified> Table<T> {
         Table {
             items: Vec::with_capacity(capacity),
             slots: FastMap::with_capacity_and_hasher(capacity, Default::default()),
+            collided: FastMap::default(),
             free: Vec::new(),
         }
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<&T> {
-        self.slots.get(id).and_then(|slot| self.at(*slot))
+        self.slot_of(id).and_then(|slot| self.at(slot))
     }
 
     pub(crate) fn slot_of(&self, id: &str) -> Option<Slot> {
-        self.slots.get(id).copied()
+        let hashed = self.slots.get(&id_hash(id)).copied();
+        match hashed {
+            Some(slot) if self.holds(slot, id) => Some(slot),
+            _ => self.collided.get(id).copied(),
+        }
+    }
+
+    fn holds(&self, slot: Slot, id: &str) -> bool {
+        self.at(slot).is_some_and(|item| item.object_id() == id)
     }
 
     pub(crate) fn at(&self, slot: Slot) -> Option<&T> {
@@ -86,10 +108,13 @@ impl<T: Identified> Table<T> {
 
     /// Stores `item`, returning its slot and the object it replaced.
     fn upsert(&mut self, item: T) -> (Slot, Option<T>) {
-        if let Some(slot) = self.slots.get(item.object_id()).copied() {
+        if let Some(slot) = self.slot_of(item.object_id()) {
             let previous = self.items[slot as usize].replace(item);
             return (slot, previous);
         }
+        let hash = id_hash(item.object_id());
+        let hash_is_taken = self.slots.contains_key(&hash);
+        let id = hash_is_taken.then(|| item.object_id().to_owned());
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.items[slot as usize] = Some(item);
@@ -100,14 +125,23 @@ impl<T: Identified> Table<T> {
                 (self.items.len() - 1) as Slot
             }
         };
-        if let Some(stored) = self.items[slot as usize].as_ref() {
-            self.slots.insert(stored.object_id().to_owned(), slot);
+        match id {
+            Some(id) => {
+                self.collided.insert(id, slot);
+            }
+            None => {
+                self.slots.insert(hash, slot);
+            }
         }
         (slot, None)
     }
 
     fn remove(&mut self, id: &str) -> Option<(Slot, T)> {
-        let slot = self.slots.remove(id)?;
+        let hash = id_hash(id);
+        let slot = match self.slots.get(&hash).copied() {
+            Some(slot) if self.holds(slot, id) => self.slots.remove(&hash),
+            _ => self.collided.remove(id),
+        }?;
         let item = self.items.get_mut(slot as usize)?.take()?;
         self.free.push(slot);
         Some((slot, item))
@@ -1218,4 +1252,49 @@ fn day_passes() -> Touched {
             .into_iter()
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn visitor(id: &str) -> Visitor {
+        Visitor {
+            id: id.to_owned(),
+            name: None,
+            email: None,
+            phone: None,
+            company: None,
+            member: None,
+            location: None,
+        }
+    }
+
+    #[test]
+    fn ids_whose_hash_is_taken_are_still_found_and_removed() {
+        let mut table = Table::with_capacity(4);
+        let (first, _) = table.upsert(visitor("a"));
+        // Make "b" collide with "a": its hash now points at "a"'s slot.
+        table.slots.insert(id_hash("b"), first);
+        let (second, replaced) = table.upsert(visitor("b"));
+        assert!(replaced.is_none());
+        assert_ne!(first, second);
+        assert_eq!(table.collided.get("b"), Some(&second));
+        assert_eq!(table.get("a").map(|v| v.id.as_str()), Some("a"));
+        assert_eq!(table.get("b").map(|v| v.id.as_str()), Some("b"));
+        assert!(table.get("c").is_none());
+
+        let (again, replaced) = table.upsert(visitor("b"));
+        assert_eq!(
+            (again, replaced.map(|v| v.id)),
+            (second, Some("b".to_owned()))
+        );
+
+        assert_eq!(table.remove("a").map(|(slot, _)| slot), Some(first));
+        assert!(table.get("a").is_none());
+        assert_eq!(table.slot_of("b"), Some(second));
+        assert_eq!(table.remove("b").map(|(slot, _)| slot), Some(second));
+        assert!(table.get("b").is_none());
+        assert!(table.collided.is_empty());
+    }
 }

@@ -242,7 +242,8 @@ impl fmt::Display for Problem {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Evaluation {
     pub at: DateTime<Utc>,
-    /// The earliest instant after `at` at which a reason starts or ends; `groups` is constant on
+    /// The earliest instant after `at` at which a reason starts or ends, or a time-bound problem (a person
+    /// without email on a running grant) appears or disappears; `groups` and `problems` are constant on
     /// `[at, next_change_at)`. `None`: nothing changes with time alone (only OfficeRnD changes can).
     pub next_change_at: Option<DateTime<Utc>>,
     /// Every bound group, empty groups included (an empty group must be emptied at the vendor).

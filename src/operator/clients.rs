@@ -1,7 +1,15 @@
 //! Builds vendor API clients from a VendorConnection and its credentials.
 
 use crate::api::vendor_connection::{CredentialRole, VendorConnection};
+use crate::api::Vendor;
+use crate::clock::Clock;
 use crate::officernd::{OfficeRndClient, OfficeRndConfig};
+use crate::vendors::brivo::{BrivoClient, BrivoConfig};
+use crate::vendors::kisi::{KisiClient, KisiConfig};
+use crate::vendors::salto_ks::{SaltoKsClient, SaltoKsConfig};
+use crate::vendors::{
+    AccountInfo, DoorVendor, GrantContext, NewUser, VendorError, VendorGroup, VendorUser,
+};
 
 use super::credentials::Credentials;
 
@@ -31,8 +39,188 @@ pub fn officernd(
     if let Some(endpoint) = &connection.spec.endpoint {
         config = config.with_base_url(endpoint).map_err(|e| e.to_string())?;
     }
+    if let Some(auth) = &connection.spec.auth_endpoint {
+        config.identity_url =
+            url::Url::parse(auth).map_err(|e| format!("spec.authEndpoint: {e}"))?;
+    }
     if let Some(rps) = connection.spec.requests_per_second {
         config.requests_per_second = f64::from(rps);
     }
     OfficeRndClient::new(config).map_err(|e| e.to_string())
+}
+
+/// The token-service base URL: `spec.authEndpoint`, else the origin of `spec.endpoint`, else
+/// `None` (the client's public default).
+fn auth_base(connection: &VendorConnection) -> Result<Option<String>, String> {
+    if let Some(auth) = &connection.spec.auth_endpoint {
+        return Ok(Some(auth.clone()));
+    }
+    let Some(endpoint) = &connection.spec.endpoint else {
+        return Ok(None);
+    };
+    let url = url::Url::parse(endpoint)
+        .map_err(|e| format!("spec.endpoint {endpoint:?} is not a URL: {e}"))?;
+    Ok(Some(url.origin().ascii_serialization()))
+}
+
+/// A door-access client for a Kisi, Salto KS or Brivo connection: one enum, so the sync and the
+/// reconcilers stay generic over [`DoorVendor`] without boxing futures.
+pub enum DoorClient {
+    /// Kisi.
+    Kisi(KisiClient),
+    /// Salto KS.
+    SaltoKs(SaltoKsClient),
+    /// Brivo.
+    Brivo(BrivoClient),
+}
+
+/// Builds the door client for `connection`, reading time from `clock` (token expiry).
+pub fn door(
+    connection: &VendorConnection,
+    credentials: &Credentials,
+    clock: Clock,
+) -> Result<DoorClient, String> {
+    let need = |role| credentials.require(role).map_err(|e| e.to_string());
+    let spec = &connection.spec;
+    let rps = spec.requests_per_second.map(f64::from);
+    match spec.vendor {
+        Vendor::Kisi => {
+            let mut config = KisiConfig::new(need(CredentialRole::ApiKey)?.clone())
+                .map_err(|e| e.to_string())?
+                .with_notification_policy(
+                    spec.kisi.clone().unwrap_or_default().notification_policy,
+                );
+            if let Some(endpoint) = &spec.endpoint {
+                config = config.with_base_url(endpoint).map_err(|e| e.to_string())?;
+            }
+            if let Some(rps) = rps {
+                config.requests_per_second = rps;
+            }
+            KisiClient::new(config)
+                .map(DoorClient::Kisi)
+                .map_err(|e| e.to_string())
+        }
+        Vendor::SaltoKS => {
+            let site = spec
+                .salto_ks
+                .as_ref()
+                .ok_or("spec.saltoKs.siteId is required for a SaltoKS connection")?;
+            let mut config = SaltoKsConfig::new(
+                site.site_id.clone(),
+                need(CredentialRole::ClientId)?.expose().to_owned(),
+                need(CredentialRole::ClientSecret)?.clone(),
+                need(CredentialRole::Username)?.expose().to_owned(),
+                need(CredentialRole::Password)?.clone(),
+            )
+            .map_err(|e| e.to_string())?;
+            if let Some(endpoint) = &spec.endpoint {
+                config = config.with_base_url(endpoint).map_err(|e| e.to_string())?;
+            }
+            if let Some(auth) = auth_base(connection)? {
+                config.identity_url =
+                    url::Url::parse(&auth).map_err(|e| format!("spec.authEndpoint: {e}"))?;
+            }
+            if let Some(rps) = rps {
+                config.requests_per_second = rps;
+            }
+            SaltoKsClient::new(config)
+                .map(|c| DoorClient::SaltoKs(c.with_clock(clock)))
+                .map_err(|e| e.to_string())
+        }
+        Vendor::Brivo => {
+            let mut config = BrivoConfig::new(
+                need(CredentialRole::ApiKey)?.clone(),
+                need(CredentialRole::ClientId)?.expose().to_owned(),
+                need(CredentialRole::ClientSecret)?.clone(),
+                need(CredentialRole::Username)?.expose().to_owned(),
+                need(CredentialRole::Password)?.clone(),
+            )
+            .map_err(|e| e.to_string())?
+            .with_mobile_pass_target(spec.brivo.clone().unwrap_or_default().mobile_pass_target);
+            if let Some(endpoint) = &spec.endpoint {
+                let auth = auth_base(connection)?
+                    .unwrap_or_else(|| BrivoConfig::DEFAULT_AUTH_URL.to_owned());
+                config = config
+                    .with_urls(endpoint, &auth)
+                    .map_err(|e| e.to_string())?;
+            } else if let Some(auth) = &spec.auth_endpoint {
+                config.auth_url =
+                    url::Url::parse(auth).map_err(|e| format!("spec.authEndpoint: {e}"))?;
+            }
+            if let Some(rps) = rps {
+                config.requests_per_second = rps;
+            }
+            BrivoClient::new(config)
+                .map(|c| DoorClient::Brivo(c.with_clock(clock)))
+                .map_err(|e| e.to_string())
+        }
+        other => Err(format!("{other} is not a door-access vendor")),
+    }
+}
+
+impl DoorVendor for DoorClient {
+    async fn check(&self) -> Result<AccountInfo, VendorError> {
+        match self {
+            DoorClient::Kisi(c) => c.check().await,
+            DoorClient::SaltoKs(c) => c.check().await,
+            DoorClient::Brivo(c) => c.check().await,
+        }
+    }
+
+    async fn list_groups(&self) -> Result<Vec<VendorGroup>, VendorError> {
+        match self {
+            DoorClient::Kisi(c) => c.list_groups().await,
+            DoorClient::SaltoKs(c) => c.list_groups().await,
+            DoorClient::Brivo(c) => c.list_groups().await,
+        }
+    }
+
+    async fn list_users(&self) -> Result<Vec<VendorUser>, VendorError> {
+        match self {
+            DoorClient::Kisi(c) => c.list_users().await,
+            DoorClient::SaltoKs(c) => c.list_users().await,
+            DoorClient::Brivo(c) => c.list_users().await,
+        }
+    }
+
+    async fn list_group_members(&self, group: &VendorGroup) -> Result<Vec<String>, VendorError> {
+        match self {
+            DoorClient::Kisi(c) => c.list_group_members(group).await,
+            DoorClient::SaltoKs(c) => c.list_group_members(group).await,
+            DoorClient::Brivo(c) => c.list_group_members(group).await,
+        }
+    }
+
+    async fn create_user(&self, user: &NewUser) -> Result<VendorUser, VendorError> {
+        match self {
+            DoorClient::Kisi(c) => c.create_user(user).await,
+            DoorClient::SaltoKs(c) => c.create_user(user).await,
+            DoorClient::Brivo(c) => c.create_user(user).await,
+        }
+    }
+
+    async fn add_to_group(
+        &self,
+        user_id: &str,
+        group: &VendorGroup,
+        context: GrantContext,
+    ) -> Result<(), VendorError> {
+        match self {
+            DoorClient::Kisi(c) => c.add_to_group(user_id, group, context).await,
+            DoorClient::SaltoKs(c) => c.add_to_group(user_id, group, context).await,
+            DoorClient::Brivo(c) => c.add_to_group(user_id, group, context).await,
+        }
+    }
+
+    async fn remove_from_group(
+        &self,
+        user_id: &str,
+        group: &VendorGroup,
+    ) -> Result<(), VendorError> {
+        match self {
+            DoorClient::Kisi(c) => c.remove_from_group(user_id, group).await,
+            DoorClient::SaltoKs(c) => c.remove_from_group(user_id, group).await,
+            DoorClient::Brivo(c) => c.remove_from_group(user_id, group).await,
+        }
+    }
 }

@@ -1,8 +1,10 @@
 //! The reconcilers and everything they need that is not the engine or a vendor client: reading
 //! objects and credentials, mapping bindings onto the engine, status, events, leases, metrics.
 
+pub mod binding;
 pub mod clients;
 pub mod context;
 pub mod credentials;
 pub mod desired;
 pub mod objects;
+pub mod status;

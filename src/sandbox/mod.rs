@@ -7,9 +7,12 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Secret as KubeSecret;
 use serde_json::Value;
 
+use std::collections::BTreeMap;
+
 use crate::api::Vendor;
 use crate::officernd::simulator::{ManualClock, Simulator, SimulatorError, SimulatorHandle};
 use crate::operator::objects::Objects;
+use crate::vendors::{brivo, kisi, salto_ks};
 
 /// The demo organization (London and Paris, hot desks, a private office, a meeting room with
 /// bookings, day passes), in the seed-file format: the OfficeRnD API's own field names.
@@ -32,6 +35,18 @@ pub enum SandboxError {
     /// The OfficeRnD simulator refused the seed or could not bind.
     #[error("OfficeRnD simulator: {0}")]
     OfficeRnd(#[from] SimulatorError),
+    /// A door-vendor simulator could not start or be seeded.
+    #[error("{vendor} simulator: {message}")]
+    Vendor {
+        /// Which vendor.
+        vendor: Vendor,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+fn vendor_error(vendor: Vendor) -> impl Fn(String) -> SandboxError {
+    move |message| SandboxError::Vendor { vendor, message }
 }
 
 /// A Secret's namespace and name.
@@ -43,14 +58,133 @@ pub struct Sandbox {
     pub clock: ManualClock,
     /// OfficeRnD.
     pub officernd: SimulatorHandle,
+    /// Kisi.
+    pub kisi: kisi::simulator::SimulatorHandle,
+    /// Salto KS (one site).
+    pub salto_ks: salto_ks::simulator::SimulatorHandle,
+    /// Brivo.
+    pub brivo: brivo::simulator::SimulatorHandle,
+    /// Group ids by vendor and name, as seeded.
+    groups: BTreeMap<(Vendor, String), String>,
 }
+
+/// Groups every door vendor starts with: the managed ones the examples bind (prefixed
+/// OFFICERND_) and a hand-managed one flexgate must never touch.
+const SEED_GROUPS: [(Vendor, &str); 8] = [
+    (Vendor::Kisi, "OFFICERND_Lobby"),
+    (Vendor::Kisi, "OFFICERND_Office 101"),
+    (Vendor::Kisi, "Cleaners"),
+    (Vendor::SaltoKS, "OFFICERND_Floor 1"),
+    (Vendor::SaltoKS, "Staff"),
+    (Vendor::Brivo, "OFFICERND_London Building"),
+    (Vendor::Brivo, "OFFICERND_Elephant Room"),
+    (Vendor::Brivo, "VIP Guests"),
+];
 
 impl Sandbox {
     /// Starts every simulator on 127.0.0.1 (ephemeral ports) with `seed` for OfficeRnD.
     pub async fn start(seed: Value, start_at: DateTime<Utc>) -> Result<Self, SandboxError> {
         let clock = ManualClock::new(start_at);
         let officernd = Simulator::start(seed, clock.clock()).await?;
-        Ok(Self { clock, officernd })
+        let kisi = kisi::simulator::Simulator::start(kisi::simulator::SimulatorOptions::default())
+            .await
+            .map_err(|e| vendor_error(Vendor::Kisi)(e.to_string()))?;
+        let salto_ks = salto_ks::simulator::start(salto_ks::simulator::SimulatorOptions {
+            site_name: "London".to_owned(),
+            clock: clock.clock(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| vendor_error(Vendor::SaltoKS)(e.to_string()))?;
+        let brivo = brivo::simulator::Simulator::start(brivo::simulator::SimulatorOptions {
+            clock: clock.clock(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| vendor_error(Vendor::Brivo)(e.to_string()))?;
+        let mut sandbox = Self {
+            clock,
+            officernd,
+            kisi,
+            salto_ks,
+            brivo,
+            groups: BTreeMap::new(),
+        };
+        sandbox.seed_vendors()?;
+        Ok(sandbox)
+    }
+
+    /// Seeds the door vendors as a space would have them before flexgate: the groups, a member
+    /// who already has a Kisi account (under a differently-cased email), someone added by hand to
+    /// a managed group, and people in the hand-managed groups.
+    fn seed_vendors(&mut self) -> Result<(), SandboxError> {
+        for (vendor, name) in SEED_GROUPS {
+            let id = match vendor {
+                Vendor::Kisi => self.kisi.add_group(name),
+                Vendor::SaltoKS => self.salto_ks.add_group(name),
+                _ => self.brivo.add_group(name),
+            };
+            self.groups.insert((vendor, name.to_owned()), id);
+        }
+        let kisi_error = vendor_error(Vendor::Kisi);
+        self.kisi
+            .add_user("Ann Lee", "Ann.Lee@Example.com")
+            .map_err(|e| kisi_error(e.to_string()))?;
+        let intruder = self
+            .kisi
+            .add_user("Mallory Tailgate", "mallory@example.net")
+            .map_err(|e| kisi_error(e.to_string()))?;
+        self.kisi
+            .dashboard_add_to_group(&intruder, &self.group_id(Vendor::Kisi, "OFFICERND_Lobby"))
+            .map_err(|e| kisi_error(e.to_string()))?;
+        let cleaner = self
+            .kisi
+            .add_user("Carl Cleaner", "carl@cleaning.example")
+            .map_err(|e| kisi_error(e.to_string()))?;
+        self.kisi
+            .dashboard_add_to_group(&cleaner, &self.group_id(Vendor::Kisi, "Cleaners"))
+            .map_err(|e| kisi_error(e.to_string()))?;
+        self.salto_ks
+            .add_user("Sam", "Staff", Some("sam.staff@example.com"));
+        self.salto_ks
+            .dashboard_add_to_group(
+                &self.group_id(Vendor::SaltoKS, "Staff"),
+                "sam.staff@example.com",
+            )
+            .map_err(|e| vendor_error(Vendor::SaltoKS)(e.to_string()))?;
+        let vip = self.brivo.add_user(
+            brivo::simulator::SeedUser::new("Vera", "Important").email("vera@vip.example"),
+        );
+        self.brivo
+            .dashboard_add_to_group(&self.group_id(Vendor::Brivo, "VIP Guests"), &vip)
+            .map_err(|e| vendor_error(Vendor::Brivo)(e.to_string()))?;
+        Ok(())
+    }
+
+    /// The id of a seeded group (empty when unknown).
+    pub fn group_id(&self, vendor: Vendor, name: &str) -> String {
+        self.groups
+            .get(&(vendor, name.to_owned()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The emails in a seeded group at the vendor right now, sorted and lowercased.
+    pub fn group_members(&self, vendor: Vendor, name: &str) -> Vec<String> {
+        let id = self.group_id(vendor, name);
+        let mut emails = match vendor {
+            Vendor::Kisi => self.kisi.group_member_emails(&id),
+            Vendor::SaltoKS => self.salto_ks.group_member_emails(&id),
+            _ => self.brivo.group_member_emails(&id),
+        };
+        emails.iter_mut().for_each(|e| *e = e.to_ascii_lowercase());
+        emails.sort();
+        emails
+    }
+
+    /// Every seeded group, as (vendor, name).
+    pub fn seeded_groups(&self) -> Vec<(Vendor, String)> {
+        self.groups.keys().cloned().collect()
     }
 
     /// Starts the sandbox with the built-in demo data.
@@ -60,13 +194,34 @@ impl Sandbox {
 
     /// Endpoints and credentials, one line each, for people to paste into manifests.
     pub fn describe(&self) -> Vec<String> {
-        vec![format!(
-            "OfficeRnD  endpoint {}  organization {}  clientId {}  clientSecret {}",
-            self.officernd.base_url,
-            self.officernd.org_slug,
-            self.officernd.client_id,
-            self.officernd.client_secret.expose()
-        )]
+        vec![
+            format!(
+                "OfficeRnD  endpoint {}  organization {}  clientId {}  clientSecret {}",
+                self.officernd.base_url,
+                self.officernd.org_slug,
+                self.officernd.client_id,
+                self.officernd.client_secret.expose()
+            ),
+            format!("Kisi       endpoint {}  apiKey {}", self.kisi.base_url, self.kisi.api_key.expose()),
+            format!(
+                "Salto KS   endpoint {}  siteId {}  clientId {}  clientSecret {}  username {}  password {}",
+                self.salto_ks.base_url,
+                self.salto_ks.site_id,
+                self.salto_ks.client_id,
+                self.salto_ks.client_secret.expose(),
+                self.salto_ks.username,
+                self.salto_ks.password.expose()
+            ),
+            format!(
+                "Brivo      endpoint {}  apiKey {}  clientId {}  clientSecret {}  username {}  password {}",
+                self.brivo.api_url(),
+                self.brivo.api_key.expose(),
+                self.brivo.client_id,
+                self.brivo.client_secret.expose(),
+                self.brivo.username,
+                self.brivo.password.expose()
+            ),
+        ]
     }
 
     /// Points the connections of `objects` at the sandbox: sets `spec.endpoint` and replaces the
@@ -90,6 +245,46 @@ impl Sandbox {
                         (
                             keys.client_secret.clone(),
                             self.officernd.client_secret.expose().to_owned(),
+                        ),
+                    ]
+                }
+                Vendor::Kisi => {
+                    connection.spec.endpoint = Some(self.kisi.base_url.clone());
+                    vec![(keys.api_key.clone(), self.kisi.api_key.expose().to_owned())]
+                }
+                Vendor::SaltoKS => {
+                    connection.spec.endpoint = Some(self.salto_ks.base_url.clone());
+                    connection.spec.auth_endpoint = None;
+                    if let Some(settings) = connection.spec.salto_ks.as_mut() {
+                        settings.site_id = self.salto_ks.site_id.clone();
+                    }
+                    vec![
+                        (keys.client_id.clone(), self.salto_ks.client_id.clone()),
+                        (
+                            keys.client_secret.clone(),
+                            self.salto_ks.client_secret.expose().to_owned(),
+                        ),
+                        (keys.username.clone(), self.salto_ks.username.clone()),
+                        (
+                            keys.password.clone(),
+                            self.salto_ks.password.expose().to_owned(),
+                        ),
+                    ]
+                }
+                Vendor::Brivo => {
+                    connection.spec.endpoint = Some(self.brivo.api_url());
+                    connection.spec.auth_endpoint = Some(self.brivo.base_url.clone());
+                    vec![
+                        (keys.api_key.clone(), self.brivo.api_key.expose().to_owned()),
+                        (keys.client_id.clone(), self.brivo.client_id.clone()),
+                        (
+                            keys.client_secret.clone(),
+                            self.brivo.client_secret.expose().to_owned(),
+                        ),
+                        (keys.username.clone(), self.brivo.username.clone()),
+                        (
+                            keys.password.clone(),
+                            self.brivo.password.expose().to_owned(),
                         ),
                     ]
                 }

@@ -3,6 +3,7 @@
 //! simulator side by side. Clients never decide who gets access; they list, create and add/remove.
 
 pub mod brivo;
+pub mod essensys;
 pub mod kisi;
 pub mod salto_ks;
 

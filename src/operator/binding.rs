@@ -1,0 +1,332 @@
+//! Reconciles one AccessGroupBinding without knowing where it came from (a cluster or a folder):
+//! resolve its vendor groups, gather the union of everyone entitled to them by any binding,
+//! sync, and describe the result as status.
+
+use std::collections::BTreeMap;
+
+use kube::ResourceExt;
+
+use crate::api::access_group_binding::{
+    AccessGroupBinding, BindingMode, PlannedChanges, ResolvedGroup,
+};
+use crate::api::conditions::Reason;
+use crate::api::status::{cap_problems, Counts, Problem};
+use crate::api::ACKNOWLEDGE_REVOCATION;
+use crate::engine::{Entitlement, Evaluation, Index, PersonId};
+use crate::sync::{self, DesiredGroup, Mode, Person, SnapshotHealth, SyncRequest, Verdict};
+use crate::vendors::{DoorVendor, VendorError, VendorGroup};
+
+use super::desired::{binding_key, group_key};
+use super::objects::Objects;
+use super::status::Outcome;
+
+/// What reconciling a binding found and did, ready to become its status.
+#[derive(Debug, Clone)]
+pub struct BindingResult {
+    /// Ready / Reconciling / Stalled.
+    pub outcome: Outcome,
+    /// The vendor groups resolved.
+    pub resolved_groups: Vec<ResolvedGroup>,
+    /// Counts.
+    pub counts: Counts,
+    /// Planned but unapplied changes (mode Plan, or blocked revocations).
+    pub planned: Option<PlannedChanges>,
+    /// Problems (capped at 50) and how many were left out.
+    pub problems: (Vec<Problem>, u32),
+    /// People added and removed by this sync, for Events.
+    pub applied: (u32, u32),
+}
+
+impl BindingResult {
+    fn failed(reason: Reason, message: String) -> Self {
+        Self {
+            outcome: Outcome::not_ready(reason, message),
+            resolved_groups: Vec::new(),
+            counts: Counts::default(),
+            planned: None,
+            problems: (Vec::new(), 0),
+            applied: (0, 0),
+        }
+    }
+}
+
+/// Converts an engine entitlement into the person a vendor sync creates or finds.
+pub fn person(index: &Index, entitlement: &Entitlement) -> Person {
+    let phone = match &entitlement.person {
+        PersonId::Member(id) => index.member(id).and_then(|m| m.phone.clone()),
+        PersonId::Guest(id) => index.visitor(id).and_then(|v| v.phone.clone()),
+    };
+    let (first, last) = match entitlement.name.trim().rsplit_once(' ') {
+        Some((first, last)) => (first.trim().to_owned(), last.trim().to_owned()),
+        None => (entitlement.name.trim().to_owned(), String::new()),
+    };
+    let officernd_id = match &entitlement.person {
+        PersonId::Member(id) => id.clone(),
+        PersonId::Guest(id) => format!("visitor:{id}"),
+    };
+    Person {
+        officernd_id,
+        first_name: if first.is_empty() {
+            entitlement.email.clone()
+        } else {
+            first
+        },
+        last_name: last,
+        email: entitlement.email.trim().to_owned(),
+        phone,
+    }
+}
+
+/// Reconciles `binding` against `vendor`. `evaluation` must cover every binding that shares the
+/// vendor connection (so a group named by several bindings gets the union); when the binding is
+/// being deleted with policy Revoke, it must have been computed *without* this binding, so the
+/// sync removes exactly the access this binding alone granted.
+pub async fn reconcile<V: DoorVendor>(
+    binding: &AccessGroupBinding,
+    objects: &Objects,
+    index: &Index,
+    snapshot_members: usize,
+    evaluation: &Evaluation,
+    vendor: &V,
+    deleting: bool,
+) -> BindingResult {
+    let namespace = binding.namespace().unwrap_or_default();
+    let spec = &binding.spec;
+    if spec.suspend && !deleting {
+        return BindingResult {
+            outcome: Outcome::not_ready(
+                Reason::Suspended,
+                "spec.suspend is true: nothing is read or written",
+            ),
+            ..BindingResult::failed(Reason::Suspended, String::new())
+        };
+    }
+    let Some(connection) = objects.connection(&namespace, &spec.vendor_ref.name) else {
+        return BindingResult::failed(
+            Reason::ReferenceNotFound,
+            format!(
+                "VendorConnection {namespace}/{} (vendorRef) not found",
+                spec.vendor_ref.name
+            ),
+        );
+    };
+    let available = match vendor.list_groups().await {
+        Ok(groups) => groups,
+        Err(error) => return vendor_failure(&error),
+    };
+    let prefix = connection.spec.managed_group_prefix.as_deref();
+    let own_groups = match sync::resolve_groups(&spec.groups, &available, prefix) {
+        Ok(groups) => groups,
+        Err(errors) => {
+            let reason = if errors
+                .iter()
+                .any(|e| matches!(e, sync::ResolveError::Unmanaged { .. }))
+            {
+                Reason::UnmanagedGroup
+            } else if errors
+                .iter()
+                .any(|e| matches!(e, sync::ResolveError::Ambiguous { .. }))
+            {
+                Reason::AmbiguousReference
+            } else {
+                Reason::ReferenceNotFound
+            };
+            let message = errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            return BindingResult::failed(reason, format!("nothing was written: {message}"));
+        }
+    };
+
+    // Everyone entitled to each of this binding's vendor groups by any binding on the same
+    // connection, whichever way (id or name) that binding names the group.
+    let mut desired: BTreeMap<String, BTreeMap<String, Person>> = own_groups
+        .iter()
+        .map(|g| (g.id.clone(), BTreeMap::new()))
+        .collect();
+    for other in &objects.bindings {
+        if other.namespace().as_deref() != Some(namespace.as_str())
+            || other.spec.vendor_ref.name != spec.vendor_ref.name
+        {
+            continue;
+        }
+        for reference in &other.spec.groups {
+            let Ok(resolved) =
+                sync::resolve_groups(std::slice::from_ref(reference), &available, None)
+            else {
+                continue;
+            };
+            let Some(people) = desired.get_mut(&resolved[0].id) else {
+                continue;
+            };
+            let key = group_key(&namespace, &spec.vendor_ref.name, reference);
+            for entitlement in evaluation
+                .groups
+                .get(&key)
+                .into_iter()
+                .flat_map(|g| g.values())
+            {
+                let person = person(index, entitlement);
+                people.entry(person.officernd_id.clone()).or_insert(person);
+            }
+        }
+    }
+    let groups: Vec<DesiredGroup> = own_groups
+        .iter()
+        .map(|group| DesiredGroup {
+            group: group.clone(),
+            people: desired
+                .remove(&group.id)
+                .map(|p| p.into_values().collect())
+                .unwrap_or_default(),
+        })
+        .collect();
+
+    let request = SyncRequest {
+        groups,
+        mode: if spec.mode == BindingMode::Plan {
+            Mode::Plan
+        } else {
+            Mode::Apply
+        },
+        snapshot: SnapshotHealth::Complete {
+            members: snapshot_members,
+        },
+        max_revocation_percent: spec.max_revocation_percent,
+        // Deleting the binding is itself the person's decision to revoke what it granted.
+        acknowledged_plan: if deleting {
+            None
+        } else {
+            binding.annotations().get(ACKNOWLEDGE_REVOCATION).cloned()
+        },
+    };
+    let request = if deleting {
+        SyncRequest {
+            max_revocation_percent: 100,
+            ..request
+        }
+    } else {
+        request
+    };
+    let report = match sync::run(vendor, &request).await {
+        Ok(report) => report,
+        Err(error) => return vendor_failure(&error),
+    };
+    summarize(binding, evaluation, &own_groups, &report, request.mode)
+}
+
+fn vendor_failure(error: &VendorError) -> BindingResult {
+    let reason = match error {
+        VendorError::CredentialsInvalid(_) => Reason::CredentialsInvalid,
+        _ => Reason::VendorUnreachable,
+    };
+    BindingResult::failed(reason, format!("nothing was changed: {error}"))
+}
+
+fn summarize(
+    binding: &AccessGroupBinding,
+    evaluation: &Evaluation,
+    groups: &[VendorGroup],
+    report: &sync::SyncReport,
+    mode: Mode,
+) -> BindingResult {
+    let key = binding_key(binding);
+    let mut problems: Vec<Problem> = evaluation
+        .problems
+        .iter()
+        .filter(|p| p.binding.as_ref() == Some(&key))
+        .map(|p| Problem {
+            subject: format!("binding {key}"),
+            message: p.kind.to_string(),
+        })
+        .collect();
+    problems.extend(report.problems.iter().map(|(subject, message)| Problem {
+        subject: subject.clone(),
+        message: message.clone(),
+    }));
+    problems.extend(report.failures.iter().map(|f| Problem {
+        subject: f.subject.clone(),
+        message: f.message.clone(),
+    }));
+    for group in &report.groups {
+        for (officernd_email, vendor_email) in &group.plan.email_mismatches {
+            problems.push(Problem {
+                subject: format!("member {officernd_email}"),
+                message: format!("the vendor holds email {vendor_email}; emails are not pushed after the first sync (as in the OfficeRnD integrations), update it at the vendor"),
+            });
+        }
+    }
+    let matched: u32 = report.groups.iter().map(|g| g.plan.matched).sum();
+    let kept: u32 = report.groups.iter().map(|g| g.plan.kept).sum();
+    let grants: u32 = report
+        .groups
+        .iter()
+        .map(|g| g.plan.grants.len() as u32)
+        .sum();
+    let revokes: u32 = report
+        .groups
+        .iter()
+        .map(|g| g.plan.revokes.len() as u32)
+        .sum();
+    let counts = Counts {
+        matched,
+        granted: kept + report.applied_grants,
+        pending: report.pending(),
+        unmatched: report.problems.len() as u32,
+        errors: report.failures.len() as u32,
+    };
+    let group_names = groups
+        .iter()
+        .map(|g| format!("{:?}", g.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let outcome = match (&report.verdict, mode) {
+        (_, Mode::Plan) => Outcome::ready(
+            Reason::Planned,
+            format!("mode Plan: would grant {grants} and revoke {revokes} in {group_names}; nothing was written"),
+        ),
+        (Verdict::Blocked { plan_id, reason }, Mode::Apply) => Outcome::not_ready(
+            Reason::MassRevocationBlocked,
+            format!(
+                "{reason}; nobody was removed ({} granted). If this is intended, run: kubectl annotate accessgroupbinding {} {ACKNOWLEDGE_REVOCATION}={plan_id} --overwrite",
+                report.applied_grants,
+                binding.name_any()
+            ),
+        ),
+        (Verdict::Allowed, Mode::Apply) if !report.failures.is_empty() => Outcome::not_ready(
+            Reason::PartialFailure,
+            format!(
+                "{} of {} changes failed (see problems); the others were applied and failed ones are retried",
+                report.failures.len(),
+                grants + revokes
+            ),
+        ),
+        (Verdict::Allowed, Mode::Apply) => Outcome::ready(
+            Reason::Synced,
+            format!(
+                "{} people in {group_names}: {} granted, {} revoked in this sync",
+                counts.granted, report.applied_grants, report.applied_revokes
+            ),
+        ),
+    };
+    let planned = (counts.pending > 0).then_some(PlannedChanges {
+        grants: grants - report.applied_grants.min(grants),
+        revokes: revokes - report.applied_revokes.min(revokes),
+    });
+    BindingResult {
+        outcome,
+        resolved_groups: groups
+            .iter()
+            .map(|g| ResolvedGroup {
+                id: g.id.clone(),
+                name: g.name.clone(),
+            })
+            .collect(),
+        counts,
+        planned,
+        problems: cap_problems(problems),
+        applied: (report.applied_grants, report.applied_revokes),
+    }
+}
