@@ -38,6 +38,11 @@ pub struct BindingResult {
 }
 
 impl BindingResult {
+    /// A result that changed nothing, for a reason found before any vendor call.
+    pub fn not_ready(reason: Reason, message: String) -> Self {
+        Self::failed(reason, message)
+    }
+
     fn failed(reason: Reason, message: String) -> Self {
         Self {
             outcome: Outcome::not_ready(reason, message),

@@ -7,4 +7,5 @@ pub mod context;
 pub mod credentials;
 pub mod desired;
 pub mod objects;
+pub mod runner;
 pub mod status;

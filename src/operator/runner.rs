@@ -1,0 +1,142 @@
+//! Reconciles every AccessGroupBinding of an object set once, outside or inside a cluster:
+//! one OfficeRnD read per organization, one engine evaluation per organization, one client per
+//! vendor account (shared by all its bindings so rate limits and tokens are per account).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use kube::ResourceExt;
+
+use crate::api::conditions::Reason;
+use crate::clock::Clock;
+use crate::engine::{self, BindingKey};
+
+use super::binding::{self, BindingResult};
+use super::clients::{self, DoorClient};
+use super::context;
+use super::credentials;
+use super::objects::Objects;
+
+/// Keeps one door client per vendor connection, rebuilt when the connection or its Secret
+/// changes (rotated credentials take effect on the next reconcile).
+#[derive(Default)]
+pub struct ClientCache {
+    door: BTreeMap<(String, String), (String, DoorClient)>,
+}
+
+impl ClientCache {
+    fn door(
+        &mut self,
+        objects: &Objects,
+        namespace: &str,
+        name: &str,
+        clock: &Clock,
+    ) -> Result<&DoorClient, (Reason, String)> {
+        let connection = objects.connection(namespace, name).ok_or_else(|| {
+            (
+                Reason::ReferenceNotFound,
+                format!("VendorConnection {namespace}/{name} (vendorRef) not found"),
+            )
+        })?;
+        let secret = objects.secret(namespace, &connection.spec.credentials_secret_ref.name);
+        let fingerprint = format!(
+            "{:?}|{:?}",
+            connection.spec,
+            secret.map(|s| (
+                &s.data,
+                &s.string_data,
+                s.metadata.resource_version.as_ref()
+            ))
+        );
+        let key = (namespace.to_owned(), name.to_owned());
+        let stale = self
+            .door
+            .get(&key)
+            .is_none_or(|(seen, _)| *seen != fingerprint);
+        if stale {
+            let credentials = credentials::read(connection, namespace, secret)
+                .map_err(|e| (Reason::SecretNotFound, e.to_string()))?;
+            let client = clients::door(connection, &credentials, clock.clone())
+                .map_err(|e| (Reason::InvalidSpec, e))?;
+            self.door.insert(key.clone(), (fingerprint, client));
+        }
+        self.door
+            .get(&key)
+            .map(|(_, client)| client)
+            .ok_or_else(|| (Reason::InvalidSpec, "no client".to_owned()))
+    }
+}
+
+/// The result of one pass over all bindings.
+pub struct Pass {
+    /// Each binding's result.
+    pub results: Vec<(BindingKey, BindingResult)>,
+    /// The earliest instant at which any binding's access changes by time alone.
+    pub next_change_at: Option<DateTime<Utc>>,
+}
+
+/// Reconciles every binding of `objects` at `at`.
+pub async fn reconcile_all(
+    objects: &Objects,
+    at: DateTime<Utc>,
+    clients: &mut ClientCache,
+    clock: &Clock,
+) -> Pass {
+    let mut results = Vec::new();
+    let mut next_change_at: Option<DateTime<Utc>> = None;
+    for context in context::build_all(objects).await {
+        let context = match context {
+            Ok(context) => context,
+            Err((officernd, keys, error)) => {
+                for key in keys {
+                    let result = BindingResult::not_ready(
+                        Reason::VendorUnreachable,
+                        format!("OfficeRnD connection {officernd}: {error}"),
+                    );
+                    results.push((key, result));
+                }
+                continue;
+            }
+        };
+        let evaluation = engine::evaluate(&context.index, &context.bindings, at);
+        next_change_at = match (next_change_at, evaluation.next_change_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        for (key, error) in &context.binding_errors {
+            results.push((
+                key.clone(),
+                BindingResult::not_ready(Reason::ReferenceNotFound, error.clone()),
+            ));
+        }
+        for binding in &objects.bindings {
+            let key = super::desired::binding_key(binding);
+            if !context.bindings.iter().any(|b| b.key == key) {
+                continue;
+            }
+            let namespace = binding.namespace().unwrap_or_default();
+            let result =
+                match clients.door(objects, &namespace, &binding.spec.vendor_ref.name, clock) {
+                    Ok(client) => {
+                        binding::reconcile(
+                            binding,
+                            objects,
+                            &context.index,
+                            context.members,
+                            &evaluation,
+                            client,
+                            false,
+                        )
+                        .await
+                    }
+                    Err((reason, message)) => BindingResult::not_ready(reason, message),
+                };
+            results.push((key, result));
+        }
+    }
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    Pass {
+        results,
+        next_change_at,
+    }
+}
