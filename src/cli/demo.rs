@@ -1,12 +1,22 @@
-//! `flexgate demo`: the README's first command. Until the reconcilers land it validates the
-//! examples/ manifests and prints what each object asks for, saying plainly what is not built.
+//! `flexgate demo`: the README's first command. Starts the sandbox with demo data, runs the
+//! reconcilers on examples/ against it, prints a `kubectl get`-like table of every object's
+//! status and every vendor group's members, then advances the sandbox clock to show a booking
+//! granting and revoking access and a membership ending.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use chrono::{DateTime, Duration, Utc};
+use kube::ResourceExt;
+
 use super::CliError;
+use crate::api::Vendor;
 use crate::manifests;
+use crate::operator::connection;
+use crate::operator::objects::Objects;
+use crate::operator::runner::{reconcile_all, ClientCache, Pass};
+use crate::sandbox::{demo_start, Sandbox};
 
 /// Arguments of `flexgate demo`.
 #[derive(Debug, clap::Args)]
@@ -17,16 +27,31 @@ pub struct DemoArgs {
 }
 
 pub(super) fn run(args: &DemoArgs) -> Result<ExitCode, CliError> {
+    super::runtime()?.block_on(demo(args))
+}
+
+/// The moments the demo stops at, and what each shows.
+fn chapters() -> Vec<(DateTime<Utc>, &'static str)> {
+    let start = demo_start();
+    vec![
+        (start, "first sync: managed groups follow OfficeRnD; the person added by hand to OFFICERND_Lobby is removed"),
+        (start + Duration::minutes(105), "09:45, 15 minutes before the board meeting: the booker, a teammate and the guest get the Elephant Room"),
+        (start + Duration::minutes(185), "11:05, the meeting ended 5 minutes ago (revokeAfter): the Elephant Room is closed again"),
+        (start + Duration::hours(16), "midnight in London: Fay's Hot Desk membership ended yesterday, so she leaves the lobby"),
+    ]
+}
+
+async fn demo(args: &DemoArgs) -> Result<ExitCode, CliError> {
     let mut out = std::io::stdout().lock();
     let (documents, load_problems) = manifests::load(std::slice::from_ref(&args.manifests));
     let findings = manifests::validate(&documents, &[]);
-    for problem in &load_problems {
-        writeln!(out, "{}: {}", problem.file.display(), problem.message)?;
-    }
-    for finding in &findings {
-        writeln!(out, "{finding}")?;
-    }
     if !load_problems.is_empty() || !findings.is_empty() {
+        for problem in &load_problems {
+            writeln!(out, "{}: {}", problem.file.display(), problem.message)?;
+        }
+        for finding in &findings {
+            writeln!(out, "{finding}")?;
+        }
         writeln!(
             out,
             "the manifests in {} are not valid; nothing to demo",
@@ -34,78 +59,143 @@ pub(super) fn run(args: &DemoArgs) -> Result<ExitCode, CliError> {
         )?;
         return Ok(ExitCode::FAILURE);
     }
+    let mut objects = Objects::from_documents(&documents).map_err(std::io::Error::other)?;
+    let sandbox = match Sandbox::start_demo().await {
+        Ok(sandbox) => sandbox,
+        Err(error) => {
+            writeln!(out, "cannot start the sandbox: {error}")?;
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     writeln!(
         out,
-        "flexgate demo: {} manifests from {}\n",
+        "flexgate demo: {} manifests from {}, validated offline",
         documents.len(),
         args.manifests.display()
     )?;
     writeln!(
         out,
-        "{:<20} {:<28} {:<10} WHAT IT ASKS FOR",
-        "KIND", "NAME", "VENDOR"
+        "sandbox simulators on 127.0.0.1: OfficeRnD {}, Kisi {}, Salto KS {}, Brivo {}",
+        sandbox.officernd.base_url,
+        sandbox.kisi.base_url,
+        sandbox.salto_ks.base_url,
+        sandbox.brivo.base_url
     )?;
-    for doc in &documents {
-        let (vendor, summary) = describe(doc);
+    for note in sandbox.connect(&mut objects) {
+        writeln!(out, "note: {note}")?;
+    }
+
+    let clock = sandbox.clock.clock();
+    writeln!(out, "\n$ kubectl get vendorconnections")?;
+    writeln!(
+        out,
+        "{:<12} {:<10} {:<6} {:<20} MESSAGE",
+        "NAME", "VENDOR", "READY", "REASON"
+    )?;
+    for vc in &objects.connections {
+        let result = connection::check(vc, &objects, &clock).await;
         writeln!(
             out,
-            "{:<20} {:<28} {:<10} {summary}",
-            doc.kind().unwrap_or("-"),
-            format!("{}/{}", doc.namespace(), doc.name().unwrap_or("-")),
-            vendor
+            "{:<12} {:<10} {:<6} {:<20} {}",
+            vc.name_any(),
+            vc.spec.vendor,
+            if result.outcome.ready {
+                "True"
+            } else {
+                "False"
+            },
+            result.outcome.reason,
+            result.outcome.message
         )?;
+    }
+
+    let mut clients = ClientCache::default();
+    let mut healthy = true;
+    for (at, what) in chapters() {
+        sandbox.clock.set(at);
+        let pass = reconcile_all(&objects, at, &mut clients, &clock).await;
+        writeln!(out, "\n=== {} — {what}", at.format("%Y-%m-%d %H:%M UTC"))?;
+        print_bindings(&mut out, &pass)?;
+        print_groups(&mut out, &sandbox)?;
+        healthy &= pass.results.iter().all(|(_, r)| r.outcome.ready);
     }
     writeln!(
         out,
-        "\nAll manifests are valid. Not built yet: the sandbox simulators and the reconcilers, so\n\
-         this demo cannot yet grant and revoke access; it shows the validated plan only."
+        "\nEvery decision can be explained: flexgate explain --manifests <folder> --person fay.quinn@example.com --at 2026-11-24T00:00:00Z\n\
+         Not in this demo yet: essensys SiteMappings (examples/20-site-mapping.yaml is validated but not synced)."
     )?;
-    Ok(ExitCode::SUCCESS)
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
-fn describe(doc: &manifests::Document) -> (String, String) {
-    let spec = doc.value.get("spec");
-    let text = |pointer: &str| {
-        spec.and_then(|s| s.pointer(pointer))
-            .map(|v| match v {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-            .unwrap_or_else(|| "-".to_owned())
-    };
-    match doc.kind() {
-        Some("VendorConnection") => (
-            text("/vendor"),
-            format!(
-                "credentials from Secret {}",
-                text("/credentialsSecretRef/name")
-            ),
-        ),
-        Some("AccessGroupBinding") => {
-            let source = spec
-                .and_then(|s| s.get("source"))
-                .and_then(|s| s.as_object())
-                .and_then(|s| s.iter().next())
-                .map(|(kind, selector)| format!("{kind} {selector}"))
-                .unwrap_or_else(|| "-".to_owned());
-            let groups = spec
-                .and_then(|s| s.get("groups"))
-                .map(|g| g.to_string())
-                .unwrap_or_default();
-            (
-                text("/vendorRef/name"),
-                format!("{source} -> groups {groups}"),
-            )
+fn print_bindings(out: &mut dyn Write, pass: &Pass) -> std::io::Result<()> {
+    writeln!(out, "$ kubectl get accessgroupbindings")?;
+    writeln!(
+        out,
+        "{:<24} {:<6} {:<10} {:>7} {:>7} {:>7} {:>6}  MESSAGE",
+        "NAME", "READY", "REASON", "MATCHED", "GRANTED", "PENDING", "ERRORS"
+    )?;
+    for (key, result) in &pass.results {
+        writeln!(
+            out,
+            "{:<24} {:<6} {:<10} {:>7} {:>7} {:>7} {:>6}  {}",
+            key.name,
+            if result.outcome.ready {
+                "True"
+            } else {
+                "False"
+            },
+            result.outcome.reason,
+            result.counts.matched,
+            result.counts.granted,
+            result.counts.pending,
+            result.counts.errors,
+            result.outcome.message
+        )?;
+        for problem in &result.problems.0 {
+            writeln!(
+                out,
+                "{:<24} problem: {}: {}",
+                "", problem.subject, problem.message
+            )?;
         }
-        Some("SiteMapping") => (
-            text("/essensysRef/name"),
-            format!(
-                "location {} -> essensys site {}",
-                text("/location"),
-                text("/site")
-            ),
-        ),
-        Some(kind) => ("-".to_owned(), format!("{kind} (not a flexgate kind)")),
-        None => ("-".to_owned(), "-".to_owned()),
     }
+    if let Some(next) = pass.next_change_at {
+        writeln!(
+            out,
+            "next change by time alone: {}",
+            next.format("%Y-%m-%d %H:%M UTC")
+        )?;
+    }
+    Ok(())
+}
+
+fn print_groups(out: &mut dyn Write, sandbox: &Sandbox) -> std::io::Result<()> {
+    writeln!(out, "vendor groups, as the simulators hold them now:")?;
+    for (vendor, group) in sandbox.seeded_groups() {
+        let managed = if group.starts_with("OFFICERND_") {
+            ""
+        } else {
+            " (not managed: never touched)"
+        };
+        let members = sandbox.group_members(vendor, &group);
+        let vendor = match vendor {
+            Vendor::SaltoKS => "Salto KS".to_owned(),
+            other => other.to_string(),
+        };
+        writeln!(
+            out,
+            "  {vendor:<9} {:<28} {}{managed}",
+            group,
+            if members.is_empty() {
+                "(empty)".to_owned()
+            } else {
+                members.join(", ")
+            }
+        )?;
+    }
+    Ok(())
 }

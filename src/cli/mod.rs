@@ -4,6 +4,7 @@ mod crd;
 mod demo;
 pub mod match_cmd;
 pub mod plan;
+mod run;
 mod sandbox;
 mod validate;
 
@@ -29,6 +30,8 @@ pub enum Command {
     Crd,
     /// Check manifests offline against the CRD schemas and their CEL rules.
     Validate(validate::ValidateArgs),
+    /// Run the reconcilers: in the cluster, or on a folder of manifests with --manifests.
+    Run(run::RunArgs),
     /// Print, for every vendor group, who OfficeRnD entitles now (or --at) and why. Never writes.
     Plan(plan::PlanArgs),
     /// Explain why one person is or is not in each bound group (the front-desk question).
@@ -46,6 +49,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Crd => crd::run(),
         Command::Validate(args) => validate::run(&args),
+        Command::Run(args) => run::run(&args),
         Command::Plan(args) => plan::run_plan(&args),
         Command::Explain(args) => plan::run_explain(&args),
         Command::Sandbox(args) => sandbox::run(&args),

@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use crate::api::access_group_binding::{
-    AccessGroupBinding, BindingMode, PlannedChanges, ResolvedGroup,
+    AccessGroupBinding, AccessGroupBindingStatus, BindingMode, PlannedChanges, ResolvedGroup,
 };
 use crate::api::conditions::Reason;
 use crate::api::status::{cap_problems, Counts, Problem};
@@ -38,6 +39,46 @@ pub struct BindingResult {
 }
 
 impl BindingResult {
+    /// The status this result describes. `previous` keeps condition transition times and the
+    /// last sync time stable when nothing changed, so rewriting it causes no churn.
+    pub fn to_status(
+        &self,
+        generation: Option<i64>,
+        now: Time,
+        next_change: Option<Time>,
+        previous: Option<&AccessGroupBindingStatus>,
+        handled_request: Option<String>,
+    ) -> AccessGroupBindingStatus {
+        let previous_conditions = previous
+            .map(|p| p.conditions.as_slice())
+            .unwrap_or_default();
+        let synced = self.outcome.ready && self.outcome.reason == Reason::Synced;
+        let changed = self.applied != (0, 0);
+        let last_sync_time = match previous.and_then(|p| p.last_sync_time.clone()) {
+            Some(last) if synced && !changed => Some(last),
+            Some(_) | None if synced => Some(now.clone()),
+            kept => kept,
+        };
+        AccessGroupBindingStatus {
+            observed_generation: generation,
+            conditions: super::status::conditions(
+                &self.outcome,
+                generation,
+                now,
+                previous_conditions,
+            ),
+            last_sync_time,
+            last_handled_reconcile_at: handled_request
+                .or_else(|| previous.and_then(|p| p.last_handled_reconcile_at.clone())),
+            next_change_time: next_change,
+            resolved_groups: self.resolved_groups.clone(),
+            counts: self.counts.clone(),
+            planned: self.planned.clone(),
+            problems: self.problems.0.clone(),
+            problems_omitted: (self.problems.1 > 0).then_some(self.problems.1),
+        }
+    }
+
     /// A result that changed nothing, for a reason found before any vendor call.
     pub fn not_ready(reason: Reason, message: String) -> Self {
         Self::failed(reason, message)

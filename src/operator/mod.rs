@@ -3,6 +3,7 @@
 
 pub mod binding;
 pub mod clients;
+pub mod connection;
 pub mod context;
 pub mod credentials;
 pub mod desired;

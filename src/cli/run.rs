@@ -1,0 +1,199 @@
+//! `flexgate run --manifests DIR`: the reconcilers without a cluster. Reads the manifests (and
+//! re-reads them when they change), reconciles every binding, writes each object's status to
+//! stdout or a file, and wakes up at the next booking or membership boundary, at the shortest
+//! syncInterval, or when the files change. With `--once` it makes one pass, for CI pipelines.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration as StdDuration, SystemTime};
+
+use chrono::Utc;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use serde_json::json;
+
+use super::CliError;
+use crate::api::{duration, AccessGroupBindingStatus};
+use crate::clock::system_clock;
+use crate::engine::BindingKey;
+use crate::manifests;
+use crate::operator::connection;
+use crate::operator::objects::Objects;
+use crate::operator::runner::{reconcile_all, ClientCache};
+
+/// Arguments of `flexgate run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Run on a folder of manifests instead of a cluster.
+    #[arg(long)]
+    pub manifests: Option<PathBuf>,
+    /// With --manifests: write the statuses (YAML) to this file instead of stdout; it is
+    /// replaced atomically after every pass.
+    #[arg(long)]
+    pub status_out: Option<PathBuf>,
+    /// With --manifests: make one pass and exit (0 when every object is Ready).
+    #[arg(long)]
+    pub once: bool,
+}
+
+pub(super) fn run(args: &RunArgs) -> Result<ExitCode, CliError> {
+    let Some(folder) = &args.manifests else {
+        eprintln!("flexgate run without --manifests runs the Kubernetes controllers; that mode is not built yet. Use --manifests DIR.");
+        return Ok(ExitCode::from(2));
+    };
+    super::runtime()?.block_on(run_on_folder(folder, args))
+}
+
+fn load(folder: &Path) -> Result<Objects, String> {
+    let (documents, problems) = manifests::load(&[folder.to_owned()]);
+    let findings = manifests::validate(&documents, &[]);
+    let mut lines: Vec<String> = problems
+        .iter()
+        .map(|p| format!("{}: {}", p.file.display(), p.message))
+        .collect();
+    lines.extend(findings.iter().map(ToString::to_string));
+    if !lines.is_empty() {
+        return Err(lines.join("\n"));
+    }
+    Objects::from_documents(&documents)
+}
+
+/// The newest modification time under `folder`, to notice edits.
+fn fingerprint(folder: &Path) -> Option<SystemTime> {
+    fn newest(path: &Path, best: &mut Option<SystemTime>) {
+        if let Ok(meta) = std::fs::metadata(path) {
+            if let Ok(modified) = meta.modified() {
+                *best = (*best).max(Some(modified));
+            }
+            if meta.is_dir() {
+                if let Ok(entries) = std::fs::read_dir(path) {
+                    for entry in entries.flatten() {
+                        newest(&entry.path(), best);
+                    }
+                }
+            }
+        }
+    }
+    let mut best = None;
+    newest(folder, &mut best);
+    best
+}
+
+async fn run_on_folder(folder: &Path, args: &RunArgs) -> Result<ExitCode, CliError> {
+    let clock = system_clock();
+    let mut clients = ClientCache::default();
+    let mut previous: BTreeMap<BindingKey, AccessGroupBindingStatus> = BTreeMap::new();
+    let mut objects = match load(folder) {
+        Ok(objects) => objects,
+        Err(problems) => {
+            eprintln!("the manifests are not valid:\n{problems}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let mut seen = fingerprint(folder);
+    loop {
+        let now = Utc::now();
+        let stamp =
+            Time(k8s_openapi::jiff::Timestamp::from_second(now.timestamp()).unwrap_or_default());
+        let pass = reconcile_all(&objects, now, &mut clients, &clock).await;
+        let mut documents = Vec::new();
+        let mut all_ready = true;
+        for vc in &objects.connections {
+            let result = connection::check(vc, &objects, &clock).await;
+            all_ready &= result.outcome.ready || vc.spec.vendor == crate::api::Vendor::Essensys;
+            let conditions = crate::operator::status::conditions(
+                &result.outcome,
+                vc.metadata.generation,
+                stamp.clone(),
+                &[],
+            );
+            documents.push(json!({
+                "apiVersion": crate::api::API_VERSION, "kind": "VendorConnection",
+                "metadata": {"namespace": vc.namespace(), "name": vc.name_any()},
+                "status": {"conditions": conditions, "account": result.account},
+            }));
+        }
+        let next_time = pass.next_change_at.map(|t| {
+            Time(k8s_openapi::jiff::Timestamp::from_second(t.timestamp()).unwrap_or_default())
+        });
+        for (key, result) in &pass.results {
+            let binding = objects.bindings.iter().find(|b| {
+                b.name_any() == key.name && b.namespace().as_deref() == Some(key.namespace.as_str())
+            });
+            let generation = binding.and_then(|b| b.metadata.generation);
+            let status = result.to_status(
+                generation,
+                stamp.clone(),
+                next_time.clone(),
+                previous.get(key),
+                None,
+            );
+            all_ready &= result.outcome.ready;
+            documents.push(json!({
+                "apiVersion": crate::api::API_VERSION, "kind": "AccessGroupBinding",
+                "metadata": {"namespace": key.namespace, "name": key.name},
+                "status": status,
+            }));
+            previous.insert(key.clone(), status);
+        }
+        write_statuses(&documents, args.status_out.as_deref())?;
+        if args.once {
+            return Ok(if all_ready {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+
+        let resync = objects
+            .connections
+            .iter()
+            .filter_map(|c| duration::parse(&c.spec.sync_interval).ok())
+            .min()
+            .unwrap_or(StdDuration::from_secs(900));
+        let until_change = pass
+            .next_change_at
+            .and_then(|t| (t - Utc::now()).to_std().ok())
+            .unwrap_or(resync);
+        let deadline = tokio::time::Instant::now() + resync.min(until_change);
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = tokio::time::sleep(StdDuration::from_secs(2)) => {
+                    let now_seen = fingerprint(folder);
+                    if now_seen != seen {
+                        seen = now_seen;
+                        match load(folder) {
+                            Ok(fresh) => { objects = fresh; break; }
+                            Err(problems) => eprintln!("the edited manifests are not valid; keeping the previous ones:\n{problems}"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn write_statuses(documents: &[serde_json::Value], file: Option<&Path>) -> Result<(), CliError> {
+    let mut text = String::new();
+    for document in documents {
+        text.push_str("---\n");
+        text.push_str(&serde_yaml::to_string(document)?);
+    }
+    match file {
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+        }
+        Some(path) => {
+            let partial = path.with_extension("partial");
+            std::fs::write(&partial, text)?;
+            std::fs::rename(&partial, path)?;
+        }
+    }
+    Ok(())
+}

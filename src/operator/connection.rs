@@ -1,0 +1,118 @@
+//! Checks a VendorConnection: are its credentials accepted, and what does the account offer.
+
+use kube::ResourceExt;
+
+use crate::api::conditions::Reason;
+use crate::api::vendor_connection::{AccountSummary, VendorConnection};
+use crate::api::Vendor;
+use crate::clock::Clock;
+use crate::officernd::model::{Location, Member};
+use crate::vendors::{DoorVendor, VendorError};
+
+use super::objects::Objects;
+use super::status::Outcome;
+use super::{clients, credentials};
+
+/// What checking a connection found.
+#[derive(Debug, Clone)]
+pub struct ConnectionResult {
+    /// Ready / Reconciling / Stalled.
+    pub outcome: Outcome,
+    /// What the account offers, when the check got that far.
+    pub account: Option<AccountSummary>,
+}
+
+fn failed(reason: Reason, message: String) -> ConnectionResult {
+    ConnectionResult {
+        outcome: Outcome::not_ready(reason, message),
+        account: None,
+    }
+}
+
+/// Checks `connection`'s credentials against its vendor.
+pub async fn check(
+    connection: &VendorConnection,
+    objects: &Objects,
+    clock: &Clock,
+) -> ConnectionResult {
+    let namespace = connection.namespace().unwrap_or_default();
+    if connection.spec.suspend {
+        return failed(
+            Reason::Suspended,
+            "spec.suspend is true: no call is made".to_owned(),
+        );
+    }
+    let secret = objects.secret(&namespace, &connection.spec.credentials_secret_ref.name);
+    let credentials = match credentials::read(connection, &namespace, secret) {
+        Ok(credentials) => credentials,
+        Err(error) => return failed(Reason::SecretNotFound, error.to_string()),
+    };
+    match connection.spec.vendor {
+        Vendor::OfficeRnD => {
+            let client = match clients::officernd(connection, &credentials) {
+                Ok(client) => client,
+                Err(error) => return failed(Reason::InvalidSpec, error),
+            };
+            let (locations, members) = match futures::try_join!(
+                client.list_locations::<Location>(),
+                client.list_members::<Member>(None)
+            ) {
+                Ok(found) => found,
+                Err(error) => {
+                    let reason = if error.is_retryable_later() {
+                        Reason::VendorUnreachable
+                    } else {
+                        Reason::CredentialsInvalid
+                    };
+                    return failed(reason, format!("OfficeRnD refused or failed: {error}"));
+                }
+            };
+            ready(
+                format!(
+                    "credentials accepted: {} locations, {} members",
+                    locations.len(),
+                    members.len()
+                ),
+                AccountSummary {
+                    groups: None,
+                    sites: Some(locations.len() as u32),
+                    people: Some(members.len() as u32),
+                },
+            )
+        }
+        Vendor::Kisi | Vendor::SaltoKS | Vendor::Brivo => {
+            let client = match clients::door(connection, &credentials, clock.clone()) {
+                Ok(client) => client,
+                Err(error) => return failed(Reason::InvalidSpec, error),
+            };
+            match client.check().await {
+                Ok(info) => ready(
+                    format!(
+                        "credentials accepted: {} groups, {} users",
+                        info.groups, info.users
+                    ),
+                    AccountSummary {
+                        groups: Some(info.groups),
+                        sites: None,
+                        people: Some(info.users),
+                    },
+                ),
+                Err(VendorError::CredentialsInvalid(message)) => {
+                    failed(Reason::CredentialsInvalid, message)
+                }
+                Err(error) => failed(Reason::VendorUnreachable, error.to_string()),
+            }
+        }
+        Vendor::Essensys => failed(
+            Reason::InvalidSpec,
+            "essensys connections are checked by their SiteMapping".to_owned(),
+        ),
+    }
+}
+
+fn ready(message: String, account: AccountSummary) -> ConnectionResult {
+    ConnectionResult {
+        outcome: Outcome::ready(Reason::Synced, message),
+        account: Some(account),
+    }
+}
