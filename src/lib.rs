@@ -12,5 +12,6 @@ pub mod matching;
 pub mod officernd;
 pub mod operator;
 pub mod sandbox;
+pub mod sitesync;
 pub mod sync;
 pub mod vendors;

@@ -202,6 +202,10 @@ pub struct SiteMappingStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proposal: Option<MappingProposal>,
 
+    /// The approved mapping as saved; a spec that no longer matches it is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved_mapping: Option<SavedMapping>,
+
     /// When the one-time empty-site provisioning ran; it never runs twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioned_time: Option<Time>,
@@ -224,6 +228,16 @@ pub struct SiteMappingStatus {
     /// How many problems were left out of `problems`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problems_omitted: Option<u32>,
+}
+
+/// The record of an approved mapping.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct SavedMapping {
+    /// Hash of the matching settings and provisionEmptySite as approved.
+    #[schemars(length(max = 128))]
+    pub fingerprint: String,
+    /// When the mapping was approved and saved.
+    pub time: Time,
 }
 
 /// The name matching of floors, resources and companies, and the email matching of members.

@@ -13,9 +13,12 @@ use kube::ResourceExt;
 use super::CliError;
 use crate::api::Vendor;
 use crate::manifests;
-use crate::operator::connection;
+use std::collections::BTreeMap;
+
+use crate::api::SiteMappingStatus;
 use crate::operator::objects::Objects;
 use crate::operator::runner::{reconcile_all, ClientCache, Pass};
+use crate::operator::{connection, site_mapping};
 use crate::sandbox::{demo_start, Sandbox};
 
 /// Arguments of `flexgate demo`.
@@ -111,18 +114,74 @@ async fn demo(args: &DemoArgs) -> Result<ExitCode, CliError> {
 
     let mut clients = ClientCache::default();
     let mut healthy = true;
-    for (at, what) in chapters() {
+    let mut site_status: BTreeMap<String, SiteMappingStatus> = BTreeMap::new();
+    for (chapter, (at, what)) in chapters().into_iter().enumerate() {
         sandbox.clock.set(at);
         let pass = reconcile_all(&objects, at, &mut clients, &clock).await;
         writeln!(out, "\n=== {} — {what}", at.format("%Y-%m-%d %H:%M UTC"))?;
         print_bindings(&mut out, &pass)?;
         print_groups(&mut out, &sandbox)?;
         healthy &= pass.results.iter().all(|(_, r)| r.outcome.ready);
+        if chapter == 1 {
+            writeln!(
+                out,
+                "\n(a person reviews the SiteMapping proposal and sets approved: true)"
+            )?;
+            for mapping in &mut objects.site_mappings {
+                mapping.spec.approved = true;
+            }
+        }
+        writeln!(out, "$ kubectl get sitemappings")?;
+        for mapping in &objects.site_mappings {
+            let name = mapping.name_any();
+            let result =
+                site_mapping::run(mapping, &objects, at, site_status.get(&name), &clock).await;
+            writeln!(
+                out,
+                "{:<12} {:<16} approved={:<5} {:<6} {:<16} {}",
+                name,
+                mapping.spec.site,
+                mapping.spec.approved,
+                if result.outcome.ready {
+                    "True"
+                } else {
+                    "False"
+                },
+                result.outcome.reason,
+                result.outcome.message
+            )?;
+            for event in &result.events {
+                writeln!(out, "  event {}: {}", event.reason, event.message)?;
+            }
+            if chapter == 0 {
+                if let Some(proposal) = &result.proposal {
+                    for (kind, matches) in [
+                        ("floors", &proposal.floors),
+                        ("resources", &proposal.resources),
+                        ("companies", &proposal.companies),
+                    ] {
+                        let pairs: Vec<String> = matches
+                            .matched
+                            .iter()
+                            .map(|m| format!("{} -> {} ({:.2})", m.officernd, m.essensys, m.score))
+                            .collect();
+                        writeln!(out, "  proposal {kind}: {}", pairs.join(", "))?;
+                    }
+                    writeln!(
+                        out,
+                        "  proposal members matched by email: {}",
+                        proposal.members_matched
+                    )?;
+                }
+            }
+            let status = result.status(mapping.metadata.generation, at, site_status.get(&name));
+            site_status.insert(name, status);
+        }
     }
     writeln!(
         out,
-        "\nEvery decision can be explained: flexgate explain --manifests <folder> --person fay.quinn@example.com --at 2026-11-24T00:00:00Z\n\
-         Not in this demo yet: essensys SiteMappings (examples/20-site-mapping.yaml is validated but not synced)."
+        "\nEvery decision can be explained: flexgate sandbox --write-manifests sbx/, then\n\
+         flexgate explain --manifests sbx/ --person fay.quinn@example.com --at 2026-11-24T00:00:00Z"
     )?;
     Ok(if healthy {
         ExitCode::SUCCESS

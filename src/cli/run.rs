@@ -19,9 +19,10 @@ use crate::api::{duration, AccessGroupBindingStatus};
 use crate::clock::system_clock;
 use crate::engine::BindingKey;
 use crate::manifests;
-use crate::operator::connection;
+use crate::operator::controller::{self, RunOptions};
 use crate::operator::objects::Objects;
 use crate::operator::runner::{reconcile_all, ClientCache};
+use crate::operator::{connection, telemetry};
 
 /// Arguments of `flexgate run`.
 #[derive(Debug, clap::Args)]
@@ -36,14 +37,85 @@ pub struct RunArgs {
     /// With --manifests: make one pass and exit (0 when every object is Ready).
     #[arg(long)]
     pub once: bool,
+    /// In a cluster: where /metrics, /healthz and /readyz are served.
+    #[arg(long, env = "FLEXGATE_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: std::net::SocketAddr,
+    /// In a cluster: where OfficeRnD webhooks are received (POST /webhooks/officernd).
+    #[arg(long, env = "FLEXGATE_WEBHOOK_ADDR", default_value = "0.0.0.0:8081")]
+    pub webhook_addr: std::net::SocketAddr,
+    /// In a cluster: hold the Lease `flexgate-leader` (in POD_NAMESPACE) before writing, so two
+    /// replicas never both write.
+    #[arg(long, env = "FLEXGATE_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// In a cluster: watch one namespace only (default: all).
+    #[arg(long, env = "FLEXGATE_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Log format.
+    #[arg(long, env = "FLEXGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line, with the current tracing spans.
+    Json,
+    /// Human-readable lines.
+    Text,
 }
 
 pub(super) fn run(args: &RunArgs) -> Result<ExitCode, CliError> {
-    let Some(folder) = &args.manifests else {
-        eprintln!("flexgate run without --manifests runs the Kubernetes controllers; that mode is not built yet. Use --manifests DIR.");
-        return Ok(ExitCode::from(2));
+    match &args.manifests {
+        Some(folder) => super::runtime()?.block_on(run_on_folder(folder, args)),
+        None => super::runtime()?.block_on(run_in_cluster(args)),
+    }
+}
+
+/// Runs the controllers against the cluster named by the in-cluster config or KUBECONFIG.
+async fn run_in_cluster(args: &RunArgs) -> Result<ExitCode, CliError> {
+    if let Err(error) = telemetry::init_logging(args.log_format == LogFormat::Json) {
+        eprintln!("cannot set up logging: {error}");
+        return Ok(ExitCode::FAILURE);
+    }
+    let client = match kube::Client::try_default().await {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!(
+                "cannot reach a Kubernetes API server (in-cluster config or KUBECONFIG): {error}"
+            );
+            return Ok(ExitCode::FAILURE);
+        }
     };
-    super::runtime()?.block_on(run_on_folder(folder, args))
+    let identity =
+        std::env::var("POD_NAME").unwrap_or_else(|_| format!("flexgate-{}", std::process::id()));
+    let mut options = RunOptions::new(identity);
+    options.namespace = args.namespace.clone();
+    options.http_addr = args.http_addr;
+    options.webhook_addr = Some(args.webhook_addr);
+    options.leader_election = args.leader_election;
+    options.lease_namespace =
+        std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".to_owned());
+    // Kubernetes stops pods with SIGTERM; a person at a terminal with Ctrl-C.
+    let shutdown = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    };
+    match controller::run(client, options, shutdown).await {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(error) => {
+            eprintln!("{error}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 fn load(folder: &Path) -> Result<Objects, String> {

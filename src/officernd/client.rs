@@ -752,8 +752,10 @@ impl OfficeRndClient {
         resource_ids: &[String],
     ) -> Result<Vec<T>, OfficeRndError> {
         let concurrency = self.inner.config.assignment_concurrency.max(1);
-        let per_resource: Vec<Vec<T>> = futures::stream::iter(resource_ids)
-            .map(|id| async move {
+        // Owned ids: a closure over `&String` makes this future's `Send` proof fail inside
+        // kube-runtime controllers (higher-ranked lifetime limitation of rustc).
+        let per_resource: Vec<Vec<T>> = futures::stream::iter(resource_ids.iter().cloned())
+            .map(|id: String| async move {
                 self.list::<T>(
                     Collection::Assignments,
                     &ListQuery::new().eq("resource", id.as_str()),

@@ -5,6 +5,7 @@ use crate::api::Vendor;
 use crate::clock::Clock;
 use crate::officernd::{OfficeRndClient, OfficeRndConfig};
 use crate::vendors::brivo::{BrivoClient, BrivoConfig};
+use crate::vendors::essensys::{EssensysClient, EssensysConfig};
 use crate::vendors::kisi::{KisiClient, KisiConfig};
 use crate::vendors::salto_ks::{SaltoKsClient, SaltoKsConfig};
 use crate::vendors::{
@@ -47,6 +48,46 @@ pub fn officernd(
         config.requests_per_second = f64::from(rps);
     }
     OfficeRndClient::new(config).map_err(|e| e.to_string())
+}
+
+/// An essensys Platform client for `connection`: the Platform URL is `spec.endpoint` when set
+/// (the sandbox), else `spec.essensys.platformUrl`; the Secret holds the Platform user's
+/// `username` and `password`. `clock` decides token expiry.
+pub fn essensys(
+    connection: &VendorConnection,
+    credentials: &Credentials,
+    clock: Clock,
+) -> Result<EssensysClient, String> {
+    if connection.spec.vendor != Vendor::Essensys {
+        return Err(format!(
+            "{} is not an essensys connection",
+            connection.spec.vendor
+        ));
+    }
+    let settings = connection
+        .spec
+        .essensys
+        .as_ref()
+        .ok_or("spec.essensys.platformUrl is required for an Essensys connection")?;
+    let platform_url = connection
+        .spec
+        .endpoint
+        .as_deref()
+        .unwrap_or(&settings.platform_url);
+    let username = credentials
+        .require(CredentialRole::Username)
+        .map_err(|e| e.to_string())?;
+    let password = credentials
+        .require(CredentialRole::Password)
+        .map_err(|e| e.to_string())?;
+    let mut config = EssensysConfig::new(platform_url, username.expose(), password.clone())
+        .map_err(|e| e.to_string())?;
+    if let Some(rps) = connection.spec.requests_per_second {
+        config.requests_per_second = f64::from(rps);
+    }
+    EssensysClient::new(config)
+        .map(|client| client.with_clock(clock))
+        .map_err(|e| e.to_string())
 }
 
 /// The token-service base URL: `spec.authEndpoint`, else the origin of `spec.endpoint`, else

@@ -7,6 +7,7 @@ use crate::api::vendor_connection::{AccountSummary, VendorConnection};
 use crate::api::Vendor;
 use crate::clock::Clock;
 use crate::officernd::model::{Location, Member};
+use crate::vendors::essensys::EssensysApi;
 use crate::vendors::{DoorVendor, VendorError};
 
 use super::objects::Objects;
@@ -103,10 +104,26 @@ pub async fn check(
                 Err(error) => failed(Reason::VendorUnreachable, error.to_string()),
             }
         }
-        Vendor::Essensys => failed(
-            Reason::InvalidSpec,
-            "essensys connections are checked by their SiteMapping".to_owned(),
-        ),
+        Vendor::Essensys => {
+            let client = match clients::essensys(connection, &credentials, clock.clone()) {
+                Ok(client) => client,
+                Err(error) => return failed(Reason::InvalidSpec, error),
+            };
+            match client.list_sites().await {
+                Ok(sites) => ready(
+                    format!("credentials accepted: {} sites", sites.len()),
+                    AccountSummary {
+                        groups: None,
+                        sites: Some(sites.len() as u32),
+                        people: None,
+                    },
+                ),
+                Err(error) if error.is_retryable_later() => {
+                    failed(Reason::VendorUnreachable, error.to_string())
+                }
+                Err(error) => failed(Reason::CredentialsInvalid, error.to_string()),
+            }
+        }
     }
 }
 

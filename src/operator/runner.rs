@@ -3,6 +3,7 @@
 //! vendor account (shared by all its bindings so rate limits and tokens are per account).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use kube::ResourceExt;
@@ -21,7 +22,7 @@ use super::objects::Objects;
 /// changes (rotated credentials take effect on the next reconcile).
 #[derive(Default)]
 pub struct ClientCache {
-    door: BTreeMap<(String, String), (String, DoorClient)>,
+    door: BTreeMap<(String, String), (String, Arc<DoorClient>)>,
 }
 
 impl ClientCache {
@@ -58,11 +59,28 @@ impl ClientCache {
                 .map_err(|e| (Reason::SecretNotFound, e.to_string()))?;
             let client = clients::door(connection, &credentials, clock.clone())
                 .map_err(|e| (Reason::InvalidSpec, e))?;
-            self.door.insert(key.clone(), (fingerprint, client));
+            self.door
+                .insert(key.clone(), (fingerprint, Arc::new(client)));
         }
         self.door
             .get(&key)
-            .map(|(_, client)| client)
+            .map(|(_, client)| client.as_ref())
+            .ok_or_else(|| (Reason::InvalidSpec, "no client".to_owned()))
+    }
+
+    /// The door client for the VendorConnection `namespace/name`, shared (so a controller can
+    /// release the cache before the slow vendor calls and one account's outage blocks no other).
+    pub fn door_shared(
+        &mut self,
+        objects: &Objects,
+        namespace: &str,
+        name: &str,
+        clock: &Clock,
+    ) -> Result<Arc<DoorClient>, (Reason, String)> {
+        self.door(objects, namespace, name, clock)?;
+        self.door
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .map(|(_, client)| client.clone())
             .ok_or_else(|| (Reason::InvalidSpec, "no client".to_owned()))
     }
 }
@@ -138,5 +156,96 @@ pub async fn reconcile_all(
     Pass {
         results,
         next_change_at,
+    }
+}
+
+/// What reconciling one binding on its own found: its result and the next instant at which the
+/// access of its vendor connection's bindings changes by time alone.
+pub struct Single {
+    /// The binding's result.
+    pub result: BindingResult,
+    /// When to look again because time alone changes someone's access.
+    pub next_change_at: Option<DateTime<Utc>>,
+}
+
+/// Reconciles one binding of `objects` at `at` (the cluster controller's unit of work): reads its
+/// OfficeRnD organization, evaluates the bindings that share its OfficeRnD and vendor
+/// connections (so a group named by several bindings gets their union), and syncs it through
+/// `vendor`. With `deleting`, the binding is left out of the evaluation and the sync removes
+/// exactly the access it alone granted. Bindings on the same vendor connection that read another
+/// OfficeRnD connection are not part of the union (an unusual set-up).
+pub async fn reconcile_binding<V: crate::vendors::DoorVendor>(
+    objects: &Objects,
+    binding: &crate::api::AccessGroupBinding,
+    at: DateTime<Utc>,
+    vendor: &V,
+    deleting: bool,
+) -> Single {
+    let namespace = binding.namespace().unwrap_or_default();
+    let key = super::desired::binding_key(binding);
+    let related = |other: &crate::api::AccessGroupBinding| {
+        other.namespace().as_deref() == Some(namespace.as_str())
+            && other.spec.officernd_ref == binding.spec.officernd_ref
+            && other.spec.vendor_ref == binding.spec.vendor_ref
+            && super::desired::binding_key(other) != key
+    };
+    let mut scoped = Objects {
+        connections: objects.connections.clone(),
+        bindings: objects
+            .bindings
+            .iter()
+            .filter(|b| related(b))
+            .cloned()
+            .collect(),
+        site_mappings: Vec::new(),
+        secrets: objects.secrets.clone(),
+    };
+    // The binding itself is always part of the set (its OfficeRnD connection is read through it);
+    // when deleting, it is left out of the evaluation only.
+    scoped.bindings.push(binding.clone());
+    let not_ready = |reason, message| Single {
+        result: BindingResult::not_ready(reason, message),
+        next_change_at: None,
+    };
+    let Some(context) = context::build_all(&scoped).await.into_iter().next() else {
+        return not_ready(
+            Reason::ReferenceNotFound,
+            "no OfficeRnD connection".to_owned(),
+        );
+    };
+    let context = match context {
+        Ok(context) => context,
+        Err((officernd, _, error)) => {
+            return not_ready(
+                Reason::VendorUnreachable,
+                format!("OfficeRnD connection {officernd}: {error}"),
+            )
+        }
+    };
+    if !deleting {
+        if let Some((_, error)) = context.binding_errors.iter().find(|(k, _)| *k == key) {
+            return not_ready(Reason::ReferenceNotFound, error.clone());
+        }
+    }
+    let evaluated: Vec<engine::Binding> = context
+        .bindings
+        .iter()
+        .filter(|b| !deleting || b.key != key)
+        .cloned()
+        .collect();
+    let evaluation = engine::evaluate(&context.index, &evaluated, at);
+    let result = binding::reconcile(
+        binding,
+        &scoped,
+        &context.index,
+        context.members,
+        &evaluation,
+        vendor,
+        deleting,
+    )
+    .await;
+    Single {
+        result,
+        next_change_at: evaluation.next_change_at,
     }
 }

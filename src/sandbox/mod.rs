@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use crate::api::Vendor;
 use crate::officernd::simulator::{ManualClock, Simulator, SimulatorError, SimulatorHandle};
 use crate::operator::objects::Objects;
-use crate::vendors::{brivo, kisi, salto_ks};
+use crate::vendors::essensys::model::{OccupierKind, SiteService};
+use crate::vendors::essensys::simulator::{FloorSeed, SiteSeed};
+use crate::vendors::{brivo, essensys, kisi, salto_ks};
 
 /// The demo organization (London and Paris, hot desks, a private office, a meeting room with
 /// bookings, day passes), in the seed-file format: the OfficeRnD API's own field names.
@@ -64,9 +66,17 @@ pub struct Sandbox {
     pub salto_ks: salto_ks::simulator::SimulatorHandle,
     /// Brivo.
     pub brivo: brivo::simulator::SimulatorHandle,
+    /// essensys Platform: site "London Bridge" (Wi-Fi and elumo, set up by hand with names that
+    /// differ slightly from OfficeRnD's London) and the empty site "Paris Rive Gauche" (Wi-Fi).
+    pub essensys: essensys::simulator::SimulatorHandle,
     /// Group ids by vendor and name, as seeded.
     groups: BTreeMap<(Vendor, String), String>,
 }
+
+/// The essensys site the London example maps to (Wi-Fi and elumo, already set up).
+pub const ESSENSYS_LONDON_SITE: &str = "London Bridge";
+/// The empty essensys site (Wi-Fi only), for the one-time provisioning.
+pub const ESSENSYS_PARIS_SITE: &str = "Paris Rive Gauche";
 
 /// Groups every door vendor starts with: the managed ones the examples bind (prefixed
 /// OFFICERND_) and a hand-managed one flexgate must never touch.
@@ -102,15 +112,24 @@ impl Sandbox {
         })
         .await
         .map_err(|e| vendor_error(Vendor::Brivo)(e.to_string()))?;
+        let essensys =
+            essensys::simulator::Simulator::start(essensys::simulator::SimulatorOptions {
+                clock: clock.clock(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| vendor_error(Vendor::Essensys)(e.to_string()))?;
         let mut sandbox = Self {
             clock,
             officernd,
             kisi,
             salto_ks,
             brivo,
+            essensys,
             groups: BTreeMap::new(),
         };
         sandbox.seed_vendors()?;
+        sandbox.seed_essensys()?;
         Ok(sandbox)
     }
 
@@ -158,6 +177,65 @@ impl Sandbox {
         self.brivo
             .dashboard_add_to_group(&self.group_id(Vendor::Brivo, "VIP Guests"), &vip)
             .map_err(|e| vendor_error(Vendor::Brivo)(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Seeds essensys as an operator would have it before flexgate: "London Bridge" with floors,
+    /// spaces and occupiers named slightly differently from OfficeRnD's London ("1st Floor",
+    /// "Office No. 101", "Meeting Room 3 (Elephant)", "ACME Limited", ...), one user already
+    /// there (under a differently-cased email, with another mobile number), plus things OfficeRnD
+    /// does not have; and the empty site "Paris Rive Gauche".
+    fn seed_essensys(&mut self) -> Result<(), SandboxError> {
+        let fail = vendor_error(Vendor::Essensys);
+        let spaces = |names: &[(&str, bool)]| {
+            names
+                .iter()
+                .map(|(name, bookable)| (name.to_string(), *bookable))
+                .collect()
+        };
+        let london = self
+            .essensys
+            .seed_site(&SiteSeed {
+                name: ESSENSYS_LONDON_SITE.to_owned(),
+                services: vec![SiteService::Wifi, SiteService::Elumo],
+                floors: vec![
+                    FloorSeed {
+                        name: "1st Floor".to_owned(),
+                        spaces: spaces(&[("Office No. 101", false), ("Desk-12", false)]),
+                    },
+                    FloorSeed {
+                        name: "Second Floor".to_owned(),
+                        spaces: spaces(&[
+                            ("Meeting Room 3 (Elephant)", true),
+                            ("Phone Booth 09", true),
+                            ("Boardroom", true),
+                        ]),
+                    },
+                ],
+                occupiers: vec!["ACME Limited".to_owned(), "Wayne Enterprises".to_owned()],
+            })
+            .map_err(|e| fail(e.to_string()))?;
+        let acme = self
+            .essensys
+            .occupiers(&london.id)
+            .into_iter()
+            .find(|o| o.name == "ACME Limited" && o.kind == OccupierKind::Company)
+            .ok_or_else(|| fail("seeded occupier ACME Limited is missing".to_owned()))?;
+        self.essensys
+            .add_user(
+                &acme.id,
+                "Cyd.Park@Example.com",
+                "Cyd",
+                Some("+447700900003"),
+            )
+            .map_err(|e| fail(e.to_string()))?;
+        self.essensys
+            .seed_site(&SiteSeed {
+                name: ESSENSYS_PARIS_SITE.to_owned(),
+                services: vec![SiteService::Wifi],
+                ..SiteSeed::default()
+            })
+            .map_err(|e| fail(e.to_string()))?;
         Ok(())
     }
 
@@ -221,6 +299,12 @@ impl Sandbox {
                 self.brivo.username,
                 self.brivo.password.expose()
             ),
+            format!(
+                "essensys   platformUrl {}  username {}  password {}",
+                self.essensys.base_url,
+                self.essensys.username,
+                self.essensys.password.expose()
+            ),
         ]
     }
 
@@ -228,7 +312,8 @@ impl Sandbox {
     /// referenced Secrets' contents with the sandbox's credentials. Vendors the sandbox does not
     /// simulate yet are left alone and reported.
     pub fn connect(&self, objects: &mut Objects) -> Vec<String> {
-        let mut untouched = Vec::new();
+        // Every vendor is simulated now; the list stays for vendors added later.
+        let untouched = Vec::new();
         let mut secrets: Vec<(SecretKey, Vec<(String, String)>)> = Vec::new();
         for connection in &mut objects.connections {
             let namespace = connection.metadata.namespace.clone().unwrap_or_default();
@@ -288,13 +373,18 @@ impl Sandbox {
                         ),
                     ]
                 }
-                other => {
-                    untouched.push(format!(
-                        "{}/{} ({other}): not simulated by this sandbox yet",
-                        namespace,
-                        connection.metadata.name.as_deref().unwrap_or_default()
-                    ));
-                    continue;
+                Vendor::Essensys => {
+                    connection.spec.endpoint = Some(self.essensys.base_url.clone());
+                    if let Some(settings) = connection.spec.essensys.as_mut() {
+                        settings.platform_url = self.essensys.base_url.clone();
+                    }
+                    vec![
+                        (keys.username.clone(), self.essensys.username.clone()),
+                        (
+                            keys.password.clone(),
+                            self.essensys.password.expose().to_owned(),
+                        ),
+                    ]
                 }
             };
             secrets.push((

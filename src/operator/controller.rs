@@ -1,0 +1,1482 @@
+//! The cluster side of the operator: kube-runtime controllers for VendorConnections and
+//! AccessGroupBindings, their triggers (spec changes, the reconcile-request annotation,
+//! referenced Secrets, OfficeRnD webhooks, the engine's next change, periodic resync), status by
+//! server-side apply, Events, the cleanup finalizer, leader election and graceful shutdown.
+//!
+//! Decisions worth knowing:
+//! - Status is compared with what the object already says before any patch; an idle resync
+//!   writes nothing. `lastSyncTime` moves only when a reconcile that reached the vendor changed
+//!   something (people at the vendor, or anything in the status); it is "when the groups last
+//!   had to be brought in line", not "when flexgate last looked".
+//! - Times written into status come from the engine clock (`RunOptions::clock`, the wall clock
+//!   in production, the sandbox clock in tests); the deletion deadline and leases use the wall
+//!   clock, because the apiserver stamps `deletionTimestamp` with it.
+//! - Other bindings' evaluations include bindings being deleted until their finalizer is gone,
+//!   so a deletion never makes a sibling binding trip the mass-revocation guard; the deleting
+//!   binding itself revokes what it alone granted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::{stream, FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::Secret as KubeSecret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::api::access_group_binding::DeletionPolicy;
+use crate::api::conditions::Reason;
+use crate::api::vendor_connection::AccountSummary;
+use crate::api::{
+    AccessGroupBinding, AccessGroupBindingStatus, Vendor, VendorConnection, VendorConnectionStatus,
+    ACKNOWLEDGE_REVOCATION, API_VERSION, FINALIZER, RECONCILE_REQUESTED_AT,
+};
+use crate::clock::{system_clock, Clock};
+use crate::officernd::OfficeRndError;
+use crate::vendors::{DoorVendor, VendorError};
+
+use super::binding::BindingResult;
+use super::clients::{self, DoorClient};
+use super::credentials;
+use super::leader::{LeaderElector, LeaseConfig};
+use super::objects::Objects;
+use super::runner::{self, ClientCache, Single};
+use super::server::{self, Health, WebhookTrigger};
+use super::status::{self, Outcome};
+use super::telemetry::{self, Metrics};
+
+/// The field manager of every status patch.
+pub const FIELD_MANAGER: &str = "flexgate";
+const BINDING_KIND: &str = "AccessGroupBinding";
+const CONNECTION_KIND: &str = "VendorConnection";
+
+/// How `flexgate run` runs the operator.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Watch one namespace only; `None` watches all namespaces.
+    pub namespace: Option<String>,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    pub http_addr: SocketAddr,
+    /// Where `POST /webhooks/officernd` is served; `None` disables webhooks.
+    pub webhook_addr: Option<SocketAddr>,
+    /// Hold a Lease before writing anything (needed with more than one replica).
+    pub leader_election: bool,
+    /// Namespace of the leader Lease.
+    pub lease_namespace: String,
+    /// Name of the leader Lease.
+    pub lease_name: String,
+    /// This replica's identity in the Lease (the pod name).
+    pub identity: String,
+    /// Reconciles running at once, per controller.
+    pub concurrency: u16,
+    /// Binding syncs running at once against one vendor account; more wait without holding a
+    /// controller slot, so one account's outage never slows the others.
+    pub per_account_concurrency: usize,
+    /// A deleting binding that still cannot revoke after this long (since its
+    /// deletionTimestamp) is orphaned, with an Event saying so.
+    pub deletion_timeout: Duration,
+    /// First retry delay after a failure; doubles per consecutive failure.
+    pub min_backoff: Duration,
+    /// Longest retry delay.
+    pub max_backoff: Duration,
+    /// The engine's "now" (who may enter at which instant) and status timestamps.
+    pub clock: Clock,
+    /// Where metrics are recorded (shared with the caller, e.g. tests).
+    pub metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("namespace", &self.namespace)
+            .field("http_addr", &self.http_addr)
+            .field("webhook_addr", &self.webhook_addr)
+            .field("leader_election", &self.leader_election)
+            .field("lease_namespace", &self.lease_namespace)
+            .field("lease_name", &self.lease_name)
+            .field("identity", &self.identity)
+            .field("concurrency", &self.concurrency)
+            .field("per_account_concurrency", &self.per_account_concurrency)
+            .field("deletion_timeout", &self.deletion_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunOptions {
+    /// Defaults: all namespaces, HTTP on 0.0.0.0:8080, webhooks on 0.0.0.0:8443, leader
+    /// election on (Lease `flexgate-leader` in `flexgate`), 8 concurrent reconciles, 2 per vendor
+    /// account, 10 minutes deletion timeout, backoff 5 s to 5 min, the wall clock.
+    pub fn new(identity: impl Into<String>) -> Self {
+        Self {
+            namespace: None,
+            http_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            webhook_addr: Some(SocketAddr::from(([0, 0, 0, 0], 8443))),
+            leader_election: true,
+            lease_namespace: "flexgate".to_owned(),
+            lease_name: "flexgate-leader".to_owned(),
+            identity: identity.into(),
+            concurrency: 8,
+            per_account_concurrency: 2,
+            deletion_timeout: Duration::from_secs(600),
+            min_backoff: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(300),
+            clock: system_clock(),
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
+}
+
+/// Why the operator stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    /// The CRDs are not served by the cluster.
+    #[error("the flexgate CRDs are not installed: kubectl apply --server-side -f crds/flexgate.yaml (missing: {})", missing.join(", "))]
+    CrdsMissing {
+        /// The kinds not served.
+        missing: Vec<String>,
+    },
+    /// The API server could not be asked.
+    #[error("cannot list {kind} to check that the flexgate CRDs are installed: {source}")]
+    Discovery {
+        /// The kind listed.
+        kind: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
+    /// A listen address is taken or not allowed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An HTTP server failed while running.
+    #[error("the {what} server failed: {source}")]
+    Serve {
+        /// `metrics` or `webhook`.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The leader lease was lost; the process exits so a fresh one stands for election.
+    #[error("lost the leader lease (another replica took it or the API server was unreachable for the renew deadline); all writes stopped, exiting so the pod restarts and stands for election again")]
+    LeadershipLost,
+}
+
+/// Listeners bound ahead of time (tests bind 127.0.0.1:0 and read the ports).
+pub struct Listeners {
+    /// `/metrics`, `/healthz`, `/readyz`.
+    pub http: TcpListener,
+    /// `POST /webhooks/officernd`.
+    pub webhook: Option<TcpListener>,
+}
+
+/// Binds the configured addresses and runs the operator until `shutdown` resolves (graceful:
+/// controllers stop taking work, in-flight syncs finish, the lease is released).
+pub async fn run(
+    client: Client,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), OperatorError> {
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| OperatorError::Bind { addr, source })
+    };
+    let http = bind(options.http_addr).await?;
+    let webhook = match options.webhook_addr {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    run_on(client, options, Listeners { http, webhook }, shutdown).await
+}
+
+/// As [`run`], on listeners the caller bound.
+pub async fn run_on(
+    client: Client,
+    options: RunOptions,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), OperatorError> {
+    check_crds(&client, options.namespace.as_deref()).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let metrics = options.metrics.clone();
+    let health = Arc::new(Health::default());
+    let http = tokio::spawn(server::serve(
+        listeners.http,
+        server::http_router(metrics.clone(), health.clone()),
+        stopped(stop_rx.clone()),
+    ));
+    let result = lead_and_run(client, &options, health, listeners.webhook, stop_rx).await;
+    metrics.set_leader(false);
+    match http.await {
+        Ok(Ok(())) | Err(_) => {}
+        Ok(Err(source)) => {
+            return result.and(Err(OperatorError::Serve {
+                what: "metrics",
+                source,
+            }));
+        }
+    }
+    result
+}
+
+/// Resolves once `stop` is raised (or its sender is gone).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|raised| *raised).await;
+}
+
+async fn lead_and_run(
+    client: Client,
+    options: &RunOptions,
+    health: Arc<Health>,
+    webhook: Option<TcpListener>,
+    stop: watch::Receiver<bool>,
+) -> Result<(), OperatorError> {
+    if !options.leader_election {
+        health.set_ready(true);
+        options.metrics.set_leader(true);
+        return run_controllers(client, options, webhook, stop).await;
+    }
+    let elector = LeaderElector::new(
+        client.clone(),
+        LeaseConfig::new(
+            &options.lease_namespace,
+            &options.lease_name,
+            &options.identity,
+        ),
+    );
+    // A standby is healthy and ready: it takes over within one lease duration.
+    health.set_ready(true);
+    if !elector.acquire(&mut stop.clone()).await {
+        return Ok(());
+    }
+    tracing::info!(identity = %options.identity, "acquired the leader lease");
+    options.metrics.set_leader(true);
+    let (controllers_stop_tx, controllers_stop_rx) = watch::channel(false);
+    let renewer = {
+        let elector = elector.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let lost = elector.keep_leading(&mut stop).await;
+            let _ = controllers_stop_tx.send(true);
+            lost
+        })
+    };
+    let controllers = run_controllers(client, options, webhook, controllers_stop_rx.clone());
+    tokio::pin!(controllers);
+    // On a lost lease, in-flight syncs get a short grace period (well inside the lease's
+    // remaining validity) and are then dropped: a new leader may start writing after that.
+    let grace = {
+        let stop = controllers_stop_rx.clone();
+        let grace_period = elector
+            .config()
+            .lease_duration
+            .saturating_sub(elector.config().renew_deadline)
+            .saturating_sub(Duration::from_secs(1));
+        async move {
+            stopped(stop).await;
+            tokio::time::sleep(grace_period).await;
+        }
+    };
+    let result = tokio::select! {
+        result = &mut controllers => result,
+        () = grace => Ok(()),
+    };
+    let lost = renewer.await.unwrap_or(true);
+    if lost {
+        return Err(OperatorError::LeadershipLost);
+    }
+    if let Err(error) = elector.release().await {
+        tracing::warn!(%error, "could not release the leader lease; a standby takes over when it expires");
+    }
+    result
+}
+
+/// Lists each flexgate kind once; 404 means the CRD is not installed.
+pub async fn check_crds(client: &Client, namespace: Option<&str>) -> Result<(), OperatorError> {
+    let mut missing = Vec::new();
+    let params = ListParams::default().limit(1);
+    let checks = [
+        (
+            CONNECTION_KIND,
+            scoped::<VendorConnection>(client, namespace)
+                .list_metadata(&params)
+                .await
+                .map(|_| ()),
+        ),
+        (
+            BINDING_KIND,
+            scoped::<AccessGroupBinding>(client, namespace)
+                .list_metadata(&params)
+                .await
+                .map(|_| ()),
+        ),
+    ];
+    for (kind, result) in checks {
+        match result {
+            Ok(()) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => missing.push(kind.to_owned()),
+            Err(source) => {
+                return Err(OperatorError::Discovery {
+                    kind: kind.to_owned(),
+                    source,
+                })
+            }
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(OperatorError::CrdsMissing { missing })
+    }
+}
+
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    <K as Resource>::DynamicType: Default,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Why a reconcile failed (the status says why in words a person can act on; this is for the
+/// controller's backoff and logs).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The Kubernetes API refused or failed a call.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The finalizer could not be added or removed.
+    #[error("finalizer {FINALIZER}: {0}")]
+    Finalizer(String),
+    /// Revoking a deleted binding's access failed; retried until the deletion timeout.
+    #[error("revoking the access of a deleted binding failed: {0}")]
+    Cleanup(String),
+}
+
+/// Shared by both controllers.
+struct Ctx {
+    client: Client,
+    connections: Store<VendorConnection>,
+    bindings: Store<AccessGroupBinding>,
+    clients: Mutex<ClientCache>,
+    recorder: Recorder,
+    metrics: Arc<Metrics>,
+    clock: Clock,
+    deletion_timeout: Duration,
+    min_backoff: Duration,
+    max_backoff: Duration,
+    per_account: usize,
+    failures: Mutex<HashMap<(String, String, String), u32>>,
+    accounts: Mutex<HashMap<(String, String), Arc<Semaphore>>>,
+    /// When a webhook asked for each binding's reconcile, for the latency histogram.
+    triggered: Mutex<HashMap<(String, String), tokio::time::Instant>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Ctx {
+    fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    /// Try to take one of the vendor account's sync slots; `None` means come back shortly.
+    fn account_permit(
+        &self,
+        account: &(String, String),
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let semaphore = lock(&self.accounts)
+            .entry(account.clone())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_account.max(1))))
+            .clone();
+        semaphore.try_acquire_owned().ok()
+    }
+
+    /// The next delay after a failure of `kind` `namespace/name` (exponential, with jitter).
+    fn backoff(&self, kind: &str, namespace: &str, name: &str) -> Duration {
+        let mut failures = lock(&self.failures);
+        let count = failures
+            .entry((kind.to_owned(), namespace.to_owned(), name.to_owned()))
+            .or_insert(0);
+        *count = count.saturating_add(1);
+        let factor = 2u32.saturating_pow(count.saturating_sub(1).min(16));
+        let delay = self
+            .min_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff);
+        jitter(delay)
+    }
+
+    fn succeeded(&self, kind: &str, namespace: &str, name: &str) {
+        lock(&self.failures).remove(&(kind.to_owned(), namespace.to_owned(), name.to_owned()));
+    }
+
+    /// The connections of `namespace` from the cache, and the Secrets of the named connections
+    /// read fresh from the API (a rotated Secret is used at once).
+    async fn objects(
+        &self,
+        namespace: &str,
+        bindings: Vec<AccessGroupBinding>,
+        secret_of: Vec<String>,
+    ) -> Result<Objects, kube::Error> {
+        let connections: Vec<VendorConnection> = self
+            .connections
+            .state()
+            .iter()
+            .filter(|c| c.namespace().as_deref() == Some(namespace))
+            .map(|c| (**c).clone())
+            .collect();
+        let api: Api<KubeSecret> = Api::namespaced(self.client.clone(), namespace);
+        let mut secrets = BTreeMap::new();
+        for name in secret_of {
+            let Some(connection) = connections.iter().find(|c| c.name_any() == name) else {
+                continue;
+            };
+            let secret_name = &connection.spec.credentials_secret_ref.name;
+            if let Some(secret) = api.get_opt(secret_name).await? {
+                secrets.insert((namespace.to_owned(), secret_name.clone()), secret);
+            }
+        }
+        Ok(Objects {
+            connections,
+            bindings,
+            site_mappings: Vec::new(),
+            secrets,
+        })
+    }
+
+    fn door(
+        &self,
+        objects: &Objects,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Arc<DoorClient>, (Reason, String)> {
+        lock(&self.clients).door_shared(objects, namespace, name, &self.clock)
+    }
+
+    async fn publish(&self, object: &impl Resource<DynamicType = ()>, event: Event) {
+        let reference = object.object_ref(&());
+        if let Err(error) = self.recorder.publish(&event, &reference).await {
+            tracing::warn!(%error, reason = %event.reason, "could not publish an Event");
+        }
+    }
+}
+
+/// ±10 % jitter, so objects created together do not resync together.
+fn jitter(delay: Duration) -> Duration {
+    let spread = delay.as_secs_f64() * 0.1;
+    let offset = (fastrand::f64() * 2.0 - 1.0) * spread;
+    Duration::from_secs_f64((delay.as_secs_f64() + offset).max(0.0))
+}
+
+/// The connection's `syncInterval` (15 min when unreadable).
+fn sync_interval(connection: Option<&VendorConnection>) -> Duration {
+    connection
+        .and_then(|c| crate::api::duration::parse(&c.spec.sync_interval).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(Duration::from_secs(900))
+}
+
+/// Seconds-precision, as the API server stores times: a status written and read back compares
+/// equal.
+fn status_time(at: DateTime<Utc>) -> Time {
+    Time(Timestamp::from_second(at.timestamp()).unwrap_or(Timestamp::UNIX_EPOCH))
+}
+
+/// What passes the trigger filter: a spec change (generation), a new reconcile-request or
+/// acknowledgement annotation, and the start of a deletion. Status writes do not.
+fn spec_or_request<K: Resource>(object: &K) -> Option<u64> {
+    let meta = object.meta();
+    let annotations = meta.annotations.as_ref();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    meta.generation.hash(&mut hasher);
+    annotations
+        .and_then(|a| a.get(RECONCILE_REQUESTED_AT))
+        .hash(&mut hasher);
+    annotations
+        .and_then(|a| a.get(ACKNOWLEDGE_REVOCATION))
+        .hash(&mut hasher);
+    meta.deletion_timestamp.is_some().hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// Bindings in `namespace` that read from or write to the connection `name`.
+fn bindings_of_connection(
+    bindings: &Store<AccessGroupBinding>,
+    namespace: &str,
+    name: &str,
+) -> Vec<ObjectRef<AccessGroupBinding>> {
+    bindings
+        .state()
+        .iter()
+        .filter(|b| {
+            b.namespace().as_deref() == Some(namespace)
+                && (b.spec.officernd_ref.name == name || b.spec.vendor_ref.name == name)
+        })
+        .map(|b| ObjectRef::from_obj(b.as_ref()))
+        .collect()
+}
+
+/// Connections in `namespace` whose credentials live in the Secret `secret`.
+fn connections_of_secret(
+    connections: &Store<VendorConnection>,
+    namespace: &str,
+    secret: &str,
+) -> Vec<Arc<VendorConnection>> {
+    connections
+        .state()
+        .into_iter()
+        .filter(|c| {
+            c.namespace().as_deref() == Some(namespace)
+                && c.spec.credentials_secret_ref.name == secret
+        })
+        .collect()
+}
+
+async fn run_controllers(
+    client: Client,
+    options: &RunOptions,
+    webhook_listener: Option<TcpListener>,
+    stop: watch::Receiver<bool>,
+) -> Result<(), OperatorError> {
+    let namespace = options.namespace.as_deref();
+    let connections_api = scoped::<VendorConnection>(&client, namespace);
+    let bindings_api = scoped::<AccessGroupBinding>(&client, namespace);
+    let secrets_api: Api<PartialObjectMeta<KubeSecret>> = match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    };
+    let watch_config = watcher::Config::default();
+
+    // Each controller reflects its own watches: the binding controller also needs every
+    // connection (to map Secrets and connection changes onto bindings), the connection
+    // controller its own objects.
+    let (binding_reader, binding_writer) = reflector::store();
+    let bindings_stream = watcher(bindings_api.clone(), watch_config.clone())
+        .default_backoff()
+        .reflect(binding_writer)
+        .applied_objects()
+        .predicate_filter(spec_or_request, Default::default());
+    let (connection_reader, connection_writer) = reflector::store();
+    let connections_for_bindings = watcher(connections_api.clone(), watch_config.clone())
+        .default_backoff()
+        .reflect(connection_writer)
+        .applied_objects()
+        .predicate_filter(spec_or_request, Default::default());
+    let (own_connection_reader, own_connection_writer) = reflector::store();
+    let connections_stream = watcher(connections_api.clone(), watch_config.clone())
+        .default_backoff()
+        .reflect(own_connection_writer)
+        .applied_objects()
+        .predicate_filter(spec_or_request, Default::default());
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: FIELD_MANAGER.to_owned(),
+            instance: Some(options.identity.clone()),
+        },
+    );
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        connections: connection_reader.clone(),
+        bindings: binding_reader.clone(),
+        clients: Mutex::new(ClientCache::default()),
+        recorder,
+        metrics: options.metrics.clone(),
+        clock: options.clock.clone(),
+        deletion_timeout: options.deletion_timeout,
+        min_backoff: options.min_backoff,
+        max_backoff: options.max_backoff,
+        per_account: options.per_account_concurrency,
+        failures: Mutex::new(HashMap::new()),
+        accounts: Mutex::new(HashMap::new()),
+        triggered: Mutex::new(HashMap::new()),
+    });
+
+    // Webhooks: verified deliveries name their OfficeRnD connection; its bindings reconcile.
+    let (webhook_tx, webhook_rx) = mpsc::channel::<WebhookTrigger>(256);
+    let webhook_server = webhook_listener.map(|listener| {
+        tokio::spawn(server::serve(
+            listener,
+            server::webhook_router(
+                connection_reader.clone(),
+                client.clone(),
+                webhook_tx.clone(),
+                options.clock.clone(),
+                options.metrics.clone(),
+            ),
+            stopped(stop.clone()),
+        ))
+    });
+    drop(webhook_tx);
+    let webhook_triggers = {
+        let bindings = binding_reader.clone();
+        let ctx = ctx.clone();
+        stream::unfold(webhook_rx, |mut rx| async move {
+            rx.recv().await.map(|trigger| (trigger, rx))
+        })
+        .flat_map(move |trigger: WebhookTrigger| {
+            let mut refs = Vec::new();
+            for (namespace, name) in &trigger.connections {
+                for binding in bindings.state().iter().filter(|b| {
+                    b.namespace().as_deref() == Some(namespace.as_str())
+                        && b.spec.officernd_ref.name == *name
+                }) {
+                    lock(&ctx.triggered)
+                        .entry((namespace.clone(), binding.name_any()))
+                        .or_insert_with(tokio::time::Instant::now);
+                    refs.push(ObjectRef::from_obj(binding.as_ref()));
+                }
+            }
+            tracing::info!(event = %trigger.event.event_type, bindings = refs.len(), "OfficeRnD change: reconciling the bindings of its connection");
+            stream::iter(refs)
+        })
+    };
+
+    let secret_triggers_for_bindings = watcher(secrets_api.clone(), watch_config.clone())
+        .default_backoff()
+        .touched_objects();
+    let secret_triggers_for_connections = watcher(secrets_api, watch_config.clone())
+        .default_backoff()
+        .touched_objects();
+
+    let controller_config = controller::Config::default().concurrency(options.concurrency.max(1));
+
+    let binding_controller = {
+        let bindings_for_connections = binding_reader.clone();
+        let bindings_for_secrets = binding_reader.clone();
+        let connections = connection_reader.clone();
+        Controller::for_stream(bindings_stream, binding_reader.clone())
+            .with_config(controller_config.clone())
+            .watches_stream(
+                connections_for_bindings,
+                move |connection: VendorConnection| {
+                    bindings_of_connection(
+                        &bindings_for_connections,
+                        &connection.namespace().unwrap_or_default(),
+                        &connection.name_any(),
+                    )
+                },
+            )
+            .watches_stream(secret_triggers_for_bindings, move |secret| {
+                let namespace = secret.namespace().unwrap_or_default();
+                connections_of_secret(&connections, &namespace, &secret.name_any())
+                    .iter()
+                    .flat_map(|c| {
+                        bindings_of_connection(&bindings_for_secrets, &namespace, &c.name_any())
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .reconcile_on(webhook_triggers)
+            .graceful_shutdown_on(stopped(stop.clone()))
+            .run(reconcile_binding, binding_error_policy, ctx.clone())
+            .for_each(|result| async move {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "binding controller");
+                }
+            })
+    };
+    let connection_controller = {
+        let connections = own_connection_reader.clone();
+        Controller::for_stream(connections_stream, own_connection_reader)
+            .with_config(controller_config)
+            .watches_stream(secret_triggers_for_connections, move |secret| {
+                let namespace = secret.namespace().unwrap_or_default();
+                connections_of_secret(&connections, &namespace, &secret.name_any())
+                    .iter()
+                    .map(|c| ObjectRef::from_obj(c.as_ref()))
+                    .collect::<Vec<_>>()
+            })
+            .graceful_shutdown_on(stopped(stop.clone()))
+            .run(reconcile_connection, connection_error_policy, ctx.clone())
+            .for_each(|result| async move {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "connection controller");
+                }
+            })
+    };
+    tracing::info!(namespace = ?options.namespace, "controllers started");
+    futures::join!(binding_controller, connection_controller);
+    tracing::info!("controllers stopped");
+    if let Some(server) = webhook_server {
+        if let Ok(Err(source)) = server.await {
+            return Err(OperatorError::Serve {
+                what: "webhook",
+                source,
+            });
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// AccessGroupBinding
+
+fn reconcile_binding(
+    binding: Arc<AccessGroupBinding>,
+    ctx: Arc<Ctx>,
+) -> futures::future::BoxFuture<'static, Result<Action, ReconcileError>> {
+    use tracing::Instrument;
+    let span = tracing::info_span!(
+        "reconcile",
+        kind = BINDING_KIND,
+        namespace = %binding.namespace().unwrap_or_default(),
+        name = %binding.name_any()
+    );
+    async move { reconcile_binding_inner(binding, ctx).await }
+        .instrument(span)
+        .boxed()
+}
+
+async fn reconcile_binding_inner(
+    binding: Arc<AccessGroupBinding>,
+    ctx: Arc<Ctx>,
+) -> Result<Action, ReconcileError> {
+    let namespace = binding.namespace().unwrap_or_default();
+    let api: Api<AccessGroupBinding> = Api::namespaced(ctx.client.clone(), &namespace);
+    let had_finalizer = binding.finalizers().iter().any(|f| f == FINALIZER);
+    let deleting = binding.meta().deletion_timestamp.is_some();
+    let action = finalizer(&api, FINALIZER, binding, move |event| {
+        let future: futures::future::BoxFuture<'static, Result<Action, ReconcileError>> =
+            match event {
+                FinalizerEvent::Apply(binding) => apply_binding(ctx, binding).boxed(),
+                FinalizerEvent::Cleanup(binding) => cleanup_binding(ctx, binding).boxed(),
+            };
+        future
+    })
+    .await
+    .map_err(|error| match error {
+        kube::runtime::finalizer::Error::ApplyFailed(inner)
+        | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner,
+        other => ReconcileError::Finalizer(other.to_string()),
+    })?;
+    // Adding the finalizer changes no generation, so the filtered watch will not bring the
+    // object back: reconcile it again right away.
+    if !had_finalizer && !deleting {
+        return Ok(Action::requeue(Duration::from_millis(1)));
+    }
+    Ok(action)
+}
+
+fn binding_error_policy(
+    binding: Arc<AccessGroupBinding>,
+    error: &ReconcileError,
+    ctx: Arc<Ctx>,
+) -> Action {
+    let namespace = binding.namespace().unwrap_or_default();
+    tracing::warn!(%error, namespace, name = binding.name_any(), "binding reconcile failed; retrying with backoff");
+    ctx.metrics.error(BINDING_KIND, "kubernetes");
+    Action::requeue(ctx.backoff(BINDING_KIND, &namespace, &binding.name_any()))
+}
+
+/// Suspension of the binding or of either connection, found before anything is read.
+fn suspension(binding: &AccessGroupBinding, objects: &Objects, namespace: &str) -> Option<String> {
+    if binding.spec.suspend {
+        return Some("spec.suspend is true: nothing is read or written".to_owned());
+    }
+    for name in [
+        &binding.spec.officernd_ref.name,
+        &binding.spec.vendor_ref.name,
+    ] {
+        if objects
+            .connection(namespace, name)
+            .is_some_and(|c| c.spec.suspend)
+        {
+            return Some(format!(
+                "VendorConnection {namespace}/{name} is suspended: nothing is read or written"
+            ));
+        }
+    }
+    None
+}
+
+async fn apply_binding(
+    ctx: Arc<Ctx>,
+    binding: Arc<AccessGroupBinding>,
+) -> Result<Action, ReconcileError> {
+    let ctx = ctx.as_ref();
+    let binding = binding.as_ref();
+    let namespace = binding.namespace().unwrap_or_default();
+    let name = binding.name_any();
+    let account = (namespace.clone(), binding.spec.vendor_ref.name.clone());
+    let Some(_permit) = ctx.account_permit(&account) else {
+        // The account's slots are busy (perhaps slow or failing): come back without holding
+        // one of the controller's slots, so other accounts keep going.
+        return Ok(Action::requeue(jitter(Duration::from_secs(2))));
+    };
+    let siblings: Vec<AccessGroupBinding> = ctx
+        .bindings
+        .state()
+        .iter()
+        .filter(|b| b.namespace().as_deref() == Some(namespace.as_str()))
+        .map(|b| (**b).clone())
+        .collect();
+    let objects = ctx
+        .objects(
+            &namespace,
+            siblings,
+            vec![
+                binding.spec.officernd_ref.name.clone(),
+                binding.spec.vendor_ref.name.clone(),
+            ],
+        )
+        .await?;
+    let at = ctx.now();
+    let vendor_connection = objects.connection(&namespace, &binding.spec.vendor_ref.name);
+    let vendor = vendor_connection
+        .map(|c| c.spec.vendor.as_str())
+        .unwrap_or("unknown");
+    let single = if let Some(message) = suspension(binding, &objects, &namespace) {
+        Single {
+            result: BindingResult::not_ready(Reason::Suspended, message),
+            next_change_at: None,
+        }
+    } else {
+        match ctx.door(&objects, &namespace, &binding.spec.vendor_ref.name) {
+            Ok(door) => {
+                runner::reconcile_binding(&objects, binding, at, door.as_ref(), false).await
+            }
+            Err((reason, message)) => Single {
+                result: BindingResult::not_ready(reason, message),
+                next_change_at: None,
+            },
+        }
+    };
+    let outcome = &single.result.outcome;
+    let reached_vendor = matches!(
+        outcome.reason,
+        Reason::Synced | Reason::Planned | Reason::PartialFailure | Reason::MassRevocationBlocked
+    );
+    if reached_vendor
+        || matches!(
+            outcome.reason,
+            Reason::CredentialsInvalid | Reason::VendorUnreachable
+        )
+    {
+        let status = if reached_vendor {
+            "ok"
+        } else {
+            outcome.reason.as_str()
+        };
+        ctx.metrics.vendor_call(vendor, "sync", status);
+    }
+    let (granted, revoked) = single.result.applied;
+    ctx.metrics.access_changed(vendor, granted, revoked);
+    let triggered_at = lock(&ctx.triggered).remove(&(namespace.clone(), name.clone()));
+    if granted + revoked > 0 {
+        if let Some(since) = triggered_at {
+            ctx.metrics.change_latency(since.elapsed().as_secs_f64());
+        } else if let Some(due) = binding
+            .status
+            .as_ref()
+            .and_then(|s| s.next_change_time.as_ref())
+        {
+            // A scheduled change (a booking window, a membership end): late by this much.
+            let late = at.timestamp() - due.0.as_second();
+            if (0..3600).contains(&late) {
+                ctx.metrics.change_latency(late as f64);
+            }
+        }
+    }
+
+    let previous = binding.status.clone().unwrap_or_default();
+    let next = binding_status(&previous, binding, &single, at);
+    let changed = write_binding_status(ctx, binding, &previous, next).await?;
+    if granted + revoked > 0 {
+        let groups = single
+            .result
+            .resolved_groups
+            .iter()
+            .map(|g| g.name.clone())
+            .collect::<Vec<_>>()
+            .join(", ");
+        ctx.publish(
+            binding,
+            Event {
+                type_: EventType::Normal,
+                reason: "Synced".into(),
+                note: Some(format!("granted {granted}, revoked {revoked} in {groups}")),
+                action: "Sync".into(),
+                secondary: None,
+            },
+        )
+        .await;
+    }
+    if changed && !outcome.ready {
+        ctx.publish(binding, warning(outcome, "Sync")).await;
+    }
+    ctx.metrics
+        .reconciled(BINDING_KIND, outcome.reason.as_str());
+    if !outcome.ready {
+        ctx.metrics
+            .error(BINDING_KIND, telemetry::category(outcome.reason));
+    }
+    tracing::info!(reason = %outcome.reason, granted, revoked, status_written = changed, "binding reconciled");
+
+    let resync = sync_interval(vendor_connection);
+    let delay = if outcome.retrying {
+        ctx.backoff(BINDING_KIND, &namespace, &name)
+    } else {
+        ctx.succeeded(BINDING_KIND, &namespace, &name);
+        jitter(resync)
+    };
+    Ok(Action::requeue(until_next_change(
+        delay,
+        single.next_change_at,
+        at,
+    )))
+}
+
+/// `delay`, or less when access changes by time alone sooner (then just after that instant, so
+/// the change lands well within a second).
+fn until_next_change(
+    delay: Duration,
+    next_change_at: Option<DateTime<Utc>>,
+    at: DateTime<Utc>,
+) -> Duration {
+    let Some(next) = next_change_at else {
+        return delay;
+    };
+    let until = (next - at).to_std().unwrap_or(Duration::ZERO) + Duration::from_millis(50);
+    delay.min(until)
+}
+
+fn warning(outcome: &Outcome, action: &str) -> Event {
+    let mut note = outcome.message.clone();
+    if note.len() > 1000 {
+        let mut cut = 1000;
+        while !note.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        note.truncate(cut);
+    }
+    Event {
+        type_: EventType::Warning,
+        reason: outcome.reason.as_str().into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    }
+}
+
+/// The status a reconcile leads to. `lastSyncTime` is kept unless a vendor sync changed
+/// something (people at the vendor or the status itself).
+fn binding_status(
+    previous: &AccessGroupBindingStatus,
+    binding: &AccessGroupBinding,
+    single: &Single,
+    at: DateTime<Utc>,
+) -> AccessGroupBindingStatus {
+    let result = &single.result;
+    let generation = binding.meta().generation;
+    let (problems, omitted) = result.problems.clone();
+    let reached_vendor = matches!(
+        result.outcome.reason,
+        Reason::Synced | Reason::PartialFailure | Reason::Planned | Reason::MassRevocationBlocked
+    );
+    let mut next = AccessGroupBindingStatus {
+        observed_generation: generation,
+        conditions: status::conditions(
+            &result.outcome,
+            generation,
+            status_time(at),
+            &previous.conditions,
+        ),
+        last_sync_time: previous.last_sync_time.clone(),
+        last_handled_reconcile_at: binding.annotations().get(RECONCILE_REQUESTED_AT).cloned(),
+        next_change_time: single.next_change_at.map(status_time),
+        resolved_groups: if reached_vendor {
+            result.resolved_groups.clone()
+        } else {
+            previous.resolved_groups.clone()
+        },
+        counts: if reached_vendor {
+            result.counts.clone()
+        } else {
+            previous.counts.clone()
+        },
+        planned: result.planned.clone(),
+        problems,
+        problems_omitted: (omitted > 0).then_some(omitted),
+    };
+    let applied = result.applied.0 + result.applied.1 > 0;
+    if reached_vendor && (applied || next != *previous || previous.last_sync_time.is_none()) {
+        next.last_sync_time = Some(status_time(at));
+    }
+    next
+}
+
+/// Server-side applies `status` when it differs from `previous`; returns whether it wrote.
+async fn write_binding_status(
+    ctx: &Ctx,
+    binding: &AccessGroupBinding,
+    previous: &AccessGroupBindingStatus,
+    next: AccessGroupBindingStatus,
+) -> Result<bool, kube::Error> {
+    if binding.status.is_some() && next == *previous {
+        return Ok(false);
+    }
+    let api: Api<AccessGroupBinding> =
+        Api::namespaced(ctx.client.clone(), &binding.namespace().unwrap_or_default());
+    let body = apply_body(BINDING_KIND, &next)?;
+    api.patch_status(
+        &binding.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    ctx.metrics.status_written();
+    Ok(true)
+}
+
+/// The apply body for a status: optional fields we no longer set are sent as `null`, so they
+/// are removed (with managed fields, the API server would drop them anyway).
+fn apply_body<S: serde::Serialize>(kind: &str, status: &S) -> Result<Value, kube::Error> {
+    let mut value = serde_json::to_value(status).map_err(kube::Error::SerdeError)?;
+    if let Value::Object(map) = &mut value {
+        for key in [
+            "observedGeneration",
+            "lastSyncTime",
+            "lastHandledReconcileAt",
+            "nextChangeTime",
+            "resolvedGroups",
+            "planned",
+            "problems",
+            "problemsOmitted",
+            "account",
+        ] {
+            map.entry(key).or_insert(Value::Null);
+        }
+    }
+    Ok(serde_json::json!({
+        "apiVersion": API_VERSION,
+        "kind": kind,
+        "status": value,
+    }))
+}
+
+async fn cleanup_binding(
+    ctx: Arc<Ctx>,
+    binding: Arc<AccessGroupBinding>,
+) -> Result<Action, ReconcileError> {
+    let ctx = ctx.as_ref();
+    let binding = binding.as_ref();
+    let namespace = binding.namespace().unwrap_or_default();
+    let name = binding.name_any();
+    let orphan = |reason: &str, note: String, type_: EventType| Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Delete".into(),
+        secondary: None,
+    };
+    if binding.spec.deletion_policy == DeletionPolicy::Orphan {
+        ctx.publish(
+            binding,
+            orphan(
+                "Orphaned",
+                "deletionPolicy Orphan: vendor groups left as they are".into(),
+                EventType::Normal,
+            ),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    if binding.spec.mode == crate::api::access_group_binding::BindingMode::Plan {
+        ctx.publish(
+            binding,
+            orphan(
+                "Orphaned",
+                "mode Plan never writes to the vendor, so deleting it revokes nothing".into(),
+                EventType::Normal,
+            ),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    let age = binding
+        .meta()
+        .deletion_timestamp
+        .as_ref()
+        .map(|t| Timestamp::now().as_second() - t.0.as_second())
+        .unwrap_or(0);
+    if age >= i64::try_from(ctx.deletion_timeout.as_secs()).unwrap_or(i64::MAX) {
+        ctx.publish(
+            binding,
+            orphan(
+                "DeletionTimedOut",
+                format!(
+                    "could not revoke this binding's access within {} s of its deletion; orphaned: the vendor groups keep their members until another binding manages them or someone removes them",
+                    ctx.deletion_timeout.as_secs()
+                ),
+                EventType::Warning,
+            ),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    let siblings: Vec<AccessGroupBinding> = ctx
+        .bindings
+        .state()
+        .iter()
+        .filter(|b| b.namespace().as_deref() == Some(namespace.as_str()))
+        .map(|b| (**b).clone())
+        .collect();
+    let objects = ctx
+        .objects(
+            &namespace,
+            siblings,
+            vec![
+                binding.spec.officernd_ref.name.clone(),
+                binding.spec.vendor_ref.name.clone(),
+            ],
+        )
+        .await?;
+    // Without the connections or their credentials the access cannot be revoked, and waiting
+    // will not help: orphan at once and say so.
+    for connection in [
+        &binding.spec.vendor_ref.name,
+        &binding.spec.officernd_ref.name,
+    ] {
+        let gone = match objects.connection(&namespace, connection) {
+            None => Some(format!("VendorConnection {namespace}/{connection} is gone")),
+            Some(c) => credentials::read(
+                c,
+                &namespace,
+                objects.secret(&namespace, &c.spec.credentials_secret_ref.name),
+            )
+            .err()
+            .map(|e| e.to_string()),
+        };
+        if let Some(why) = gone {
+            ctx.publish(
+                binding,
+                orphan(
+                    "Orphaned",
+                    format!("{why}; the access this binding granted cannot be revoked and is left in place"),
+                    EventType::Warning,
+                ),
+            )
+            .await;
+            return Ok(Action::await_change());
+        }
+    }
+    let door = match ctx.door(&objects, &namespace, &binding.spec.vendor_ref.name) {
+        Ok(door) => door,
+        Err((_, message)) => return Err(ReconcileError::Cleanup(message)),
+    };
+    let single = runner::reconcile_binding(&objects, binding, ctx.now(), door.as_ref(), true).await;
+    let outcome = &single.result.outcome;
+    let (granted, revoked) = single.result.applied;
+    let vendor = objects
+        .connection(&namespace, &binding.spec.vendor_ref.name)
+        .map(|c| c.spec.vendor.as_str())
+        .unwrap_or("unknown");
+    ctx.metrics.access_changed(vendor, granted, revoked);
+    ctx.metrics.reconciled(
+        BINDING_KIND,
+        if outcome.ready {
+            "Deleted"
+        } else {
+            outcome.reason.as_str()
+        },
+    );
+    if outcome.ready && outcome.reason == Reason::Synced {
+        ctx.publish(
+            binding,
+            orphan(
+                "Revoked",
+                format!("deleted: revoked {revoked} (access only this binding granted), granted {granted}"),
+                EventType::Normal,
+            ),
+        )
+        .await;
+        ctx.succeeded(BINDING_KIND, &namespace, &name);
+        return Ok(Action::await_change());
+    }
+    // Say why the deletion waits, in status and as an Event, then retry with backoff.
+    let waiting = Outcome::not_ready(
+        Reason::Deleting,
+        format!(
+            "deleting: revoking this binding's access failed and is retried (orphaned after {} s): {}",
+            ctx.deletion_timeout.as_secs(),
+            outcome.message
+        ),
+    );
+    let previous = binding.status.clone().unwrap_or_default();
+    let mut next = previous.clone();
+    next.conditions = status::conditions(
+        &waiting,
+        binding.meta().generation,
+        status_time(ctx.now()),
+        &previous.conditions,
+    );
+    if write_binding_status(ctx, binding, &previous, next).await? {
+        ctx.publish(binding, warning(&waiting, "Delete")).await;
+    }
+    Err(ReconcileError::Cleanup(outcome.message.clone()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// VendorConnection
+
+fn connection_error_policy(
+    connection: Arc<VendorConnection>,
+    error: &ReconcileError,
+    ctx: Arc<Ctx>,
+) -> Action {
+    let namespace = connection.namespace().unwrap_or_default();
+    tracing::warn!(%error, namespace, name = connection.name_any(), "connection reconcile failed; retrying with backoff");
+    ctx.metrics.error(CONNECTION_KIND, "kubernetes");
+    Action::requeue(ctx.backoff(CONNECTION_KIND, &namespace, &connection.name_any()))
+}
+
+fn vendor_reason(error: &VendorError) -> Reason {
+    match error {
+        VendorError::CredentialsInvalid(_) => Reason::CredentialsInvalid,
+        VendorError::Http(crate::http::HttpError::Unauthorized { .. }) => {
+            Reason::CredentialsInvalid
+        }
+        _ => Reason::VendorUnreachable,
+    }
+}
+
+fn officernd_reason(error: &OfficeRndError) -> Reason {
+    use crate::http::HttpError;
+    match error {
+        OfficeRndError::Config(_) => Reason::InvalidSpec,
+        OfficeRndError::Unauthorized { .. }
+        | OfficeRndError::Http(HttpError::Unauthorized { .. })
+        | OfficeRndError::Token {
+            source: HttpError::Unauthorized { .. } | HttpError::BadRequest { .. },
+            ..
+        } => Reason::CredentialsInvalid,
+        _ => Reason::VendorUnreachable,
+    }
+}
+
+/// Checks a connection's credentials at its vendor and what the account holds.
+async fn check_connection(
+    ctx: &Ctx,
+    connection: &VendorConnection,
+    objects: &Objects,
+) -> (Outcome, Option<AccountSummary>) {
+    let namespace = connection.namespace().unwrap_or_default();
+    let name = connection.name_any();
+    if connection.spec.suspend {
+        return (
+            Outcome::not_ready(
+                Reason::Suspended,
+                "spec.suspend is true: no sync goes through this connection",
+            ),
+            None,
+        );
+    }
+    let secret = objects.secret(&namespace, &connection.spec.credentials_secret_ref.name);
+    let credentials = match credentials::read(connection, &namespace, secret) {
+        Ok(credentials) => credentials,
+        Err(error) => {
+            return (
+                Outcome::not_ready(Reason::SecretNotFound, error.to_string()),
+                None,
+            )
+        }
+    };
+    let vendor = connection.spec.vendor;
+    match vendor {
+        Vendor::OfficeRnD => {
+            let client = match clients::officernd(connection, &credentials) {
+                Ok(client) => client,
+                Err(message) => return (Outcome::not_ready(Reason::InvalidSpec, message), None),
+            };
+            let checked = async {
+                let locations = client.list_locations::<Value>().await?;
+                let members = client.list_members::<Value>(None).await?;
+                Ok::<_, OfficeRndError>((locations.len(), members.len()))
+            }
+            .await;
+            match checked {
+                Ok((sites, people)) => {
+                    ctx.metrics.vendor_call(vendor.as_str(), "check", "ok");
+                    (
+                        Outcome::ready(
+                            Reason::Synced,
+                            format!("credentials accepted: {sites} locations, {people} members"),
+                        ),
+                        Some(AccountSummary {
+                            groups: None,
+                            sites: u32::try_from(sites).ok(),
+                            people: u32::try_from(people).ok(),
+                        }),
+                    )
+                }
+                Err(error) => {
+                    let reason = officernd_reason(&error);
+                    ctx.metrics.vendor_call(vendor.as_str(), "check", reason.as_str());
+                    (Outcome::not_ready(reason, error.to_string()), None)
+                }
+            }
+        }
+        Vendor::Kisi | Vendor::SaltoKS | Vendor::Brivo => {
+            let door = match ctx.door(objects, &namespace, &name) {
+                Ok(door) => door,
+                Err((reason, message)) => return (Outcome::not_ready(reason, message), None),
+            };
+            match door.check().await {
+                Ok(info) => {
+                    ctx.metrics.vendor_call(vendor.as_str(), "check", "ok");
+                    (
+                        Outcome::ready(
+                            Reason::Synced,
+                            format!(
+                                "credentials accepted: {} access groups, {} users",
+                                info.groups, info.users
+                            ),
+                        ),
+                        Some(AccountSummary {
+                            groups: Some(info.groups),
+                            sites: None,
+                            people: Some(info.users),
+                        }),
+                    )
+                }
+                Err(error) => {
+                    let reason = vendor_reason(&error);
+                    ctx.metrics.vendor_call(vendor.as_str(), "check", reason.as_str());
+                    (Outcome::not_ready(reason, error.to_string()), None)
+                }
+            }
+        }
+        // TODO(SiteMapping, issue 6): check essensys credentials through the essensys client
+        // once its controller lands; until then only their presence is verified here.
+        Vendor::Essensys => (
+            Outcome::ready(
+                Reason::Synced,
+                "credentials present; the essensys account itself is checked by the SiteMapping controller",
+            ),
+            None,
+        ),
+    }
+}
+
+fn reconcile_connection(
+    connection: Arc<VendorConnection>,
+    ctx: Arc<Ctx>,
+) -> futures::future::BoxFuture<'static, Result<Action, ReconcileError>> {
+    use tracing::Instrument;
+    let span = tracing::info_span!(
+        "reconcile",
+        kind = CONNECTION_KIND,
+        namespace = %connection.namespace().unwrap_or_default(),
+        name = %connection.name_any()
+    );
+    async move { reconcile_connection_inner(connection, ctx).await }
+        .instrument(span)
+        .boxed()
+}
+
+async fn reconcile_connection_inner(
+    connection: Arc<VendorConnection>,
+    ctx: Arc<Ctx>,
+) -> Result<Action, ReconcileError> {
+    let namespace = connection.namespace().unwrap_or_default();
+    let name = connection.name_any();
+    let mut objects = ctx.objects(&namespace, Vec::new(), Vec::new()).await?;
+    // The connection as delivered (the cache may lag a moment behind its own watch), and its
+    // Secret read fresh.
+    objects
+        .connections
+        .retain(|c| !(c.namespace() == connection.namespace() && c.name_any() == name));
+    objects.connections.push((*connection).clone());
+    let api: Api<KubeSecret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let secret_name = &connection.spec.credentials_secret_ref.name;
+    if let Some(secret) = api.get_opt(secret_name).await? {
+        objects
+            .secrets
+            .insert((namespace.clone(), secret_name.clone()), secret);
+    }
+    let (outcome, account) = check_connection(&ctx, &connection, &objects).await;
+    let at = ctx.now();
+    let previous = connection.status.clone().unwrap_or_default();
+    let generation = connection.meta().generation;
+    let mut next = VendorConnectionStatus {
+        observed_generation: generation,
+        conditions: status::conditions(&outcome, generation, status_time(at), &previous.conditions),
+        last_sync_time: previous.last_sync_time.clone(),
+        last_handled_reconcile_at: connection
+            .annotations()
+            .get(RECONCILE_REQUESTED_AT)
+            .cloned(),
+        account: account.or_else(|| previous.account.clone()),
+        counts: previous.counts.clone(),
+        problems: previous.problems.clone(),
+        problems_omitted: previous.problems_omitted,
+    };
+    if outcome.ready && (next != previous || previous.last_sync_time.is_none()) {
+        next.last_sync_time = Some(status_time(at));
+    }
+    let changed = if connection.status.is_some() && next == previous {
+        false
+    } else {
+        let connections: Api<VendorConnection> = Api::namespaced(ctx.client.clone(), &namespace);
+        connections
+            .patch_status(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&apply_body(CONNECTION_KIND, &next)?),
+            )
+            .await?;
+        ctx.metrics.status_written();
+        true
+    };
+    if changed && !outcome.ready && outcome.reason != Reason::Suspended {
+        ctx.publish(connection.as_ref(), warning(&outcome, "Check"))
+            .await;
+    }
+    ctx.metrics
+        .reconciled(CONNECTION_KIND, outcome.reason.as_str());
+    if !outcome.ready {
+        ctx.metrics
+            .error(CONNECTION_KIND, telemetry::category(outcome.reason));
+    }
+    tracing::info!(reason = %outcome.reason, status_written = changed, "connection reconciled");
+    let delay = if outcome.retrying {
+        ctx.backoff(CONNECTION_KIND, &namespace, &name)
+    } else {
+        ctx.succeeded(CONNECTION_KIND, &namespace, &name);
+        jitter(sync_interval(Some(&connection)))
+    };
+    Ok(Action::requeue(delay))
+}

@@ -1,0 +1,731 @@
+//! The operator against the in-process API stand-in and the sandbox simulators: bindings applied
+//! as cluster objects reach the vendor, status and Events report it, deletion revokes, rotated
+//! Secrets and OfficeRnD webhooks take effect without restart, idle resyncs write nothing.
+
+mod support;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flexgate::api::conditions::{find, READY};
+use flexgate::api::{
+    AccessGroupBinding, Vendor, VendorConnection, FINALIZER, RECONCILE_REQUESTED_AT,
+};
+use flexgate::manifests;
+use flexgate::officernd::Collection;
+use flexgate::operator::controller::{run_on, Listeners, OperatorError, RunOptions};
+use flexgate::operator::leader::{LeaderElector, LeaseConfig, LeaseState};
+use flexgate::operator::objects::Objects;
+use flexgate::operator::telemetry::Metrics;
+use flexgate::sandbox::Sandbox;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::ResourceExt;
+use serde_json::json;
+use support::apiserver::{ApiServer, ApiServerOptions};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+const NS: &str = "default";
+const LOBBY: &str = "OFFICERND_Lobby";
+/// The example bindings on the Kisi account (the other vendors are covered by door_sync.rs).
+const BINDINGS: [&str; 3] = ["hot-desk-lobby", "day-passes", "office-101"];
+
+struct Operator {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), OperatorError>>,
+    webhook: std::net::SocketAddr,
+    http: std::net::SocketAddr,
+}
+
+impl Operator {
+    async fn start(world: &World) -> Self {
+        Self::start_with(world, |_| {}).await
+    }
+
+    async fn start_with(world: &World, adjust: impl FnOnce(&mut RunOptions)) -> Self {
+        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let webhook = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addresses = (http.local_addr().unwrap(), webhook.local_addr().unwrap());
+        let mut options = RunOptions::new("test-replica");
+        options.namespace = Some(NS.into());
+        options.leader_election = false;
+        options.clock = world.sandbox.clock.clock();
+        options.min_backoff = Duration::from_millis(100);
+        options.max_backoff = Duration::from_secs(1);
+        options.metrics = world.metrics.clone();
+        adjust(&mut options);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let client = world.server.client();
+        let task = tokio::spawn(run_on(
+            client,
+            options,
+            Listeners {
+                http,
+                webhook: Some(webhook),
+            },
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Operator {
+            stop: Some(stop),
+            task,
+            http: addresses.0,
+            webhook: addresses.1,
+        }
+    }
+
+    /// Graceful shutdown: in-flight reconciles finish, then `run_on` returns.
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let finished = tokio::time::timeout(Duration::from_secs(30), &mut self.task)
+            .await
+            .expect("the operator stops after its shutdown future resolves");
+        finished.unwrap().unwrap();
+    }
+}
+
+struct World {
+    server: ApiServer,
+    sandbox: Sandbox,
+    objects: Objects,
+    metrics: Arc<Metrics>,
+}
+
+impl World {
+    /// The stand-in with the CRDs, the sandbox, and the examples' OfficeRnD and Kisi
+    /// connections, their Secrets and the Kisi bindings applied as cluster objects.
+    async fn new() -> Self {
+        let server = ApiServer::start_with(
+            ApiServerOptions::new()
+                .crd_for::<VendorConnection>()
+                .crd_for::<AccessGroupBinding>(),
+        )
+        .await;
+        let sandbox = Sandbox::start_demo().await.unwrap();
+        let (documents, problems) = manifests::load(&[PathBuf::from("examples")]);
+        assert!(problems.is_empty(), "{problems:?}");
+        let mut objects = Objects::from_documents(&documents).unwrap();
+        objects
+            .connections
+            .retain(|c| matches!(c.spec.vendor, Vendor::OfficeRnD | Vendor::Kisi));
+        objects
+            .bindings
+            .retain(|b| BINDINGS.contains(&b.name_any().as_str()));
+        sandbox.connect(&mut objects);
+        objects
+            .secrets
+            .retain(|(_, name), _| name == "officernd-credentials" || name == "kisi-credentials");
+        let world = World {
+            server,
+            sandbox,
+            objects,
+            metrics: Arc::new(Metrics::new()),
+        };
+        world.apply().await;
+        world
+    }
+
+    async fn apply(&self) {
+        let client = self.server.client();
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+        for secret in self.objects.secrets.values() {
+            secrets
+                .create(&PostParams::default(), secret)
+                .await
+                .unwrap();
+        }
+        let connections: Api<VendorConnection> = Api::namespaced(client.clone(), NS);
+        for connection in &self.objects.connections {
+            connections
+                .create(&PostParams::default(), connection)
+                .await
+                .unwrap();
+        }
+        let bindings = self.bindings();
+        for binding in &self.objects.bindings {
+            bindings
+                .create(&PostParams::default(), binding)
+                .await
+                .unwrap();
+        }
+    }
+
+    fn bindings(&self) -> Api<AccessGroupBinding> {
+        Api::namespaced(self.server.client(), NS)
+    }
+
+    fn binding(&self, name: &str) -> Option<AccessGroupBinding> {
+        self.server.get_as::<AccessGroupBinding>(NS, name)
+    }
+
+    fn connection(&self, name: &str) -> Option<VendorConnection> {
+        self.server.get_as::<VendorConnection>(NS, name)
+    }
+
+    fn lobby(&self) -> Vec<String> {
+        self.sandbox.group_members(Vendor::Kisi, LOBBY)
+    }
+
+    async fn wait_bindings(&self, what: &str, reason: &str, generation: i64) {
+        self.server
+            .wait_until(what, |s| {
+                BINDINGS.iter().all(|name| {
+                    s.get_as::<AccessGroupBinding>(NS, name)
+                        .is_some_and(|b| binding_reason(&b, generation) == Some(reason.into()))
+                })
+            })
+            .await;
+    }
+
+    /// Waits until `count` more reconciles of `kind` finished than `before`.
+    async fn wait_reconciles(&self, kind: &str, before: u64, count: u64) {
+        let metrics = self.metrics.clone();
+        let kind = kind.to_owned();
+        self.server
+            .wait_until("the triggered reconciles finished", move |_| {
+                metrics.reconciles_of(&kind) >= before + count
+            })
+            .await;
+    }
+
+    /// Changes the Secret's labels only: a new resourceVersion, nothing else.
+    async fn touch_secret(&self, name: &str, value: &str) {
+        let secrets: Api<Secret> = Api::namespaced(self.server.client(), NS);
+        let patch = json!({"metadata": {"labels": {"touched": value}}});
+        secrets
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+}
+
+/// The Ready reason, when the status describes `generation`.
+fn binding_reason(binding: &AccessGroupBinding, generation: i64) -> Option<String> {
+    let status = binding.status.as_ref()?;
+    if status.observed_generation != Some(generation) {
+        return None;
+    }
+    find(&status.conditions, READY).map(|c| c.reason.clone())
+}
+
+fn connection_ready(connection: &VendorConnection) -> Option<(String, String)> {
+    let status = connection.status.as_ref()?;
+    find(&status.conditions, READY).map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+fn events_with_reason(server: &ApiServer, reason: &str) -> Vec<serde_json::Value> {
+    server
+        .events()
+        .into_iter()
+        .filter(|e| e["reason"] == reason)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applied_bindings_reach_the_vendor_and_report_status_and_spec_edits_resync() {
+    let world = World::new().await;
+    let operator = Operator::start(&world).await;
+    world
+        .wait_bindings("every binding is Synced at generation 1", "Synced", 1)
+        .await;
+
+    assert_eq!(
+        world.lobby(),
+        [
+            "ann.lee@example.com",
+            "fay.quinn@example.com",
+            "ivy.roe@example.com"
+        ]
+    );
+    assert_eq!(
+        world
+            .sandbox
+            .group_members(Vendor::Kisi, "OFFICERND_Office 101"),
+        ["cyd.park@example.com", "dee.moss@example.com"]
+    );
+    let lobby = world.binding("hot-desk-lobby").unwrap();
+    let status = lobby.status.clone().unwrap();
+    assert_eq!(status.counts.granted as usize, world.lobby().len());
+    assert_eq!(status.resolved_groups[0].name, LOBBY);
+    assert!(status.last_sync_time.is_some());
+    assert!(lobby.finalizers().contains(&FINALIZER.to_owned()));
+    let ready = find(&status.conditions, READY).unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.observed_generation),
+        ("True", Some(1))
+    );
+
+    // Connections: credentials checked, the account summarised.
+    world
+        .server
+        .wait_until("both connections are Ready", |s| {
+            ["officernd", "kisi"].iter().all(|name| {
+                s.get_as::<VendorConnection>(NS, name)
+                    .and_then(|c| connection_ready(&c))
+                    == Some(("True".into(), "Synced".into()))
+            })
+        })
+        .await;
+    let kisi = world.connection("kisi").unwrap().status.unwrap();
+    let account = kisi.account.unwrap();
+    assert_eq!(
+        account.groups,
+        Some(
+            world
+                .sandbox
+                .seeded_groups()
+                .iter()
+                .filter(|(v, _)| *v == Vendor::Kisi)
+                .count() as u32
+        )
+    );
+    assert!(account.people.unwrap_or(0) >= 3);
+    let officernd = world.connection("officernd").unwrap().status.unwrap();
+    assert!(officernd.account.unwrap().people.unwrap_or(0) > 0);
+
+    // Grants are reported as aggregated Events.
+    let synced = events_with_reason(&world.server, "Synced");
+    assert!(
+        synced.iter().any(|e| e["note"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("granted ")),
+        "{synced:?}"
+    );
+
+    // A spec edit (generation 2) is picked up: mode Plan reports instead of writing.
+    let writes_before = world.sandbox.kisi.write_calls();
+    world
+        .bindings()
+        .patch(
+            "office-101",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"mode": "Plan"}})),
+        )
+        .await
+        .unwrap();
+    world
+        .server
+        .wait_until("office-101 generation 2 is Planned", |s| {
+            s.get_as::<AccessGroupBinding>(NS, "office-101")
+                .is_some_and(|b| binding_reason(&b, 2) == Some("Planned".into()))
+        })
+        .await;
+    assert_eq!(world.sandbox.kisi.write_calls(), writes_before);
+
+    // The reconcile-request annotation triggers a reconcile and is echoed in status.
+    world
+        .bindings()
+        .patch(
+            "hot-desk-lobby",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"annotations": {RECONCILE_REQUESTED_AT: "2026-11-23T08:00:01Z"}}})),
+        )
+        .await
+        .unwrap();
+    world
+        .server
+        .wait_until("the reconcile request is handled", |s| {
+            s.get_as::<AccessGroupBinding>(NS, "hot-desk-lobby")
+                .and_then(|b| b.status?.last_handled_reconcile_at)
+                .as_deref()
+                == Some("2026-11-23T08:00:01Z")
+        })
+        .await;
+
+    // Metrics are served.
+    let body = reqwest::get(format!("http://{}/metrics", operator.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("flexgate_reconciles_total"), "{body}");
+    assert!(body.contains("flexgate_grants_total"), "{body}");
+    let ready = reqwest::get(format!("http://{}/readyz", operator.http))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    operator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_with_revoke_removes_only_what_the_binding_alone_granted() {
+    let world = World::new().await;
+    let operator = Operator::start(&world).await;
+    world
+        .wait_bindings("every binding is Synced", "Synced", 1)
+        .await;
+    let before = world.lobby();
+    assert!(before.contains(&"ivy.roe@example.com".to_owned()));
+
+    // Ivy holds day passes only; Ann and Fay are on the Hot Desk plan (another binding).
+    world
+        .bindings()
+        .delete("day-passes", &DeleteParams::default())
+        .await
+        .unwrap();
+    world
+        .server
+        .wait_until("the finalizer is released and the binding gone", |s| {
+            s.get("AccessGroupBinding", NS, "day-passes").is_none()
+        })
+        .await;
+    assert_eq!(
+        world.lobby(),
+        ["ann.lee@example.com", "fay.quinn@example.com"]
+    );
+    let revoked = events_with_reason(&world.server, "Revoked");
+    assert!(
+        revoked
+            .iter()
+            .any(|e| e["note"].as_str().unwrap_or_default().contains("revoked 1")),
+        "{revoked:?}"
+    );
+
+    // Orphan: deleting leaves the vendor alone.
+    world
+        .bindings()
+        .patch(
+            "office-101",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"deletionPolicy": "Orphan"}})),
+        )
+        .await
+        .unwrap();
+    world
+        .server
+        .wait_until("office-101 generation 2 is handled", |s| {
+            s.get_as::<AccessGroupBinding>(NS, "office-101")
+                .is_some_and(|b| binding_reason(&b, 2).is_some())
+        })
+        .await;
+    world
+        .bindings()
+        .delete("office-101", &DeleteParams::default())
+        .await
+        .unwrap();
+    world
+        .server
+        .wait_until("office-101 is gone", |s| {
+            s.get("AccessGroupBinding", NS, "office-101").is_none()
+        })
+        .await;
+    assert_eq!(
+        world
+            .sandbox
+            .group_members(Vendor::Kisi, "OFFICERND_Office 101"),
+        ["cyd.park@example.com", "dee.moss@example.com"]
+    );
+    operator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_credentials_take_effect_without_restart() {
+    let world = World::new().await;
+    let operator = Operator::start(&world).await;
+    world
+        .wait_bindings("every binding is Synced", "Synced", 1)
+        .await;
+    let secrets: Api<Secret> = Api::namespaced(world.server.client(), NS);
+    let good = world.sandbox.kisi.api_key.expose().to_owned();
+
+    secrets
+        .patch(
+            "kisi-credentials",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"stringData": {"apiKey": "not-the-key"}})),
+        )
+        .await
+        .unwrap();
+    world
+        .server
+        .wait_until("the Kisi connection reports CredentialsInvalid", |s| {
+            s.get_as::<VendorConnection>(NS, "kisi")
+                .and_then(|c| connection_ready(&c))
+                == Some(("False".into(), "CredentialsInvalid".into()))
+        })
+        .await;
+    world
+        .wait_bindings(
+            "bindings report CredentialsInvalid",
+            "CredentialsInvalid",
+            1,
+        )
+        .await;
+    let message = find(
+        &world.connection("kisi").unwrap().status.unwrap().conditions,
+        READY,
+    )
+    .unwrap()
+    .message
+    .clone();
+    assert!(
+        !message.contains("not-the-key"),
+        "a secret leaked: {message}"
+    );
+
+    secrets
+        .patch(
+            "kisi-credentials",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"stringData": {"apiKey": good}})),
+        )
+        .await
+        .unwrap();
+    world
+        .server
+        .wait_until("the Kisi connection is Ready again", |s| {
+            s.get_as::<VendorConnection>(NS, "kisi")
+                .and_then(|c| connection_ready(&c))
+                == Some(("True".into(), "Synced".into()))
+        })
+        .await;
+    world
+        .wait_bindings("bindings are Synced again", "Synced", 1)
+        .await;
+    operator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mid_sync_converges_without_duplicates() {
+    let world = World::new().await;
+    let first = Operator::start(&world).await;
+    world
+        .server
+        .wait_until("the first sync has started", |s| {
+            s.get_as::<AccessGroupBinding>(NS, "hot-desk-lobby")
+                .is_some_and(|b| !b.finalizers().is_empty())
+        })
+        .await;
+    world.server.drop_watches();
+    first.stop().await;
+    world.server.drop_watches();
+    let second = Operator::start(&world).await;
+    world
+        .wait_bindings("every binding is Synced", "Synced", 1)
+        .await;
+    assert_eq!(
+        world.lobby(),
+        [
+            "ann.lee@example.com",
+            "fay.quinn@example.com",
+            "ivy.roe@example.com"
+        ]
+    );
+    let mut emails: Vec<String> = world
+        .sandbox
+        .kisi
+        .users()
+        .iter()
+        .map(|u| u.email.to_ascii_lowercase())
+        .collect();
+    let total = emails.len();
+    emails.sort();
+    emails.dedup();
+    assert_eq!(emails.len(), total, "a Kisi user was created twice");
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_resync_writes_no_status() {
+    let world = World::new().await;
+    let operator = Operator::start(&world).await;
+    world
+        .wait_bindings("every binding is Synced", "Synced", 1)
+        .await;
+    // Touching the Kisi Secret reconciles its connection and its three bindings. The first
+    // rounds may still settle (reconciles from start-up still in flight, condition messages
+    // going from "3 granted" to "0 granted in this sync"); the last two must write nothing.
+    let mut writes_per_round = Vec::new();
+    for round in ["1", "2", "3", "4"] {
+        let bindings_before = world.metrics.reconciles_of("AccessGroupBinding");
+        let connections_before = world.metrics.reconciles_of("VendorConnection");
+        world.server.clear_request_log();
+        let vendor_writes_before = world.sandbox.kisi.write_calls();
+        world.touch_secret("kisi-credentials", round).await;
+        world
+            .wait_reconciles("AccessGroupBinding", bindings_before, BINDINGS.len() as u64)
+            .await;
+        world
+            .wait_reconciles("VendorConnection", connections_before, 1)
+            .await;
+        assert_eq!(world.sandbox.kisi.write_calls(), vendor_writes_before);
+        let status_writes: Vec<_> = world
+            .server
+            .request_log()
+            .into_iter()
+            .filter(|r| r.is_status_write())
+            .map(|r| format!("{} {}", r.path, r.body.unwrap_or_default()))
+            .collect();
+        writes_per_round.push(status_writes);
+    }
+    assert!(
+        writes_per_round[2..].iter().all(Vec::is_empty),
+        "idle resyncs wrote status: {writes_per_round:#?}"
+    );
+    let triggered_reconciles = world.metrics.reconciles_of("AccessGroupBinding");
+    assert!(triggered_reconciles >= 4 * BINDINGS.len() as u64);
+    operator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_officernd_webhook_reconciles_the_bindings_of_its_connection() {
+    let world = World::new().await;
+    let operator = Operator::start(&world).await;
+    world
+        .wait_bindings("every binding is Synced", "Synced", 1)
+        .await;
+    let url = format!("http://{}/webhooks/officernd", operator.webhook);
+    // The sandbox wiring drops the webhook secret; configure it, as a real set-up has it.
+    let (webhook_id, secret) = world
+        .sandbox
+        .officernd
+        .register_webhook(&url, &["membership.created"]);
+    let secrets: Api<Secret> = Api::namespaced(world.server.client(), NS);
+    secrets
+        .patch(
+            "officernd-credentials",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"stringData": {"webhookSecret": secret.expose()}})),
+        )
+        .await
+        .unwrap();
+    let connections: Api<VendorConnection> = Api::namespaced(world.server.client(), NS);
+    connections
+        .patch(
+            "officernd",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"officernd": {"webhookSecretKey": "webhookSecret"}}})),
+        )
+        .await
+        .unwrap();
+    world
+        .server
+        .wait_until(
+            "the OfficeRnD connection is Ready with its webhook secret",
+            |s| {
+                s.get_as::<VendorConnection>(NS, "officernd")
+                    .is_some_and(|c| {
+                        c.status.as_ref().and_then(|st| st.observed_generation) == Some(2)
+                            && connection_ready(&c) == Some(("True".into(), "Synced".into()))
+                    })
+            },
+        )
+        .await;
+
+    // Hal joins the Hot Desk plan: OfficeRnD sends membership.created, the lobby follows.
+    let ann = world
+        .sandbox
+        .officernd
+        .list(Collection::Memberships)
+        .into_iter()
+        .find(|m| m["name"] == "Ann - Hot Desk")
+        .unwrap();
+    let mut hal = ann.clone();
+    hal["_id"] = json!("3e3b500000000000000000aa");
+    hal["name"] = json!("Hal - Hot Desk");
+    hal["member"] = json!("3e3be0000000000000000017");
+    hal.as_object_mut().unwrap().remove("company");
+    world
+        .sandbox
+        .officernd
+        .upsert(Collection::Memberships, hal)
+        .unwrap();
+    world
+        .server
+        .wait_until("Hal is in the lobby", |_| {
+            world.lobby().contains(&"hal.ives@example.com".to_owned())
+        })
+        .await;
+    assert!(world
+        .sandbox
+        .officernd
+        .deliveries()
+        .iter()
+        .any(|d| d.webhook_id == webhook_id && d.status == Some(202)));
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn missing_crds_are_a_clear_error() {
+    let server = ApiServer::start().await;
+    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut options = RunOptions::new("test");
+    options.leader_election = false;
+    let error = run_on(
+        server.client(),
+        options,
+        Listeners {
+            http,
+            webhook: None,
+        },
+        std::future::pending(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(error, OperatorError::CrdsMissing { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with("the flexgate CRDs are not installed: kubectl apply --server-side -f crds/flexgate.yaml"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn only_one_replica_holds_the_lease() {
+    let server = ApiServer::start().await;
+    let a = LeaderElector::new(
+        server.client(),
+        LeaseConfig::new("flexgate", "leader", "pod-a"),
+    );
+    let b = LeaderElector::new(
+        server.client(),
+        LeaseConfig::new("flexgate", "leader", "pod-b"),
+    );
+    let (first, second) = tokio::join!(a.try_acquire_or_renew(), b.try_acquire_or_renew());
+    let states = [first.unwrap(), second.unwrap()];
+    assert_eq!(
+        states.iter().filter(|s| **s == LeaseState::Leading).count(),
+        1,
+        "{states:?}"
+    );
+    let (leader, follower) = if states[0] == LeaseState::Leading {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    // Renewing keeps it; the other cannot take a valid lease.
+    assert_eq!(
+        leader.try_acquire_or_renew().await.unwrap(),
+        LeaseState::Leading
+    );
+    assert!(matches!(
+        follower.try_acquire_or_renew().await.unwrap(),
+        LeaseState::Following { holder: Some(_) }
+    ));
+    // Released: the follower takes over.
+    leader.release().await.unwrap();
+    let mut taken = false;
+    for _ in 0..20 {
+        if follower.try_acquire_or_renew().await.unwrap() == LeaseState::Leading {
+            taken = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(taken, "the follower never took the released lease");
+    assert!(matches!(
+        leader.try_acquire_or_renew().await.unwrap(),
+        LeaseState::Following { .. }
+    ));
+}
