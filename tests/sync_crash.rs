@@ -1,0 +1,307 @@
+//! A crash between any two steps of a sync loses nothing and duplicates nothing: for every
+//! point in a sync, the process "dies" there (the write in flight reaches the vendor but its
+//! answer is lost, later writes never happen), a fresh process syncs again, and the vendor ends
+//! in exactly the desired state with no user created twice and none deleted.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use flexgate::api::vendor_connection::BrivoMobilePassTarget;
+use flexgate::http::HttpError;
+use flexgate::sync::{self, DesiredGroup, Mode, Person, SnapshotHealth, SyncRequest};
+use flexgate::vendors::{
+    brivo, kisi, salto_ks, AccountInfo, DoorVendor, GrantContext, NewUser, VendorError,
+    VendorGroup, VendorUser,
+};
+
+/// Lets `budget` writes through; the next one is performed but its answer is lost; every later
+/// write fails without reaching the vendor, as if the process had died.
+struct Crashing<'a, V> {
+    inner: &'a V,
+    budget: usize,
+    writes: AtomicUsize,
+}
+
+fn lost() -> VendorError {
+    VendorError::Http(HttpError::InvalidRequest("the process died here".into()))
+}
+
+impl<V: DoorVendor> Crashing<'_, V> {
+    /// Whether this write happens at all, and whether its answer survives.
+    fn next_write(&self) -> (bool, bool) {
+        let n = self.writes.fetch_add(1, Ordering::SeqCst);
+        (n <= self.budget, n < self.budget)
+    }
+}
+
+impl<V: DoorVendor> DoorVendor for Crashing<'_, V> {
+    async fn check(&self) -> Result<AccountInfo, VendorError> {
+        self.inner.check().await
+    }
+    async fn list_groups(&self) -> Result<Vec<VendorGroup>, VendorError> {
+        self.inner.list_groups().await
+    }
+    async fn list_users(&self) -> Result<Vec<VendorUser>, VendorError> {
+        self.inner.list_users().await
+    }
+    async fn list_group_members(&self, group: &VendorGroup) -> Result<Vec<String>, VendorError> {
+        self.inner.list_group_members(group).await
+    }
+    async fn create_user(&self, user: &NewUser) -> Result<VendorUser, VendorError> {
+        match self.next_write() {
+            (false, _) => Err(lost()),
+            (true, survives) => {
+                let created = self.inner.create_user(user).await;
+                if survives {
+                    created
+                } else {
+                    Err(lost())
+                }
+            }
+        }
+    }
+    async fn add_to_group(
+        &self,
+        user_id: &str,
+        group: &VendorGroup,
+        context: GrantContext,
+    ) -> Result<(), VendorError> {
+        match self.next_write() {
+            (false, _) => Err(lost()),
+            (true, survives) => {
+                let added = self.inner.add_to_group(user_id, group, context).await;
+                if survives {
+                    added
+                } else {
+                    Err(lost())
+                }
+            }
+        }
+    }
+    async fn remove_from_group(
+        &self,
+        user_id: &str,
+        group: &VendorGroup,
+    ) -> Result<(), VendorError> {
+        match self.next_write() {
+            (false, _) => Err(lost()),
+            (true, survives) => {
+                let removed = self.inner.remove_from_group(user_id, group).await;
+                if survives {
+                    removed
+                } else {
+                    Err(lost())
+                }
+            }
+        }
+    }
+}
+
+fn people() -> Vec<Person> {
+    (0..4)
+        .map(|i| Person {
+            officernd_id: format!("{:024x}", 0xc4a5_0000_u64 + i),
+            first_name: format!("Crash{i}"),
+            last_name: "Test".into(),
+            email: format!("crash{i}@example.com"),
+            phone: Some(format!("+44 20 7946 01{i:02}")),
+        })
+        .collect()
+}
+
+fn request(group: &VendorGroup) -> SyncRequest {
+    SyncRequest {
+        groups: vec![DesiredGroup {
+            group: group.clone(),
+            people: people(),
+        }],
+        mode: Mode::Apply,
+        snapshot: SnapshotHealth::Complete { members: 4 },
+        max_revocation_percent: 100,
+        acknowledged_plan: None,
+    }
+}
+
+/// Runs the crash sweep for one vendor: `setup` starts a fresh simulator with the group (and
+/// one stale member to revoke) and returns a client factory, the group, and a state reader
+/// returning (group member emails, every user email).
+async fn sweep<V, S, Fut>(vendor: &str, setup: S)
+where
+    V: DoorVendor,
+    S: Fn() -> Fut,
+    Fut: std::future::Future<
+        Output = (
+            Box<dyn Fn() -> V>,
+            VendorGroup,
+            Box<dyn Fn() -> (Vec<String>, Vec<String>)>,
+        ),
+    >,
+{
+    let expected: Vec<String> = people().iter().map(|p| p.email.clone()).collect();
+    let mut total_writes = None;
+    let mut budget = 0;
+    while total_writes.is_none_or(|total| budget <= total) {
+        let (client, group, state) = setup().await;
+        let first = client();
+        let crashing = Crashing {
+            inner: &first,
+            budget,
+            writes: AtomicUsize::new(0),
+        };
+        let report = sync::run(&crashing, &request(&group))
+            .await
+            .expect("listing works");
+        if total_writes.is_none() {
+            // The first run's budget is 0; count how many writes a full sync needs.
+            let full = report.groups[0].plan.grants.len()
+                + report.groups[0]
+                    .plan
+                    .grants
+                    .iter()
+                    .filter(|g| g.user_id.is_none())
+                    .count()
+                + report.groups[0].plan.revokes.len();
+            total_writes = Some(full);
+        }
+        // A new process, a new client: sync again until it settles.
+        for _ in 0..3 {
+            let report = sync::run(&client(), &request(&group))
+                .await
+                .expect("restart sync");
+            if report.failures.is_empty() && report.pending() == 0 {
+                break;
+            }
+        }
+        let (mut members, users) = state();
+        members.sort();
+        assert_eq!(
+            members, expected,
+            "{vendor}: crash after {budget} writes left the group wrong"
+        );
+        let mut lowered: Vec<String> = users.iter().map(|e| e.to_ascii_lowercase()).collect();
+        let before = lowered.len();
+        lowered.sort();
+        lowered.dedup();
+        assert_eq!(
+            lowered.len(),
+            before,
+            "{vendor}: crash after {budget} writes created a user twice: {users:?}"
+        );
+        assert!(
+            lowered.contains(&"stale@example.com".to_owned()),
+            "{vendor}: an account was deleted"
+        );
+        budget += 1;
+    }
+    assert!(
+        total_writes.unwrap_or_default() >= 9,
+        "{vendor}: the sweep covered {total_writes:?} writes"
+    );
+}
+
+#[tokio::test]
+async fn kisi_survives_a_crash_between_any_two_writes() {
+    sweep("Kisi", || async {
+        let sim = kisi::simulator::Simulator::start(Default::default())
+            .await
+            .unwrap();
+        let group = VendorGroup {
+            id: sim.add_group("OFFICERND_Crash"),
+            name: "OFFICERND_Crash".into(),
+        };
+        let stale = sim.add_user("Stale Person", "stale@example.com").unwrap();
+        sim.dashboard_add_to_group(&stale, &group.id).unwrap();
+        let config = sim.client_config().unwrap();
+        let group_id = group.id.clone();
+        let sim = std::sync::Arc::new(sim);
+        let reader = sim.clone();
+        let client: Box<dyn Fn() -> kisi::KisiClient> = Box::new(move || {
+            let mut config = config.clone();
+            config.requests_per_second = 10_000.0;
+            kisi::KisiClient::new(config).unwrap()
+        });
+        let state: Box<dyn Fn() -> (Vec<String>, Vec<String>)> = Box::new(move || {
+            (
+                reader.group_member_emails(&group_id),
+                reader.users().iter().map(|u| u.email.clone()).collect(),
+            )
+        });
+        (client, group, state)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn salto_ks_survives_a_crash_between_any_two_writes() {
+    sweep("Salto KS", || async {
+        let sim = salto_ks::simulator::start(Default::default())
+            .await
+            .unwrap();
+        let group = VendorGroup {
+            id: sim.add_group("OFFICERND_Crash"),
+            name: "OFFICERND_Crash".into(),
+        };
+        sim.add_user("Stale", "Person", Some("stale@example.com"));
+        sim.dashboard_add_to_group(&group.id, "stale@example.com")
+            .unwrap();
+        let config = sim.client_config().unwrap();
+        let group_id = group.id.clone();
+        let sim = std::sync::Arc::new(sim);
+        let reader = sim.clone();
+        let client: Box<dyn Fn() -> salto_ks::SaltoKsClient> = Box::new(move || {
+            let mut config = config.clone();
+            config.requests_per_second = 10_000.0;
+            salto_ks::SaltoKsClient::new(config).unwrap()
+        });
+        let state: Box<dyn Fn() -> (Vec<String>, Vec<String>)> = Box::new(move || {
+            (
+                reader.group_member_emails(&group_id),
+                reader
+                    .users()
+                    .iter()
+                    .filter_map(|u| u.email.clone())
+                    .filter(|e| e.contains('@') && !e.starts_with("flexgate-service"))
+                    .collect(),
+            )
+        });
+        (client, group, state)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn brivo_survives_a_crash_between_any_two_writes() {
+    sweep("Brivo", || async {
+        let sim = brivo::simulator::Simulator::start(Default::default())
+            .await
+            .unwrap();
+        let group = VendorGroup {
+            id: sim.add_group("OFFICERND_Crash"),
+            name: "OFFICERND_Crash".into(),
+        };
+        let stale = sim.add_user(
+            brivo::simulator::SeedUser::new("Stale", "Person").email("stale@example.com"),
+        );
+        sim.dashboard_add_to_group(&group.id, &stale).unwrap();
+        let config = sim
+            .client_config(BrivoMobilePassTarget::BrandedApp)
+            .unwrap();
+        let group_id = group.id.clone();
+        let sim = std::sync::Arc::new(sim);
+        let reader = sim.clone();
+        let client: Box<dyn Fn() -> brivo::BrivoClient> = Box::new(move || {
+            let mut config = config.clone();
+            config.requests_per_second = 10_000.0;
+            brivo::BrivoClient::new(config).unwrap()
+        });
+        let state: Box<dyn Fn() -> (Vec<String>, Vec<String>)> = Box::new(move || {
+            let users = reader.users();
+            let emails = users
+                .iter()
+                .filter_map(|u| u["emails"][0]["address"].as_str().map(str::to_owned))
+                .collect();
+            (reader.group_member_emails(&group_id), emails)
+        });
+        (client, group, state)
+    })
+    .await;
+}
