@@ -305,3 +305,67 @@ async fn brivo_survives_a_crash_between_any_two_writes() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn timeouts_lose_nothing_and_duplicate_nothing() {
+    use flexgate::sandbox::faults::Route;
+    use std::time::Duration;
+
+    let sim = kisi::simulator::Simulator::start(Default::default())
+        .await
+        .unwrap();
+    let group = VendorGroup {
+        id: sim.add_group("OFFICERND_Slow"),
+        name: "OFFICERND_Slow".into(),
+    };
+    // A third of all requests are handled but answered after the client's per-attempt
+    // timeout: those writes land at the vendor without the client ever hearing back.
+    sim.faults().add(
+        flexgate::sandbox::faults::FaultRule::new(
+            Route::any(),
+            flexgate::sandbox::faults::Fault::SlowAnswer(Duration::from_millis(400)),
+        )
+        .with_probability(0.33),
+    );
+    let mut config = sim.client_config().unwrap();
+    config.requests_per_second = 10_000.0;
+    config.attempt_timeout = Duration::from_millis(150);
+    let client = kisi::KisiClient::new(config).unwrap();
+    let mut settled = false;
+    for _ in 0..15 {
+        let report = sync::run(&client, &request(&group)).await;
+        if let Ok(report) = report {
+            if report.failures.is_empty() && report.pending() == 0 {
+                settled = true;
+                break;
+            }
+        }
+    }
+    sim.faults().clear();
+    assert!(settled, "the sync never settled under timeouts");
+    let mut members = sim.group_member_emails(&group.id);
+    members.sort();
+    let expected: Vec<String> = people().iter().map(|p| p.email.clone()).collect();
+    assert_eq!(members, expected);
+    let emails: Vec<String> = sim
+        .users()
+        .iter()
+        .map(|u| u.email.to_ascii_lowercase())
+        .collect();
+    let mut unique = emails.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        emails.len(),
+        "a user was created twice: {emails:?}"
+    );
+    for user in sim.users() {
+        assert_eq!(
+            sim.access_row_count(&user.id, &group.id),
+            1,
+            "{} holds duplicate role assignments",
+            user.email
+        );
+    }
+}

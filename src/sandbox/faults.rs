@@ -106,6 +106,9 @@ pub enum Fault {
     },
     /// Delay before the request is handled (combines with a later status fault).
     Latency(Duration),
+    /// The request is handled at once and its answer delayed: a client that gives up first
+    /// never learns that its write landed (a lost response).
+    SlowAnswer(Duration),
 }
 
 /// A fault applied to matching requests, optionally only some of them.
@@ -297,11 +300,12 @@ impl Faults {
     }
 
     /// Counts the request and decides its fate: total delay, then maybe a replacement response.
-    fn admit(&self, method: &Method, path: &str) -> (Duration, Option<Fault>) {
+    fn admit(&self, method: &Method, path: &str) -> (Duration, Duration, Option<Fault>) {
         let mut state = self.lock();
         *state.requests.entry(route_key(method, path)).or_default() += 1;
         let FaultState { rules, rng, .. } = &mut *state;
         let mut delay = Duration::ZERO;
+        let mut answer_delay = Duration::ZERO;
         let mut outcome = None;
         for rule in rules
             .iter_mut()
@@ -311,7 +315,8 @@ impl Faults {
             if rule.matched <= rule.skip_first || rule.remaining == Some(0) {
                 continue;
             }
-            if outcome.is_some() && !matches!(rule.fault, Fault::Latency(_)) {
+            if outcome.is_some() && !matches!(rule.fault, Fault::Latency(_) | Fault::SlowAnswer(_))
+            {
                 continue;
             }
             if rule.probability < 1.0 && rng.f64() >= rule.probability {
@@ -322,13 +327,14 @@ impl Faults {
             }
             match &rule.fault {
                 Fault::Latency(extra) => delay += *extra,
+                Fault::SlowAnswer(extra) => answer_delay += *extra,
                 other => outcome = Some(other.clone()),
             }
         }
         if outcome.is_some() {
             state.injected += 1;
         }
-        (delay, outcome)
+        (delay, answer_delay, outcome)
     }
 
     fn record_response(&self, method: &Method, path: &str, status: StatusCode) {
@@ -349,12 +355,18 @@ fn key_matches(route: &Route, key: &str) -> bool {
 async fn inject_faults(State(faults): State<Faults>, request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let (delay, fault) = faults.admit(&method, &path);
+    let (delay, answer_delay, fault) = faults.admit(&method, &path);
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
     let response = match fault {
-        None | Some(Fault::Latency(_)) => next.run(request).await,
+        None | Some(Fault::Latency(_) | Fault::SlowAnswer(_)) => {
+            let response = next.run(request).await;
+            if !answer_delay.is_zero() {
+                tokio::time::sleep(answer_delay).await;
+            }
+            response
+        }
         Some(Fault::TooManyRequests(retry_after)) => {
             let mut response = nest_error(StatusCode::TOO_MANY_REQUESTS, None);
             let header = match retry_after {
