@@ -1,6 +1,7 @@
 //! The operator against the in-process API stand-in and the sandbox simulators: bindings applied
 //! as cluster objects reach the vendor, status and Events report it, deletion revokes, rotated
-//! Secrets and OfficeRnD webhooks take effect without restart, idle resyncs write nothing.
+//! Secrets and OfficeRnD webhooks take effect without restart, idle resyncs write nothing; a
+//! SiteMapping proposes, is approved, syncs to the essensys simulator and then writes nothing.
 
 mod support;
 
@@ -8,9 +9,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flexgate::api::conditions::{find, READY};
+use axum::http::Method;
+use flexgate::api::conditions::{find, READY, RECONCILING};
 use flexgate::api::{
-    AccessGroupBinding, Vendor, VendorConnection, FINALIZER, RECONCILE_REQUESTED_AT,
+    AccessGroupBinding, SiteMapping, Vendor, VendorConnection, FINALIZER, RECONCILE_REQUESTED_AT,
 };
 use flexgate::manifests;
 use flexgate::officernd::Collection;
@@ -18,7 +20,9 @@ use flexgate::operator::controller::{run_on, Listeners, OperatorError, RunOption
 use flexgate::operator::leader::{LeaderElector, LeaseConfig, LeaseState};
 use flexgate::operator::objects::Objects;
 use flexgate::operator::telemetry::Metrics;
-use flexgate::sandbox::Sandbox;
+use flexgate::sandbox::faults::{Fault, FaultRule, Route};
+use flexgate::sandbox::{Sandbox, ESSENSYS_LONDON_SITE};
+use flexgate::vendors::essensys::simulator::Entity;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::ResourceExt;
@@ -77,12 +81,13 @@ impl Operator {
         }
     }
 
-    /// Graceful shutdown: in-flight reconciles finish, then `run_on` returns.
+    /// Graceful shutdown: in-flight reconciles finish, then `run_on` returns (the bound is
+    /// generous: on a loaded 2-core machine an in-flight sync may be waiting out a backoff).
     async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let finished = tokio::time::timeout(Duration::from_secs(30), &mut self.task)
+        let finished = tokio::time::timeout(Duration::from_secs(120), &mut self.task)
             .await
             .expect("the operator stops after its shutdown future resolves");
         finished.unwrap().unwrap();
@@ -100,10 +105,21 @@ impl World {
     /// The stand-in with the CRDs, the sandbox, and the examples' OfficeRnD and Kisi
     /// connections, their Secrets and the Kisi bindings applied as cluster objects.
     async fn new() -> Self {
+        Self::with(&[Vendor::OfficeRnD, Vendor::Kisi], &BINDINGS, &[]).await
+    }
+
+    /// The stand-in with the CRDs and the sandbox, and of the examples: the OfficeRnD and
+    /// essensys connections, their Secrets and the SiteMapping `london`, no bindings.
+    async fn with_site_mapping() -> Self {
+        Self::with(&[Vendor::OfficeRnD, Vendor::Essensys], &[], &["london"]).await
+    }
+
+    async fn with(vendors: &[Vendor], bindings: &[&str], mappings: &[&str]) -> Self {
         let server = ApiServer::start_with(
             ApiServerOptions::new()
                 .crd_for::<VendorConnection>()
-                .crd_for::<AccessGroupBinding>(),
+                .crd_for::<AccessGroupBinding>()
+                .crd_for::<SiteMapping>(),
         )
         .await;
         let sandbox = Sandbox::start_demo().await.unwrap();
@@ -112,14 +128,28 @@ impl World {
         let mut objects = Objects::from_documents(&documents).unwrap();
         objects
             .connections
-            .retain(|c| matches!(c.spec.vendor, Vendor::OfficeRnD | Vendor::Kisi));
+            .retain(|c| vendors.contains(&c.spec.vendor));
         objects
             .bindings
-            .retain(|b| BINDINGS.contains(&b.name_any().as_str()));
+            .retain(|b| bindings.contains(&b.name_any().as_str()));
+        objects
+            .site_mappings
+            .retain(|m| mappings.contains(&m.name_any().as_str()));
         sandbox.connect(&mut objects);
+        if !mappings.is_empty() {
+            // The examples keep the cautious default rate; the simulators do not need it.
+            for connection in &mut objects.connections {
+                connection.spec.requests_per_second = Some(1000);
+            }
+        }
+        let secrets: Vec<String> = objects
+            .connections
+            .iter()
+            .map(|c| c.spec.credentials_secret_ref.name.clone())
+            .collect();
         objects
             .secrets
-            .retain(|(_, name), _| name == "officernd-credentials" || name == "kisi-credentials");
+            .retain(|(_, name), _| secrets.contains(name));
         let world = World {
             server,
             sandbox,
@@ -153,6 +183,38 @@ impl World {
                 .await
                 .unwrap();
         }
+        let mappings = self.site_mappings();
+        for mapping in &self.objects.site_mappings {
+            mappings
+                .create(&PostParams::default(), mapping)
+                .await
+                .unwrap();
+        }
+    }
+
+    fn site_mappings(&self) -> Api<SiteMapping> {
+        Api::namespaced(self.server.client(), NS)
+    }
+
+    fn site_mapping(&self, name: &str) -> Option<SiteMapping> {
+        self.server.get_as::<SiteMapping>(NS, name)
+    }
+
+    /// Every essensys API write so far (entities and Wi-Fi invitations).
+    fn essensys_writes(&self) -> u64 {
+        let essensys = &self.sandbox.essensys;
+        [
+            Entity::Floor,
+            Entity::Space,
+            Entity::Occupier,
+            Entity::Contract,
+            Entity::User,
+            Entity::Booking,
+        ]
+        .into_iter()
+        .map(|e| essensys.writes(e))
+        .sum::<u64>()
+            + essensys.wifi_invitations().len() as u64
     }
 
     fn bindings(&self) -> Api<AccessGroupBinding> {
@@ -211,6 +273,15 @@ fn binding_reason(binding: &AccessGroupBinding, generation: i64) -> Option<Strin
         return None;
     }
     find(&status.conditions, READY).map(|c| c.reason.clone())
+}
+
+/// The Ready (status, reason) of a SiteMapping, when its status describes `generation`.
+fn mapping_ready(mapping: &SiteMapping, generation: i64) -> Option<(String, String)> {
+    let status = mapping.status.as_ref()?;
+    if status.observed_generation != Some(generation) {
+        return None;
+    }
+    find(&status.conditions, READY).map(|c| (c.status.clone(), c.reason.clone()))
 }
 
 fn connection_ready(connection: &VendorConnection) -> Option<(String, String)> {
@@ -649,6 +720,283 @@ async fn an_officernd_webhook_reconciles_the_bindings_of_its_connection() {
         .deliveries()
         .iter()
         .any(|d| d.webhook_id == webhook_id && d.status == Some(202)));
+    operator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_mapping_proposes_then_syncs_once_approved_and_a_resync_writes_nothing() {
+    let world = World::with_site_mapping().await;
+    let operator = Operator::start(&world).await;
+
+    // Proposed, waiting for approval: the proposal is in status and nothing reached essensys.
+    world
+        .server
+        .wait_until("london is AwaitingApproval at generation 1", |s| {
+            s.get_as::<SiteMapping>(NS, "london")
+                .and_then(|m| mapping_ready(&m, 1))
+                == Some(("False".into(), "AwaitingApproval".into()))
+        })
+        .await;
+    let status = world.site_mapping("london").unwrap().status.unwrap();
+    let proposal = status.proposal.expect("status.proposal");
+    let mut floors: Vec<(String, String)> = proposal
+        .floors
+        .matched
+        .iter()
+        .map(|p| (p.officernd.clone(), p.essensys.clone()))
+        .collect();
+    floors.sort();
+    assert_eq!(
+        floors,
+        [
+            ("Floor 1".to_owned(), "1st Floor".to_owned()),
+            ("Floor 2".to_owned(), "Second Floor".to_owned())
+        ]
+    );
+    assert!(status.saved_mapping.is_none());
+    assert_eq!(world.essensys_writes(), 0);
+    assert!(events_with_reason(&world.server, "SyncStarted").is_empty());
+
+    // Approved: saved and synced to the essensys simulator.
+    world
+        .site_mappings()
+        .patch(
+            "london",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"approved": true}})),
+        )
+        .await
+        .unwrap();
+    world
+        .server
+        .wait_until("london generation 2 is Synced", |s| {
+            s.get_as::<SiteMapping>(NS, "london")
+                .and_then(|m| mapping_ready(&m, 2))
+                == Some(("True".into(), "Synced".into()))
+        })
+        .await;
+    let status = world.site_mapping("london").unwrap().status.unwrap();
+    let saved = status.saved_mapping.expect("status.savedMapping");
+    assert!(
+        saved.fingerprint.starts_with("sha256:"),
+        "{}",
+        saved.fingerprint
+    );
+    assert!(status.last_sync_time.is_some());
+    let essensys = &world.sandbox.essensys;
+    let site = essensys
+        .sites()
+        .into_iter()
+        .find(|s| s.name == ESSENSYS_LONDON_SITE)
+        .unwrap();
+    let occupiers = essensys.occupiers(&site.id);
+    assert!(
+        occupiers
+            .iter()
+            .any(|o| o.name == "Acme Ltd" && o.external_ref.is_some()),
+        "{occupiers:?}"
+    );
+    assert!(essensys.writes(Entity::Occupier) > 0);
+    assert!(essensys.writes(Entity::User) > 0);
+    let mut emails: Vec<String> = essensys
+        .users()
+        .iter()
+        .map(|u| u.email.to_lowercase())
+        .collect();
+    emails.sort();
+    for email in ["ann.lee@example.com", "ivy.roe@example.com"] {
+        assert!(emails.contains(&email.to_owned()), "{emails:?}");
+    }
+    let regarding_london = |reason: &str| {
+        events_with_reason(&world.server, reason)
+            .into_iter()
+            .filter(|e| {
+                e["regarding"]["name"] == "london" || e["involvedObject"]["name"] == "london"
+            })
+            .count()
+    };
+    // Events are published after the status is written.
+    world
+        .server
+        .wait_until(
+            "MappingSaved, SyncStarted and SyncCompleted are recorded",
+            |_| {
+                ["MappingSaved", "SyncStarted", "SyncCompleted"]
+                    .iter()
+                    .all(|reason| regarding_london(reason) > 0)
+            },
+        )
+        .await;
+    for reason in ["MappingSaved", "SyncStarted", "SyncCompleted"] {
+        assert_eq!(regarding_london(reason), 1, "{reason} Events");
+    }
+
+    // A second reconcile (requested by annotation) finds everything in sync: no essensys write.
+    let writes = world.essensys_writes();
+    world
+        .site_mappings()
+        .patch(
+            "london",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"annotations": {RECONCILE_REQUESTED_AT: "2026-11-23T09:00:00Z"}}})),
+        )
+        .await
+        .unwrap();
+    world
+        .server
+        .wait_until("the reconcile request on london is handled", |s| {
+            s.get_as::<SiteMapping>(NS, "london")
+                .and_then(|m| m.status?.last_handled_reconcile_at)
+                .as_deref()
+                == Some("2026-11-23T09:00:00Z")
+        })
+        .await;
+    assert_eq!(world.essensys_writes(), writes);
+    let status = world.site_mapping("london").unwrap().status.unwrap();
+    assert_eq!(
+        mapping_ready(&world.site_mapping("london").unwrap(), 2),
+        Some(("True".into(), "Synced".into()))
+    );
+    assert_eq!(status.saved_mapping.unwrap(), saved);
+    assert_eq!(regarding_london("SyncStarted"), 1);
+
+    // An idle resync (the essensys Secret touched) writes neither to essensys nor to status.
+    let reconciles = world.metrics.reconciles_of("SiteMapping");
+    world.server.clear_request_log();
+    world.touch_secret("essensys-credentials", "1").await;
+    world.wait_reconciles("SiteMapping", reconciles, 1).await;
+    assert_eq!(world.essensys_writes(), writes);
+    let status_writes: Vec<String> = world
+        .server
+        .request_log()
+        .into_iter()
+        .filter(|r| r.is_status_write() && r.path.contains("sitemappings"))
+        .map(|r| format!("{} {}", r.path, r.body.unwrap_or_default()))
+        .collect();
+    assert!(status_writes.is_empty(), "{status_writes:#?}");
+
+    // The essensys connection is checked through the shared connection check.
+    world
+        .server
+        .wait_until("the essensys connection is Ready", |s| {
+            s.get_as::<VendorConnection>(NS, "essensys")
+                .and_then(|c| connection_ready(&c))
+                == Some(("True".into(), "Synced".into()))
+        })
+        .await;
+    let account = world
+        .connection("essensys")
+        .unwrap()
+        .status
+        .unwrap()
+        .account;
+    assert_eq!(
+        account.and_then(|a| a.sites),
+        Some(world.sandbox.essensys.sites().len() as u32)
+    );
+    operator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_change_during_a_site_sync_waits_for_it_and_a_condition_says_so() {
+    let world = World::with_site_mapping().await;
+    let operator = Operator::start(&world).await;
+    // The connection check also lists the sites; let it finish first, so the only listing
+    // later is the mapping's sync.
+    world
+        .server
+        .wait_until("the essensys connection is Ready", |s| {
+            s.get_as::<VendorConnection>(NS, "essensys")
+                .and_then(|c| connection_ready(&c))
+                == Some(("True".into(), "Synced".into()))
+        })
+        .await;
+    world
+        .site_mappings()
+        .patch(
+            "london",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"approved": true}})),
+        )
+        .await
+        .unwrap();
+    world
+        .server
+        .wait_until("london generation 2 is Synced", |s| {
+            s.get_as::<SiteMapping>(NS, "london")
+                .and_then(|m| mapping_ready(&m, 2))
+                == Some(("True".into(), "Synced".into()))
+        })
+        .await;
+
+    // Hold the next sync inside its essensys site listing, and request it.
+    let sites = Route::path("/api/v1/sites").method(Method::GET);
+    let faults = world.sandbox.essensys.faults();
+    let listed = faults.requests_matching(&sites);
+    faults.add(FaultRule::new(sites.clone(), Fault::Latency(Duration::from_secs(5))).times(1));
+    world
+        .site_mappings()
+        .patch(
+            "london",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"annotations": {RECONCILE_REQUESTED_AT: "2026-11-23T10:00:00Z"}}})),
+        )
+        .await
+        .unwrap();
+    world
+        .server
+        .wait_until("the sync of generation 2 is inside essensys", |_| {
+            faults.requests_matching(&sites) > listed
+        })
+        .await;
+
+    // A spec change meanwhile (generation 3) waits, and the status says so.
+    world
+        .site_mappings()
+        .patch(
+            "london",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"sync": {"autoSendWifiInvitations": false}}})),
+        )
+        .await
+        .unwrap();
+    world
+        .server
+        .wait_until("Reconciling=True says generation 3 waits for the sync of 2", |s| {
+            s.get_as::<SiteMapping>(NS, "london")
+                .and_then(|m| m.status)
+                .and_then(|st| find(&st.conditions, RECONCILING).cloned())
+                .is_some_and(|c| {
+                    c.status == "True"
+                        && c.reason == "Progressing"
+                        && c.message
+                            == "a sync of generation 2 is running; the change to generation 3 is applied when it ends"
+                })
+        })
+        .await;
+    // The running sync was not interrupted: generation 2 is still what the status describes.
+    let waiting = world.site_mapping("london").unwrap();
+    assert_eq!(waiting.status.unwrap().observed_generation, Some(2));
+
+    // When it ends, generation 3 is reconciled and the note is replaced.
+    world
+        .server
+        .wait_until("london generation 3 is Synced", |s| {
+            s.get_as::<SiteMapping>(NS, "london")
+                .and_then(|m| mapping_ready(&m, 3))
+                == Some(("True".into(), "Synced".into()))
+        })
+        .await;
+    let status = world.site_mapping("london").unwrap().status.unwrap();
+    let reconciling = find(&status.conditions, RECONCILING).unwrap();
+    assert_eq!(
+        (reconciling.status.as_str(), reconciling.observed_generation),
+        ("False", Some(3))
+    );
+    assert_eq!(
+        status.last_handled_reconcile_at.as_deref(),
+        Some("2026-11-23T10:00:00Z")
+    );
     operator.stop().await;
 }
 

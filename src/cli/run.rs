@@ -1,7 +1,12 @@
 //! `flexgate run --manifests DIR`: the reconcilers without a cluster. Reads the manifests (and
-//! re-reads them when they change), reconciles every binding, writes each object's status to
-//! stdout or a file, and wakes up at the next booking or membership boundary, at the shortest
-//! syncInterval, or when the files change. With `--once` it makes one pass, for CI pipelines.
+//! re-reads them when they change), reconciles every binding and SiteMapping, writes each
+//! object's status to stdout or a file (SiteMapping Events go to stderr), and wakes up at the
+//! next booking or membership boundary, at the shortest syncInterval, or when the files change.
+//! With `--once` it makes one pass, for CI pipelines.
+//!
+//! A SiteMapping's saved mapping and provisioning record live in its status, which this mode
+//! keeps in memory only: across passes they carry over, but a restart proposes and (with
+//! `approved: true`) saves the mapping again.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -15,14 +20,14 @@ use kube::ResourceExt;
 use serde_json::json;
 
 use super::CliError;
-use crate::api::{duration, AccessGroupBindingStatus};
+use crate::api::{duration, AccessGroupBindingStatus, SiteMappingStatus};
 use crate::clock::system_clock;
 use crate::engine::BindingKey;
 use crate::manifests;
 use crate::operator::controller::{self, RunOptions};
 use crate::operator::objects::Objects;
 use crate::operator::runner::{reconcile_all, ClientCache};
-use crate::operator::{connection, telemetry};
+use crate::operator::{connection, site_mapping, telemetry};
 
 /// Arguments of `flexgate run`.
 #[derive(Debug, clap::Args)]
@@ -157,6 +162,8 @@ async fn run_on_folder(folder: &Path, args: &RunArgs) -> Result<ExitCode, CliErr
     let clock = system_clock();
     let mut clients = ClientCache::default();
     let mut previous: BTreeMap<BindingKey, AccessGroupBindingStatus> = BTreeMap::new();
+    // SiteMapping statuses by (namespace, name), carried across passes.
+    let mut previous_mappings: BTreeMap<(String, String), SiteMappingStatus> = BTreeMap::new();
     let mut objects = match load(folder) {
         Ok(objects) => objects,
         Err(problems) => {
@@ -174,7 +181,7 @@ async fn run_on_folder(folder: &Path, args: &RunArgs) -> Result<ExitCode, CliErr
         let mut all_ready = true;
         for vc in &objects.connections {
             let result = connection::check(vc, &objects, &clock).await;
-            all_ready &= result.outcome.ready || vc.spec.vendor == crate::api::Vendor::Essensys;
+            all_ready &= result.outcome.ready;
             let conditions = crate::operator::status::conditions(
                 &result.outcome,
                 vc.metadata.generation,
@@ -209,6 +216,33 @@ async fn run_on_folder(folder: &Path, args: &RunArgs) -> Result<ExitCode, CliErr
                 "status": status,
             }));
             previous.insert(key.clone(), status);
+        }
+        for mapping in &objects.site_mappings {
+            let key = (mapping.namespace().unwrap_or_default(), mapping.name_any());
+            let before = previous_mappings.get(&key);
+            let result = site_mapping::run(mapping, &objects, now, before, &clock).await;
+            let mut status = result.status(mapping.metadata.generation, now, before);
+            status.last_handled_reconcile_at = mapping
+                .annotations()
+                .get(crate::api::RECONCILE_REQUESTED_AT)
+                .cloned();
+            all_ready &= result.outcome.ready;
+            for event in &result.events {
+                eprintln!(
+                    "SiteMapping {}/{}: {}{}: {}",
+                    key.0,
+                    key.1,
+                    if event.warning { "Warning " } else { "" },
+                    event.reason,
+                    event.message
+                );
+            }
+            documents.push(json!({
+                "apiVersion": crate::api::API_VERSION, "kind": "SiteMapping",
+                "metadata": {"namespace": key.0, "name": key.1},
+                "status": status,
+            }));
+            previous_mappings.insert(key, status);
         }
         write_statuses(&documents, args.status_out.as_deref())?;
         if args.once {

@@ -1,19 +1,36 @@
-//! The cluster side of the operator: kube-runtime controllers for VendorConnections and
-//! AccessGroupBindings, their triggers (spec changes, the reconcile-request annotation,
-//! referenced Secrets, OfficeRnD webhooks, the engine's next change, periodic resync), status by
-//! server-side apply, Events, the cleanup finalizer, leader election and graceful shutdown.
+//! The cluster side of the operator: kube-runtime controllers for VendorConnections,
+//! AccessGroupBindings and SiteMappings, their triggers (spec changes, the reconcile-request
+//! annotation, referenced Secrets and connections, OfficeRnD webhooks, the engine's next change,
+//! periodic resync), status by server-side apply, Events, the cleanup finalizer, leader election
+//! and graceful shutdown.
 //!
 //! Decisions worth knowing:
 //! - Status is compared with what the object already says before any patch; an idle resync
 //!   writes nothing. `lastSyncTime` moves only when a reconcile that reached the vendor changed
 //!   something (people at the vendor, or anything in the status); it is "when the groups last
-//!   had to be brought in line", not "when flexgate last looked".
+//!   had to be brought in line", not "when flexgate last looked". SiteMappings follow the same
+//!   rule: a sync that wrote nothing to essensys keeps the previous `lastSyncTime`.
 //! - Times written into status come from the engine clock (`RunOptions::clock`, the wall clock
 //!   in production, the sandbox clock in tests); the deletion deadline and leases use the wall
 //!   clock, because the apiserver stamps `deletionTimestamp` with it.
 //! - Other bindings' evaluations include bindings being deleted until their finalizer is gone,
 //!   so a deletion never makes a sibling binding trip the mass-revocation guard; the deleting
 //!   binding itself revokes what it alone granted.
+//! - SiteMappings are read fresh from the API at the start of each reconcile: the saved mapping
+//!   and the one-time provisioning record live in their status, and the cache may not hold yet
+//!   what the previous reconcile wrote. A SiteMapping has no finalizer: deleting it stops the
+//!   sync and leaves the essensys site as it is.
+//! - A spec change during a running SiteMapping sync waits for it to end (the essensys rule: do
+//!   not reconfigure a site while a sync is in progress). kube-runtime never runs two reconciles
+//!   of one object at once (its runner holds a request for an object that is being reconciled
+//!   until that reconcile returns, then runs it), so the new generation is reconciled right after
+//!   the running sync, never beside it. While it waits, the watch that delivered the new
+//!   generation writes `Reconciling=True`, reason `Progressing`, "a sync of generation N is
+//!   running; the change to generation M is applied when it ends" (a merge patch guarded by the
+//!   resourceVersion it saw, so it never overwrites a status written meanwhile). The running
+//!   sync then writes its status in any case, which replaces that condition, and the reconcile
+//!   of generation M follows. The window between reading the object and registering the sync is
+//!   not covered: a change landing in it is still applied after the sync, just not announced.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -23,7 +40,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::{stream, FutureExt, StreamExt};
+use futures::{stream, FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret as KubeSecret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -40,11 +57,12 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::api::access_group_binding::DeletionPolicy;
-use crate::api::conditions::Reason;
+use crate::api::conditions::{self as vocabulary, Reason, RECONCILING};
 use crate::api::vendor_connection::AccountSummary;
 use crate::api::{
-    AccessGroupBinding, AccessGroupBindingStatus, Vendor, VendorConnection, VendorConnectionStatus,
-    ACKNOWLEDGE_REVOCATION, API_VERSION, FINALIZER, RECONCILE_REQUESTED_AT,
+    AccessGroupBinding, AccessGroupBindingStatus, SiteMapping, SiteMappingStatus, Vendor,
+    VendorConnection, VendorConnectionStatus, ACKNOWLEDGE_REVOCATION, API_VERSION, FINALIZER,
+    RECONCILE_REQUESTED_AT,
 };
 use crate::clock::{system_clock, Clock};
 use crate::officernd::OfficeRndError;
@@ -57,6 +75,7 @@ use super::leader::{LeaderElector, LeaseConfig};
 use super::objects::Objects;
 use super::runner::{self, ClientCache, Single};
 use super::server::{self, Health, WebhookTrigger};
+use super::site_mapping::{self as site_sync, SiteMappingResult};
 use super::status::{self, Outcome};
 use super::telemetry::{self, Metrics};
 
@@ -64,6 +83,7 @@ use super::telemetry::{self, Metrics};
 pub const FIELD_MANAGER: &str = "flexgate";
 const BINDING_KIND: &str = "AccessGroupBinding";
 const CONNECTION_KIND: &str = "VendorConnection";
+const SITE_MAPPING_KIND: &str = "SiteMapping";
 
 /// How `flexgate run` runs the operator.
 #[derive(Clone)]
@@ -316,7 +336,27 @@ async fn lead_and_run(
     result
 }
 
-/// Lists each flexgate kind once; 404 means the CRD is not installed.
+/// Whether the SiteMapping CRD is served. It is optional: `helm upgrade` does not update CRDs,
+/// so a cluster upgraded from a release without SiteMappings keeps syncing doors (with a
+/// warning) instead of stopping altogether.
+pub async fn serves_site_mappings(
+    client: &Client,
+    namespace: Option<&str>,
+) -> Result<bool, OperatorError> {
+    match scoped::<SiteMapping>(client, namespace)
+        .list_metadata(&ListParams::default().limit(1))
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(source) => Err(OperatorError::Discovery {
+            kind: SITE_MAPPING_KIND.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Lists each required flexgate kind once; 404 means the CRD is not installed.
 pub async fn check_crds(client: &Client, namespace: Option<&str>) -> Result<(), OperatorError> {
     let mut missing = Vec::new();
     let params = ListParams::default().limit(1);
@@ -381,7 +421,7 @@ pub enum ReconcileError {
     Cleanup(String),
 }
 
-/// Shared by both controllers.
+/// Shared by the controllers.
 struct Ctx {
     client: Client,
     connections: Store<VendorConnection>,
@@ -398,6 +438,18 @@ struct Ctx {
     accounts: Mutex<HashMap<(String, String), Arc<Semaphore>>>,
     /// When a webhook asked for each binding's reconcile, for the latency histogram.
     triggered: Mutex<HashMap<(String, String), tokio::time::Instant>>,
+    /// SiteMapping reconciles in flight, by (namespace, name).
+    site_syncs: Mutex<HashMap<(String, String), SiteSync>>,
+}
+
+/// A SiteMapping reconcile in flight.
+#[derive(Debug, Clone, Copy)]
+struct SiteSync {
+    /// The generation it reconciles.
+    generation: Option<i64>,
+    /// Whether a newer generation was announced as waiting in status meanwhile (then the
+    /// reconcile writes its status even when it is otherwise unchanged, replacing that note).
+    announced: bool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -548,6 +600,23 @@ fn bindings_of_connection(
         .collect()
 }
 
+/// SiteMappings in `namespace` that read from or write to the connection `name`.
+fn mappings_of_connection(
+    mappings: &Store<SiteMapping>,
+    namespace: &str,
+    name: &str,
+) -> Vec<ObjectRef<SiteMapping>> {
+    mappings
+        .state()
+        .iter()
+        .filter(|m| {
+            m.namespace().as_deref() == Some(namespace)
+                && (m.spec.officernd_ref.name == name || m.spec.essensys_ref.name == name)
+        })
+        .map(|m| ObjectRef::from_obj(m.as_ref()))
+        .collect()
+}
+
 /// Connections in `namespace` whose credentials live in the Secret `secret`.
 fn connections_of_secret(
     connections: &Store<VendorConnection>,
@@ -573,6 +642,11 @@ async fn run_controllers(
     let namespace = options.namespace.as_deref();
     let connections_api = scoped::<VendorConnection>(&client, namespace);
     let bindings_api = scoped::<AccessGroupBinding>(&client, namespace);
+    let mappings_api = scoped::<SiteMapping>(&client, namespace);
+    let site_mappings_served = serves_site_mappings(&client, namespace).await?;
+    if !site_mappings_served {
+        tracing::warn!("the SiteMapping CRD is not installed, so SiteMappings are not reconciled: kubectl apply --server-side -f crds/flexgate.yaml");
+    }
     let secrets_api: Api<PartialObjectMeta<KubeSecret>> = match namespace {
         Some(namespace) => Api::namespaced(client.clone(), namespace),
         None => Api::all(client.clone()),
@@ -600,6 +674,11 @@ async fn run_controllers(
         .reflect(own_connection_writer)
         .applied_objects()
         .predicate_filter(spec_or_request, Default::default());
+    let connections_for_mappings = watcher(connections_api.clone(), watch_config.clone())
+        .default_backoff()
+        .applied_objects()
+        .predicate_filter(spec_or_request, Default::default());
+    let (mapping_reader, mapping_writer) = reflector::store();
 
     let recorder = Recorder::new(
         client.clone(),
@@ -623,10 +702,24 @@ async fn run_controllers(
         failures: Mutex::new(HashMap::new()),
         accounts: Mutex::new(HashMap::new()),
         triggered: Mutex::new(HashMap::new()),
+        site_syncs: Mutex::new(HashMap::new()),
     });
 
-    // Webhooks: verified deliveries name their OfficeRnD connection; its bindings reconcile.
-    let (webhook_tx, webhook_rx) = mpsc::channel::<WebhookTrigger>(256);
+    // SiteMappings: a new generation that arrives while a sync of the mapping runs is announced
+    // in status (it is reconciled when that sync ends; see the module doc).
+    let mappings_stream = {
+        let ctx = ctx.clone();
+        watcher(mappings_api, watch_config.clone())
+            .default_backoff()
+            .reflect(mapping_writer)
+            .applied_objects()
+            .predicate_filter(spec_or_request, Default::default())
+            .inspect_ok(move |mapping| announce_waiting_change(&ctx, mapping))
+    };
+
+    // Webhooks: verified deliveries name their OfficeRnD connection; its bindings and
+    // SiteMappings reconcile.
+    let (webhook_tx, mut webhook_rx) = mpsc::channel::<WebhookTrigger>(256);
     let webhook_server = webhook_listener.map(|listener| {
         tokio::spawn(server::serve(
             listener,
@@ -641,10 +734,48 @@ async fn run_controllers(
         ))
     });
     drop(webhook_tx);
+    // Fan each delivery out to both controllers. A full controller queue holds the fan-out,
+    // which fills the receiver's queue, so the webhook server still answers 503 under overload.
+    let (binding_webhook_tx, binding_webhook_rx) = mpsc::channel::<WebhookTrigger>(256);
+    let (mapping_webhook_tx, mapping_webhook_rx) = mpsc::channel::<WebhookTrigger>(256);
+    tokio::spawn(async move {
+        while let Some(trigger) = webhook_rx.recv().await {
+            // A controller that has stopped no longer listens; the other one still may.
+            let _ = binding_webhook_tx.send(trigger.clone()).await;
+            if site_mappings_served {
+                let _ = mapping_webhook_tx.send(trigger).await;
+            }
+        }
+    });
+    let mapping_webhook_triggers = {
+        let mappings = mapping_reader.clone();
+        stream::unfold(mapping_webhook_rx, |mut rx| async move {
+            rx.recv().await.map(|trigger| (trigger, rx))
+        })
+        .flat_map(move |trigger: WebhookTrigger| {
+            let refs: Vec<ObjectRef<SiteMapping>> = trigger
+                .connections
+                .iter()
+                .flat_map(|(namespace, name)| {
+                    mappings
+                        .state()
+                        .iter()
+                        .filter(|m| {
+                            m.namespace().as_deref() == Some(namespace.as_str())
+                                && m.spec.officernd_ref.name == *name
+                        })
+                        .map(|m| ObjectRef::from_obj(m.as_ref()))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            tracing::info!(event = %trigger.event.event_type, site_mappings = refs.len(), "OfficeRnD change: reconciling the SiteMappings of its connection");
+            stream::iter(refs)
+        })
+    };
     let webhook_triggers = {
         let bindings = binding_reader.clone();
         let ctx = ctx.clone();
-        stream::unfold(webhook_rx, |mut rx| async move {
+        stream::unfold(binding_webhook_rx, |mut rx| async move {
             rx.recv().await.map(|trigger| (trigger, rx))
         })
         .flat_map(move |trigger: WebhookTrigger| {
@@ -668,7 +799,10 @@ async fn run_controllers(
     let secret_triggers_for_bindings = watcher(secrets_api.clone(), watch_config.clone())
         .default_backoff()
         .touched_objects();
-    let secret_triggers_for_connections = watcher(secrets_api, watch_config.clone())
+    let secret_triggers_for_connections = watcher(secrets_api.clone(), watch_config.clone())
+        .default_backoff()
+        .touched_objects();
+    let secret_triggers_for_mappings = watcher(secrets_api, watch_config.clone())
         .default_backoff()
         .touched_objects();
 
@@ -711,7 +845,7 @@ async fn run_controllers(
     let connection_controller = {
         let connections = own_connection_reader.clone();
         Controller::for_stream(connections_stream, own_connection_reader)
-            .with_config(controller_config)
+            .with_config(controller_config.clone())
             .watches_stream(secret_triggers_for_connections, move |secret| {
                 let namespace = secret.namespace().unwrap_or_default();
                 connections_of_secret(&connections, &namespace, &secret.name_any())
@@ -727,8 +861,57 @@ async fn run_controllers(
                 }
             })
     };
+    let mapping_controller = {
+        let mappings_for_connections = mapping_reader.clone();
+        let mappings_for_secrets = mapping_reader.clone();
+        let connections = connection_reader.clone();
+        let controller = Controller::for_stream(mappings_stream, mapping_reader)
+            .with_config(controller_config)
+            .watches_stream(
+                connections_for_mappings,
+                move |connection: VendorConnection| {
+                    mappings_of_connection(
+                        &mappings_for_connections,
+                        &connection.namespace().unwrap_or_default(),
+                        &connection.name_any(),
+                    )
+                },
+            )
+            .watches_stream(secret_triggers_for_mappings, move |secret| {
+                let namespace = secret.namespace().unwrap_or_default();
+                connections_of_secret(&connections, &namespace, &secret.name_any())
+                    .iter()
+                    .flat_map(|c| {
+                        mappings_of_connection(&mappings_for_secrets, &namespace, &c.name_any())
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .reconcile_on(mapping_webhook_triggers)
+            .graceful_shutdown_on(stopped(stop.clone()))
+            .run(
+                reconcile_site_mapping,
+                site_mapping_error_policy,
+                ctx.clone(),
+            )
+            .for_each(|result| async move {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "site mapping controller");
+                }
+            });
+        async move {
+            if site_mappings_served {
+                controller.await;
+            } else {
+                drop(controller);
+            }
+        }
+    };
     tracing::info!(namespace = ?options.namespace, "controllers started");
-    futures::join!(binding_controller, connection_controller);
+    futures::join!(
+        binding_controller,
+        connection_controller,
+        mapping_controller
+    );
     tracing::info!("controllers stopped");
     if let Some(server) = webhook_server {
         if let Ok(Err(source)) = server.await {
@@ -974,18 +1157,10 @@ fn until_next_change(
 }
 
 fn warning(outcome: &Outcome, action: &str) -> Event {
-    let mut note = outcome.message.clone();
-    if note.len() > 1000 {
-        let mut cut = 1000;
-        while !note.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        note.truncate(cut);
-    }
     Event {
         type_: EventType::Warning,
         reason: outcome.reason.as_str().into(),
-        note: Some(note),
+        note: Some(event_note(&outcome.message)),
         action: action.into(),
         secondary: None,
     }
@@ -1344,7 +1519,8 @@ async fn check_connection(
                 }
                 Err(error) => {
                     let reason = officernd_reason(&error);
-                    ctx.metrics.vendor_call(vendor.as_str(), "check", reason.as_str());
+                    ctx.metrics
+                        .vendor_call(vendor.as_str(), "check", reason.as_str());
                     (Outcome::not_ready(reason, error.to_string()), None)
                 }
             }
@@ -1374,20 +1550,24 @@ async fn check_connection(
                 }
                 Err(error) => {
                     let reason = vendor_reason(&error);
-                    ctx.metrics.vendor_call(vendor.as_str(), "check", reason.as_str());
+                    ctx.metrics
+                        .vendor_call(vendor.as_str(), "check", reason.as_str());
                     (Outcome::not_ready(reason, error.to_string()), None)
                 }
             }
         }
-        // TODO(SiteMapping, issue 6): check essensys credentials through the essensys client
-        // once its controller lands; until then only their presence is verified here.
-        Vendor::Essensys => (
-            Outcome::ready(
-                Reason::Synced,
-                "credentials present; the essensys account itself is checked by the SiteMapping controller",
-            ),
-            None,
-        ),
+        // One check for every caller (the CLI uses it too): the Platform login and a list of
+        // the sites this Platform user sees.
+        Vendor::Essensys => {
+            let checked = super::connection::check(connection, objects, &ctx.clock).await;
+            let status = if checked.outcome.ready {
+                "ok"
+            } else {
+                checked.outcome.reason.as_str()
+            };
+            ctx.metrics.vendor_call(vendor.as_str(), "check", status);
+            (checked.outcome, checked.account)
+        }
     }
 }
 
@@ -1479,4 +1659,343 @@ async fn reconcile_connection_inner(
         jitter(sync_interval(Some(&connection)))
     };
     Ok(Action::requeue(delay))
+}
+
+// ---------------------------------------------------------------------------------------------
+// SiteMapping
+
+fn reconcile_site_mapping(
+    mapping: Arc<SiteMapping>,
+    ctx: Arc<Ctx>,
+) -> futures::future::BoxFuture<'static, Result<Action, ReconcileError>> {
+    use tracing::Instrument;
+    let span = tracing::info_span!(
+        "reconcile",
+        kind = SITE_MAPPING_KIND,
+        namespace = %mapping.namespace().unwrap_or_default(),
+        name = %mapping.name_any()
+    );
+    async move { reconcile_site_mapping_inner(mapping, ctx).await }
+        .instrument(span)
+        .boxed()
+}
+
+fn site_mapping_error_policy(
+    mapping: Arc<SiteMapping>,
+    error: &ReconcileError,
+    ctx: Arc<Ctx>,
+) -> Action {
+    let namespace = mapping.namespace().unwrap_or_default();
+    tracing::warn!(%error, namespace, name = mapping.name_any(), "site mapping reconcile failed; retrying with backoff");
+    ctx.metrics.error(SITE_MAPPING_KIND, "kubernetes");
+    Action::requeue(ctx.backoff(SITE_MAPPING_KIND, &namespace, &mapping.name_any()))
+}
+
+/// Registers a SiteMapping reconcile as in flight for as long as it lives (also when the
+/// reconcile is dropped, e.g. on a lost lease).
+struct SiteSyncGuard<'a> {
+    ctx: &'a Ctx,
+    key: (String, String),
+}
+
+impl<'a> SiteSyncGuard<'a> {
+    fn start(ctx: &'a Ctx, key: (String, String), generation: Option<i64>) -> Self {
+        lock(&ctx.site_syncs).insert(
+            key.clone(),
+            SiteSync {
+                generation,
+                announced: false,
+            },
+        );
+        Self { ctx, key }
+    }
+
+    /// Ends the registration; whether a waiting change was announced in status meanwhile.
+    fn finish(self) -> bool {
+        lock(&self.ctx.site_syncs)
+            .remove(&self.key)
+            .is_some_and(|sync| sync.announced)
+    }
+}
+
+impl Drop for SiteSyncGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.ctx.site_syncs).remove(&self.key);
+    }
+}
+
+/// Called for every SiteMapping spec change or reconcile request the watch delivers: when a
+/// sync of another generation of that mapping is running, say in status that the change waits
+/// for it (the change itself is reconciled by the controller once the sync returns).
+fn announce_waiting_change(ctx: &Arc<Ctx>, mapping: &SiteMapping) {
+    let key = (mapping.namespace().unwrap_or_default(), mapping.name_any());
+    let Some(wanted) = mapping.meta().generation else {
+        return;
+    };
+    let running = {
+        let mut syncs = lock(&ctx.site_syncs);
+        let Some(sync) = syncs.get_mut(&key) else {
+            return;
+        };
+        match sync.generation {
+            Some(running) if running != wanted => {
+                sync.announced = true;
+                running
+            }
+            _ => return,
+        }
+    };
+    let ctx = ctx.clone();
+    let mapping = mapping.clone();
+    tokio::spawn(async move {
+        match write_waiting_change(&ctx, &mapping, running, wanted).await {
+            Ok(()) => {}
+            // The status changed since this version was read: the sync has written its own.
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(error) => {
+                tracing::debug!(%error, "could not announce a SiteMapping change waiting for a running sync");
+            }
+        }
+    });
+}
+
+/// The `Reconciling=True` (`Progressing`) note that generation `wanted` waits for the running
+/// sync of generation `running`, merged into the conditions `mapping` carries, guarded by its
+/// resourceVersion.
+async fn write_waiting_change(
+    ctx: &Ctx,
+    mapping: &SiteMapping,
+    running: i64,
+    wanted: i64,
+) -> Result<(), kube::Error> {
+    let existing = mapping
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let note = vocabulary::condition(
+        RECONCILING,
+        true,
+        Reason::Progressing,
+        format!(
+            "a sync of generation {running} is running; the change to generation {wanted} is applied when it ends"
+        ),
+        Some(wanted),
+        status_time(ctx.now()),
+        &existing,
+    );
+    let mut conditions: Vec<_> = existing
+        .into_iter()
+        .filter(|c| c.type_ != RECONCILING)
+        .collect();
+    conditions.push(note);
+    let patch = serde_json::json!({
+        "metadata": {"resourceVersion": mapping.resource_version()},
+        "status": {"conditions": conditions},
+    });
+    let api: Api<SiteMapping> =
+        Api::namespaced(ctx.client.clone(), &mapping.namespace().unwrap_or_default());
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
+    api.patch_status(&mapping.name_any(), &params, &Patch::Merge(&patch))
+        .await?;
+    ctx.metrics.status_written();
+    Ok(())
+}
+
+/// Suspension of either connection of `mapping` (the mapping's own `spec.suspend` is the
+/// reconcile core's to report).
+fn suspended_connection(
+    mapping: &SiteMapping,
+    objects: &Objects,
+    namespace: &str,
+) -> Option<String> {
+    [
+        &mapping.spec.officernd_ref.name,
+        &mapping.spec.essensys_ref.name,
+    ]
+    .into_iter()
+    .find(|name| {
+        objects
+            .connection(namespace, name)
+            .is_some_and(|c| c.spec.suspend)
+    })
+    .map(|name| {
+        format!("VendorConnection {namespace}/{name} is suspended: nothing is read or written")
+    })
+}
+
+/// `at` without its sub-second part: the API server stores whole seconds, so a status written
+/// and read back compares equal.
+fn whole_seconds(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at)
+}
+
+async fn reconcile_site_mapping_inner(
+    cached: Arc<SiteMapping>,
+    ctx: Arc<Ctx>,
+) -> Result<Action, ReconcileError> {
+    let ctx = ctx.as_ref();
+    let namespace = cached.namespace().unwrap_or_default();
+    let name = cached.name_any();
+    let api: Api<SiteMapping> = Api::namespaced(ctx.client.clone(), &namespace);
+    let Some(mapping) = api.get_opt(&name).await? else {
+        return Ok(Action::await_change());
+    };
+    let generation = mapping.meta().generation;
+    let in_flight = SiteSyncGuard::start(ctx, (namespace.clone(), name.clone()), generation);
+    let objects = ctx
+        .objects(
+            &namespace,
+            Vec::new(),
+            vec![
+                mapping.spec.officernd_ref.name.clone(),
+                mapping.spec.essensys_ref.name.clone(),
+            ],
+        )
+        .await?;
+    let at = whole_seconds(ctx.now());
+    let previous = mapping.status.clone();
+    let result = match suspended_connection(&mapping, &objects, &namespace) {
+        Some(message) => SiteMappingResult::carry(
+            previous.as_ref(),
+            Outcome {
+                ready: false,
+                reason: Reason::Suspended,
+                message,
+                retrying: false,
+            },
+        ),
+        None => site_sync::run(&mapping, &objects, at, previous.as_ref(), &ctx.clock).await,
+    };
+    let announced = in_flight.finish();
+
+    let outcome = &result.outcome;
+    let next = site_mapping_status(&mapping, &result, at, previous.as_ref());
+    let written = if previous.as_ref() == Some(&next) && !announced {
+        false
+    } else {
+        api.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&site_mapping_apply_body(&next)?),
+        )
+        .await?;
+        ctx.metrics.status_written();
+        true
+    };
+    for event in &result.events {
+        ctx.publish(
+            &mapping,
+            Event {
+                type_: if event.warning {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
+                reason: event.reason.into(),
+                note: Some(event_note(&event.message)),
+                action: "Sync".into(),
+                secondary: None,
+            },
+        )
+        .await;
+    }
+    let quiet = matches!(
+        outcome.reason,
+        Reason::Suspended | Reason::AwaitingApproval | Reason::PartialFailure
+    );
+    if written && !outcome.ready && !quiet {
+        ctx.publish(&mapping, warning(outcome, "Sync")).await;
+    }
+    if result.summary.is_some() {
+        ctx.metrics.vendor_call("essensys", "sync", "ok");
+    } else if matches!(
+        outcome.reason,
+        Reason::CredentialsInvalid | Reason::VendorUnreachable
+    ) {
+        ctx.metrics
+            .vendor_call("essensys", "sync", outcome.reason.as_str());
+    }
+    ctx.metrics
+        .reconciled(SITE_MAPPING_KIND, outcome.reason.as_str());
+    if !outcome.ready && !matches!(outcome.reason, Reason::Suspended | Reason::AwaitingApproval) {
+        ctx.metrics
+            .error(SITE_MAPPING_KIND, telemetry::category(outcome.reason));
+    }
+    tracing::info!(reason = %outcome.reason, status_written = written, events = result.events.len(), "site mapping reconciled");
+
+    // Resync at the essensys connection's syncInterval (the side written to, as a binding
+    // follows its vendor connection); failures back off.
+    let delay = if outcome.retrying {
+        ctx.backoff(SITE_MAPPING_KIND, &namespace, &name)
+    } else {
+        ctx.succeeded(SITE_MAPPING_KIND, &namespace, &name);
+        jitter(sync_interval(
+            objects.connection(&namespace, &mapping.spec.essensys_ref.name),
+        ))
+    };
+    Ok(Action::requeue(delay))
+}
+
+/// The status a SiteMapping reconcile leads to: the core's, with the reconcile request echoed
+/// and `lastSyncTime` kept when the sync wrote nothing to essensys.
+fn site_mapping_status(
+    mapping: &SiteMapping,
+    result: &SiteMappingResult,
+    at: DateTime<Utc>,
+    previous: Option<&SiteMappingStatus>,
+) -> SiteMappingStatus {
+    let mut next = result.status(mapping.meta().generation, at, previous);
+    next.last_handled_reconcile_at = mapping.annotations().get(RECONCILE_REQUESTED_AT).cloned();
+    let idle = result
+        .summary
+        .as_ref()
+        .is_some_and(|summary| summary.writes() == 0 && summary.failed() == 0);
+    if let Some(before) = previous.and_then(|p| p.last_sync_time.clone()) {
+        if idle {
+            next.last_sync_time = Some(before);
+        }
+    }
+    next
+}
+
+/// The apply body for a SiteMapping status: optional fields no longer set are sent as `null`.
+fn site_mapping_apply_body(status: &SiteMappingStatus) -> Result<Value, kube::Error> {
+    let mut value = serde_json::to_value(status).map_err(kube::Error::SerdeError)?;
+    if let Value::Object(map) = &mut value {
+        for key in [
+            "observedGeneration",
+            "lastSyncTime",
+            "lastHandledReconcileAt",
+            "proposal",
+            "savedMapping",
+            "provisionedTime",
+            "services",
+            "problems",
+            "problemsOmitted",
+        ] {
+            map.entry(key).or_insert(Value::Null);
+        }
+    }
+    Ok(serde_json::json!({
+        "apiVersion": API_VERSION,
+        "kind": SITE_MAPPING_KIND,
+        "status": value,
+    }))
+}
+
+/// An Event note within the API's 1 kB limit.
+fn event_note(message: &str) -> String {
+    let mut note = message.to_owned();
+    if note.len() > 1000 {
+        let mut cut = 1000;
+        while !note.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        note.truncate(cut);
+    }
+    note
 }

@@ -419,14 +419,14 @@ mod tests {
             .map(|_| {
                 faults
                     .admit(&Method::GET, "/api/v2/organizations/o/members")
-                    .1
+                    .2
                     .is_some()
             })
             .collect();
         assert_eq!(outcomes, vec![false, true, true, false, false]);
         assert!(faults
             .admit(&Method::POST, "/api/v2/organizations/o/members")
-            .1
+            .2
             .is_none());
         assert_eq!(
             faults.requests(&Method::GET, "/api/v2/organizations/o/members"),
@@ -442,10 +442,10 @@ mod tests {
         faults.add_latency(Route::any(), Duration::from_millis(5));
         faults.inject_429(Route::any(), 1, 3);
         faults.add_latency(Route::any(), Duration::from_millis(7));
-        let (delay, fault) = faults.admit(&Method::GET, "/x");
+        let (delay, _, fault) = faults.admit(&Method::GET, "/x");
         assert_eq!(delay, Duration::from_millis(12));
         assert_eq!(fault, Some(Fault::TooManyRequests(RetryAfter::Seconds(3))));
-        assert_eq!(faults.admit(&Method::GET, "/x").1, None);
+        assert_eq!(faults.admit(&Method::GET, "/x").2, None);
     }
 
     #[test]
@@ -454,7 +454,7 @@ mod tests {
             let faults = Faults::with_seed(7);
             faults.random_status(Route::any(), 0.3, StatusCode::SERVICE_UNAVAILABLE);
             (0..1000)
-                .filter(|_| faults.admit(&Method::GET, "/x").1.is_some())
+                .filter(|_| faults.admit(&Method::GET, "/x").2.is_some())
                 .count()
         };
         let hits = count_hits();
