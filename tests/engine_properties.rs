@@ -200,8 +200,16 @@ fn union_of(
     union
 }
 
+/// 128 cases by default; `PROPTEST_CASES` asks for more (an explicit case count would otherwise ignore it).
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(128)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn bindings_together_are_the_union_of_bindings_alone(seed in 1u64..u64::MAX) {

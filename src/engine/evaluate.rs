@@ -2,19 +2,21 @@
 //! the union over bindings per group, and the incremental [`Engine`] that re-evaluates only what a change or
 //! the passing of time affects.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{self, AtomicUsize};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
 use crate::engine::calendar::{earliest, Window};
 use crate::engine::hash::{FastMap, FastSet};
-use crate::engine::index::{pass_holder, Index, PassHolder, ResolvedSource, Touched};
+use crate::engine::index::{pass_holder, Index, PassHolder, Reach, ResolvedSource, Touched};
 use crate::engine::recurrence::{expand, ExpansionWindow};
 use crate::engine::rules::{
-    assignment_window, booking_window, booking_zone, company_members, member_bar, membership_gate,
-    membership_is_approved, membership_window, pass_location, pass_remaining, pass_status_is_final,
-    pass_window, usable_email, visitor_bar, Bar, Gate,
+    assignment_window_at, booking_window, booking_zone, company_members, member_bar,
+    membership_gate, membership_is_approved, membership_window_at, pass_location, pass_remaining,
+    pass_status_is_final, pass_window_at, usable_email, visitor_bar, Bar, Gate,
 };
 use crate::engine::types::{
     Binding, BindingKey, BookingRole, Entitlement, Evaluation, Grant, GroupKey, ObjectKind,
@@ -37,104 +39,150 @@ pub struct BindingEvaluation {
 
 /// Evaluates every binding at `at` and forms the union per group.
 pub fn evaluate(index: &Index, bindings: &[Binding], at: DateTime<Utc>) -> Evaluation {
-    let partials = in_parallel(bindings, |chunk| fold_bindings(index, chunk, at));
-    let mut evaluation = Evaluation {
-        at,
-        next_change_at: None,
-        groups: BTreeMap::new(),
-        problems: Vec::new(),
-    };
+    let partials = in_parallel(
+        bindings,
+        || empty_evaluation(at),
+        |partial, _, binding| fold_binding(partial, binding, evaluate_binding(index, binding, at)),
+    );
+    let mut evaluation = empty_evaluation(at);
     let mut problems: BTreeSet<Problem> = index.problems().into_iter().collect();
     for partial in partials {
         earliest(&mut evaluation.next_change_at, partial.next_change_at);
         problems.extend(partial.problems);
         for (group, grants) in partial.groups {
-            merge_owned_grants(evaluation.groups.entry(group).or_default(), grants);
+            let into = evaluation.groups.entry(group).or_default();
+            *into = union_grants(std::mem::take(into), grants);
         }
     }
     evaluation.problems = problems.into_iter().collect();
     evaluation
 }
 
-/// Runs `work` on consecutive chunks of `items`, one chunk per available core (the engine stays free of
-/// I/O and clocks; threads only split the CPU work), returning the chunk results in order.
-fn in_parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
-    let cores = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(8);
-    let chunk_size = items.len().div_ceil(cores).max(1);
-    if cores == 1 || items.len() < 2 {
-        return vec![work(items)];
-    }
-    std::thread::scope(|scope| {
-        let work = &work;
-        let handles: Vec<_> = items
-            .chunks(chunk_size)
-            .map(|chunk| scope.spawn(move || work(chunk)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| match handle.join() {
-                Ok(result) => result,
-                Err(panic) => std::panic::resume_unwind(panic),
-            })
-            .collect()
-    })
-}
-
-/// Evaluates bindings one by one and folds each result in at once, so only one copy of the grants is held.
-fn fold_bindings(index: &Index, bindings: &[Binding], at: DateTime<Utc>) -> Evaluation {
-    let mut evaluation = Evaluation {
+fn empty_evaluation(at: DateTime<Utc>) -> Evaluation {
+    Evaluation {
         at,
         next_change_at: None,
         groups: BTreeMap::new(),
         problems: Vec::new(),
-    };
-    for binding in bindings {
-        let result = evaluate_binding(index, binding, at);
-        earliest(&mut evaluation.next_change_at, result.next_change_at);
-        evaluation.problems.extend(result.problems);
-        let mut grants = Some(result.grants);
-        for (position, group) in binding.groups.iter().enumerate() {
-            let into = evaluation.groups.entry(group.clone()).or_default();
-            let last = position + 1 == binding.groups.len();
-            match (last, grants.take()) {
-                (true, Some(owned)) => merge_owned_grants(into, owned),
-                (false, Some(owned)) => {
-                    merge_grants(into, &owned);
-                    grants = Some(owned);
-                }
-                (_, None) => {}
-            }
-        }
     }
-    evaluation
 }
 
-fn merge_owned_grants(
-    into: &mut BTreeMap<PersonId, Entitlement>,
-    grants: BTreeMap<PersonId, Entitlement>,
-) {
-    if into.is_empty() {
-        *into = grants;
-        return;
+/// Runs `work` on every item (with its position) on every available core, each thread folding into its own
+/// accumulator from `start`; returns the accumulators. Threads claim one item at a time: bindings differ a
+/// hundredfold in cost, so fixed chunks would leave a core idle. (The engine stays free of I/O and clocks;
+/// threads only split the CPU work.)
+fn in_parallel<T: Sync, A: Send>(
+    items: &[T],
+    start: impl Fn() -> A + Sync,
+    work: impl Fn(&mut A, usize, &T) + Sync,
+) -> Vec<A> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(8)
+        .min(items.len())
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let run = || {
+        let mut accumulator = start();
+        loop {
+            let position = next.fetch_add(1, atomic::Ordering::Relaxed);
+            let Some(item) = items.get(position) else {
+                return accumulator;
+            };
+            work(&mut accumulator, position, item);
+        }
+    };
+    if threads == 1 {
+        return vec![run()];
     }
-    for (person, entitlement) in grants {
-        match into.get_mut(&person) {
-            Some(existing) => {
-                existing.reasons.extend(entitlement.reasons);
-                normalize_reasons(existing);
-            }
-            None => {
-                into.insert(person, entitlement);
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(run)).collect();
+        let mut accumulators = vec![run()];
+        for helper in helpers {
+            match helper.join() {
+                Ok(accumulator) => accumulators.push(accumulator),
+                Err(panic) => std::panic::resume_unwind(panic),
             }
         }
+        accumulators
+    })
+}
+
+/// Folds one binding's result into a partial evaluation at once, so only one copy of the grants is held.
+fn fold_binding(evaluation: &mut Evaluation, binding: &Binding, result: BindingEvaluation) {
+    earliest(&mut evaluation.next_change_at, result.next_change_at);
+    evaluation.problems.extend(result.problems);
+    let mut grants = Some(result.grants);
+    for (position, group) in binding.groups.iter().enumerate() {
+        let last = position + 1 == binding.groups.len();
+        let Some(owned) = grants.take() else {
+            break;
+        };
+        let ours = if last {
+            owned
+        } else {
+            let copy = owned.clone();
+            grants = Some(owned);
+            copy
+        };
+        let into = evaluation.groups.entry(group.clone()).or_default();
+        *into = union_grants(std::mem::take(into), ours);
     }
+}
+
+/// The union of two groups' grants in one pass over both (each is sorted): a person in both gets the
+/// reasons of both.
+fn union_grants(
+    first: BTreeMap<PersonId, Entitlement>,
+    second: BTreeMap<PersonId, Entitlement>,
+) -> BTreeMap<PersonId, Entitlement> {
+    if first.is_empty() {
+        return second;
+    }
+    if second.is_empty() {
+        return first;
+    }
+    let mut united = Vec::with_capacity(first.len() + second.len());
+    let mut first = first.into_iter().peekable();
+    let mut second = second.into_iter().peekable();
+    loop {
+        let order = match (first.peek(), second.peek()) {
+            (Some((a, _)), Some((b, _))) => a.cmp(b),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => break,
+        };
+        let next = match order {
+            Ordering::Less => first.next(),
+            Ordering::Greater => second.next(),
+            Ordering::Equal => first.next().map(|(person, mut entitlement)| {
+                if let Some((_, other)) = second.next() {
+                    entitlement.reasons.extend(other.reasons);
+                    normalize_reasons(&mut entitlement);
+                }
+                (person, entitlement)
+            }),
+        };
+        united.extend(next);
+    }
+    // Sorted input: the map is bulk-built without searching.
+    united.into_iter().collect()
 }
 
 /// Evaluates one binding at `at`.
 pub fn evaluate_binding(index: &Index, binding: &Binding, at: DateTime<Utc>) -> BindingEvaluation {
-    let mut collector = Collector::new(index, binding, at);
+    evaluate_binding_for(index, binding, at, None)
+}
+
+/// Evaluates one binding at `at`, granting only the members in `only` when given. Everything else (the
+/// next change, the problems) is evaluated in full, because it does not depend on who is granted.
+fn evaluate_binding_for(
+    index: &Index,
+    binding: &Binding,
+    at: DateTime<Utc>,
+    only: Option<&FastSet<ObjectId>>,
+) -> BindingEvaluation {
+    let mut collector = Collector::new(index, binding, at, only);
     match index.resolve_source(&binding.source) {
         Ok(source) => {
             collector.check_source_in_scope(&source);
@@ -279,6 +327,54 @@ impl GrantRef<'_> {
     }
 }
 
+/// A person who can be offered a grant, borrowed from the index.
+#[derive(Clone, Copy)]
+enum PersonRef<'a> {
+    Member(&'a Member),
+    Guest(&'a Visitor),
+}
+
+impl<'a> PersonRef<'a> {
+    /// Orders people as [`PersonId`] does: members before guests, then by id.
+    fn sort_key(self) -> (bool, &'a str) {
+        match self {
+            PersonRef::Member(member) => (false, &member.id),
+            PersonRef::Guest(guest) => (true, &guest.id),
+        }
+    }
+
+    fn id(self) -> PersonId {
+        match self {
+            PersonRef::Member(member) => PersonId::Member(member.id.clone()),
+            PersonRef::Guest(guest) => PersonId::Guest(guest.id.clone()),
+        }
+    }
+
+    fn email(self) -> &'a str {
+        let email = match self {
+            PersonRef::Member(member) => member.email.as_deref(),
+            PersonRef::Guest(guest) => guest.email.as_deref(),
+        };
+        usable_email(email).unwrap_or_default()
+    }
+
+    fn name(self) -> &'a str {
+        match self {
+            PersonRef::Member(member) => member.name.as_deref(),
+            PersonRef::Guest(guest) => guest.name.as_deref(),
+        }
+        .unwrap_or_default()
+    }
+}
+
+/// A grant running at the instant, recorded cheaply; [`Collector::finish`] turns the offers into
+/// entitlements once, person by person.
+struct Offer<'a> {
+    person: PersonRef<'a>,
+    grant: GrantRef<'a>,
+    ends_at: Option<DateTime<Utc>>,
+}
+
 /// Gathers one binding's grants, next change and problems.
 struct Collector<'a> {
     index: &'a Index,
@@ -288,7 +384,9 @@ struct Collector<'a> {
     revoke_after: Duration,
     /// Location ids the binding is limited to; `None` = everywhere.
     scope: Option<FastSet<ObjectId>>,
-    grants: BTreeMap<PersonId, Entitlement>,
+    /// Grant only these members (re-evaluating the people a change concerns); `None` = everyone.
+    only: Option<&'a FastSet<ObjectId>>,
+    offers: Vec<Offer<'a>>,
     next_change_at: Option<DateTime<Utc>>,
     problems: BTreeSet<ProblemKind>,
     gates: FastMap<&'a str, Gate>,
@@ -298,7 +396,12 @@ struct Collector<'a> {
 }
 
 impl<'a> Collector<'a> {
-    fn new(index: &'a Index, binding: &'a Binding, at: DateTime<Utc>) -> Self {
+    fn new(
+        index: &'a Index,
+        binding: &'a Binding,
+        at: DateTime<Utc>,
+        only: Option<&'a FastSet<ObjectId>>,
+    ) -> Self {
         let mut collector = Collector {
             index,
             binding,
@@ -306,7 +409,8 @@ impl<'a> Collector<'a> {
             grant_before: binding.grant_before.max(Duration::zero()),
             revoke_after: binding.revoke_after.max(Duration::zero()),
             scope: None,
-            grants: BTreeMap::new(),
+            only,
+            offers: Vec::new(),
             next_change_at: None,
             problems: BTreeSet::new(),
             gates: FastMap::default(),
@@ -407,7 +511,7 @@ impl<'a> Collector<'a> {
             if !membership_is_approved(membership) {
                 continue;
             }
-            let window = membership_window(index, membership);
+            let window = membership_window_at(index, *slot, membership);
             let location = index.membership_location(membership);
             self.offer_membership_holders(membership, window, location, |company| {
                 GrantRef::Membership {
@@ -430,17 +534,19 @@ impl<'a> Collector<'a> {
             let Some(assignment) = index.assignments.at(*slot) else {
                 continue;
             };
-            let Some(membership) = assignment
+            let Some((membership_slot, membership)) = assignment
                 .membership
                 .as_deref()
-                .and_then(|id| index.memberships.get(id))
+                .and_then(|id| index.memberships.slot_of(id))
+                .and_then(|slot| Some((slot, index.memberships.at(slot)?)))
             else {
                 continue;
             };
             if !membership_is_approved(membership) {
                 continue;
             }
-            let window = assignment_window(index, assignment, membership);
+            let window =
+                assignment_window_at(index, (*slot, assignment), (membership_slot, membership));
             self.offer_membership_holders(membership, window, location, |company| {
                 GrantRef::Assignment {
                     assignment: &assignment.id,
@@ -611,13 +717,14 @@ impl<'a> Collector<'a> {
     /// used up or when their validity ends".
     fn collect_day_passes(&mut self) {
         let index = self.index;
-        for (_, pass) in index.passes.iter() {
+        for (slot, pass) in index.passes.iter() {
             let remaining = pass_remaining(pass);
             if remaining == 0 || pass_status_is_final(pass) {
                 continue;
             }
-            let window = pass_window(index, pass);
-            if window.is_empty() || !self.in_scope(pass_location(index, pass)) {
+            let window = pass_window_at(index, slot, pass);
+            let in_scope = self.scope.is_none() || self.in_scope(pass_location(index, pass));
+            if window.is_empty() || !in_scope {
                 continue;
             }
             let grant = |company| GrantRef::DayPass {
@@ -674,14 +781,7 @@ impl<'a> Collector<'a> {
                 end: gate.open_until,
             });
         }
-        let email = usable_email(member.email.as_deref()).unwrap_or_default();
-        self.offer(
-            PersonId::Member(member.id.clone()),
-            email,
-            member.name.as_deref(),
-            grant,
-            window,
-        );
+        self.offer(PersonRef::Member(member), grant, window);
         true
     }
 
@@ -695,14 +795,7 @@ impl<'a> Collector<'a> {
             );
             return true;
         }
-        let email = usable_email(guest.email.as_deref()).unwrap_or_default();
-        self.offer(
-            PersonId::Guest(guest.id.clone()),
-            email,
-            guest.name.as_deref(),
-            grant,
-            window,
-        );
+        self.offer(PersonRef::Guest(guest), grant, window);
         true
     }
 
@@ -733,47 +826,58 @@ impl<'a> Collector<'a> {
         gate
     }
 
-    fn offer(
-        &mut self,
-        person: PersonId,
-        email: &str,
-        name: Option<&str>,
-        grant: GrantRef<'a>,
-        window: Window,
-    ) {
+    fn offer(&mut self, person: PersonRef<'a>, grant: GrantRef<'a>, window: Window) {
         earliest(&mut self.next_change_at, window.next_bound_after(self.at));
-        if !window.contains(self.at) {
-            return;
+        if window.contains(self.at) && self.grants_to(person) {
+            self.offers.push(Offer {
+                person,
+                grant,
+                ends_at: window.end,
+            });
         }
-        let reason = Reason {
-            binding: Arc::clone(&self.key),
-            source: Arc::clone(&self.source),
-            grant: grant.to_owned(),
-            ends_at: window.end,
-        };
-        self.grants
-            .entry(person)
-            .or_insert_with_key(|person| Entitlement {
-                person: person.clone(),
-                email: email.to_owned(),
-                name: name.unwrap_or_default().to_owned(),
-                // Most people have a single reason; an empty Vec's first push would reserve room for four.
-                reasons: Vec::with_capacity(1),
-                ends_at: None,
-            })
-            .reasons
-            .push(reason);
+    }
+
+    fn grants_to(&self, person: PersonRef<'a>) -> bool {
+        match (self.only, person) {
+            (None, _) => true,
+            (Some(only), PersonRef::Member(member)) => only.contains(member.id.as_str()),
+            (Some(_), PersonRef::Guest(_)) => false,
+        }
     }
 
     fn finish(mut self) -> BindingEvaluation {
-        for entitlement in self.grants.values_mut() {
-            normalize_reasons(entitlement);
+        self.offers
+            .sort_unstable_by(|a, b| a.person.sort_key().cmp(&b.person.sort_key()));
+        let mut grants = Vec::new();
+        for offers in self
+            .offers
+            .chunk_by(|a, b| a.person.sort_key() == b.person.sort_key())
+        {
+            let person = offers[0].person;
+            let mut entitlement = Entitlement {
+                person: person.id(),
+                email: person.email().to_owned(),
+                name: person.name().to_owned(),
+                reasons: offers
+                    .iter()
+                    .map(|offer| Reason {
+                        binding: Arc::clone(&self.key),
+                        source: Arc::clone(&self.source),
+                        grant: offer.grant.to_owned(),
+                        ends_at: offer.ends_at,
+                    })
+                    .collect(),
+                ends_at: None,
+            };
+            normalize_reasons(&mut entitlement);
+            grants.push((entitlement.person.clone(), entitlement));
         }
         let key = &self.binding.key;
         BindingEvaluation {
             binding: key.clone(),
             at: self.at,
-            grants: self.grants,
+            // Sorted input: the map is bulk-built without searching.
+            grants: grants.into_iter().collect(),
             next_change_at: self.next_change_at,
             problems: self
                 .problems
@@ -809,15 +913,15 @@ pub struct Recomputed {
 impl Engine {
     /// Evaluates every binding at `at`.
     pub fn new(index: Index, bindings: Vec<Binding>, at: DateTime<Utc>) -> Engine {
-        let results = in_parallel(&bindings, |chunk| {
-            chunk
-                .iter()
-                .map(|binding| evaluate_binding(&index, binding, at))
-                .collect::<Vec<_>>()
-        })
-        .into_iter()
-        .flatten()
-        .collect();
+        let mut evaluated: Vec<(usize, BindingEvaluation)> =
+            in_parallel(&bindings, Vec::new, |results, position, binding| {
+                results.push((position, evaluate_binding(&index, binding, at)));
+            })
+            .into_iter()
+            .flatten()
+            .collect();
+        evaluated.sort_unstable_by_key(|(position, _)| *position);
+        let results = evaluated.into_iter().map(|(_, result)| result).collect();
         let mut bindings_by_group: BTreeMap<GroupKey, Vec<usize>> = BTreeMap::new();
         for (position, binding) in bindings.iter().enumerate() {
             for group in &binding.groups {
@@ -876,8 +980,8 @@ impl Engine {
     /// re-evaluates the bindings it touches.
     pub fn update(&mut self, change: impl FnOnce(&mut Index) -> Touched) -> Recomputed {
         let touched = change(&mut self.index);
-        let affected = self.index.affected_bindings(&self.bindings, &touched);
-        self.reevaluate(&affected)
+        let affected = self.index.reach_of(&self.bindings, &touched);
+        self.reevaluate(affected)
     }
 
     /// Moves the evaluation instant to `at`, re-evaluating only bindings whose answer can have changed (their
@@ -885,16 +989,16 @@ impl Engine {
     pub fn advance_to(&mut self, at: DateTime<Utc>) -> Recomputed {
         let moving_back = at < self.at;
         self.at = at;
-        let due: Vec<usize> = self
+        let due: Vec<(usize, Reach)> = self
             .results
             .iter()
             .enumerate()
             .filter(|(_, result)| {
                 moving_back || result.next_change_at.is_some_and(|next| next <= at)
             })
-            .map(|(position, _)| position)
+            .map(|(position, _)| (position, Reach::Everyone))
             .collect();
-        let mut recomputed = self.reevaluate(&due);
+        let mut recomputed = self.reevaluate(due);
         for result in &mut self.results {
             result.at = at;
         }
@@ -902,23 +1006,56 @@ impl Engine {
         recomputed
     }
 
-    fn reevaluate(&mut self, positions: &[usize]) -> Recomputed {
+    fn reevaluate(&mut self, affected: Vec<(usize, Reach)>) -> Recomputed {
         let mut recomputed = Recomputed::default();
-        for position in positions {
+        for (position, reach) in affected {
             let (Some(binding), Some(previous)) =
-                (self.bindings.get(*position), self.results.get(*position))
+                (self.bindings.get(position), self.results.get_mut(position))
             else {
                 continue;
             };
-            let fresh = evaluate_binding(&self.index, binding, self.at);
-            if fresh.grants != previous.grants {
+            let changed = match reach {
+                Reach::Everyone => {
+                    let fresh = evaluate_binding(&self.index, binding, self.at);
+                    let changed = fresh.grants != previous.grants;
+                    *previous = fresh;
+                    changed
+                }
+                Reach::Members(members) => {
+                    let fresh = evaluate_binding_for(&self.index, binding, self.at, Some(&members));
+                    replace_members(previous, fresh, &members)
+                }
+            };
+            if changed {
                 recomputed
                     .changed_groups
                     .extend(binding.groups.iter().cloned());
             }
             recomputed.bindings.push(binding.key.clone());
-            self.results[*position] = fresh;
         }
         recomputed
     }
+}
+
+/// Takes a binding's next change, problems and the grants of `members` from `fresh` (an evaluation limited
+/// to those members) and keeps everyone else's grants; true if any of those members' grants changed.
+fn replace_members(
+    previous: &mut BindingEvaluation,
+    mut fresh: BindingEvaluation,
+    members: &FastSet<ObjectId>,
+) -> bool {
+    let mut changed = false;
+    for member in members {
+        let person = PersonId::Member(member.clone());
+        let old = previous.grants.remove(&person);
+        let new = fresh.grants.remove(&person);
+        changed |= old != new;
+        if let Some(entitlement) = new {
+            previous.grants.insert(person, entitlement);
+        }
+    }
+    previous.at = fresh.at;
+    previous.next_change_at = fresh.next_change_at;
+    previous.problems = fresh.problems;
+    changed
 }

@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 
 use crate::engine::calendar::Window;
-use crate::engine::hash::{FastMap, FxHasher};
+use crate::engine::hash::{FastMap, FastSet, FxHasher};
 use crate::engine::recurrence::{parse_recurrence, SeriesRule};
 use crate::engine::types::{Binding, ObjectKind, ObjectRef, Problem, ProblemKind, Source};
 use crate::officernd::model::{
@@ -244,6 +244,24 @@ pub(crate) struct Timeline {
     pub(crate) series: Vec<Slot>,
 }
 
+/// The people a membership grants: its member, or, for a company membership, the company's members.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Holder {
+    Member(ObjectId),
+    Company(ObjectId),
+}
+
+impl Holder {
+    /// Who holds `membership`; `None` when it names neither a member nor a company.
+    fn of(membership: &Membership) -> Option<Holder> {
+        match (&membership.member, &membership.company) {
+            (Some(member), _) => Some(Holder::Member(member.clone())),
+            (None, Some(company)) => Some(Holder::Company(company.clone())),
+            (None, None) => None,
+        }
+    }
+}
+
 /// What an OfficeRnD change touches, to find the bindings to re-evaluate.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Touch {
@@ -251,6 +269,12 @@ pub enum Touch {
     Plan(ObjectId),
     /// Assignments to this resource changed (also concerns its floor and location).
     AssignedResource(ObjectId),
+    /// Memberships on this plan changed, but only for `holder`: a plan grant depends on the membership and
+    /// its holder alone, so nobody else's grants on the plan can differ.
+    PlanHolder { plan: ObjectId, holder: Holder },
+    /// Memberships assigned to this resource changed, but only for `holder` (as for
+    /// [`Touch::PlanHolder`]); also concerns the resource's floor and location.
+    AssignedResourceHolder { resource: ObjectId, holder: Holder },
     /// Bookings of this resource changed; `gated_only`: only the active-membership gate of people booking it
     /// changed, which matters only to bindings with `require_active_membership`.
     BookedResource {
@@ -279,6 +303,14 @@ impl Touched {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+/// Whose grants in a binding a change can alter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Reach {
+    Everyone,
+    /// Only these members (by id); everyone else keeps their grants.
+    Members(FastSet<ObjectId>),
 }
 
 /// A binding's source with its references resolved to ids.
@@ -346,6 +378,8 @@ pub struct Index {
 
     pub(crate) membership_windows: WindowCache,
     pub(crate) pass_windows: WindowCache,
+    /// The window an assignment grants in (its own days and its membership's).
+    pub(crate) assignment_windows: WindowCache,
 }
 
 impl Index {
@@ -390,6 +424,7 @@ impl Index {
             passes_by_membership: MultiMap::default(),
             membership_windows: WindowCache::default(),
             pass_windows: WindowCache::default(),
+            assignment_windows: WindowCache::default(),
         };
         let Snapshot {
             members,
@@ -578,48 +613,110 @@ impl Index {
 
     /// The bindings (positions in `bindings`) whose answer a change with these touches may alter.
     pub fn affected_bindings(&self, bindings: &[Binding], touched: &Touched) -> Vec<usize> {
-        if touched.0.contains(&Touch::Everything) {
-            return (0..bindings.len()).collect();
-        }
-        bindings
-            .iter()
-            .enumerate()
-            .filter(|(_, binding)| self.binding_is_touched(binding, touched))
+        self.reach_of(bindings, touched)
+            .into_iter()
             .map(|(position, _)| position)
             .collect()
     }
 
-    fn binding_is_touched(&self, binding: &Binding, touched: &Touched) -> bool {
+    /// The bindings a change with these touches may alter, each with the people whose grants may differ.
+    pub(crate) fn reach_of(&self, bindings: &[Binding], touched: &Touched) -> Vec<(usize, Reach)> {
+        if touched.0.contains(&Touch::Everything) {
+            return (0..bindings.len())
+                .map(|position| (position, Reach::Everyone))
+                .collect();
+        }
+        bindings
+            .iter()
+            .enumerate()
+            .filter_map(|(position, binding)| {
+                self.reach_in(binding, touched)
+                    .map(|reach| (position, reach))
+            })
+            .collect()
+    }
+
+    /// How far the touches reach into one binding; `None` if not at all.
+    fn reach_in(&self, binding: &Binding, touched: &Touched) -> Option<Reach> {
         let Ok(source) = self.resolve_source(&binding.source) else {
             // Unresolved sources only change through plan/location/floor/resource changes (`Everything`).
-            return false;
+            return None;
         };
-        touched.0.iter().any(|touch| match (touch, &source) {
-            (Touch::Plan(plan), ResolvedSource::Plan(bound)) => plan == bound,
-            (Touch::AssignedResource(resource), ResolvedSource::AssignableResource(bound)) => {
-                resource == bound
+        let mut holders: Vec<&Holder> = Vec::new();
+        let mut everyone = false;
+        for touch in &touched.0 {
+            let (concerns, holder) = match (touch, &source) {
+                (Touch::Plan(plan), ResolvedSource::Plan(bound)) => (plan == bound, None),
+                (Touch::PlanHolder { plan, holder }, ResolvedSource::Plan(bound)) => {
+                    (plan == bound, Some(holder))
+                }
+                (Touch::AssignedResource(resource), _) => {
+                    (self.assigned_resource_is_bound(resource, &source), None)
+                }
+                (Touch::AssignedResourceHolder { resource, holder }, _) => (
+                    self.assigned_resource_is_bound(resource, &source),
+                    Some(holder),
+                ),
+                (
+                    Touch::BookedResource {
+                        resource,
+                        gated_only,
+                    },
+                    ResolvedSource::BookableResource(bound),
+                ) => (
+                    resource == bound && (!gated_only || binding.require_active_membership),
+                    None,
+                ),
+                (Touch::DayPasses { gated_only }, ResolvedSource::DayPasses) => {
+                    (!gated_only || binding.require_active_membership, None)
+                }
+                (Touch::Everything, _) => (true, None),
+                _ => (false, None),
+            };
+            match (concerns, holder) {
+                (false, _) => {}
+                (true, Some(holder)) => holders.push(holder),
+                (true, None) => everyone = true,
             }
-            (Touch::AssignedResource(resource), ResolvedSource::Location(bound)) => self
+        }
+        if everyone {
+            return Some(Reach::Everyone);
+        }
+        if holders.is_empty() {
+            return None;
+        }
+        let mut members = FastSet::default();
+        for holder in holders {
+            match holder {
+                Holder::Member(member) => {
+                    members.insert(member.clone());
+                }
+                Holder::Company(company) => members.extend(
+                    self.members_by_company
+                        .get(company)
+                        .iter()
+                        .filter_map(|slot| self.members.at(*slot))
+                        .map(|member| member.id.clone()),
+                ),
+            }
+        }
+        Some(Reach::Members(members))
+    }
+
+    /// Whether assignments to `resource` feed a binding on `source` (the resource, its floor or location).
+    fn assigned_resource_is_bound(&self, resource: &str, source: &ResolvedSource) -> bool {
+        match source {
+            ResolvedSource::AssignableResource(bound) => resource == bound,
+            ResolvedSource::Location(bound) => self
                 .resources
                 .get(resource)
-                .is_some_and(|r| r.location.as_deref() == Some(bound)),
-            (Touch::AssignedResource(resource), ResolvedSource::Floor(bound)) => self
+                .is_some_and(|r| r.location.as_deref() == Some(bound.as_str())),
+            ResolvedSource::Floor(bound) => self
                 .resources
                 .get(resource)
-                .is_some_and(|r| r.floor.as_deref() == Some(bound)),
-            (
-                Touch::BookedResource {
-                    resource,
-                    gated_only,
-                },
-                ResolvedSource::BookableResource(bound),
-            ) => resource == bound && (!gated_only || binding.require_active_membership),
-            (Touch::DayPasses { gated_only }, ResolvedSource::DayPasses) => {
-                !gated_only || binding.require_active_membership
-            }
-            (Touch::Everything, _) => true,
+                .is_some_and(|r| r.floor.as_deref() == Some(bound.as_str())),
             _ => false,
-        })
+        }
     }
 
     // ----- space & catalogue (rare changes: they touch everything) ----------------------------------
@@ -628,6 +725,14 @@ impl Index {
     fn forget_windows(&mut self) {
         self.membership_windows.clear();
         self.pass_windows.clear();
+        self.assignment_windows.clear();
+    }
+
+    /// Forgets the memoised windows of the assignments of a membership (they include its period).
+    fn forget_assignment_windows_of(&mut self, membership: &str) {
+        for slot in self.assignments_by_membership.get(membership) {
+            self.assignment_windows.reset(*slot);
+        }
     }
 
     pub fn upsert_location(&mut self, location: Location) -> Touched {
@@ -707,6 +812,8 @@ impl Index {
 
     pub fn upsert_resource(&mut self, resource: Resource) -> Touched {
         self.remove_resource(&resource.id);
+        // Assignments take their zone from their resource's location.
+        self.assignment_windows.clear();
         let (slot, _) = self.resources.upsert(resource);
         if let Some(resource) = self.resources.at(slot) {
             add_opt(&mut self.resources_by_name, resource.name.as_deref(), slot);
@@ -725,6 +832,7 @@ impl Index {
     }
 
     pub fn remove_resource(&mut self, id: &str) -> Touched {
+        self.assignment_windows.clear();
         if let Some((slot, resource)) = self.resources.remove(id) {
             remove_opt(&mut self.resources_by_name, resource.name.as_deref(), slot);
             remove_opt(
@@ -744,11 +852,11 @@ impl Index {
     /// Companies only contribute their `location` (location-scope fallback) to the rules.
     pub fn upsert_company(&mut self, company: Company) -> Touched {
         self.forget_windows();
-        let (_, previous) = self.companies.upsert(company);
-        match previous {
-            None => Touched::default(),
-            Some(_) => everything(),
-        }
+        // Even a company new to the index can change answers: members and memberships may
+        // already name it, and its location decides their time zone. Companies change rarely,
+        // so re-evaluating everything is the simple, safe answer.
+        self.companies.upsert(company);
+        everything()
     }
 
     pub fn remove_company(&mut self, id: &str) -> Touched {
@@ -823,9 +931,11 @@ impl Index {
             .as_deref()
             .map_or(&[][..], |company| self.memberships_by_company.get(company))
             .iter();
+        // Only this member's grants through those memberships can change.
+        let holder = Holder::Member(member.id.clone());
         for slot in personal.chain(company) {
             if let Some(membership) = self.memberships.at(*slot) {
-                self.add_membership_touches(membership, &mut touched);
+                self.add_membership_touches(membership, Some(&holder), &mut touched);
             }
         }
         self.add_booking_touches(&member.id, false, &mut touched);
@@ -903,6 +1013,7 @@ impl Index {
 
     pub fn upsert_membership(&mut self, membership: Membership) -> Touched {
         let mut touched = self.remove_membership_links(&membership.id);
+        self.forget_assignment_windows_of(&membership.id);
         let (slot, _) = self.memberships.upsert(membership);
         self.membership_windows.reset(slot);
         // Pass sets take their zone from their membership.
@@ -921,7 +1032,7 @@ impl Index {
             (None, None) => {}
         }
         let mut current = Touched::default();
-        self.add_membership_touches(membership, &mut current);
+        self.add_membership_touches(membership, Holder::of(membership).as_ref(), &mut current);
         self.add_membership_gate_touches(membership, &mut current);
         touched.merge(current);
         touched
@@ -929,6 +1040,7 @@ impl Index {
 
     pub fn remove_membership(&mut self, id: &str) -> Touched {
         let touched = self.remove_membership_links(id);
+        self.forget_assignment_windows_of(id);
         self.memberships.remove(id);
         touched
     }
@@ -942,7 +1054,7 @@ impl Index {
         let Some(membership) = self.memberships.at(slot).cloned() else {
             return touched;
         };
-        self.add_membership_touches(&membership, &mut touched);
+        self.add_membership_touches(&membership, Holder::of(&membership).as_ref(), &mut touched);
         self.add_membership_gate_touches(&membership, &mut touched);
         remove_opt(
             &mut self.memberships_by_plan,
@@ -957,14 +1069,31 @@ impl Index {
         touched
     }
 
-    /// The plan and the assigned resources of a membership.
-    fn add_membership_touches(&self, membership: &Membership, touched: &mut Touched) {
+    /// The plan and the assigned resources of a membership, limited to `holder`'s grants when given.
+    fn add_membership_touches(
+        &self,
+        membership: &Membership,
+        holder: Option<&Holder>,
+        touched: &mut Touched,
+    ) {
         if let Some(plan) = membership.plan.clone() {
-            touched.add(Touch::Plan(plan));
+            touched.add(match holder {
+                Some(holder) => Touch::PlanHolder {
+                    plan,
+                    holder: holder.clone(),
+                },
+                None => Touch::Plan(plan),
+            });
         }
         for slot in self.assignments_by_membership.get(&membership.id) {
             if let Some(resource) = self.assignments.at(*slot).and_then(|a| a.resource.clone()) {
-                touched.add(Touch::AssignedResource(resource));
+                touched.add(match holder {
+                    Some(holder) => Touch::AssignedResourceHolder {
+                        resource,
+                        holder: holder.clone(),
+                    },
+                    None => Touch::AssignedResource(resource),
+                });
             }
         }
         if !self.passes_by_membership.get(&membership.id).is_empty() {
@@ -997,6 +1126,7 @@ impl Index {
     pub fn upsert_assignment(&mut self, assignment: Assignment) -> Touched {
         let mut touched = self.remove_assignment(&assignment.id);
         let (slot, _) = self.assignments.upsert(assignment);
+        self.assignment_windows.reset(slot);
         if let Some(assignment) = self.assignments.at(slot) {
             add_opt(
                 &mut self.assignments_by_resource,

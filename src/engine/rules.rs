@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 
 use crate::engine::calendar::{earliest, Window};
-use crate::engine::index::{pass_holder, Index, PassHolder};
+use crate::engine::index::{pass_holder, Index, PassHolder, Slot};
 use crate::officernd::model::{
     Assignment, Booking, Member, MemberStatus, Membership, MembershipStatus, Pass, PassStatus,
     Visitor,
@@ -65,18 +65,48 @@ pub(crate) fn membership_is_approved(membership: &Membership) -> bool {
 /// The membership period: from the start of its start day to the end of its end day, in its location's time
 /// zone (seed Kisi 001: removed "only when the plan becomes terminated (after its end date)").
 pub(crate) fn membership_window(index: &Index, membership: &Membership) -> Window {
-    let compute = || {
-        let zone = index.zone_of(index.membership_location(membership));
-        Window::of_days(membership.start_date, membership.end_date, zone)
-    };
     match index.memberships.slot_of(&membership.id) {
-        Some(slot) => index.membership_windows.get_or_compute(slot, compute),
-        None => compute(),
+        Some(slot) => membership_window_at(index, slot, membership),
+        None => compute_membership_window(index, membership),
     }
+}
+
+/// [`membership_window`] of the membership stored at `slot` (callers iterating slots skip the id look-up).
+pub(crate) fn membership_window_at(index: &Index, slot: Slot, membership: &Membership) -> Window {
+    index
+        .membership_windows
+        .get_or_compute(slot, || compute_membership_window(index, membership))
+}
+
+fn compute_membership_window(index: &Index, membership: &Membership) -> Window {
+    let zone = index.zone_of(index.membership_location(membership));
+    Window::of_days(membership.start_date, membership.end_date, zone)
 }
 
 /// An assignment grants while both it (its own day range, in the resource's zone) and its membership run.
 pub(crate) fn assignment_window(
+    index: &Index,
+    assignment: &Assignment,
+    membership: &Membership,
+) -> Window {
+    let own = assignment_own_window(index, assignment, membership);
+    own.intersect(&membership_window(index, membership))
+}
+
+/// [`assignment_window`] of the assignment stored at `slot`, whose membership is stored at
+/// `membership_slot`.
+pub(crate) fn assignment_window_at(
+    index: &Index,
+    (slot, assignment): (Slot, &Assignment),
+    (membership_slot, membership): (Slot, &Membership),
+) -> Window {
+    index.assignment_windows.get_or_compute(slot, || {
+        let own = assignment_own_window(index, assignment, membership);
+        own.intersect(&membership_window_at(index, membership_slot, membership))
+    })
+}
+
+fn assignment_own_window(
     index: &Index,
     assignment: &Assignment,
     membership: &Membership,
@@ -87,8 +117,7 @@ pub(crate) fn assignment_window(
         .and_then(|id| index.resources.get(id))
         .and_then(|resource| resource.location.as_deref());
     let zone = index.zone_of(resource_location.or_else(|| index.membership_location(membership)));
-    let own = Window::of_days(assignment.start_date, assignment.end_date, zone);
-    own.intersect(&membership_window(index, membership))
+    Window::of_days(assignment.start_date, assignment.end_date, zone)
 }
 
 /// Uses left on a day-pass set (`count - usedCount`, never negative).
@@ -132,17 +161,25 @@ pub(crate) fn pass_location<'a>(index: &'a Index, pass: &'a Pass) -> Option<&'a 
 /// days in the pass set's location zone. (The documentation example has both pairs, not overlapping, so they
 /// are not intersected: `valid*` is the more specific pair.)
 pub(crate) fn pass_window(index: &Index, pass: &Pass) -> Window {
-    let compute = || {
-        let zone = index.zone_of(pass_location(index, pass));
-        if pass.valid_from.is_some() || pass.valid_to.is_some() {
-            Window::of_days(pass.valid_from, pass.valid_to, zone)
-        } else {
-            Window::of_days(pass.start_date, pass.end_date, zone)
-        }
-    };
     match index.passes.slot_of(&pass.id) {
-        Some(slot) => index.pass_windows.get_or_compute(slot, compute),
-        None => compute(),
+        Some(slot) => pass_window_at(index, slot, pass),
+        None => compute_pass_window(index, pass),
+    }
+}
+
+/// [`pass_window`] of the pass set stored at `slot`.
+pub(crate) fn pass_window_at(index: &Index, slot: Slot, pass: &Pass) -> Window {
+    index
+        .pass_windows
+        .get_or_compute(slot, || compute_pass_window(index, pass))
+}
+
+fn compute_pass_window(index: &Index, pass: &Pass) -> Window {
+    let zone = index.zone_of(pass_location(index, pass));
+    if pass.valid_from.is_some() || pass.valid_to.is_some() {
+        Window::of_days(pass.valid_from, pass.valid_to, zone)
+    } else {
+        Window::of_days(pass.start_date, pass.end_date, zone)
     }
 }
 
@@ -195,20 +232,27 @@ pub(crate) fn membership_gate(index: &Index, member: &Member, at: DateTime<Utc>)
         open_until: None,
         next_bound: None,
     };
-    let mut open_ends: Vec<Option<DateTime<Utc>>> = Vec::new();
-    for membership in memberships_covering(index, member).filter(|m| membership_is_approved(m)) {
-        let window = membership_window(index, membership);
+    // While open: whether some running membership is open-ended, else the latest end among them.
+    let mut open_ended = false;
+    for (slot, membership) in covering_slots(index, member) {
+        if !membership_is_approved(membership) {
+            continue;
+        }
+        let window = membership_window_at(index, slot, membership);
         earliest(&mut gate.next_bound, window.next_bound_after(at));
         if window.contains(at) {
             gate.open = true;
-            open_ends.push(window.end);
+            match window.end {
+                None => open_ended = true,
+                Some(end) => {
+                    gate.open_until = Some(gate.open_until.map_or(end, |latest| latest.max(end)))
+                }
+            }
         }
     }
-    gate.open_until = if open_ends.iter().any(Option::is_none) {
-        None
-    } else {
-        open_ends.into_iter().flatten().max()
-    };
+    if open_ended {
+        gate.open_until = None;
+    }
     gate
 }
 
@@ -217,6 +261,14 @@ pub(crate) fn memberships_covering<'a>(
     index: &'a Index,
     member: &'a Member,
 ) -> impl Iterator<Item = &'a Membership> + 'a {
+    covering_slots(index, member).map(|(_, membership)| membership)
+}
+
+/// [`memberships_covering`] with each membership's slot.
+fn covering_slots<'a>(
+    index: &'a Index,
+    member: &'a Member,
+) -> impl Iterator<Item = (Slot, &'a Membership)> + 'a {
     let personal = index.memberships_by_member.get(&member.id).iter();
     let company = member
         .company
@@ -225,5 +277,5 @@ pub(crate) fn memberships_covering<'a>(
         .iter();
     personal
         .chain(company)
-        .filter_map(|slot| index.memberships.at(*slot))
+        .filter_map(|slot| Some((*slot, index.memberships.at(*slot)?)))
 }
