@@ -36,7 +36,7 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Explain why one person is or is not in each bound group (the front-desk question).
     Explain(plan::ExplainArgs),
-    /// Start the built-in simulators (OfficeRnD and, as they land, every vendor) and print how to
+    /// Start the built-in simulators (OfficeRnD, Kisi, Salto KS, Brivo, essensys) and print how to
     /// reach them.
     Sandbox(sandbox::SandboxArgs),
     /// Match two lists of names one-to-one by normalised Levenshtein similarity.
