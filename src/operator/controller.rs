@@ -250,9 +250,30 @@ pub async fn run_on(
         server::http_router(metrics.clone(), health.clone()),
         stopped(stop_rx.clone()),
     ));
-    let result = lead_and_run(client, &options, health, listeners.webhook, stop_rx).await;
+    // Shutdown is bounded: in-flight syncs get SHUTDOWN_GRACE to finish, then they are dropped.
+    // That is safe because every sync is idempotent (a crash between any two writes is
+    // recovered by the next sync), and it keeps a stuck vendor call or an open keep-alive
+    // connection from outliving the pod's termination grace period.
+    let deadline = {
+        let stop = stop_rx.clone();
+        async move {
+            stopped(stop).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        }
+    };
+    let result = tokio::select! {
+        result = lead_and_run(client, &options, health, listeners.webhook, stop_rx) => result,
+        () = deadline => {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "in-flight work did not finish in time after shutdown; stopping anyway (the next sync redoes it)");
+            Ok(())
+        }
+    };
     metrics.set_leader(false);
-    match http.await {
+    let http = match tokio::time::timeout(Duration::from_secs(5), http).await {
+        Ok(joined) => joined,
+        Err(_) => Ok(Ok(())),
+    };
+    match http {
         Ok(Ok(())) | Err(_) => {}
         Ok(Err(source)) => {
             return result.and(Err(OperatorError::Serve {
@@ -263,6 +284,10 @@ pub async fn run_on(
     }
     result
 }
+
+/// How long in-flight work may run after shutdown is requested (inside Kubernetes' default
+/// 30-second termination grace period).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 /// Resolves once `stop` is raised (or its sender is gone).
 async fn stopped(mut stop: watch::Receiver<bool>) {
@@ -1135,10 +1160,12 @@ async fn apply_binding(
         ctx.succeeded(BINDING_KIND, &namespace, &name);
         jitter(resync)
     };
+    // Measured from now, not from the start of this reconcile: kube-runtime starts the requeue
+    // timer when the reconcile returns, so the sync's own duration must not delay the change.
     Ok(Action::requeue(until_next_change(
         delay,
         single.next_change_at,
-        at,
+        ctx.now(),
     )))
 }
 
