@@ -202,12 +202,17 @@ async fn run_on_folder(folder: &Path, args: &RunArgs) -> Result<ExitCode, CliErr
                 b.name_any() == key.name && b.namespace().as_deref() == Some(key.namespace.as_str())
             });
             let generation = binding.and_then(|b| b.metadata.generation);
+            let handled = binding.and_then(|b| {
+                b.annotations()
+                    .get(crate::api::RECONCILE_REQUESTED_AT)
+                    .cloned()
+            });
             let status = result.to_status(
+                &previous.get(key).cloned().unwrap_or_default(),
                 generation,
-                stamp.clone(),
+                handled,
                 next_time.clone(),
-                previous.get(key),
-                None,
+                stamp.clone(),
             );
             all_ready &= result.outcome.ready;
             documents.push(json!({

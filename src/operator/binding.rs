@@ -39,44 +39,55 @@ pub struct BindingResult {
 }
 
 impl BindingResult {
-    /// The status this result describes. `previous` keeps condition transition times and the
-    /// last sync time stable when nothing changed, so rewriting it causes no churn.
+    /// The status this result describes, given the status it replaces. Counts and resolved
+    /// groups are kept from `previous` when the vendor was not reached (they would otherwise drop
+    /// to zero on a transient failure); `lastSyncTime` moves only when a sync that reached the
+    /// vendor changed people or the status, so an idle resync rewrites nothing.
     pub fn to_status(
         &self,
+        previous: &AccessGroupBindingStatus,
         generation: Option<i64>,
-        now: Time,
-        next_change: Option<Time>,
-        previous: Option<&AccessGroupBindingStatus>,
         handled_request: Option<String>,
+        next_change: Option<Time>,
+        now: Time,
     ) -> AccessGroupBindingStatus {
-        let previous_conditions = previous
-            .map(|p| p.conditions.as_slice())
-            .unwrap_or_default();
-        let synced = self.outcome.ready && self.outcome.reason == Reason::Synced;
-        let changed = self.applied != (0, 0);
-        let last_sync_time = match previous.and_then(|p| p.last_sync_time.clone()) {
-            Some(last) if synced && !changed => Some(last),
-            Some(_) | None if synced => Some(now.clone()),
-            kept => kept,
-        };
-        AccessGroupBindingStatus {
+        let reached_vendor = matches!(
+            self.outcome.reason,
+            Reason::Synced
+                | Reason::PartialFailure
+                | Reason::Planned
+                | Reason::MassRevocationBlocked
+        );
+        let mut next = AccessGroupBindingStatus {
             observed_generation: generation,
             conditions: super::status::conditions(
                 &self.outcome,
                 generation,
-                now,
-                previous_conditions,
+                now.clone(),
+                &previous.conditions,
             ),
-            last_sync_time,
-            last_handled_reconcile_at: handled_request
-                .or_else(|| previous.and_then(|p| p.last_handled_reconcile_at.clone())),
+            last_sync_time: previous.last_sync_time.clone(),
+            last_handled_reconcile_at: handled_request,
             next_change_time: next_change,
-            resolved_groups: self.resolved_groups.clone(),
-            counts: self.counts.clone(),
+            resolved_groups: if reached_vendor {
+                self.resolved_groups.clone()
+            } else {
+                previous.resolved_groups.clone()
+            },
+            counts: if reached_vendor {
+                self.counts.clone()
+            } else {
+                previous.counts.clone()
+            },
             planned: self.planned.clone(),
             problems: self.problems.0.clone(),
             problems_omitted: (self.problems.1 > 0).then_some(self.problems.1),
+        };
+        let applied = self.applied.0 + self.applied.1 > 0;
+        if reached_vendor && (applied || next != *previous || previous.last_sync_time.is_none()) {
+            next.last_sync_time = Some(now);
         }
+        next
     }
 
     /// A result that changed nothing, for a reason found before any vendor call.

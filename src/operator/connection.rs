@@ -6,7 +6,9 @@ use crate::api::conditions::Reason;
 use crate::api::vendor_connection::{AccountSummary, VendorConnection};
 use crate::api::Vendor;
 use crate::clock::Clock;
+use crate::http::HttpError;
 use crate::officernd::model::{Location, Member};
+use crate::officernd::OfficeRndError;
 use crate::vendors::essensys::EssensysApi;
 use crate::vendors::{DoorVendor, VendorError};
 
@@ -60,12 +62,10 @@ pub async fn check(
             ) {
                 Ok(found) => found,
                 Err(error) => {
-                    let reason = if error.is_retryable_later() {
-                        Reason::VendorUnreachable
-                    } else {
-                        Reason::CredentialsInvalid
-                    };
-                    return failed(reason, format!("OfficeRnD refused or failed: {error}"));
+                    return failed(
+                        officernd_reason(&error),
+                        format!("OfficeRnD refused or failed: {error}"),
+                    )
                 }
             };
             ready(
@@ -98,10 +98,7 @@ pub async fn check(
                         people: Some(info.users),
                     },
                 ),
-                Err(VendorError::CredentialsInvalid(message)) => {
-                    failed(Reason::CredentialsInvalid, message)
-                }
-                Err(error) => failed(Reason::VendorUnreachable, error.to_string()),
+                Err(error) => failed(vendor_reason(&error), error.to_string()),
             }
         }
         Vendor::Essensys => {
@@ -131,5 +128,29 @@ fn ready(message: String, account: AccountSummary) -> ConnectionResult {
     ConnectionResult {
         outcome: Outcome::ready(Reason::Synced, message),
         account: Some(account),
+    }
+}
+
+/// Why a door vendor refused: credentials (a person must act) or anything else (retried).
+pub fn vendor_reason(error: &VendorError) -> Reason {
+    match error {
+        VendorError::CredentialsInvalid(_) | VendorError::Http(HttpError::Unauthorized { .. }) => {
+            Reason::CredentialsInvalid
+        }
+        _ => Reason::VendorUnreachable,
+    }
+}
+
+/// Why OfficeRnD refused: bad configuration, bad credentials or scopes, or anything else.
+pub fn officernd_reason(error: &OfficeRndError) -> Reason {
+    match error {
+        OfficeRndError::Config(_) => Reason::InvalidSpec,
+        OfficeRndError::Unauthorized { .. }
+        | OfficeRndError::Http(HttpError::Unauthorized { .. })
+        | OfficeRndError::Token {
+            source: HttpError::Unauthorized { .. } | HttpError::BadRequest { .. },
+            ..
+        } => Reason::CredentialsInvalid,
+        _ => Reason::VendorUnreachable,
     }
 }

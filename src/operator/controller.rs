@@ -60,16 +60,13 @@ use crate::api::access_group_binding::DeletionPolicy;
 use crate::api::conditions::{self as vocabulary, Reason, RECONCILING};
 use crate::api::vendor_connection::AccountSummary;
 use crate::api::{
-    AccessGroupBinding, AccessGroupBindingStatus, SiteMapping, SiteMappingStatus, Vendor,
-    VendorConnection, VendorConnectionStatus, ACKNOWLEDGE_REVOCATION, API_VERSION, FINALIZER,
-    RECONCILE_REQUESTED_AT,
+    AccessGroupBinding, AccessGroupBindingStatus, SiteMapping, SiteMappingStatus, VendorConnection,
+    VendorConnectionStatus, ACKNOWLEDGE_REVOCATION, API_VERSION, FINALIZER, RECONCILE_REQUESTED_AT,
 };
 use crate::clock::{system_clock, Clock};
-use crate::officernd::OfficeRndError;
-use crate::vendors::{DoorVendor, VendorError};
 
 use super::binding::BindingResult;
-use super::clients::{self, DoorClient};
+use super::clients::DoorClient;
 use super::credentials;
 use super::leader::{LeaderElector, LeaseConfig};
 use super::objects::Objects;
@@ -1120,7 +1117,13 @@ async fn apply_binding(
     }
 
     let previous = binding.status.clone().unwrap_or_default();
-    let next = binding_status(&previous, binding, &single, at);
+    let next = single.result.to_status(
+        &previous,
+        binding.meta().generation,
+        binding.annotations().get(RECONCILE_REQUESTED_AT).cloned(),
+        single.next_change_at.map(status_time),
+        status_time(at),
+    );
     let changed = write_binding_status(ctx, binding, &previous, next).await?;
     if granted + revoked > 0 {
         let groups = single
@@ -1191,53 +1194,6 @@ fn warning(outcome: &Outcome, action: &str) -> Event {
         action: action.into(),
         secondary: None,
     }
-}
-
-/// The status a reconcile leads to. `lastSyncTime` is kept unless a vendor sync changed
-/// something (people at the vendor or the status itself).
-fn binding_status(
-    previous: &AccessGroupBindingStatus,
-    binding: &AccessGroupBinding,
-    single: &Single,
-    at: DateTime<Utc>,
-) -> AccessGroupBindingStatus {
-    let result = &single.result;
-    let generation = binding.meta().generation;
-    let (problems, omitted) = result.problems.clone();
-    let reached_vendor = matches!(
-        result.outcome.reason,
-        Reason::Synced | Reason::PartialFailure | Reason::Planned | Reason::MassRevocationBlocked
-    );
-    let mut next = AccessGroupBindingStatus {
-        observed_generation: generation,
-        conditions: status::conditions(
-            &result.outcome,
-            generation,
-            status_time(at),
-            &previous.conditions,
-        ),
-        last_sync_time: previous.last_sync_time.clone(),
-        last_handled_reconcile_at: binding.annotations().get(RECONCILE_REQUESTED_AT).cloned(),
-        next_change_time: single.next_change_at.map(status_time),
-        resolved_groups: if reached_vendor {
-            result.resolved_groups.clone()
-        } else {
-            previous.resolved_groups.clone()
-        },
-        counts: if reached_vendor {
-            result.counts.clone()
-        } else {
-            previous.counts.clone()
-        },
-        planned: result.planned.clone(),
-        problems,
-        problems_omitted: (omitted > 0).then_some(omitted),
-    };
-    let applied = result.applied.0 + result.applied.1 > 0;
-    if reached_vendor && (applied || next != *previous || previous.last_sync_time.is_none()) {
-        next.last_sync_time = Some(status_time(at));
-    }
-    next
 }
 
 /// Server-side applies `status` when it differs from `previous`; returns whether it wrote.
@@ -1465,137 +1421,22 @@ fn connection_error_policy(
     Action::requeue(ctx.backoff(CONNECTION_KIND, &namespace, &connection.name_any()))
 }
 
-fn vendor_reason(error: &VendorError) -> Reason {
-    match error {
-        VendorError::CredentialsInvalid(_) => Reason::CredentialsInvalid,
-        VendorError::Http(crate::http::HttpError::Unauthorized { .. }) => {
-            Reason::CredentialsInvalid
-        }
-        _ => Reason::VendorUnreachable,
-    }
-}
-
-fn officernd_reason(error: &OfficeRndError) -> Reason {
-    use crate::http::HttpError;
-    match error {
-        OfficeRndError::Config(_) => Reason::InvalidSpec,
-        OfficeRndError::Unauthorized { .. }
-        | OfficeRndError::Http(HttpError::Unauthorized { .. })
-        | OfficeRndError::Token {
-            source: HttpError::Unauthorized { .. } | HttpError::BadRequest { .. },
-            ..
-        } => Reason::CredentialsInvalid,
-        _ => Reason::VendorUnreachable,
-    }
-}
-
-/// Checks a connection's credentials at its vendor and what the account holds.
+/// Checks a connection's credentials at its vendor and what the account holds (the same check
+/// `flexgate demo` and `run --manifests` use), recording the vendor call in the metrics.
 async fn check_connection(
     ctx: &Ctx,
     connection: &VendorConnection,
     objects: &Objects,
 ) -> (Outcome, Option<AccountSummary>) {
-    let namespace = connection.namespace().unwrap_or_default();
-    let name = connection.name_any();
-    if connection.spec.suspend {
-        return (
-            Outcome::not_ready(
-                Reason::Suspended,
-                "spec.suspend is true: no sync goes through this connection",
-            ),
-            None,
-        );
-    }
-    let secret = objects.secret(&namespace, &connection.spec.credentials_secret_ref.name);
-    let credentials = match credentials::read(connection, &namespace, secret) {
-        Ok(credentials) => credentials,
-        Err(error) => {
-            return (
-                Outcome::not_ready(Reason::SecretNotFound, error.to_string()),
-                None,
-            )
-        }
+    let checked = super::connection::check(connection, objects, &ctx.clock).await;
+    let status = if checked.outcome.ready {
+        "ok"
+    } else {
+        checked.outcome.reason.as_str()
     };
-    let vendor = connection.spec.vendor;
-    match vendor {
-        Vendor::OfficeRnD => {
-            let client = match clients::officernd(connection, &credentials) {
-                Ok(client) => client,
-                Err(message) => return (Outcome::not_ready(Reason::InvalidSpec, message), None),
-            };
-            let checked = async {
-                let locations = client.list_locations::<Value>().await?;
-                let members = client.list_members::<Value>(None).await?;
-                Ok::<_, OfficeRndError>((locations.len(), members.len()))
-            }
-            .await;
-            match checked {
-                Ok((sites, people)) => {
-                    ctx.metrics.vendor_call(vendor.as_str(), "check", "ok");
-                    (
-                        Outcome::ready(
-                            Reason::Synced,
-                            format!("credentials accepted: {sites} locations, {people} members"),
-                        ),
-                        Some(AccountSummary {
-                            groups: None,
-                            sites: u32::try_from(sites).ok(),
-                            people: u32::try_from(people).ok(),
-                        }),
-                    )
-                }
-                Err(error) => {
-                    let reason = officernd_reason(&error);
-                    ctx.metrics
-                        .vendor_call(vendor.as_str(), "check", reason.as_str());
-                    (Outcome::not_ready(reason, error.to_string()), None)
-                }
-            }
-        }
-        Vendor::Kisi | Vendor::SaltoKS | Vendor::Brivo => {
-            let door = match ctx.door(objects, &namespace, &name) {
-                Ok(door) => door,
-                Err((reason, message)) => return (Outcome::not_ready(reason, message), None),
-            };
-            match door.check().await {
-                Ok(info) => {
-                    ctx.metrics.vendor_call(vendor.as_str(), "check", "ok");
-                    (
-                        Outcome::ready(
-                            Reason::Synced,
-                            format!(
-                                "credentials accepted: {} access groups, {} users",
-                                info.groups, info.users
-                            ),
-                        ),
-                        Some(AccountSummary {
-                            groups: Some(info.groups),
-                            sites: None,
-                            people: Some(info.users),
-                        }),
-                    )
-                }
-                Err(error) => {
-                    let reason = vendor_reason(&error);
-                    ctx.metrics
-                        .vendor_call(vendor.as_str(), "check", reason.as_str());
-                    (Outcome::not_ready(reason, error.to_string()), None)
-                }
-            }
-        }
-        // One check for every caller (the CLI uses it too): the Platform login and a list of
-        // the sites this Platform user sees.
-        Vendor::Essensys => {
-            let checked = super::connection::check(connection, objects, &ctx.clock).await;
-            let status = if checked.outcome.ready {
-                "ok"
-            } else {
-                checked.outcome.reason.as_str()
-            };
-            ctx.metrics.vendor_call(vendor.as_str(), "check", status);
-            (checked.outcome, checked.account)
-        }
-    }
+    ctx.metrics
+        .vendor_call(connection.spec.vendor.as_str(), "check", status);
+    (checked.outcome, checked.account)
 }
 
 fn reconcile_connection(
