@@ -499,6 +499,36 @@ impl Index {
         self.companies.get(id)
     }
 
+    /// Every location.
+    pub fn locations(&self) -> impl Iterator<Item = &Location> {
+        self.locations.iter().map(|(_, location)| location)
+    }
+
+    /// Every floor.
+    pub fn floors(&self) -> impl Iterator<Item = &Floor> {
+        self.floors.iter().map(|(_, floor)| floor)
+    }
+
+    /// Every resource.
+    pub fn resources(&self) -> impl Iterator<Item = &Resource> {
+        self.resources.iter().map(|(_, resource)| resource)
+    }
+
+    /// How many members the index holds (former ones included).
+    pub fn member_count(&self) -> usize {
+        self.members.iter().count()
+    }
+
+    /// The ids of the assignments of one membership.
+    pub fn assignments_of_membership(&self, membership: &str) -> Vec<String> {
+        self.assignments_by_membership
+            .get(membership)
+            .iter()
+            .filter_map(|slot| self.assignments.at(*slot))
+            .map(|assignment| assignment.id.clone())
+            .collect()
+    }
+
     /// The time zone of a location; UTC when the location or its zone is unknown (reported by
     /// [`Index::problems`]).
     pub fn zone_of(&self, location: Option<&str>) -> Tz {
