@@ -3,7 +3,9 @@
 //! sync, and describe the result as status.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
@@ -13,7 +15,7 @@ use crate::api::access_group_binding::{
 use crate::api::conditions::Reason;
 use crate::api::status::{cap_problems, Counts, Problem};
 use crate::api::ACKNOWLEDGE_REVOCATION;
-use crate::engine::{Entitlement, Evaluation, Index, PersonId};
+use crate::engine::{self, Entitlement, Evaluation, Index, PersonId};
 use crate::sync::{self, DesiredGroup, Mode, Person, SnapshotHealth, SyncRequest, Verdict};
 use crate::vendors::{DoorVendor, VendorError, VendorGroup};
 
@@ -36,6 +38,25 @@ pub struct BindingResult {
     pub problems: (Vec<Problem>, u32),
     /// People added and removed by this sync, for Events.
     pub applied: (u32, u32),
+    /// The next instant at which the access of this binding's groups changes by time alone
+    /// (`None` when nothing is due, or when the engine was not reached).
+    pub next_change_at: Option<DateTime<Utc>>,
+}
+
+/// What the engine needs to answer for the bindings of one OfficeRnD organization: its indexed
+/// picture, every binding that reads from it, and the instant. A reconcile evaluates only the
+/// bindings that share a vendor group with the one it syncs.
+pub struct Entitlements {
+    /// The indexed snapshot; released before any vendor call.
+    pub index: Arc<Index>,
+    /// Every binding of the OfficeRnD connection, mapped onto the engine.
+    pub bindings: Vec<engine::Binding>,
+    /// Bindings of the connection that could not be mapped, with why.
+    pub unmapped: Vec<(engine::BindingKey, String)>,
+    /// Members in the snapshot (for the empty-snapshot guard).
+    pub members: usize,
+    /// The instant to evaluate at.
+    pub at: DateTime<Utc>,
 }
 
 impl BindingResult {
@@ -103,6 +124,7 @@ impl BindingResult {
             planned: None,
             problems: (Vec::new(), 0),
             applied: (0, 0),
+            next_change_at: None,
         }
     }
 }
@@ -134,16 +156,14 @@ pub fn person(index: &Index, entitlement: &Entitlement) -> Person {
     }
 }
 
-/// Reconciles `binding` against `vendor`. `evaluation` must cover every binding that shares the
-/// vendor connection (so a group named by several bindings gets the union); when the binding is
-/// being deleted with policy Revoke, it must have been computed *without* this binding, so the
-/// sync removes exactly the access this binding alone granted.
+/// Reconciles `binding` against `vendor`: every vendor group it names gets the union of what the
+/// bindings naming that group (on the same vendor connection, whichever way they name it)
+/// entitle. When the binding is being deleted with policy Revoke, it is left out of the
+/// evaluation, so the sync removes exactly the access this binding alone granted.
 pub async fn reconcile<V: DoorVendor>(
     binding: &AccessGroupBinding,
     objects: &Objects,
-    index: &Index,
-    snapshot_members: usize,
-    evaluation: &Evaluation,
+    entitlements: Entitlements,
     vendor: &V,
     deleting: bool,
 ) -> BindingResult {
@@ -197,12 +217,11 @@ pub async fn reconcile<V: DoorVendor>(
         }
     };
 
-    // Everyone entitled to each of this binding's vendor groups by any binding on the same
-    // connection, whichever way (id or name) that binding names the group.
-    let mut desired: BTreeMap<String, BTreeMap<String, Person>> = own_groups
-        .iter()
-        .map(|g| (g.id.clone(), BTreeMap::new()))
-        .collect();
+    // The bindings on the same vendor connection that name one of these groups, whichever way
+    // (id or name): each group gets their union.
+    let own_key = binding_key(binding);
+    let mut naming: Vec<(engine::GroupKey, String)> = Vec::new();
+    let mut contributing = std::collections::BTreeSet::new();
     for other in &objects.bindings {
         if other.namespace().as_deref() != Some(namespace.as_str())
             || other.spec.vendor_ref.name != spec.vendor_ref.name
@@ -215,21 +234,58 @@ pub async fn reconcile<V: DoorVendor>(
             else {
                 continue;
             };
-            let Some(people) = desired.get_mut(&resolved[0].id) else {
-                continue;
-            };
-            let key = group_key(&namespace, &spec.vendor_ref.name, reference);
-            for entitlement in evaluation
-                .groups
-                .get(&key)
-                .into_iter()
-                .flat_map(|g| g.values())
-            {
-                let person = person(index, entitlement);
-                people.entry(person.officernd_id.clone()).or_insert(person);
+            if own_groups.iter().any(|g| g.id == resolved[0].id) {
+                naming.push((
+                    group_key(&namespace, &spec.vendor_ref.name, reference),
+                    resolved[0].id.clone(),
+                ));
+                contributing.insert(binding_key(other));
             }
         }
     }
+    let Entitlements {
+        index,
+        bindings,
+        unmapped,
+        members: snapshot_members,
+        at,
+    } = entitlements;
+    // A binding that shares a group but cannot be evaluated leaves the union unknown: writing
+    // now could lock out the people only it entitles.
+    if let Some((key, error)) = unmapped
+        .iter()
+        .find(|(key, _)| contributing.contains(key) && *key != own_key)
+    {
+        return BindingResult::failed(
+            Reason::ReferenceNotFound,
+            format!("binding {key} also manages these groups and cannot be evaluated ({error}); nothing was written until it is fixed"),
+        );
+    }
+    let evaluated: Vec<engine::Binding> = bindings
+        .into_iter()
+        .filter(|b| contributing.contains(&b.key) && !(deleting && b.key == own_key))
+        .collect();
+    let evaluation = engine::evaluate(&index, &evaluated, at);
+    let mut desired: BTreeMap<String, BTreeMap<String, Person>> = own_groups
+        .iter()
+        .map(|g| (g.id.clone(), BTreeMap::new()))
+        .collect();
+    for (key, group_id) in &naming {
+        let Some(people) = desired.get_mut(group_id) else {
+            continue;
+        };
+        for entitlement in evaluation
+            .groups
+            .get(key)
+            .into_iter()
+            .flat_map(|g| g.values())
+        {
+            let person = person(&index, entitlement);
+            people.entry(person.officernd_id.clone()).or_insert(person);
+        }
+    }
+    // Held no longer than needed: a newer picture may replace it during the vendor calls.
+    drop(index);
     let groups: Vec<DesiredGroup> = own_groups
         .iter()
         .map(|group| DesiredGroup {
@@ -271,7 +327,10 @@ pub async fn reconcile<V: DoorVendor>(
         Ok(report) => report,
         Err(error) => return vendor_failure(&error),
     };
-    summarize(binding, evaluation, &own_groups, &report, request.mode)
+    BindingResult {
+        next_change_at: evaluation.next_change_at,
+        ..summarize(binding, &evaluation, &own_groups, &report, request.mode)
+    }
 }
 
 fn vendor_failure(error: &VendorError) -> BindingResult {
@@ -385,5 +444,6 @@ fn summarize(
         planned,
         problems: cap_problems(problems),
         applied: (report.applied_grants, report.applied_revokes),
+        next_change_at: None,
     }
 }

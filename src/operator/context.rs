@@ -1,13 +1,17 @@
-//! One OfficeRnD organization's evaluation context: a complete snapshot indexed for the engine,
-//! and the bindings that read from it mapped onto the engine.
+//! One OfficeRnD organization's evaluation context: an indexed picture of it, and the bindings
+//! that read from it mapped onto the engine.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use kube::ResourceExt;
 
+use crate::api::AccessGroupBinding;
 use crate::engine::{Binding, BindingKey, Index};
 use crate::officernd::snapshot;
 
+use super::binding::Entitlements;
 use super::credentials;
 use super::desired::{binding_key, engine_binding};
 use super::objects::Objects;
@@ -17,7 +21,7 @@ pub struct Context {
     /// The OfficeRnD connection as `namespace/name`.
     pub officernd: String,
     /// The indexed snapshot.
-    pub index: Index,
+    pub index: Arc<Index>,
     /// How many members the snapshot held (for the empty-snapshot guard).
     pub members: usize,
     /// Bindings mapped onto the engine.
@@ -26,14 +30,52 @@ pub struct Context {
     pub binding_errors: Vec<(BindingKey, String)>,
 }
 
-/// Reads OfficeRnD once per OfficeRnD connection used by any binding and builds a context for
-/// each. A connection whose credentials or data cannot be read yields an error for all of its
-/// bindings, never a partial context.
+impl Context {
+    /// Maps `bindings` onto the engine against the picture `index` of `officernd`.
+    pub fn new(
+        officernd: String,
+        index: Arc<Index>,
+        members: usize,
+        objects: &Objects,
+        bindings: &[&AccessGroupBinding],
+    ) -> Context {
+        let mut engine_bindings = Vec::new();
+        let mut binding_errors = Vec::new();
+        for binding in bindings {
+            match engine_binding(binding, objects, &index) {
+                Ok(mapped) => engine_bindings.push(mapped),
+                Err(error) => binding_errors.push((binding_key(binding), error)),
+            }
+        }
+        Context {
+            officernd,
+            index,
+            members,
+            bindings: engine_bindings,
+            binding_errors,
+        }
+    }
+
+    /// What a binding reconcile needs from this context at `at`.
+    pub fn entitlements(&self, at: DateTime<Utc>) -> Entitlements {
+        Entitlements {
+            index: self.index.clone(),
+            bindings: self.bindings.clone(),
+            unmapped: self.binding_errors.clone(),
+            members: self.members,
+            at,
+        }
+    }
+}
+
+/// Reads OfficeRnD whole once per OfficeRnD connection used by any binding and builds a context
+/// for each (the one-shot paths: `run --manifests`, `plan`, `explain`, the demo). A connection
+/// whose credentials or data cannot be read yields an error for all of its bindings, never a
+/// partial context.
 pub async fn build_all(
     objects: &Objects,
 ) -> Vec<Result<Context, (String, Vec<BindingKey>, String)>> {
-    let mut by_officernd: BTreeMap<(String, String), Vec<&crate::api::AccessGroupBinding>> =
-        BTreeMap::new();
+    let mut by_officernd: BTreeMap<(String, String), Vec<&AccessGroupBinding>> = BTreeMap::new();
     for binding in &objects.bindings {
         let namespace = binding.namespace().unwrap_or_default();
         by_officernd
@@ -58,7 +100,7 @@ async fn build(
     objects: &Objects,
     namespace: &str,
     name: &str,
-    bindings: &[&crate::api::AccessGroupBinding],
+    bindings: &[&AccessGroupBinding],
 ) -> Result<Context, String> {
     let connection = objects
         .connection(namespace, name)
@@ -71,19 +113,11 @@ async fn build(
         .await
         .map_err(|e| format!("reading OfficeRnD failed, nothing was evaluated: {e}"))?;
     let members = snapshot.members.len();
-    let mut engine_bindings = Vec::new();
-    let mut binding_errors = Vec::new();
-    for binding in bindings {
-        match engine_binding(binding, objects, &snapshot) {
-            Ok(mapped) => engine_bindings.push(mapped),
-            Err(error) => binding_errors.push((binding_key(binding), error)),
-        }
-    }
-    Ok(Context {
-        officernd: format!("{namespace}/{name}"),
-        index: Index::build(snapshot),
+    Ok(Context::new(
+        format!("{namespace}/{name}"),
+        Arc::new(Index::build(snapshot)),
         members,
-        bindings: engine_bindings,
-        binding_errors,
-    })
+        objects,
+        bindings,
+    ))
 }

@@ -68,9 +68,11 @@ use crate::clock::{system_clock, Clock};
 use super::binding::BindingResult;
 use super::clients::DoorClient;
 use super::credentials;
+use super::desired;
 use super::leader::{LeaderElector, LeaseConfig};
 use super::objects::Objects;
-use super::runner::{self, ClientCache, Single};
+use super::orgs::{Applied, OrgCache, OrgView};
+use super::runner::{self, ClientCache};
 use super::server::{self, Health, WebhookTrigger};
 use super::site_mapping::{self as site_sync, SiteMappingResult};
 use super::status::{self, Outcome};
@@ -449,6 +451,8 @@ struct Ctx {
     connections: Store<VendorConnection>,
     bindings: Store<AccessGroupBinding>,
     clients: Mutex<ClientCache>,
+    /// One shared OfficeRnD picture per OfficeRnD connection.
+    orgs: OrgCache,
     recorder: Recorder,
     metrics: Arc<Metrics>,
     clock: Clock,
@@ -548,6 +552,27 @@ impl Ctx {
             site_mappings: Vec::new(),
             secrets,
         })
+    }
+
+    /// The shared picture of the binding's OfficeRnD organization, read whole at most once per
+    /// `syncInterval` of that connection.
+    async fn org_view(
+        &self,
+        objects: &Objects,
+        namespace: &str,
+        binding: &AccessGroupBinding,
+    ) -> Result<OrgView, BindingResult> {
+        let name = &binding.spec.officernd_ref.name;
+        let max_age = sync_interval(objects.connection(namespace, name));
+        self.orgs
+            .view(objects, namespace, name, max_age)
+            .await
+            .map_err(|error| {
+                BindingResult::not_ready(
+                    Reason::VendorUnreachable,
+                    format!("OfficeRnD connection {namespace}/{name}: {error}"),
+                )
+            })
     }
 
     fn door(
@@ -655,6 +680,70 @@ fn connections_of_secret(
         .collect()
 }
 
+/// Applies a verified OfficeRnD change to the shared picture of each connection it came for, and
+/// returns the bindings whose answer it may change (every binding of the connection when it could
+/// not be applied in place). Each is timed from now for the change-to-door latency histogram.
+async fn bindings_to_reconcile(
+    ctx: &Ctx,
+    trigger: &WebhookTrigger,
+) -> Vec<ObjectRef<AccessGroupBinding>> {
+    let mut refs = Vec::new();
+    for (namespace, name) in &trigger.connections {
+        let of_connection: Vec<Arc<AccessGroupBinding>> = ctx
+            .bindings
+            .state()
+            .into_iter()
+            .filter(|b| {
+                b.namespace().as_deref() == Some(namespace.as_str())
+                    && b.spec.officernd_ref.name == *name
+            })
+            .collect();
+        let applied = ctx.orgs.apply(namespace, name, &trigger.event).await;
+        let chosen: Vec<&Arc<AccessGroupBinding>> = match &applied {
+            Applied::Nothing => Vec::new(),
+            Applied::Everything(_) => of_connection.iter().collect(),
+            Applied::Touched(touched, view) => {
+                let objects = Objects {
+                    connections: ctx
+                        .connections
+                        .state()
+                        .iter()
+                        .filter(|c| c.namespace().as_deref() == Some(namespace.as_str()))
+                        .map(|c| (**c).clone())
+                        .collect(),
+                    bindings: Vec::new(),
+                    site_mappings: Vec::new(),
+                    secrets: BTreeMap::new(),
+                };
+                // A binding that cannot be mapped is reconciled too: its status says why.
+                let mut mapped = Vec::new();
+                let mut chosen = Vec::new();
+                for binding in &of_connection {
+                    match desired::engine_binding(binding, &objects, &view.index) {
+                        Ok(engine_binding) => mapped.push((binding, engine_binding)),
+                        Err(_) => chosen.push(binding),
+                    }
+                }
+                let engine_bindings: Vec<_> = mapped.iter().map(|(_, b)| b.clone()).collect();
+                for position in view.index.affected_bindings(&engine_bindings, touched) {
+                    if let Some((binding, _)) = mapped.get(position) {
+                        chosen.push(binding);
+                    }
+                }
+                chosen
+            }
+        };
+        for binding in chosen {
+            lock(&ctx.triggered)
+                .entry((namespace.clone(), binding.name_any()))
+                .or_insert_with(tokio::time::Instant::now);
+            refs.push(ObjectRef::from_obj(binding.as_ref()));
+        }
+        tracing::info!(event = %trigger.event.event_type, connection = %format!("{namespace}/{name}"), bindings = refs.len(), of = of_connection.len(), "OfficeRnD change applied: reconciling the bindings it may affect");
+    }
+    refs
+}
+
 async fn run_controllers(
     client: Client,
     options: &RunOptions,
@@ -714,6 +803,7 @@ async fn run_controllers(
         connections: connection_reader.clone(),
         bindings: binding_reader.clone(),
         clients: Mutex::new(ClientCache::default()),
+        orgs: OrgCache::new(options.clock.clone()),
         recorder,
         metrics: options.metrics.clone(),
         clock: options.clock.clone(),
@@ -795,27 +885,16 @@ async fn run_controllers(
         })
     };
     let webhook_triggers = {
-        let bindings = binding_reader.clone();
         let ctx = ctx.clone();
-        stream::unfold(binding_webhook_rx, |mut rx| async move {
-            rx.recv().await.map(|trigger| (trigger, rx))
-        })
-        .flat_map(move |trigger: WebhookTrigger| {
-            let mut refs = Vec::new();
-            for (namespace, name) in &trigger.connections {
-                for binding in bindings.state().iter().filter(|b| {
-                    b.namespace().as_deref() == Some(namespace.as_str())
-                        && b.spec.officernd_ref.name == *name
-                }) {
-                    lock(&ctx.triggered)
-                        .entry((namespace.clone(), binding.name_any()))
-                        .or_insert_with(tokio::time::Instant::now);
-                    refs.push(ObjectRef::from_obj(binding.as_ref()));
-                }
+        stream::unfold(binding_webhook_rx, move |mut rx| {
+            let ctx = ctx.clone();
+            async move {
+                let trigger = rx.recv().await?;
+                let refs = bindings_to_reconcile(&ctx, &trigger).await;
+                Some((stream::iter(refs), rx))
             }
-            tracing::info!(event = %trigger.event.event_type, bindings = refs.len(), "OfficeRnD change: reconciling the bindings of its connection");
-            stream::iter(refs)
         })
+        .flatten()
     };
 
     let secret_triggers_for_bindings = watcher(secrets_api.clone(), watch_config.clone())
@@ -1063,23 +1142,21 @@ async fn apply_binding(
     let vendor = vendor_connection
         .map(|c| c.spec.vendor.as_str())
         .unwrap_or("unknown");
-    let single = if let Some(message) = suspension(binding, &objects, &namespace) {
-        Single {
-            result: BindingResult::not_ready(Reason::Suspended, message),
-            next_change_at: None,
-        }
+    let result = if let Some(message) = suspension(binding, &objects, &namespace) {
+        BindingResult::not_ready(Reason::Suspended, message)
     } else {
         match ctx.door(&objects, &namespace, &binding.spec.vendor_ref.name) {
-            Ok(door) => {
-                runner::reconcile_binding(&objects, binding, at, door.as_ref(), false).await
-            }
-            Err((reason, message)) => Single {
-                result: BindingResult::not_ready(reason, message),
-                next_change_at: None,
+            Ok(door) => match ctx.org_view(&objects, &namespace, binding).await {
+                Ok(view) => {
+                    runner::reconcile_binding(&objects, binding, &view, at, door.as_ref(), false)
+                        .await
+                }
+                Err(result) => result,
             },
+            Err((reason, message)) => BindingResult::not_ready(reason, message),
         }
     };
-    let outcome = &single.result.outcome;
+    let outcome = &result.outcome;
     let reached_vendor = matches!(
         outcome.reason,
         Reason::Synced | Reason::Planned | Reason::PartialFailure | Reason::MassRevocationBlocked
@@ -1097,7 +1174,7 @@ async fn apply_binding(
         };
         ctx.metrics.vendor_call(vendor, "sync", status);
     }
-    let (granted, revoked) = single.result.applied;
+    let (granted, revoked) = result.applied;
     ctx.metrics.access_changed(vendor, granted, revoked);
     let triggered_at = lock(&ctx.triggered).remove(&(namespace.clone(), name.clone()));
     if granted + revoked > 0 {
@@ -1117,17 +1194,16 @@ async fn apply_binding(
     }
 
     let previous = binding.status.clone().unwrap_or_default();
-    let next = single.result.to_status(
+    let next = result.to_status(
         &previous,
         binding.meta().generation,
         binding.annotations().get(RECONCILE_REQUESTED_AT).cloned(),
-        single.next_change_at.map(status_time),
+        result.next_change_at.map(status_time),
         status_time(at),
     );
     let changed = write_binding_status(ctx, binding, &previous, next).await?;
     if granted + revoked > 0 {
-        let groups = single
-            .result
+        let groups = result
             .resolved_groups
             .iter()
             .map(|g| g.name.clone())
@@ -1167,7 +1243,7 @@ async fn apply_binding(
     // timer when the reconcile returns, so the sync's own duration must not delay the change.
     Ok(Action::requeue(until_next_change(
         delay,
-        single.next_change_at,
+        result.next_change_at,
         ctx.now(),
     )))
 }
@@ -1355,9 +1431,15 @@ async fn cleanup_binding(
         Ok(door) => door,
         Err((_, message)) => return Err(ReconcileError::Cleanup(message)),
     };
-    let single = runner::reconcile_binding(&objects, binding, ctx.now(), door.as_ref(), true).await;
-    let outcome = &single.result.outcome;
-    let (granted, revoked) = single.result.applied;
+    let result = match ctx.org_view(&objects, &namespace, binding).await {
+        Ok(view) => {
+            runner::reconcile_binding(&objects, binding, &view, ctx.now(), door.as_ref(), true)
+                .await
+        }
+        Err(result) => result,
+    };
+    let outcome = &result.outcome;
+    let (granted, revoked) = result.applied;
     let vendor = objects
         .connection(&namespace, &binding.spec.vendor_ref.name)
         .map(|c| c.spec.vendor.as_str())

@@ -6,8 +6,7 @@ use kube::ResourceExt;
 
 use crate::api::access_group_binding::{AccessGroupBinding, GroupRef, ObjectSelector};
 use crate::api::{duration, Vendor};
-use crate::engine::{Binding, BindingKey, GroupKey, ObjectRef, Source};
-use crate::officernd::model::Snapshot;
+use crate::engine::{Binding, BindingKey, GroupKey, Index, ObjectRef, Source};
 
 use super::objects::Objects;
 
@@ -39,7 +38,7 @@ pub fn binding_key(binding: &AccessGroupBinding) -> BindingKey {
 pub fn engine_binding(
     binding: &AccessGroupBinding,
     objects: &Objects,
-    snapshot: &Snapshot,
+    index: &Index,
 ) -> Result<Binding, String> {
     let namespace = binding.namespace().unwrap_or_default();
     let spec = &binding.spec;
@@ -91,16 +90,16 @@ pub fn engine_binding(
     } else if let Some(location) = &source.location {
         Source::Location(selector_ref(location)?)
     } else if let Some(floor) = &source.floor {
-        Source::Floor(located(floor, snapshot, |s| {
-            s.floors
-                .iter()
+        Source::Floor(located(floor, index, |index| {
+            index
+                .floors()
                 .map(|f| (f.id.as_str(), f.name.as_deref(), f.location.as_deref()))
                 .collect()
         })?)
     } else if let Some(resource) = &source.assignable_resource {
-        Source::AssignableResource(located(resource, snapshot, resources)?)
+        Source::AssignableResource(located(resource, index, resources)?)
     } else if let Some(resource) = &source.bookable_resource {
-        Source::BookableResource(located(resource, snapshot, resources)?)
+        Source::BookableResource(located(resource, index, resources)?)
     } else if let Some(passes) = &source.day_passes {
         if let Some(location) = &passes.location {
             location_scope = Some(vec![object_ref(location)]);
@@ -139,10 +138,9 @@ fn object_ref(text: &str) -> ObjectRef {
     }
 }
 
-fn resources(snapshot: &Snapshot) -> Vec<(&str, Option<&str>, Option<&str>)> {
-    snapshot
-        .resources
-        .iter()
+fn resources(index: &Index) -> Vec<(&str, Option<&str>, Option<&str>)> {
+    index
+        .resources()
         .map(|r| (r.id.as_str(), r.name.as_deref(), r.location.as_deref()))
         .collect()
 }
@@ -152,22 +150,21 @@ fn resources(snapshot: &Snapshot) -> Vec<(&str, Option<&str>, Option<&str>)> {
 /// reports ambiguity itself.
 fn located<'s>(
     selector: &ObjectSelector,
-    snapshot: &'s Snapshot,
-    candidates: impl Fn(&'s Snapshot) -> Vec<(&'s str, Option<&'s str>, Option<&'s str>)>,
+    index: &'s Index,
+    candidates: impl Fn(&'s Index) -> Vec<(&'s str, Option<&'s str>, Option<&'s str>)>,
 ) -> Result<ObjectRef, String> {
     let (Some(name), Some(location)) = (&selector.name, &selector.location) else {
         return selector_ref(selector);
     };
-    let location_ids: Vec<&str> = snapshot
-        .locations
-        .iter()
+    let location_ids: Vec<&str> = index
+        .locations()
         .filter(|l| l.id == *location || l.name.as_deref() == Some(location.as_str()))
         .map(|l| l.id.as_str())
         .collect();
     if location_ids.is_empty() {
         return Err(format!("location {location:?} not found in OfficeRnD"));
     }
-    let matches: Vec<&str> = candidates(snapshot)
+    let matches: Vec<&str> = candidates(index)
         .into_iter()
         .filter(|(_, n, l)| {
             *n == Some(name.as_str()) && l.is_some_and(|l| location_ids.contains(&l))

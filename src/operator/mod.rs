@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod desired;
 pub mod leader;
 pub mod objects;
+pub mod orgs;
 pub mod runner;
 pub mod server;
 pub mod site_mapping;

@@ -1,6 +1,7 @@
-//! Reconciles every AccessGroupBinding of an object set once, outside or inside a cluster:
-//! one OfficeRnD read per organization, one engine evaluation per organization, one client per
-//! vendor account (shared by all its bindings so rate limits and tokens are per account).
+//! Reconciles AccessGroupBindings, outside or inside a cluster: every binding of an object set
+//! in one pass (one OfficeRnD read per organization), or one binding against the shared picture
+//! of its organization; one client per vendor account, shared by all its bindings so rate limits
+//! and tokens are per account.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,13 +11,14 @@ use kube::ResourceExt;
 
 use crate::api::conditions::Reason;
 use crate::clock::Clock;
-use crate::engine::{self, BindingKey};
+use crate::engine::BindingKey;
 
 use super::binding::{self, BindingResult};
 use super::clients::{self, DoorClient};
-use super::context;
+use super::context::{self, Context};
 use super::credentials;
 use super::objects::Objects;
+use super::orgs::OrgView;
 
 /// Keeps one door client per vendor connection, rebuilt when the connection or its Secret
 /// changes (rotated credentials take effect on the next reconcile).
@@ -93,7 +95,7 @@ pub struct Pass {
     pub next_change_at: Option<DateTime<Utc>>,
 }
 
-/// Reconciles every binding of `objects` at `at`.
+/// Reconciles every binding of `objects` at `at`, reading each OfficeRnD organization whole once.
 pub async fn reconcile_all(
     objects: &Objects,
     at: DateTime<Utc>,
@@ -116,11 +118,6 @@ pub async fn reconcile_all(
                 continue;
             }
         };
-        let evaluation = engine::evaluate(&context.index, &context.bindings, at);
-        next_change_at = match (next_change_at, evaluation.next_change_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
         for (key, error) in &context.binding_errors {
             results.push((
                 key.clone(),
@@ -139,9 +136,7 @@ pub async fn reconcile_all(
                         binding::reconcile(
                             binding,
                             objects,
-                            &context.index,
-                            context.members,
-                            &evaluation,
+                            context.entitlements(at),
                             client,
                             false,
                         )
@@ -149,6 +144,7 @@ pub async fn reconcile_all(
                     }
                     Err((reason, message)) => BindingResult::not_ready(reason, message),
                 };
+            next_change_at = earliest(next_change_at, result.next_change_at);
             results.push((key, result));
         }
     }
@@ -159,28 +155,28 @@ pub async fn reconcile_all(
     }
 }
 
-/// What reconciling one binding on its own found: its result and the next instant at which the
-/// access of its vendor connection's bindings changes by time alone.
-pub struct Single {
-    /// The binding's result.
-    pub result: BindingResult,
-    /// When to look again because time alone changes someone's access.
-    pub next_change_at: Option<DateTime<Utc>>,
+fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
-/// Reconciles one binding of `objects` at `at` (the cluster controller's unit of work): reads its
-/// OfficeRnD organization, evaluates the bindings that share its OfficeRnD and vendor
-/// connections (so a group named by several bindings gets their union), and syncs it through
-/// `vendor`. With `deleting`, the binding is left out of the evaluation and the sync removes
-/// exactly the access it alone granted. Bindings on the same vendor connection that read another
-/// OfficeRnD connection are not part of the union (an unusual set-up).
+/// Reconciles one binding (the cluster controller's unit of work) against `view`, the shared
+/// picture of its OfficeRnD organization: the bindings that share its OfficeRnD and vendor
+/// connections are mapped onto the engine, those naming one of its groups are evaluated (so a
+/// group named by several bindings gets their union), and the binding syncs through `vendor`.
+/// With `deleting`, the binding is left out of the evaluation and the sync removes exactly the
+/// access it alone granted. Bindings on the same vendor connection that read another OfficeRnD
+/// connection are not part of the union (an unusual set-up).
 pub async fn reconcile_binding<V: crate::vendors::DoorVendor>(
     objects: &Objects,
     binding: &crate::api::AccessGroupBinding,
+    view: &OrgView,
     at: DateTime<Utc>,
     vendor: &V,
     deleting: bool,
-) -> Single {
+) -> BindingResult {
     let namespace = binding.namespace().unwrap_or_default();
     let key = super::desired::binding_key(binding);
     let related = |other: &crate::api::AccessGroupBinding| {
@@ -200,52 +196,23 @@ pub async fn reconcile_binding<V: crate::vendors::DoorVendor>(
         site_mappings: Vec::new(),
         secrets: objects.secrets.clone(),
     };
-    // The binding itself is always part of the set (its OfficeRnD connection is read through it);
-    // when deleting, it is left out of the evaluation only.
+    // The binding itself is always part of the set; when deleting, it is left out of the
+    // evaluation only.
     scoped.bindings.push(binding.clone());
-    let not_ready = |reason, message| Single {
-        result: BindingResult::not_ready(reason, message),
-        next_change_at: None,
-    };
-    let Some(context) = context::build_all(&scoped).await.into_iter().next() else {
-        return not_ready(
-            Reason::ReferenceNotFound,
-            "no OfficeRnD connection".to_owned(),
-        );
-    };
-    let context = match context {
-        Ok(context) => context,
-        Err((officernd, _, error)) => {
-            return not_ready(
-                Reason::VendorUnreachable,
-                format!("OfficeRnD connection {officernd}: {error}"),
-            )
-        }
-    };
+    let mapped: Vec<&crate::api::AccessGroupBinding> = scoped.bindings.iter().collect();
+    let context = Context::new(
+        format!("{namespace}/{}", binding.spec.officernd_ref.name),
+        view.index.clone(),
+        view.members,
+        &scoped,
+        &mapped,
+    );
     if !deleting {
         if let Some((_, error)) = context.binding_errors.iter().find(|(k, _)| *k == key) {
-            return not_ready(Reason::ReferenceNotFound, error.clone());
+            return BindingResult::not_ready(Reason::ReferenceNotFound, error.clone());
         }
     }
-    let evaluated: Vec<engine::Binding> = context
-        .bindings
-        .iter()
-        .filter(|b| !deleting || b.key != key)
-        .cloned()
-        .collect();
-    let evaluation = engine::evaluate(&context.index, &evaluated, at);
-    let result = binding::reconcile(
-        binding,
-        &scoped,
-        &context.index,
-        context.members,
-        &evaluation,
-        vendor,
-        deleting,
-    )
-    .await;
-    Single {
-        result,
-        next_change_at: evaluation.next_change_at,
-    }
+    let entitlements = context.entitlements(at);
+    drop(context);
+    binding::reconcile(binding, &scoped, entitlements, vendor, deleting).await
 }

@@ -1,0 +1,371 @@
+//! One shared, indexed OfficeRnD picture per OfficeRnD connection: read whole once, kept current
+//! by verified webhooks, read whole again in the background when it is older than the
+//! connection's `syncInterval`, and at once when a change could not be applied.
+//!
+//! Every binding reconcile evaluates against this picture, so a webhook costs no OfficeRnD read
+//! (at most one, for a membership's assignments), one OfficeRnD client keeps one token and one
+//! rate limit per organization, and 500 bindings hold one index instead of one each.
+//!
+//! Why the in-place updates are safe:
+//! - a webhook's `data.object` is the object after the change, signed by OfficeRnD; an object
+//!   that does not parse is never guessed at: the picture is marked stale and read whole before
+//!   the next evaluation, and every binding of the organization is reconciled;
+//! - deliveries can arrive late or out of order, so each object remembers the `createdAt` of the
+//!   newest event applied to it, and an older event for it is ignored;
+//! - changes applied while a background read runs are replayed, in order, on the new picture,
+//!   so a read that started before a change never undoes it;
+//! - assignments have no webhooks (vendor-apis.md §1.6): a membership event re-reads that
+//!   membership's assignments; other assignment changes arrive with the periodic whole read.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+
+use crate::clock::Clock;
+use crate::engine::{Index, Touched};
+use crate::officernd::collection::Collection;
+use crate::officernd::model::{Assignment, Booking, Company, Member, Membership, Pass};
+use crate::officernd::webhooks::{EventAction, WebhookEvent};
+use crate::officernd::{snapshot, OfficeRndClient};
+
+use super::credentials;
+use super::objects::Objects;
+
+/// How long the newest event time of an object is remembered. Deliveries signed more than five
+/// minutes ago are refused, so two deliveries about one object arrive within minutes of each
+/// other.
+const EVENT_MEMORY: chrono::Duration = chrono::Duration::minutes(15);
+
+/// The shared pictures, by OfficeRnD connection.
+pub struct OrgCache {
+    clock: Clock,
+    orgs: Mutex<HashMap<(String, String), Arc<Org>>>,
+}
+
+/// One organization: its client (rebuilt when the connection or its Secret changes) and picture.
+struct Org {
+    label: String,
+    fingerprint: u64,
+    client: OfficeRndClient,
+    clock: Clock,
+    state: tokio::sync::Mutex<OrgState>,
+}
+
+#[derive(Default)]
+struct OrgState {
+    view: Option<OrgView>,
+    /// Why the next evaluation needs a whole read first (a change that could not be applied).
+    stale: Option<String>,
+    /// Changes applied since the running background read started, replayed on its result.
+    replay: Option<Vec<Change>>,
+    /// The newest event time applied per object.
+    applied: HashMap<(Collection, String), DateTime<Utc>>,
+}
+
+/// An immutable, indexed picture of one organization, shared by the reconciles that use it.
+#[derive(Clone)]
+pub struct OrgView {
+    /// The indexed snapshot.
+    pub index: Arc<Index>,
+    /// Members in the picture (the empty-snapshot guard reads it).
+    pub members: usize,
+    /// When the whole read this picture rests on started.
+    pub read_at: DateTime<Utc>,
+}
+
+/// What a webhook did to the picture.
+pub enum Applied {
+    /// Applied in place: the touches say which bindings may see a different answer in the
+    /// picture that now holds the change.
+    Touched(Touched, OrgView),
+    /// Could not be applied in place (or nothing is cached yet): the next evaluation reads the
+    /// organization whole, and every binding of it should be reconciled.
+    Everything(String),
+    /// Nothing the engine reads changed (an event about invoices, or a late duplicate).
+    Nothing,
+}
+
+/// One change to the picture, kept so it can be replayed on a newer read.
+#[derive(Debug, Clone)]
+enum Change {
+    Member(Member),
+    Company(Company),
+    Membership(Membership),
+    Booking(Booking),
+    Pass(Pass),
+    Remove(Collection, String),
+    Assignments {
+        membership: String,
+        assignments: Vec<Assignment>,
+    },
+}
+
+impl Change {
+    fn apply(&self, index: &mut Index) -> Touched {
+        match self {
+            Change::Member(member) => index.upsert_member(member.clone()),
+            Change::Company(company) => index.upsert_company(company.clone()),
+            Change::Membership(membership) => index.upsert_membership(membership.clone()),
+            Change::Booking(booking) => index.upsert_booking(booking.clone()),
+            Change::Pass(pass) => index.upsert_pass(pass.clone()),
+            Change::Remove(collection, id) => match collection {
+                Collection::Members => index.remove_member(id),
+                Collection::Companies => index.remove_company(id),
+                Collection::Memberships => index.remove_membership(id),
+                Collection::Bookings => index.remove_booking(id),
+                Collection::Passes => index.remove_pass(id),
+                _ => Touched::default(),
+            },
+            Change::Assignments {
+                membership,
+                assignments,
+            } => {
+                let mut touched = Touched::default();
+                for id in index.assignments_of_membership(membership) {
+                    if !assignments.iter().any(|a| a.id == id) {
+                        touched.merge(index.remove_assignment(&id));
+                    }
+                }
+                for assignment in assignments {
+                    if index.assignment(&assignment.id) != Some(assignment) {
+                        touched.merge(index.upsert_assignment(assignment.clone()));
+                    }
+                }
+                touched
+            }
+        }
+    }
+}
+
+impl OrgCache {
+    pub fn new(clock: Clock) -> Self {
+        Self {
+            clock,
+            orgs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The current picture of the OfficeRnD connection `namespace/name`. Without a picture, or
+    /// with a stale one, it reads the organization whole first (one read at a time per
+    /// organization; concurrent callers wait for it). A picture older than `max_age` is still
+    /// returned while a whole read runs in the background.
+    pub async fn view(
+        &self,
+        objects: &Objects,
+        namespace: &str,
+        name: &str,
+        max_age: Duration,
+    ) -> Result<OrgView, String> {
+        let org = self.org(objects, namespace, name)?;
+        let mut state = org.state.lock().await;
+        let now = (self.clock)();
+        if state.stale.is_none() {
+            if let Some(view) = state.view.clone() {
+                let age = (now - view.read_at).to_std().unwrap_or(Duration::ZERO);
+                if age >= max_age && state.replay.is_none() {
+                    state.replay = Some(Vec::new());
+                    tokio::spawn(refresh_in_background(org.clone()));
+                }
+                return Ok(view);
+            }
+        }
+        if let Some(why) = &state.stale {
+            tracing::info!(officernd = %org.label, %why, "reading OfficeRnD whole");
+        }
+        let view = read_whole(&org.client, now).await?;
+        state.view = Some(view.clone());
+        state.stale = None;
+        Ok(view)
+    }
+
+    /// Applies a verified webhook event of the connection `namespace/name` to its picture.
+    pub async fn apply(&self, namespace: &str, name: &str, event: &WebhookEvent) -> Applied {
+        let Some(own) = event.affected.first() else {
+            return Applied::Nothing;
+        };
+        let Some(org) = self.cached(namespace, name) else {
+            return Applied::Everything("nothing cached yet".to_owned());
+        };
+        let changes = match changes_of(&org.client, event).await {
+            Ok(changes) => changes,
+            Err(why) => {
+                let mut state = org.state.lock().await;
+                tracing::warn!(officernd = %org.label, event = %event.event_type, %why, "could not apply an OfficeRnD change in place; reading the organization whole");
+                state.stale = Some(why.clone());
+                return Applied::Everything(why);
+            }
+        };
+        let mut state = org.state.lock().await;
+        let object = (own.collection, own.id.clone());
+        if let Some(created) = event.created_at {
+            if state
+                .applied
+                .get(&object)
+                .is_some_and(|newest| created < *newest)
+            {
+                return Applied::Nothing;
+            }
+            let now = (org.clock)();
+            state.applied.retain(|_, at| now - *at < EVENT_MEMORY);
+            state.applied.insert(object, created);
+        }
+        let Some(view) = state.view.as_mut() else {
+            return Applied::Everything("nothing cached yet".to_owned());
+        };
+        // Copy-on-write: reconciles holding the current picture keep it unchanged.
+        let index = Arc::make_mut(&mut view.index);
+        let mut touched = Touched::default();
+        for change in &changes {
+            touched.merge(change.apply(index));
+        }
+        view.members = index.member_count();
+        let view = view.clone();
+        if let Some(replay) = state.replay.as_mut() {
+            replay.extend(changes);
+        }
+        Applied::Touched(touched, view)
+    }
+
+    /// Forgets the picture of `namespace/name` (tests, and connections that were deleted).
+    pub fn forget(&self, namespace: &str, name: &str) {
+        lock(&self.orgs).remove(&(namespace.to_owned(), name.to_owned()));
+    }
+
+    fn cached(&self, namespace: &str, name: &str) -> Option<Arc<Org>> {
+        lock(&self.orgs)
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
+    /// The organization of the connection, with a client built from its current credentials (a
+    /// changed connection or Secret starts a new picture).
+    fn org(&self, objects: &Objects, namespace: &str, name: &str) -> Result<Arc<Org>, String> {
+        let connection = objects
+            .connection(namespace, name)
+            .ok_or_else(|| format!("VendorConnection {namespace}/{name} not found"))?;
+        let secret = objects.secret(namespace, &connection.spec.credentials_secret_ref.name);
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        format!("{:?}", connection.spec).hash(&mut hasher);
+        if let Some(secret) = secret {
+            // The Secret's content is hashed, never kept or logged.
+            format!("{:?}{:?}", secret.data, secret.string_data).hash(&mut hasher);
+        }
+        let fingerprint = hasher.finish();
+        let key = (namespace.to_owned(), name.to_owned());
+        if let Some(org) = lock(&self.orgs).get(&key) {
+            if org.fingerprint == fingerprint {
+                return Ok(org.clone());
+            }
+        }
+        let credentials =
+            credentials::read(connection, namespace, secret).map_err(|e| e.to_string())?;
+        let client = super::clients::officernd(connection, &credentials)?;
+        let org = Arc::new(Org {
+            label: format!("{namespace}/{name}"),
+            fingerprint,
+            client,
+            clock: self.clock.clone(),
+            state: tokio::sync::Mutex::new(OrgState::default()),
+        });
+        lock(&self.orgs).insert(key, org.clone());
+        Ok(org)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Reads every collection and indexes it (indexing is CPU work: off the async workers).
+async fn read_whole(client: &OfficeRndClient, started: DateTime<Utc>) -> Result<OrgView, String> {
+    let snapshot = snapshot::fetch(client)
+        .await
+        .map_err(|e| format!("reading OfficeRnD failed, nothing was evaluated: {e}"))?;
+    let members = snapshot.members.len();
+    let index = tokio::task::spawn_blocking(move || Index::build(snapshot))
+        .await
+        .map_err(|e| format!("indexing the OfficeRnD snapshot failed: {e}"))?;
+    Ok(OrgView {
+        index: Arc::new(index),
+        members,
+        read_at: started,
+    })
+}
+
+/// The periodic whole read (drift, and assignments, which have no webhooks). The current picture
+/// serves meanwhile; changes applied to it during the read are replayed on the result.
+async fn refresh_in_background(org: Arc<Org>) {
+    let started = (org.clock)();
+    let result = read_whole(&org.client, started).await;
+    let mut state = org.state.lock().await;
+    let replay = state.replay.take().unwrap_or_default();
+    if state.view.as_ref().is_some_and(|v| v.read_at > started) {
+        // A newer whole read (after a change that could not be applied) landed meanwhile.
+        return;
+    }
+    match result {
+        Ok(mut view) => {
+            let index = Arc::make_mut(&mut view.index);
+            for change in &replay {
+                change.apply(index);
+            }
+            view.members = index.member_count();
+            tracing::debug!(officernd = %org.label, replayed = replay.len(), "OfficeRnD read whole");
+            state.view = Some(view);
+        }
+        Err(error) => {
+            // The current picture keeps serving; the next reconcile past max_age tries again.
+            tracing::warn!(officernd = %org.label, %error, "the periodic OfficeRnD read failed");
+        }
+    }
+}
+
+/// The changes an event makes, read from its object (and, for memberships, the membership's
+/// assignments, which have no events of their own).
+async fn changes_of(client: &OfficeRndClient, event: &WebhookEvent) -> Result<Vec<Change>, String> {
+    let Some(own) = event.affected.first() else {
+        return Ok(Vec::new());
+    };
+    if event.action == EventAction::Removed {
+        return Ok(vec![Change::Remove(own.collection, own.id.clone())]);
+    }
+    let object = |kind: &str| format!("{} {}: {kind}", event.event_type, own.id);
+    let change = match own.collection {
+        Collection::Members => Change::Member(parse(event, &object("member"))?),
+        Collection::Companies => Change::Company(parse(event, &object("company"))?),
+        Collection::Bookings => Change::Booking(parse(event, &object("booking"))?),
+        Collection::Passes => Change::Pass(parse(event, &object("pass"))?),
+        Collection::Memberships => {
+            let membership: Membership = parse(event, &object("membership"))?;
+            let assignments = client
+                .list_assignments_for_membership::<Assignment>(&membership.id)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "reading the assignments of membership {}: {e}",
+                        membership.id
+                    )
+                })?;
+            return Ok(vec![
+                Change::Membership(membership.clone()),
+                Change::Assignments {
+                    membership: membership.id,
+                    assignments,
+                },
+            ]);
+        }
+        other => return Err(format!("{} events are not applied in place", other.path())),
+    };
+    Ok(vec![change])
+}
+
+fn parse<T: DeserializeOwned>(event: &WebhookEvent, what: &str) -> Result<T, String> {
+    serde_json::from_value(event.object.clone())
+        .map_err(|e| format!("{what} does not match the API's shape: {e}"))
+}

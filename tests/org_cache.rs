@@ -1,0 +1,318 @@
+//! The operator's shared OfficeRnD picture (`operator::orgs`): read whole once, webhooks applied in
+//! place without reading OfficeRnD again, only the bindings a change can affect chosen, late or
+//! unreadable deliveries handled safely, and changes applied during a background read kept.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use flexgate::engine::Index;
+use flexgate::manifests;
+use flexgate::officernd::collection::Collection;
+use flexgate::officernd::webhooks::{parse_event, WebhookEvent};
+use flexgate::operator::desired::engine_binding;
+use flexgate::operator::objects::Objects;
+use flexgate::operator::orgs::{Applied, OrgCache, OrgView};
+use flexgate::sandbox::faults::Route;
+use flexgate::sandbox::Sandbox;
+use serde_json::{json, Value};
+
+const NS: &str = "default";
+const HOUR: Duration = Duration::from_secs(3600);
+
+struct World {
+    sandbox: Sandbox,
+    objects: Objects,
+    cache: OrgCache,
+}
+
+impl World {
+    async fn new() -> Self {
+        let sandbox = Sandbox::start_demo().await.unwrap();
+        let (documents, problems) = manifests::load(&[PathBuf::from("examples")]);
+        assert!(problems.is_empty());
+        let mut objects = Objects::from_documents(&documents).unwrap();
+        sandbox.connect(&mut objects);
+        let cache = OrgCache::new(sandbox.clock.clock());
+        World {
+            sandbox,
+            objects,
+            cache,
+        }
+    }
+
+    async fn view(&self, max_age: Duration) -> OrgView {
+        self.cache
+            .view(&self.objects, NS, "officernd", max_age)
+            .await
+            .unwrap()
+    }
+
+    fn officernd_requests(&self) -> u64 {
+        self.sandbox
+            .officernd
+            .faults()
+            .request_counts()
+            .values()
+            .sum()
+    }
+
+    /// The names of the example bindings a change with these touches may affect.
+    fn affected(&self, applied: &Applied) -> Vec<String> {
+        let Applied::Touched(touched, view) = applied else {
+            panic!("expected the change to be applied in place");
+        };
+        let bindings: Vec<_> = self
+            .objects
+            .bindings
+            .iter()
+            .map(|b| engine_binding(b, &self.objects, &view.index).unwrap())
+            .collect();
+        view.index
+            .affected_bindings(&bindings, touched)
+            .into_iter()
+            .map(|position| bindings[position].key.name.clone())
+            .collect()
+    }
+
+    fn membership(&self, name: &str) -> Value {
+        self.sandbox
+            .officernd
+            .list(Collection::Memberships)
+            .into_iter()
+            .find(|m| m["name"] == name)
+            .unwrap()
+    }
+}
+
+fn event(event_type: &str, object: Value, created_at: &str) -> WebhookEvent {
+    let body = json!({
+        "event": format!("evt-{created_at}"),
+        "eventType": event_type,
+        "data": {"object": object},
+        "createdAt": created_at,
+    });
+    parse_event(body.to_string().as_bytes()).unwrap()
+}
+
+fn has_membership(index: &Index, id: &str) -> bool {
+    index.membership(id).is_some()
+}
+
+/// Hal (no plan in the demo) gets a Hot Desk membership, as OfficeRnD would send it.
+fn hal_hot_desk(world: &World) -> Value {
+    let mut hal = world.membership("Ann - Hot Desk");
+    hal["_id"] = json!("3e3b500000000000000000aa");
+    hal["name"] = json!("Hal - Hot Desk");
+    hal["member"] = json!("3e3be0000000000000000017");
+    hal.as_object_mut().unwrap().remove("company");
+    hal
+}
+
+#[tokio::test]
+async fn a_webhook_is_applied_in_place_and_chooses_only_the_bindings_it_can_affect() {
+    let world = World::new().await;
+    let first = world.view(HOUR).await;
+    let after_first_read = world.officernd_requests();
+    assert!(after_first_read > 10, "the first view reads whole");
+    let again = world.view(HOUR).await;
+    assert_eq!(
+        world.officernd_requests(),
+        after_first_read,
+        "a fresh picture is served without reading OfficeRnD"
+    );
+    assert!(std::sync::Arc::ptr_eq(&first.index, &again.index));
+
+    // A membership: applied from the delivery; only its assignments are read.
+    let hal = hal_hot_desk(&world);
+    let applied = world
+        .cache
+        .apply(
+            NS,
+            "officernd",
+            &event("membership.created", hal, "2026-11-23T08:00:00Z"),
+        )
+        .await;
+    assert_eq!(world.affected(&applied), vec!["hot-desk-lobby"]);
+    assert_eq!(world.officernd_requests(), after_first_read + 1);
+    let view = world.view(HOUR).await;
+    assert!(has_membership(&view.index, "3e3b500000000000000000aa"));
+    assert!(
+        !has_membership(&first.index, "3e3b500000000000000000aa"),
+        "a picture handed out earlier never changes under its reader"
+    );
+
+    // A booking of a room no binding names changes nobody's access.
+    let booking = json!({
+        "_id": "b000000000000000000000f1",
+        "resource": "7e5000a00000000000000009",
+        "location": "10ca71000000000000000001",
+        "start": "2026-11-23T12:00:00.000Z",
+        "end": "2026-11-23T13:00:00.000Z",
+        "member": "3e3be0000000000000000012",
+        "isCancelled": false,
+        "isTentative": false
+    });
+    let applied = world
+        .cache
+        .apply(
+            NS,
+            "officernd",
+            &event("booking.created", booking.clone(), "2026-11-23T08:00:01Z"),
+        )
+        .await;
+    assert!(world.affected(&applied).is_empty());
+    // The same booking moved to the Elephant room reaches its binding only.
+    let mut moved = booking;
+    moved["resource"] = json!("7e5000a00000000000000008");
+    let applied = world
+        .cache
+        .apply(
+            NS,
+            "officernd",
+            &event("booking.updated", moved, "2026-11-23T08:00:02Z"),
+        )
+        .await;
+    assert_eq!(world.affected(&applied), vec!["elephant-meeting-room"]);
+    assert_eq!(
+        world.officernd_requests(),
+        after_first_read + 1,
+        "bookings are applied without any read"
+    );
+
+    // An event flexgate does not read changes nothing.
+    let applied = world
+        .cache
+        .apply(
+            NS,
+            "officernd",
+            &event(
+                "invoice.created",
+                json!({"_id": "1a0000000000000000000001"}),
+                "2026-11-23T08:00:03Z",
+            ),
+        )
+        .await;
+    assert!(matches!(applied, Applied::Nothing));
+}
+
+#[tokio::test]
+async fn a_late_delivery_never_replaces_a_newer_state() {
+    let world = World::new().await;
+    world.view(HOUR).await;
+    let hal = hal_hot_desk(&world);
+    let applied = world
+        .cache
+        .apply(
+            NS,
+            "officernd",
+            &event("membership.created", hal.clone(), "2026-11-23T08:00:10Z"),
+        )
+        .await;
+    assert!(matches!(applied, Applied::Touched(..)));
+    let removed = world
+        .cache
+        .apply(
+            NS,
+            "officernd",
+            &event("membership.removed", hal.clone(), "2026-11-23T08:00:20Z"),
+        )
+        .await;
+    assert!(matches!(removed, Applied::Touched(..)));
+    // The creation is redelivered after the removal: ignored.
+    let late = world
+        .cache
+        .apply(
+            NS,
+            "officernd",
+            &event("membership.created", hal, "2026-11-23T08:00:10Z"),
+        )
+        .await;
+    assert!(matches!(late, Applied::Nothing));
+    let view = world.view(HOUR).await;
+    assert!(!has_membership(&view.index, "3e3b500000000000000000aa"));
+}
+
+#[tokio::test]
+async fn an_unreadable_object_is_not_guessed_at_the_organization_is_read_whole() {
+    let world = World::new().await;
+    world.view(HOUR).await;
+    let before = world.officernd_requests();
+    let mut broken = hal_hot_desk(&world);
+    broken["startDate"] = json!(42);
+    let applied = world
+        .cache
+        .apply(
+            NS,
+            "officernd",
+            &event("membership.updated", broken, "2026-11-23T08:00:00Z"),
+        )
+        .await;
+    assert!(
+        matches!(&applied, Applied::Everything(why) if why.contains("membership")),
+        "every binding of the organization is reconciled"
+    );
+    let view = world.view(HOUR).await;
+    assert!(
+        world.officernd_requests() > before + 10,
+        "the next evaluation reads OfficeRnD whole"
+    );
+    assert!(!has_membership(&view.index, "3e3b500000000000000000aa"));
+    // Nothing cached for another connection: everything there is reconciled.
+    assert!(matches!(
+        world
+            .cache
+            .apply(
+                NS,
+                "other",
+                &event(
+                    "member.updated",
+                    json!({"_id": "3e3be0000000000000000017"}),
+                    "2026-11-23T08:00:00Z"
+                )
+            )
+            .await,
+        Applied::Everything(_)
+    ));
+}
+
+#[tokio::test]
+async fn changes_applied_during_a_background_read_survive_it() {
+    let world = World::new().await;
+    let first = world.view(HOUR).await;
+    // Slow OfficeRnD down so the background read is still running when the webhook arrives.
+    world
+        .sandbox
+        .officernd
+        .faults()
+        .add_latency(Route::any(), Duration::from_millis(150));
+    world.sandbox.clock.advance(chrono::Duration::seconds(1));
+    let served = world.view(Duration::ZERO).await;
+    assert!(
+        std::sync::Arc::ptr_eq(&served.index, &first.index),
+        "an old picture keeps serving while it is read again"
+    );
+    // Only in the delivery, not in the simulator: survives only if replayed.
+    let hal = hal_hot_desk(&world);
+    let applied = world
+        .cache
+        .apply(
+            NS,
+            "officernd",
+            &event("membership.created", hal, "2026-11-23T08:00:00Z"),
+        )
+        .await;
+    assert!(matches!(applied, Applied::Touched(..)));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let refreshed = loop {
+        let view = world.view(HOUR).await;
+        if view.read_at != first.read_at || std::time::Instant::now() > deadline {
+            break view;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        !std::sync::Arc::ptr_eq(&refreshed.index, &first.index),
+        "the background read replaced the picture"
+    );
+    assert!(has_membership(&refreshed.index, "3e3b500000000000000000aa"));
+}
