@@ -96,7 +96,8 @@ async fn demo(args: &DemoArgs) -> Result<ExitCode, CliError> {
         "NAME", "VENDOR", "READY", "REASON"
     )?;
     for vc in &objects.connections {
-        let result = connection::check(vc, &objects, &clock).await;
+        let result =
+            connection::check(vc, &objects, &clock, connection::MemberCount::ListAll).await;
         writeln!(
             out,
             "{:<12} {:<10} {:<6} {:<20} {}",

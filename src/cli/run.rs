@@ -180,7 +180,8 @@ async fn run_on_folder(folder: &Path, args: &RunArgs) -> Result<ExitCode, CliErr
         let mut documents = Vec::new();
         let mut all_ready = true;
         for vc in &objects.connections {
-            let result = connection::check(vc, &objects, &clock).await;
+            let result =
+                connection::check(vc, &objects, &clock, connection::MemberCount::ListAll).await;
             all_ready &= result.outcome.ready;
             let conditions = crate::operator::status::conditions(
                 &result.outcome,

@@ -679,6 +679,33 @@ impl OfficeRndClient {
         ))
     }
 
+    /// The first page of a collection with `$limit=1`: proves the credentials and the read scope
+    /// in one request, without listing the collection.
+    pub async fn probe<T: DeserializeOwned>(
+        &self,
+        collection: Collection,
+    ) -> Result<Vec<T>, OfficeRndError> {
+        let group = OperationGroup::SyncRead;
+        self.ensure_token(group).await?;
+        let url = self.url(&[collection.path()])?;
+        let auth = self.auth(group);
+        let operation = format!("GET {}", collection.path());
+        let page: Page<T> = self
+            .inner
+            .http
+            .send_json(&auth, || {
+                self.inner
+                    .http
+                    .http()
+                    .get(url.clone())
+                    .header(reqwest::header::ACCEPT, "application/json")
+                    .query(&[("$limit", "1")])
+            })
+            .await
+            .map_err(|error| self.map_error(group, &operation, error))?;
+        Ok(page.results)
+    }
+
     /// `GET /{collection}/{id}`; a missing object is [`HttpError::NotFound`].
     pub async fn get<T: DeserializeOwned>(
         &self,

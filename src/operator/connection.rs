@@ -7,6 +7,7 @@ use crate::api::vendor_connection::{AccountSummary, VendorConnection};
 use crate::api::Vendor;
 use crate::clock::Clock;
 use crate::http::HttpError;
+use crate::officernd::collection::Collection;
 use crate::officernd::model::{Location, Member};
 use crate::officernd::OfficeRndError;
 use crate::vendors::essensys::EssensysApi;
@@ -32,11 +33,22 @@ fn failed(reason: Reason, message: String) -> ConnectionResult {
     }
 }
 
+/// How a check learns how many members an OfficeRnD organization has.
+#[derive(Debug, Clone, Copy)]
+pub enum MemberCount {
+    /// List every member (one-shot runs, where the organization is read whole anyway).
+    ListAll,
+    /// Taken from the operator's shared picture (`None` until it is read); the check itself
+    /// reads one member, so checking a large organization costs two requests, not thousands.
+    Known(Option<usize>),
+}
+
 /// Checks `connection`'s credentials against its vendor.
 pub async fn check(
     connection: &VendorConnection,
     objects: &Objects,
     clock: &Clock,
+    member_count: MemberCount,
 ) -> ConnectionResult {
     let namespace = connection.namespace().unwrap_or_default();
     if connection.spec.suspend {
@@ -56,28 +68,38 @@ pub async fn check(
                 Ok(client) => client,
                 Err(error) => return failed(Reason::InvalidSpec, error),
             };
-            let (locations, members) = match futures::try_join!(
-                client.list_locations::<Location>(),
-                client.list_members::<Member>(None)
-            ) {
-                Ok(found) => found,
-                Err(error) => {
-                    return failed(
-                        officernd_reason(&error),
-                        format!("OfficeRnD refused or failed: {error}"),
-                    )
+            let members = async {
+                match member_count {
+                    MemberCount::ListAll => client
+                        .list_members::<Member>(None)
+                        .await
+                        .map(|members| Some(members.len())),
+                    MemberCount::Known(known) => client
+                        .probe::<Member>(Collection::Members)
+                        .await
+                        .map(|_| known),
                 }
             };
+            let (locations, members) =
+                match futures::try_join!(client.list_locations::<Location>(), members) {
+                    Ok(found) => found,
+                    Err(error) => {
+                        return failed(
+                            officernd_reason(&error),
+                            format!("OfficeRnD refused or failed: {error}"),
+                        )
+                    }
+                };
+            let counted = members.map_or_else(String::new, |n| format!(", {n} members"));
             ready(
                 format!(
-                    "credentials accepted: {} locations, {} members",
-                    locations.len(),
-                    members.len()
+                    "credentials accepted: {} locations{counted}",
+                    locations.len()
                 ),
                 AccountSummary {
                     groups: None,
                     sites: Some(locations.len() as u32),
-                    people: Some(members.len() as u32),
+                    people: members.map(|n| n as u32),
                 },
             )
         }

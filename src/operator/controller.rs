@@ -69,6 +69,7 @@ use super::binding::BindingResult;
 use super::clients::DoorClient;
 use super::credentials;
 use super::desired;
+use super::door_cache::{CachedDoor, DirectoryCache};
 use super::leader::{LeaderElector, LeaseConfig};
 use super::objects::Objects;
 use super::orgs::{Applied, OrgCache, OrgView};
@@ -580,7 +581,7 @@ impl Ctx {
         objects: &Objects,
         namespace: &str,
         name: &str,
-    ) -> Result<Arc<DoorClient>, (Reason, String)> {
+    ) -> Result<(Arc<DoorClient>, Arc<DirectoryCache>), (Reason, String)> {
         lock(&self.clients).door_shared(objects, namespace, name, &self.clock)
     }
 
@@ -798,12 +799,18 @@ async fn run_controllers(
             instance: Some(options.identity.clone()),
         },
     );
+    // After each whole OfficeRnD read, its connection's check runs again to report the count.
+    let (org_read_tx, org_read_rx) = mpsc::unbounded_channel::<(String, String)>();
+    let org_reads = stream::unfold(org_read_rx, |mut rx| async move {
+        let (namespace, name) = rx.recv().await?;
+        Some((ObjectRef::<VendorConnection>::new(&name).within(&namespace), rx))
+    });
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         connections: connection_reader.clone(),
         bindings: binding_reader.clone(),
         clients: Mutex::new(ClientCache::default()),
-        orgs: OrgCache::new(options.clock.clone()),
+        orgs: OrgCache::new(options.clock.clone()).notify_reads(org_read_tx),
         recorder,
         metrics: options.metrics.clone(),
         clock: options.clock.clone(),
@@ -954,6 +961,7 @@ async fn run_controllers(
                     .map(|c| ObjectRef::from_obj(c.as_ref()))
                     .collect::<Vec<_>>()
             })
+            .reconcile_on(org_reads)
             .graceful_shutdown_on(stopped(stop.clone()))
             .run(reconcile_connection, connection_error_policy, ctx.clone())
             .for_each(|result| async move {
@@ -1146,10 +1154,10 @@ async fn apply_binding(
         BindingResult::not_ready(Reason::Suspended, message)
     } else {
         match ctx.door(&objects, &namespace, &binding.spec.vendor_ref.name) {
-            Ok(door) => match ctx.org_view(&objects, &namespace, binding).await {
+            Ok((door, directory)) => match ctx.org_view(&objects, &namespace, binding).await {
                 Ok(view) => {
-                    runner::reconcile_binding(&objects, binding, &view, at, door.as_ref(), false)
-                        .await
+                    let door = CachedDoor::new(door.as_ref(), directory.as_ref());
+                    runner::reconcile_binding(&objects, binding, &view, at, &door, false).await
                 }
                 Err(result) => result,
             },
@@ -1427,14 +1435,14 @@ async fn cleanup_binding(
             return Ok(Action::await_change());
         }
     }
-    let door = match ctx.door(&objects, &namespace, &binding.spec.vendor_ref.name) {
+    let (door, directory) = match ctx.door(&objects, &namespace, &binding.spec.vendor_ref.name) {
         Ok(door) => door,
         Err((_, message)) => return Err(ReconcileError::Cleanup(message)),
     };
+    let door = CachedDoor::new(door.as_ref(), directory.as_ref());
     let result = match ctx.org_view(&objects, &namespace, binding).await {
         Ok(view) => {
-            runner::reconcile_binding(&objects, binding, &view, ctx.now(), door.as_ref(), true)
-                .await
+            runner::reconcile_binding(&objects, binding, &view, ctx.now(), &door, true).await
         }
         Err(result) => result,
     };
@@ -1510,7 +1518,17 @@ async fn check_connection(
     connection: &VendorConnection,
     objects: &Objects,
 ) -> (Outcome, Option<AccountSummary>) {
-    let checked = super::connection::check(connection, objects, &ctx.clock).await;
+    let members = ctx.orgs.members(
+        &connection.namespace().unwrap_or_default(),
+        &connection.name_any(),
+    );
+    let checked = super::connection::check(
+        connection,
+        objects,
+        &ctx.clock,
+        super::connection::MemberCount::Known(members),
+    )
+    .await;
     let status = if checked.outcome.ready {
         "ok"
     } else {

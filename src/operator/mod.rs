@@ -8,6 +8,7 @@ pub mod context;
 pub mod controller;
 pub mod credentials;
 pub mod desired;
+pub mod door_cache;
 pub mod leader;
 pub mod objects;
 pub mod orgs;

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
 
 use crate::clock::Clock;
 use crate::engine::{Index, Touched};
@@ -44,11 +45,16 @@ const EVENT_MEMORY: chrono::Duration = chrono::Duration::minutes(15);
 pub struct OrgCache {
     clock: Clock,
     orgs: Mutex<HashMap<(String, String), Arc<Org>>>,
+    read_whole: Option<mpsc::UnboundedSender<(String, String)>>,
 }
 
 /// One organization: its client (rebuilt when the connection or its Secret changes) and picture.
 struct Org {
+    /// The connection as (namespace, name).
+    key: (String, String),
     label: String,
+    /// Told the key after every whole read (the connection's status shows the member count).
+    read_whole: Option<mpsc::UnboundedSender<(String, String)>>,
     fingerprint: u64,
     client: OfficeRndClient,
     clock: Clock,
@@ -146,7 +152,14 @@ impl OrgCache {
         Self {
             clock,
             orgs: Mutex::new(HashMap::new()),
+            read_whole: None,
         }
+    }
+
+    /// Sends the connection's (namespace, name) on `sender` after each whole read.
+    pub fn notify_reads(mut self, sender: mpsc::UnboundedSender<(String, String)>) -> Self {
+        self.read_whole = Some(sender);
+        self
     }
 
     /// The current picture of the OfficeRnD connection `namespace/name`. Without a picture, or
@@ -179,6 +192,7 @@ impl OrgCache {
         let view = read_whole(&org.client, now).await?;
         state.view = Some(view.clone());
         state.stale = None;
+        org.announce_read();
         Ok(view)
     }
 
@@ -230,6 +244,14 @@ impl OrgCache {
         Applied::Touched(touched, view)
     }
 
+    /// How many members the current picture of `namespace/name` holds, without reading it or
+    /// waiting for a read in progress.
+    pub fn members(&self, namespace: &str, name: &str) -> Option<usize> {
+        let org = self.cached(namespace, name)?;
+        let state = org.state.try_lock().ok()?;
+        state.view.as_ref().map(|view| view.members)
+    }
+
     /// Forgets the picture of `namespace/name` (tests, and connections that were deleted).
     pub fn forget(&self, namespace: &str, name: &str) {
         lock(&self.orgs).remove(&(namespace.to_owned(), name.to_owned()));
@@ -265,7 +287,9 @@ impl OrgCache {
             credentials::read(connection, namespace, secret).map_err(|e| e.to_string())?;
         let client = super::clients::officernd(connection, &credentials)?;
         let org = Arc::new(Org {
+            key: key.clone(),
             label: format!("{namespace}/{name}"),
+            read_whole: self.read_whole.clone(),
             fingerprint,
             client,
             clock: self.clock.clone(),
@@ -273,6 +297,15 @@ impl OrgCache {
         });
         lock(&self.orgs).insert(key, org.clone());
         Ok(org)
+    }
+}
+
+impl Org {
+    fn announce_read(&self) {
+        if let Some(sender) = &self.read_whole {
+            // Nobody listening (the controller stopped) is fine.
+            let _ = sender.send(self.key.clone());
+        }
     }
 }
 
@@ -318,6 +351,7 @@ async fn refresh_in_background(org: Arc<Org>) {
             view.members = index.member_count();
             tracing::debug!(officernd = %org.label, replayed = replay.len(), "OfficeRnD read whole");
             state.view = Some(view);
+            org.announce_read();
         }
         Err(error) => {
             // The current picture keeps serving; the next reconcile past max_age tries again.

@@ -17,6 +17,7 @@ use super::binding::{self, BindingResult};
 use super::clients::{self, DoorClient};
 use super::context::{self, Context};
 use super::credentials;
+use super::door_cache::DirectoryCache;
 use super::objects::Objects;
 use super::orgs::OrgView;
 
@@ -24,7 +25,14 @@ use super::orgs::OrgView;
 /// changes (rotated credentials take effect on the next reconcile).
 #[derive(Default)]
 pub struct ClientCache {
-    door: BTreeMap<(String, String), (String, Arc<DoorClient>)>,
+    door: BTreeMap<(String, String), DoorEntry>,
+}
+
+/// A door client, the connection and Secret it was built from, and its cached directory.
+struct DoorEntry {
+    fingerprint: String,
+    client: Arc<DoorClient>,
+    directory: Arc<DirectoryCache>,
 }
 
 impl ClientCache {
@@ -55,34 +63,41 @@ impl ClientCache {
         let stale = self
             .door
             .get(&key)
-            .is_none_or(|(seen, _)| *seen != fingerprint);
+            .is_none_or(|entry| entry.fingerprint != fingerprint);
         if stale {
             let credentials = credentials::read(connection, namespace, secret)
                 .map_err(|e| (Reason::SecretNotFound, e.to_string()))?;
             let client = clients::door(connection, &credentials, clock.clone())
                 .map_err(|e| (Reason::InvalidSpec, e))?;
-            self.door
-                .insert(key.clone(), (fingerprint, Arc::new(client)));
+            self.door.insert(
+                key.clone(),
+                DoorEntry {
+                    fingerprint,
+                    client: Arc::new(client),
+                    directory: Arc::new(DirectoryCache::default()),
+                },
+            );
         }
         self.door
             .get(&key)
-            .map(|(_, client)| client.as_ref())
+            .map(|entry| entry.client.as_ref())
             .ok_or_else(|| (Reason::InvalidSpec, "no client".to_owned()))
     }
 
-    /// The door client for the VendorConnection `namespace/name`, shared (so a controller can
-    /// release the cache before the slow vendor calls and one account's outage blocks no other).
+    /// The door client for the VendorConnection `namespace/name` and its directory cache,
+    /// shared (so a controller can release the cache before the slow vendor calls and one
+    /// account's outage blocks no other). A new client starts with an empty directory.
     pub fn door_shared(
         &mut self,
         objects: &Objects,
         namespace: &str,
         name: &str,
         clock: &Clock,
-    ) -> Result<Arc<DoorClient>, (Reason, String)> {
+    ) -> Result<(Arc<DoorClient>, Arc<DirectoryCache>), (Reason, String)> {
         self.door(objects, namespace, name, clock)?;
         self.door
             .get(&(namespace.to_owned(), name.to_owned()))
-            .map(|(_, client)| client.clone())
+            .map(|entry| (entry.client.clone(), entry.directory.clone()))
             .ok_or_else(|| (Reason::InvalidSpec, "no client".to_owned()))
     }
 }
