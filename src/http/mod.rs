@@ -4,13 +4,15 @@
 //! [`ResilientClient::send`] (no credentials, or credentials baked into the builder) or
 //! [`ResilientClient::send_authorized`] (an [`Authorizer`] supplies a credential and is told, exactly once
 //! per call, when the server rejected it). Both apply the per-account [`RateLimiter`], a per-attempt
-//! timeout and the [`RetryPolicy`], and turn the final outcome into an [`HttpError`].
+//! timeout and the [`RetryPolicy`], and turn the final outcome into an [`HttpError`]. Clients that sign
+//! in keep their bearer token in a [`TokenCache`] and supply only the vendor's token request.
 //!
 //! Error values never carry request URLs with query strings, headers or unredacted bodies: vendors put
 //! credentials in all three (Brivo sends passwords as query parameters on its token endpoint).
 
 pub mod rate_limit;
 pub mod retry;
+pub mod token;
 
 use std::fmt;
 use std::future::Future;
@@ -21,6 +23,10 @@ use serde::de::DeserializeOwned;
 
 pub use rate_limit::RateLimiter;
 pub use retry::{parse_retry_after, NetworkFailure, RetryDecision, RetryPolicy};
+pub use token::{
+    is_bearer_type, read_credential_reply, BearerAuth, BearerToken, Issued, RefreshPolicy, Renewal,
+    Renewed, TokenCache, TokenSource,
+};
 
 /// A credential or other secret string. `Debug` and `Display` never show the value.
 #[derive(Clone, PartialEq, Eq)]

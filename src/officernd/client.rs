@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
-use reqwest::{Method, RequestBuilder};
+use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -22,8 +22,9 @@ use url::Url;
 use super::collection::{Access, Collection};
 use super::{format_timestamp, system_clock, Clock};
 use crate::http::{
-    Authorizer, BodyExcerpt, HttpError, Idempotency, RateLimiter, ResilientClient, RetryPolicy,
-    Secret,
+    is_bearer_type, read_credential_reply, BearerAuth, BearerToken, BodyExcerpt, HttpError,
+    Idempotency, Issued, RateLimiter, RefreshPolicy, Renewal, Renewed, ResilientClient,
+    RetryPolicy, Secret, TokenCache, TokenSource,
 };
 
 /// Where the token request path lives under the identity URL.
@@ -340,27 +341,6 @@ struct WebhookRegistration<'a> {
     description: &'a str,
 }
 
-struct CachedToken {
-    access_token: Secret,
-    refresh_at: DateTime<Utc>,
-    generation: u64,
-}
-
-/// A token as handed to requests: the generation identifies which cache entry a 401 invalidates.
-pub struct BearerToken {
-    access_token: Secret,
-    generation: u64,
-}
-
-impl fmt::Debug for BearerToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BearerToken")
-            .field("access_token", &self.access_token)
-            .field("generation", &self.generation)
-            .finish()
-    }
-}
-
 /// OfficeRnD v2 client for one organization. Cheap to clone; clones share tokens and the rate limit.
 #[derive(Clone)]
 pub struct OfficeRndClient {
@@ -370,10 +350,9 @@ pub struct OfficeRndClient {
 struct Inner {
     config: OfficeRndConfig,
     http: ResilientClient,
-    clock: Clock,
     token_url: Url,
-    tokens: [tokio::sync::Mutex<Option<CachedToken>>; 3],
-    generation: std::sync::atomic::AtomicU64,
+    /// One token per [`OperationGroup`], indexed by [`OperationGroup::index`].
+    tokens: [TokenCache; 3],
 }
 
 impl fmt::Debug for OfficeRndClient {
@@ -384,85 +363,42 @@ impl fmt::Debug for OfficeRndClient {
     }
 }
 
-/// [`Authorizer`] for one operation group.
-struct ScopedAuth<'a> {
+/// The token request of one operation group: client credentials with exactly the group's scopes.
+struct GroupToken<'a> {
     inner: &'a Inner,
     group: OperationGroup,
 }
 
-impl Authorizer for ScopedAuth<'_> {
-    type Credential = BearerToken;
-
-    async fn credential(&self) -> Result<BearerToken, HttpError> {
-        self.inner.token(self.group).await
-    }
-
-    fn apply(&self, request: RequestBuilder, credential: &BearerToken) -> RequestBuilder {
-        request.bearer_auth(credential.access_token.expose())
-    }
-
-    async fn reject(&self, credential: &BearerToken) {
-        let mut slot = self.inner.tokens[self.group.index()].lock().await;
-        // Only drop the cache if it still holds the rejected token: when many tasks see the same 401,
-        // the first one refreshes and the others reuse its new token.
-        if slot
-            .as_ref()
-            .is_some_and(|cached| cached.generation == credential.generation)
-        {
-            *slot = None;
-        }
-    }
-}
-
-impl Inner {
-    async fn token(&self, group: OperationGroup) -> Result<BearerToken, HttpError> {
-        // Held across the fetch on purpose: concurrent callers wait for one token request.
-        let mut slot = self.tokens[group.index()].lock().await;
-        let now = (self.clock)();
-        if let Some(cached) = slot.as_ref().filter(|cached| now < cached.refresh_at) {
-            return Ok(BearerToken {
-                access_token: cached.access_token.clone(),
-                generation: cached.generation,
-            });
-        }
+impl TokenSource for GroupToken<'_> {
+    async fn fetch(&self, _renewal: Renewal) -> Result<Renewed, HttpError> {
+        let (inner, group) = (self.inner, self.group);
         let scopes = group.scopes();
         let scope = scopes.join(" ");
         let form = [
-            ("client_id", self.config.client_id.as_str()),
-            ("client_secret", self.config.client_secret.expose()),
+            ("client_id", inner.config.client_id.as_str()),
+            ("client_secret", inner.config.client_secret.expose()),
             ("grant_type", "client_credentials"),
             ("scope", scope.as_str()),
         ];
-        let response = self
+        let response = inner
             .http
             .send_with(Idempotency::Idempotent, || {
-                self.http
+                inner
+                    .http
                     .http()
-                    .post(self.token_url.clone())
+                    .post(inner.token_url.clone())
                     .header(reqwest::header::ACCEPT, "application/json")
                     .form(&form)
             })
             .await?;
-        let body = response.bytes().await.map_err(|_| HttpError::Transient {
-            method: Method::POST,
-            path: self.token_url.path().to_owned(),
-            attempts: 1,
-            reason: "token response body interrupted".to_owned(),
-        })?;
-        let token: TokenResponse = serde_json::from_slice(&body).map_err(|error| {
-            HttpError::protocol(
-                &Method::POST,
-                self.token_url.path(),
-                // serde's message names the field, never its value for these types.
-                format!("token response is not {{access_token, expires_in, …}}: {error}"),
-                BodyExcerpt::withheld(),
-            )
-        })?;
-        if token
-            .token_type
-            .as_deref()
-            .is_some_and(|kind| !kind.eq_ignore_ascii_case("bearer"))
-        {
+        let token: TokenResponse = read_credential_reply(
+            response,
+            inner.token_url.path(),
+            "token response",
+            "token response is not {access_token, expires_in, …}",
+        )
+        .await?;
+        if !is_bearer_type(token.token_type.as_deref()) {
             tracing::warn!(token_type = ?token.token_type, "OfficeRnD issued a non-bearer token; using it as bearer");
         }
         if let Some(granted) = &token.scope {
@@ -480,29 +416,20 @@ impl Inner {
                 );
             }
         }
-        let lifetime = Duration::from_secs(token.expires_in);
-        let margin = self.config.token_refresh_margin.min(lifetime / 2);
-        let refresh_at =
-            now + chrono::Duration::from_std(lifetime - margin).unwrap_or(chrono::Duration::zero());
-        let generation = self
-            .generation
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1;
-        let access_token = Secret::new(token.access_token);
         tracing::debug!(
             ?group,
             expires_in = token.expires_in,
             "fetched OfficeRnD access token"
         );
-        *slot = Some(CachedToken {
-            access_token: access_token.clone(),
-            refresh_at,
-            generation,
-        });
-        Ok(BearerToken {
-            access_token,
-            generation,
-        })
+        Ok(Issued::new(Secret::new(token.access_token), token.expires_in).into())
+    }
+}
+
+impl Inner {
+    async fn token(&self, group: OperationGroup) -> Result<BearerToken, HttpError> {
+        self.tokens[group.index()]
+            .token(&GroupToken { inner: self, group })
+            .await
     }
 }
 
@@ -525,14 +452,13 @@ impl OfficeRndClient {
             .map_err(|()| OfficeRndError::Config("identity URL cannot be a base URL".into()))?
             .pop_if_empty()
             .extend(TOKEN_PATH);
+        let refresh = RefreshPolicy::Margin(config.token_refresh_margin);
         Ok(Self {
             inner: std::sync::Arc::new(Inner {
                 config,
                 http: resilient,
-                clock: system_clock(),
                 token_url,
-                tokens: Default::default(),
-                generation: Default::default(),
+                tokens: OperationGroup::ALL.map(|_| TokenCache::new(refresh, system_clock())),
             }),
         })
     }
@@ -542,7 +468,9 @@ impl OfficeRndClient {
     pub fn with_clock(self, clock: Clock) -> Self {
         match std::sync::Arc::try_unwrap(self.inner) {
             Ok(mut inner) => {
-                inner.clock = clock;
+                for tokens in &mut inner.tokens {
+                    tokens.set_clock(clock.clone());
+                }
                 Self {
                     inner: std::sync::Arc::new(inner),
                 }
@@ -573,11 +501,15 @@ impl OfficeRndClient {
         Ok(url)
     }
 
-    fn auth(&self, group: OperationGroup) -> ScopedAuth<'_> {
-        ScopedAuth {
-            inner: &self.inner,
-            group,
-        }
+    /// [`Authorizer`](crate::http::Authorizer) for one operation group.
+    fn auth(&self, group: OperationGroup) -> BearerAuth<'_, GroupToken<'_>> {
+        BearerAuth::new(
+            &self.inner.tokens[group.index()],
+            GroupToken {
+                inner: &self.inner,
+                group,
+            },
+        )
     }
 
     /// Fetches the group's token before the call so that token failures are reported as such.
@@ -910,8 +842,8 @@ impl OfficeRndClient {
 
     /// Drops every cached token (e.g. after the client secret was rotated).
     pub async fn forget_tokens(&self) {
-        for group in OperationGroup::ALL {
-            *self.inner.tokens[group.index()].lock().await = None;
+        for tokens in &self.inner.tokens {
+            tokens.forget().await;
         }
     }
 }

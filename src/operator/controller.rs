@@ -803,7 +803,10 @@ async fn run_controllers(
     let (org_read_tx, org_read_rx) = mpsc::unbounded_channel::<(String, String)>();
     let org_reads = stream::unfold(org_read_rx, |mut rx| async move {
         let (namespace, name) = rx.recv().await?;
-        Some((ObjectRef::<VendorConnection>::new(&name).within(&namespace), rx))
+        Some((
+            ObjectRef::<VendorConnection>::new(&name).within(&namespace),
+            rx,
+        ))
     });
     let ctx = Arc::new(Ctx {
         client: client.clone(),

@@ -13,11 +13,9 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::{DeserializeOwned, Deserializer};
@@ -27,8 +25,9 @@ use url::Url;
 use super::wire::{self, API_KEY_HEADER, MAX_GROUPS_PER_USER, MAX_PAGE_SIZE, TOKEN_PATH};
 use super::{system_clock, BrivoMobilePassTarget, Clock};
 use crate::http::{
-    Authorizer, BodyExcerpt, HttpError, Idempotency, RateLimiter, ResilientClient, RetryPolicy,
-    Secret,
+    is_bearer_type, read_credential_reply, Authorizer, BearerToken, BodyExcerpt, HttpError,
+    Idempotency, Issued, RateLimiter, RefreshPolicy, Renewal, Renewed, ResilientClient,
+    RetryPolicy, Secret, TokenCache, TokenSource,
 };
 use crate::vendors::{
     AccountInfo, DoorVendor, GrantContext, NewUser, VendorError, VendorGroup, VendorUser,
@@ -333,23 +332,6 @@ struct TokenResponse {
 // ---------------------------------------------------------------------------------------------
 // Tokens
 
-struct CachedToken {
-    authorization: HeaderValue,
-    refresh_token: Option<Secret>,
-    refresh_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-    generation: u64,
-    /// The API answered 401 to this token: it must not be used again.
-    rejected: bool,
-}
-
-/// The `Authorization` header value handed to one request (marked sensitive: never printed).
-#[derive(Debug)]
-pub struct BearerToken {
-    authorization: HeaderValue,
-    generation: u64,
-}
-
 /// Which grant a token request uses.
 enum Grant<'a> {
     Password,
@@ -359,11 +341,37 @@ enum Grant<'a> {
 struct Inner {
     config: BrivoConfig,
     http: ResilientClient,
-    clock: Clock,
     token_url: Url,
     api_key: HeaderValue,
-    token: tokio::sync::Mutex<Option<CachedToken>>,
-    generation: AtomicU64,
+    /// The `Authorization` header value itself (`bearer <token>`, marked sensitive), replaced after
+    /// `token_refresh_fraction` of its lifetime.
+    token: TokenCache<HeaderValue>,
+}
+
+/// Brivo tokens: the refresh_token grant while a refresh token is kept, else (or when Brivo
+/// refuses it) the administrator's password grant.
+impl TokenSource<HeaderValue> for Inner {
+    async fn fetch(&self, renewal: Renewal) -> Result<Renewed<HeaderValue>, HttpError> {
+        let fetched = match renewal.refresh_token() {
+            Some(refresh_token) => match self.request_token(Grant::Refresh(refresh_token)).await {
+                Ok(token) => token,
+                Err(error) if error.is_retryable_later() => {
+                    // The old token may still have some life left: keep using it rather than fail.
+                    if let Some(keep) = renewal.keep_current() {
+                        tracing::warn!(%error, "Brivo token refresh failed; using the current token until it expires");
+                        return Ok(Renewed::KeepCurrent(keep));
+                    }
+                    return Err(error);
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "Brivo refresh token refused; logging in again");
+                    self.request_token(Grant::Password).await?
+                }
+            },
+            None => self.request_token(Grant::Password).await?,
+        };
+        self.issued(fetched).map(Renewed::from)
+    }
 }
 
 impl Inner {
@@ -371,68 +379,8 @@ impl Inner {
         self.token_url.path()
     }
 
-    /// The current token, fetched or refreshed when none is cached, it was rejected, or
-    /// `token_refresh_fraction` of its lifetime has passed.
-    async fn token(&self) -> Result<BearerToken, HttpError> {
-        // Held across the fetch on purpose: concurrent callers wait for one token request.
-        let mut slot = self.token.lock().await;
-        let now = (self.clock)();
-        if let Some(cached) = slot
-            .as_ref()
-            .filter(|cached| !cached.rejected && now < cached.refresh_at)
-        {
-            return Ok(BearerToken {
-                authorization: cached.authorization.clone(),
-                generation: cached.generation,
-            });
-        }
-        let refresh_token = slot
-            .as_ref()
-            .and_then(|cached| cached.refresh_token.clone());
-        let fetched = match &refresh_token {
-            Some(refresh_token) => match self.request_token(Grant::Refresh(refresh_token)).await {
-                Ok(token) => Ok(token),
-                Err(error) if error.is_retryable_later() => {
-                    // The old token may still have some life left: keep using it rather than fail.
-                    if let Some(cached) = slot
-                        .as_ref()
-                        .filter(|cached| !cached.rejected && now < cached.expires_at)
-                    {
-                        tracing::warn!(%error, "Brivo token refresh failed; using the current token until it expires");
-                        return Ok(BearerToken {
-                            authorization: cached.authorization.clone(),
-                            generation: cached.generation,
-                        });
-                    }
-                    Err(error)
-                }
-                Err(error) => {
-                    tracing::debug!(%error, "Brivo refresh token refused; logging in again");
-                    self.request_token(Grant::Password).await
-                }
-            },
-            None => self.request_token(Grant::Password).await,
-        }?;
-        let cached = self.cache(fetched, now, refresh_token)?;
-        let token = BearerToken {
-            authorization: cached.authorization.clone(),
-            generation: cached.generation,
-        };
-        *slot = Some(cached);
-        Ok(token)
-    }
-
-    fn cache(
-        &self,
-        token: TokenResponse,
-        now: DateTime<Utc>,
-        previous_refresh_token: Option<Secret>,
-    ) -> Result<CachedToken, HttpError> {
-        if token
-            .token_type
-            .as_deref()
-            .is_some_and(|kind| !kind.eq_ignore_ascii_case("bearer"))
-        {
+    fn issued(&self, token: TokenResponse) -> Result<Issued<HeaderValue>, HttpError> {
+        if !is_bearer_type(token.token_type.as_deref()) {
             tracing::warn!(token_type = ?token.token_type, "Brivo issued a non-bearer token; using it as bearer");
         }
         let mut authorization = HeaderValue::from_str(&format!("bearer {}", token.access_token))
@@ -445,23 +393,11 @@ impl Inner {
                 )
             })?;
         authorization.set_sensitive(true);
-        let lifetime = Duration::from_secs(token.expires_in);
-        let refresh_after = lifetime.mul_f64(self.config.token_refresh_fraction);
-        let to_chrono =
-            |duration: Duration| chrono::Duration::from_std(duration).unwrap_or_default();
         tracing::debug!(expires_in = token.expires_in, "fetched Brivo access token");
-        Ok(CachedToken {
-            authorization,
-            // Spring-style servers may keep the refresh token and not send it again.
-            refresh_token: token
-                .refresh_token
-                .map(Secret::new)
-                .or(previous_refresh_token),
-            refresh_at: now + to_chrono(refresh_after),
-            expires_at: now + to_chrono(lifetime),
-            generation: self.generation.fetch_add(1, Ordering::Relaxed) + 1,
-            rejected: false,
-        })
+        // Spring-style servers may keep the refresh token and not send it again: the cache then
+        // keeps the previous one.
+        Ok(Issued::new(authorization, token.expires_in)
+            .with_refresh_token(token.refresh_token.map(Secret::new)))
     }
 
     async fn request_token(&self, grant: Grant<'_>) -> Result<TokenResponse, HttpError> {
@@ -492,21 +428,13 @@ impl Inner {
                     .form(&form)
             })
             .await?;
-        let body = response.bytes().await.map_err(|_| HttpError::Transient {
-            method: Method::POST,
-            path: self.token_path().to_owned(),
-            attempts: 1,
-            reason: "token response body interrupted".to_owned(),
-        })?;
-        serde_json::from_slice(&body).map_err(|error| {
-            HttpError::protocol(
-                &Method::POST,
-                self.token_path(),
-                // serde's message names the field, never its value, for these types.
-                format!("token response is not {{access_token, expires_in, …}}: {error}"),
-                BodyExcerpt::withheld(),
-            )
-        })
+        read_credential_reply(
+            response,
+            self.token_path(),
+            "token response",
+            "token response is not {access_token, expires_in, …}",
+        )
+        .await
     }
 }
 
@@ -516,29 +444,25 @@ struct BrivoAuth<'a> {
 }
 
 impl Authorizer for BrivoAuth<'_> {
-    type Credential = BearerToken;
+    type Credential = BearerToken<HeaderValue>;
 
-    async fn credential(&self) -> Result<BearerToken, HttpError> {
-        self.inner.token().await
+    async fn credential(&self) -> Result<BearerToken<HeaderValue>, HttpError> {
+        self.inner.token.token(self.inner).await
     }
 
-    fn apply(&self, request: RequestBuilder, credential: &BearerToken) -> RequestBuilder {
+    fn apply(
+        &self,
+        request: RequestBuilder,
+        credential: &BearerToken<HeaderValue>,
+    ) -> RequestBuilder {
         request
-            .header(AUTHORIZATION, credential.authorization.clone())
+            .header(AUTHORIZATION, credential.token().clone())
             .header(API_KEY_HEADER, self.inner.api_key.clone())
             .header(ACCEPT, "application/json")
     }
 
-    async fn reject(&self, credential: &BearerToken) {
-        let mut slot = self.inner.token.lock().await;
-        // Only the token that was refused is dropped: when many tasks see the same 401, the first
-        // one refreshes and the others reuse its new token. The refresh token is kept.
-        if let Some(cached) = slot
-            .as_mut()
-            .filter(|cached| cached.generation == credential.generation)
-        {
-            cached.rejected = true;
-        }
+    async fn reject(&self, credential: &BearerToken<HeaderValue>) {
+        self.inner.token.reject(credential).await;
     }
 }
 
@@ -580,15 +504,14 @@ impl BrivoClient {
             .map_err(|()| BrivoConfigError("auth URL cannot be a base URL".into()))?
             .pop_if_empty()
             .extend(TOKEN_PATH);
+        let refresh = RefreshPolicy::Fraction(config.token_refresh_fraction);
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 http: resilient,
-                clock: system_clock(),
                 token_url,
                 api_key,
-                token: tokio::sync::Mutex::new(None),
-                generation: AtomicU64::new(0),
+                token: TokenCache::new(refresh, system_clock()),
             }),
         })
     }
@@ -598,7 +521,7 @@ impl BrivoClient {
     pub fn with_clock(self, clock: Clock) -> Self {
         match Arc::try_unwrap(self.inner) {
             Ok(mut inner) => {
-                inner.clock = clock;
+                inner.token.set_clock(clock);
                 Self {
                     inner: Arc::new(inner),
                 }

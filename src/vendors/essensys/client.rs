@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use reqwest::{Method, RequestBuilder, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -26,8 +26,9 @@ use super::model::{
 };
 use super::{system_clock, Clock, EssensysApi};
 use crate::http::{
-    decode_json, Authorizer, BodyExcerpt, HttpError, Idempotency, RateLimiter, ResilientClient,
-    RetryPolicy, Secret,
+    decode_json, is_bearer_type, read_credential_reply, BearerAuth, BearerToken, BodyExcerpt,
+    HttpError, Idempotency, Issued, RateLimiter, RefreshPolicy, Renewal, Renewed, ResilientClient,
+    RetryPolicy, Secret, TokenCache, TokenSource,
 };
 
 /// Login path under the Platform URL (our design).
@@ -203,19 +204,6 @@ struct VendorErrorBody {
     message: String,
 }
 
-struct CachedToken {
-    access_token: Secret,
-    refresh_at: DateTime<Utc>,
-    generation: u64,
-}
-
-/// A token as handed to requests; the generation says which cache entry a 401 invalidates.
-#[derive(Debug)]
-pub struct BearerToken {
-    access_token: Secret,
-    generation: u64,
-}
-
 /// essensys Platform client for one tenant. Cheap to clone; clones share the token and rate limit.
 #[derive(Clone)]
 pub struct EssensysClient {
@@ -225,10 +213,8 @@ pub struct EssensysClient {
 struct Inner {
     config: EssensysConfig,
     http: ResilientClient,
-    clock: Clock,
     login_url: Url,
-    token: tokio::sync::Mutex<Option<CachedToken>>,
-    generation: AtomicU64,
+    token: TokenCache,
     logins: AtomicU64,
 }
 
@@ -240,44 +226,9 @@ impl fmt::Debug for EssensysClient {
     }
 }
 
-struct TokenAuth<'a> {
-    inner: &'a Inner,
-}
-
-impl Authorizer for TokenAuth<'_> {
-    type Credential = BearerToken;
-
-    async fn credential(&self) -> Result<BearerToken, HttpError> {
-        self.inner.token().await
-    }
-
-    fn apply(&self, request: RequestBuilder, credential: &BearerToken) -> RequestBuilder {
-        request.bearer_auth(credential.access_token.expose())
-    }
-
-    async fn reject(&self, credential: &BearerToken) {
-        let mut slot = self.inner.token.lock().await;
-        // Only the first task to see a 401 for this token drops it; the others reuse the new one.
-        if slot
-            .as_ref()
-            .is_some_and(|cached| cached.generation == credential.generation)
-        {
-            *slot = None;
-        }
-    }
-}
-
-impl Inner {
-    async fn token(&self) -> Result<BearerToken, HttpError> {
-        // Held across the login on purpose: concurrent callers wait for one login.
-        let mut slot = self.token.lock().await;
-        let now = (self.clock)();
-        if let Some(cached) = slot.as_ref().filter(|cached| now < cached.refresh_at) {
-            return Ok(BearerToken {
-                access_token: cached.access_token.clone(),
-                generation: cached.generation,
-            });
-        }
+/// A login with the Platform user's credentials (there is no refresh grant).
+impl TokenSource for Inner {
+    async fn fetch(&self, _renewal: Renewal) -> Result<Renewed, HttpError> {
         let body = LoginRequest {
             username: &self.config.username,
             password: self.config.password.expose(),
@@ -293,21 +244,13 @@ impl Inner {
             })
             .await?;
         self.logins.fetch_add(1, Ordering::Relaxed);
-        let bytes = response.bytes().await.map_err(|_| HttpError::Transient {
-            method: Method::POST,
-            path: self.login_url.path().to_owned(),
-            attempts: 1,
-            reason: "login response body interrupted".to_owned(),
-        })?;
-        let login: LoginResponse = serde_json::from_slice(&bytes).map_err(|error| {
-            HttpError::protocol(
-                &Method::POST,
-                self.login_url.path(),
-                // serde names the field, never its value, for these types.
-                format!("login reply is not {{accessToken, expiresIn, …}}: {error}"),
-                BodyExcerpt::withheld(),
-            )
-        })?;
+        let login: LoginResponse = read_credential_reply(
+            response,
+            self.login_url.path(),
+            "login response",
+            "login reply is not {accessToken, expiresIn, …}",
+        )
+        .await?;
         if login.access_token.is_empty() {
             return Err(HttpError::protocol(
                 &Method::POST,
@@ -316,29 +259,18 @@ impl Inner {
                 BodyExcerpt::withheld(),
             ));
         }
-        if login
-            .token_type
-            .as_deref()
-            .is_some_and(|kind| !kind.eq_ignore_ascii_case("bearer"))
-        {
+        if !is_bearer_type(login.token_type.as_deref()) {
             tracing::warn!(token_type = ?login.token_type, "essensys issued a non-bearer token; using it as bearer");
         }
-        let lifetime = Duration::from_secs(login.expires_in);
-        let margin = self.config.token_refresh_margin.min(lifetime / 2);
-        let refresh_at =
-            now + chrono::Duration::from_std(lifetime - margin).unwrap_or(chrono::Duration::zero());
-        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        let access_token = Secret::new(login.access_token);
         tracing::debug!(expires_in = login.expires_in, "logged in to essensys");
-        *slot = Some(CachedToken {
-            access_token: access_token.clone(),
-            refresh_at,
-            generation,
-        });
-        Ok(BearerToken {
-            access_token,
-            generation,
-        })
+        Ok(Issued::new(Secret::new(login.access_token), login.expires_in).into())
+    }
+}
+
+impl Inner {
+    /// The cached token; concurrent callers wait for one login.
+    async fn token(&self) -> Result<BearerToken, HttpError> {
+        self.token.token(self).await
     }
 }
 
@@ -366,14 +298,13 @@ impl EssensysClient {
             .map_err(|()| EssensysError::Config("Platform URL cannot be a base URL".into()))?
             .pop_if_empty()
             .extend(LOGIN_PATH);
+        let refresh = RefreshPolicy::Margin(config.token_refresh_margin);
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 http: resilient,
-                clock: system_clock(),
                 login_url,
-                token: tokio::sync::Mutex::new(None),
-                generation: AtomicU64::new(0),
+                token: TokenCache::new(refresh, system_clock()),
                 logins: AtomicU64::new(0),
             }),
         })
@@ -384,7 +315,7 @@ impl EssensysClient {
     pub fn with_clock(self, clock: Clock) -> Self {
         match Arc::try_unwrap(self.inner) {
             Ok(mut inner) => {
-                inner.clock = clock;
+                inner.token.set_clock(clock);
                 Self {
                     inner: Arc::new(inner),
                 }
@@ -479,7 +410,7 @@ impl EssensysClient {
     ) -> Result<Vec<T>, EssensysError> {
         self.login().await?;
         let url = self.url(segments)?;
-        let auth = TokenAuth { inner: &self.inner };
+        let auth = BearerAuth::new(&self.inner.token, &*self.inner);
         let limit = self.inner.config.page_size.to_string();
         let mut items = Vec::new();
         let mut cursor: Option<String> = None;
@@ -538,7 +469,7 @@ impl EssensysClient {
     ) -> Result<T, EssensysError> {
         self.login().await?;
         let url = self.url(segments)?;
-        let auth = TokenAuth { inner: &self.inner };
+        let auth = BearerAuth::new(&self.inner.token, &*self.inner);
         let response = self
             .inner
             .http

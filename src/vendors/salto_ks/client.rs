@@ -20,12 +20,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use reqwest::{header, Method, RequestBuilder, Response, StatusCode};
+use reqwest::{header, Method, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
@@ -33,8 +32,9 @@ use url::Url;
 use super::wire::{self, AccessGroup, AddGroupMember, CreateSiteUser, SiteUser, TokenResponse};
 use super::{system_clock, Clock};
 use crate::http::{
-    decode_json, Authorizer, BodyExcerpt, HttpError, Idempotency, RateLimiter, ResilientClient,
-    RetryPolicy, Secret,
+    decode_json, is_bearer_type, read_credential_reply, BearerAuth, BodyExcerpt, HttpError,
+    Idempotency, Issued, RateLimiter, RefreshPolicy, Renewal, Renewed, ResilientClient,
+    RetryPolicy, Secret, TokenCache, TokenSource,
 };
 use crate::vendors::{
     AccountInfo, DoorVendor, GrantContext, NewUser, VendorError, VendorGroup, VendorUser,
@@ -211,28 +211,6 @@ pub struct SaltoKsSite {
     pub name: Option<String>,
 }
 
-struct CachedToken {
-    access_token: Secret,
-    refresh_token: Option<Secret>,
-    refresh_at: DateTime<Utc>,
-    generation: u64,
-}
-
-/// A token as handed to requests; the generation says which cache entry a 401 invalidates.
-pub struct BearerToken {
-    access_token: Secret,
-    generation: u64,
-}
-
-impl fmt::Debug for BearerToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BearerToken")
-            .field("access_token", &self.access_token)
-            .field("generation", &self.generation)
-            .finish()
-    }
-}
-
 enum Grant<'a> {
     Password,
     Refresh(&'a Secret),
@@ -266,8 +244,7 @@ struct Inner {
     http: ResilientClient,
     clock: Clock,
     token_url: Url,
-    token: tokio::sync::Mutex<Option<CachedToken>>,
-    generation: AtomicU64,
+    token: TokenCache,
     /// Platform user id → when this client created the user (for the consistency retry).
     created: Mutex<HashMap<String, DateTime<Utc>>>,
     /// Platform user id → site-user id, from listings and creations (diagnostics only).
@@ -282,49 +259,11 @@ impl fmt::Debug for SaltoKsClient {
     }
 }
 
-struct SaltoAuth<'a> {
-    inner: &'a Inner,
-}
-
-impl Authorizer for SaltoAuth<'_> {
-    type Credential = BearerToken;
-
-    async fn credential(&self) -> Result<BearerToken, HttpError> {
-        self.inner.token().await
-    }
-
-    fn apply(&self, request: RequestBuilder, credential: &BearerToken) -> RequestBuilder {
-        request.bearer_auth(credential.access_token.expose())
-    }
-
-    async fn reject(&self, credential: &BearerToken) {
-        let mut slot = self.inner.token.lock().await;
-        // Expire the token only if it is still the rejected one (many tasks may see the same 401);
-        // its refresh token is kept, so the next call refreshes instead of logging in again.
-        if let Some(cached) = slot
-            .as_mut()
-            .filter(|cached| cached.generation == credential.generation)
-        {
-            cached.refresh_at = DateTime::<Utc>::MIN_UTC;
-        }
-    }
-}
-
-impl Inner {
-    async fn token(&self) -> Result<BearerToken, HttpError> {
-        // Held across the fetch on purpose: concurrent callers wait for one token request.
-        let mut slot = self.token.lock().await;
-        let now = (self.clock)();
-        if let Some(cached) = slot.as_ref().filter(|cached| now < cached.refresh_at) {
-            return Ok(BearerToken {
-                access_token: cached.access_token.clone(),
-                generation: cached.generation,
-            });
-        }
-        let previous_refresh = slot
-            .as_ref()
-            .and_then(|cached| cached.refresh_token.clone());
-        let response = match &previous_refresh {
+/// The service user's token: a refresh when the identity server issued a refresh token, else (or
+/// when the refresh is refused) the password grant.
+impl TokenSource for Inner {
+    async fn fetch(&self, renewal: Renewal) -> Result<Renewed, HttpError> {
+        let response = match renewal.refresh_token() {
             Some(refresh_token) => match self.request_token(Grant::Refresh(refresh_token)).await {
                 Ok(response) => response,
                 Err(error) => {
@@ -334,38 +273,25 @@ impl Inner {
             },
             None => self.request_token(Grant::Password).await?,
         };
-        if response
-            .token_type
-            .as_deref()
-            .is_some_and(|kind| !kind.eq_ignore_ascii_case("bearer"))
-        {
+        if !is_bearer_type(response.token_type.as_deref()) {
             tracing::warn!(token_type = ?response.token_type, "Salto KS issued a non-bearer token; using it as bearer");
         }
-        let lifetime = Duration::from_secs(response.expires_in);
-        let margin = self.config.token_refresh_margin.min(lifetime / 2);
-        let refresh_at =
-            now + chrono::Duration::from_std(lifetime - margin).unwrap_or(chrono::Duration::zero());
-        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        let access_token = Secret::new(response.access_token);
-        // A refresh answer without a new refresh token leaves the old one usable.
-        let refresh_token = response.refresh_token.map(Secret::new).or(previous_refresh);
         tracing::debug!(
             expires_in = response.expires_in,
-            has_refresh_token = refresh_token.is_some(),
+            // The cache keeps the previous refresh token when the reply has none.
+            has_refresh_token =
+                response.refresh_token.is_some() || renewal.refresh_token().is_some(),
             "fetched Salto KS access token"
         );
-        *slot = Some(CachedToken {
-            access_token: access_token.clone(),
-            refresh_token,
-            refresh_at,
-            generation,
-        });
-        Ok(BearerToken {
-            access_token,
-            generation,
-        })
+        Ok(
+            Issued::new(Secret::new(response.access_token), response.expires_in)
+                .with_refresh_token(response.refresh_token.map(Secret::new))
+                .into(),
+        )
     }
+}
 
+impl Inner {
     async fn request_token(&self, grant: Grant<'_>) -> Result<TokenResponse, HttpError> {
         let config = &self.config;
         let response = self
@@ -392,25 +318,16 @@ impl Inner {
                 }
             })
             .await?;
-        let path = self.token_url.path();
-        let body = response.bytes().await.map_err(|_| HttpError::Transient {
-            method: Method::POST,
-            path: path.to_owned(),
-            attempts: 1,
-            reason: "token response body interrupted".to_owned(),
-        })?;
-        serde_json::from_slice(&body).map_err(|error| {
-            HttpError::protocol(
-                &Method::POST,
-                path,
-                // serde names the missing/mistyped field, never a value of these types.
-                format!(
-                    "{} grant reply is not {{access_token, expires_in, …}}: {error}",
-                    grant.name()
-                ),
-                BodyExcerpt::withheld(),
-            )
-        })
+        read_credential_reply(
+            response,
+            self.token_url.path(),
+            "token response",
+            &format!(
+                "{} grant reply is not {{access_token, expires_in, …}}",
+                grant.name()
+            ),
+        )
+        .await
     }
 }
 
@@ -433,14 +350,14 @@ impl SaltoKsClient {
             .map_err(|()| SaltoKsConfigError::Invalid("identity URL cannot be a base".into()))?
             .pop_if_empty()
             .extend(wire::TOKEN_PATH);
+        let refresh = RefreshPolicy::Margin(config.token_refresh_margin);
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 http: resilient,
                 clock: system_clock(),
                 token_url,
-                token: tokio::sync::Mutex::new(None),
-                generation: AtomicU64::new(0),
+                token: TokenCache::new(refresh, system_clock()),
                 created: Mutex::new(HashMap::new()),
                 site_user_ids: Mutex::new(HashMap::new()),
             }),
@@ -452,6 +369,7 @@ impl SaltoKsClient {
     pub fn with_clock(self, clock: Clock) -> Self {
         match Arc::try_unwrap(self.inner) {
             Ok(mut inner) => {
+                inner.token.set_clock(clock.clone());
                 inner.clock = clock;
                 Self {
                     inner: Arc::new(inner),
@@ -470,7 +388,7 @@ impl SaltoKsClient {
 
     /// Drops the cached token (e.g. after the password was rotated).
     pub async fn forget_token(&self) {
-        *self.inner.token.lock().await = None;
+        self.inner.token.forget().await;
     }
 
     /// The site-user id of a platform user seen in a listing or created by this client.
@@ -520,8 +438,8 @@ impl SaltoKsClient {
             .map(vendor_user))
     }
 
-    fn auth(&self) -> SaltoAuth<'_> {
-        SaltoAuth { inner: &self.inner }
+    fn auth(&self) -> BearerAuth<'_, &Inner> {
+        BearerAuth::new(&self.inner.token, &*self.inner)
     }
 
     /// `{api_url}/v1.2/{segments…}`, each segment percent-encoded.
