@@ -186,9 +186,8 @@ impl OrgCache {
                 return Ok(view);
             }
         }
-        if let Some(why) = &state.stale {
-            tracing::info!(officernd = %org.label, %why, "reading OfficeRnD whole");
-        }
+        let why = state.stale.as_deref().unwrap_or("no picture yet");
+        tracing::info!(officernd = %org.label, %why, "reading OfficeRnD whole");
         let view = read_whole(&org.client, now).await?;
         state.view = Some(view.clone());
         state.stale = None;
@@ -278,7 +277,9 @@ impl OrgCache {
         }
         let fingerprint = hasher.finish();
         let key = (namespace.to_owned(), name.to_owned());
-        if let Some(org) = lock(&self.orgs).get(&key) {
+        // Looked up and created under one lock: two first reconciles must share one picture.
+        let mut orgs = lock(&self.orgs);
+        if let Some(org) = orgs.get(&key) {
             if org.fingerprint == fingerprint {
                 return Ok(org.clone());
             }
@@ -295,7 +296,7 @@ impl OrgCache {
             clock: self.clock.clone(),
             state: tokio::sync::Mutex::new(OrgState::default()),
         });
-        lock(&self.orgs).insert(key, org.clone());
+        orgs.insert(key, org.clone());
         Ok(org)
     }
 }
