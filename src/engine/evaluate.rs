@@ -11,11 +11,11 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::engine::calendar::{earliest, Window};
 use crate::engine::hash::{FastMap, FastSet};
-use crate::engine::index::{pass_holder, Index, PassHolder, Reach, ResolvedSource, Touched};
+use crate::engine::index::{pass_holder, Index, PassHolder, Reach, ResolvedSource, Slot, Touched};
 use crate::engine::recurrence::{expand, ExpansionWindow};
 use crate::engine::rules::{
-    assignment_window_at, booking_window, booking_zone, company_members, member_bar,
-    membership_gate, membership_is_approved, membership_window_at, pass_location, pass_remaining,
+    assignment_window_at, booking_window, booking_zone, company_members, membership_gate,
+    membership_is_approved, membership_window_at, pass_location, pass_remaining,
     pass_status_is_final, pass_window_at, usable_email, visitor_bar, Bar, Gate,
 };
 use crate::engine::types::{
@@ -182,7 +182,14 @@ fn evaluate_binding_for(
     at: DateTime<Utc>,
     only: Option<&FastSet<ObjectId>>,
 ) -> BindingEvaluation {
-    let mut collector = Collector::new(index, binding, at, only);
+    // Members are matched by slot: cheaper per offer than hashing and comparing ids.
+    let only: Option<FastSet<Slot>> = only.map(|members| {
+        members
+            .iter()
+            .filter_map(|member| index.members.slot_of(member))
+            .collect()
+    });
+    let mut collector = Collector::new(index, binding, at, only.as_ref());
     match index.resolve_source(&binding.source) {
         Ok(source) => {
             collector.check_source_in_scope(&source);
@@ -330,7 +337,7 @@ impl GrantRef<'_> {
 /// A person who can be offered a grant, borrowed from the index.
 #[derive(Clone, Copy)]
 enum PersonRef<'a> {
-    Member(&'a Member),
+    Member(Slot, &'a Member),
     Guest(&'a Visitor),
 }
 
@@ -338,21 +345,21 @@ impl<'a> PersonRef<'a> {
     /// Orders people as [`PersonId`] does: members before guests, then by id.
     fn sort_key(self) -> (bool, &'a str) {
         match self {
-            PersonRef::Member(member) => (false, &member.id),
+            PersonRef::Member(_, member) => (false, &member.id),
             PersonRef::Guest(guest) => (true, &guest.id),
         }
     }
 
     fn id(self) -> PersonId {
         match self {
-            PersonRef::Member(member) => PersonId::Member(member.id.clone()),
+            PersonRef::Member(_, member) => PersonId::Member(member.id.clone()),
             PersonRef::Guest(guest) => PersonId::Guest(guest.id.clone()),
         }
     }
 
     fn email(self) -> &'a str {
         let email = match self {
-            PersonRef::Member(member) => member.email.as_deref(),
+            PersonRef::Member(_, member) => member.email.as_deref(),
             PersonRef::Guest(guest) => guest.email.as_deref(),
         };
         usable_email(email).unwrap_or_default()
@@ -360,7 +367,7 @@ impl<'a> PersonRef<'a> {
 
     fn name(self) -> &'a str {
         match self {
-            PersonRef::Member(member) => member.name.as_deref(),
+            PersonRef::Member(_, member) => member.name.as_deref(),
             PersonRef::Guest(guest) => guest.name.as_deref(),
         }
         .unwrap_or_default()
@@ -385,11 +392,12 @@ struct Collector<'a> {
     /// Location ids the binding is limited to; `None` = everywhere.
     scope: Option<FastSet<ObjectId>>,
     /// Grant only these members (re-evaluating the people a change concerns); `None` = everyone.
-    only: Option<&'a FastSet<ObjectId>>,
+    only: Option<&'a FastSet<Slot>>,
     offers: Vec<Offer<'a>>,
     next_change_at: Option<DateTime<Utc>>,
     problems: BTreeSet<ProblemKind>,
-    gates: FastMap<&'a str, Gate>,
+    /// Per member slot.
+    gates: FastMap<Slot, Gate>,
     /// Shared by every reason this binding gives.
     key: Arc<BindingKey>,
     source: Arc<Source>,
@@ -400,7 +408,7 @@ impl<'a> Collector<'a> {
         index: &'a Index,
         binding: &'a Binding,
         at: DateTime<Utc>,
-        only: Option<&'a FastSet<ObjectId>>,
+        only: Option<&'a FastSet<Slot>>,
     ) -> Self {
         let mut collector = Collector {
             index,
@@ -512,8 +520,12 @@ impl<'a> Collector<'a> {
                 continue;
             }
             let window = membership_window_at(index, *slot, membership);
-            let location = index.membership_location(membership);
-            self.offer_membership_holders(membership, window, location, |company| {
+            // The location only matters to a scope (and takes up to two look-ups).
+            let location = match self.scope {
+                Some(_) => index.membership_location(membership),
+                None => None,
+            };
+            self.offer_membership_holders(*slot, membership, window, location, |company| {
                 GrantRef::Membership {
                     membership,
                     company,
@@ -534,11 +546,14 @@ impl<'a> Collector<'a> {
             let Some(assignment) = index.assignments.at(*slot) else {
                 continue;
             };
-            let Some((membership_slot, membership)) = assignment
-                .membership
-                .as_deref()
-                .and_then(|id| index.memberships.slot_of(id))
-                .and_then(|slot| Some((slot, index.memberships.at(slot)?)))
+            let link = index
+                .assignment_memberships
+                .get(*slot as usize)
+                .copied()
+                .flatten();
+            let Some((membership_slot, membership)) = index
+                .memberships
+                .follow(link, assignment.membership.as_deref())
             else {
                 continue;
             };
@@ -547,20 +562,25 @@ impl<'a> Collector<'a> {
             }
             let window =
                 assignment_window_at(index, (*slot, assignment), (membership_slot, membership));
-            self.offer_membership_holders(membership, window, location, |company| {
-                GrantRef::Assignment {
+            self.offer_membership_holders(
+                membership_slot,
+                membership,
+                window,
+                location,
+                |company| GrantRef::Assignment {
                     assignment: &assignment.id,
                     membership,
                     resource: &resource.id,
                     company,
-                }
-            });
+                },
+            );
         }
     }
 
     /// Offers a membership-based grant to its member, or to the whole company for a company membership.
     fn offer_membership_holders(
         &mut self,
+        slot: Slot,
         membership: &'a Membership,
         window: Window,
         location: Option<&'a str>,
@@ -572,7 +592,12 @@ impl<'a> Collector<'a> {
         let index = self.index;
         match (membership.member.as_deref(), membership.company.as_deref()) {
             (Some(member), _) => {
-                if let Some(member) = index.members.get(member) {
+                let link = index
+                    .membership_members
+                    .get(slot as usize)
+                    .copied()
+                    .flatten();
+                if let Some(member) = index.members.follow(link, Some(member)) {
                     self.offer_member(member, grant(None), window);
                 }
             }
@@ -687,14 +712,14 @@ impl<'a> Collector<'a> {
         if let Some(booker) = booking
             .member
             .as_deref()
-            .and_then(|id| index.members.get(id))
+            .and_then(|id| index.members.find(id))
         {
             offered |= self.offer_member(booker, grant(BookingRole::Booker), window);
         }
         for teammate in booking
             .members
             .iter()
-            .filter_map(|id| index.members.get(id))
+            .filter_map(|id| index.members.find(id))
         {
             offered |= self.offer_member(teammate, grant(BookingRole::Teammate), window);
         }
@@ -734,7 +759,8 @@ impl<'a> Collector<'a> {
             };
             match pass_holder(pass) {
                 PassHolder::Member(member) => {
-                    if let Some(member) = index.members.get(member) {
+                    let link = index.pass_members.get(slot as usize).copied().flatten();
+                    if let Some(member) = index.members.follow(link, Some(member)) {
                         self.offer_member(member, grant(None), window);
                     }
                 }
@@ -752,8 +778,13 @@ impl<'a> Collector<'a> {
 
     /// Offers a grant valid during `window` to a member; true if the window's bounds can change the answer
     /// (the member is eligible, or is reported for having no email while the window is open).
-    fn offer_member(&mut self, member: &'a Member, grant: GrantRef<'a>, window: Window) -> bool {
-        match member_bar(member) {
+    fn offer_member(
+        &mut self,
+        (slot, member): (Slot, &'a Member),
+        grant: GrantRef<'a>,
+        window: Window,
+    ) -> bool {
+        match self.index.member_bar_at(slot) {
             Some(Bar::NoEmail) => {
                 self.report_no_email(
                     || PersonId::Member(member.id.clone()),
@@ -770,7 +801,7 @@ impl<'a> Collector<'a> {
         // bookings and day passes.
         let gated = matches!(grant, GrantRef::Booking { .. } | GrantRef::DayPass { .. });
         if self.binding.require_active_membership && gated {
-            let gate = self.gate(member);
+            let gate = self.gate(slot, member);
             earliest(&mut self.next_change_at, gate.next_bound);
             if !gate.open {
                 earliest(&mut self.next_change_at, window.next_bound_after(self.at));
@@ -781,7 +812,7 @@ impl<'a> Collector<'a> {
                 end: gate.open_until,
             });
         }
-        self.offer(PersonRef::Member(member), grant, window);
+        self.offer(PersonRef::Member(slot, member), grant, window);
         true
     }
 
@@ -817,12 +848,12 @@ impl<'a> Collector<'a> {
         }
     }
 
-    fn gate(&mut self, member: &'a Member) -> Gate {
-        if let Some(gate) = self.gates.get(member.id.as_str()) {
+    fn gate(&mut self, slot: Slot, member: &'a Member) -> Gate {
+        if let Some(gate) = self.gates.get(&slot) {
             return *gate;
         }
         let gate = membership_gate(self.index, member, self.at);
-        self.gates.insert(&member.id, gate);
+        self.gates.insert(slot, gate);
         gate
     }
 
@@ -840,7 +871,7 @@ impl<'a> Collector<'a> {
     fn grants_to(&self, person: PersonRef<'a>) -> bool {
         match (self.only, person) {
             (None, _) => true,
-            (Some(only), PersonRef::Member(member)) => only.contains(member.id.as_str()),
+            (Some(only), PersonRef::Member(slot, _)) => only.contains(&slot),
             (Some(_), PersonRef::Guest(_)) => false,
         }
     }

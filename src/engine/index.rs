@@ -13,6 +13,7 @@ use chrono_tz::Tz;
 use crate::engine::calendar::Window;
 use crate::engine::hash::{FastMap, FastSet, FxHasher};
 use crate::engine::recurrence::{parse_recurrence, SeriesRule};
+use crate::engine::rules::{member_bar, Bar};
 use crate::engine::types::{Binding, ObjectKind, ObjectRef, Problem, ProblemKind, Source};
 use crate::officernd::model::{
     Assignment, Booking, Company, Floor, Location, Member, Membership, ObjectId, Pass, Plan,
@@ -50,9 +51,22 @@ identified!(
 #[derive(Debug, Clone)]
 pub(crate) struct Table<T> {
     items: Vec<Option<T>>,
+    /// Per slot, bumped whenever the slot is emptied, so a [`Link`] to an object that left cannot pass for
+    /// the object that later reuses its slot.
+    generations: Vec<u32>,
     slots: FastMap<u64, Slot>,
     collided: FastMap<ObjectId, Slot>,
     free: Vec<Slot>,
+}
+
+/// A remembered slot of one object (e.g. a membership's member), resolved when the referring object was
+/// indexed. Following it costs one read instead of a hash look-up and an id comparison (two more scattered
+/// reads); it is trusted only while the slot's generation is unchanged, and a stale or missing link falls
+/// back to the id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Link {
+    slot: Slot,
+    generation: u32,
 }
 
 fn id_hash(id: &str) -> u64 {
@@ -65,6 +79,7 @@ impl<T: Identified> Table<T> {
     fn with_capacity(capacity: usize) -> Self {
         Table {
             items: Vec::with_capacity(capacity),
+            generations: Vec::with_capacity(capacity),
             slots: FastMap::with_capacity_and_hasher(capacity, Default::default()),
             collided: FastMap::default(),
             free: Vec::new(),
@@ -81,6 +96,34 @@ impl<T: Identified> Table<T> {
             Some(slot) if self.holds(slot, id) => Some(slot),
             _ => self.collided.get(id).copied(),
         }
+    }
+
+    /// The object with this id and its slot.
+    pub(crate) fn find(&self, id: &str) -> Option<(Slot, &T)> {
+        let slot = self.slot_of(id)?;
+        Some((slot, self.at(slot)?))
+    }
+
+    /// A link to the object with this id, if it is stored.
+    fn link(&self, id: Option<&str>) -> Option<Link> {
+        let slot = self.slot_of(id?)?;
+        Some(Link {
+            slot,
+            generation: *self.generations.get(slot as usize)?,
+        })
+    }
+
+    /// The object `link` was made for (which has id `id`), by the link while it is current, else by id.
+    pub(crate) fn follow(&self, link: Option<Link>, id: Option<&str>) -> Option<(Slot, &T)> {
+        if let Some(link) = link {
+            if self.generations.get(link.slot as usize) == Some(&link.generation) {
+                // Same generation: the slot still holds the object the link was made for.
+                if let Some(item) = self.at(link.slot) {
+                    return Some((link.slot, item));
+                }
+            }
+        }
+        self.find(id?)
     }
 
     fn holds(&self, slot: Slot, id: &str) -> bool {
@@ -122,6 +165,7 @@ impl<T: Identified> Table<T> {
             }
             None => {
                 self.items.push(Some(item));
+                self.generations.push(0);
                 (self.items.len() - 1) as Slot
             }
         };
@@ -143,6 +187,9 @@ impl<T: Identified> Table<T> {
             _ => self.collided.remove(id),
         }?;
         let item = self.items.get_mut(slot as usize)?.take()?;
+        if let Some(generation) = self.generations.get_mut(slot as usize) {
+            *generation = generation.wrapping_add(1);
+        }
         self.free.push(slot);
         Some((slot, item))
     }
@@ -188,6 +235,15 @@ fn remove_opt(map: &mut MultiMap, key: Option<&str>, slot: Slot) {
     if let Some(key) = key {
         map.remove(key, slot);
     }
+}
+
+/// Stores `value` for `slot` in a per-slot side table, growing it as needed.
+fn set_at<V: Clone + Default>(values: &mut Vec<V>, slot: Slot, value: V) {
+    let slot = slot as usize;
+    if values.len() <= slot {
+        values.resize(slot + 1, V::default());
+    }
+    values[slot] = value;
 }
 
 /// Emails are compared trimmed and lower-cased (OfficeRnD's email filter is exact-match only).
@@ -380,6 +436,15 @@ pub struct Index {
     pub(crate) pass_windows: WindowCache,
     /// The window an assignment grants in (its own days and its membership's).
     pub(crate) assignment_windows: WindowCache,
+
+    /// Per member slot: why the member can never be granted, if so (saves reading the email per offer).
+    member_bars: Vec<Option<Bar>>,
+    /// Per membership slot: its member.
+    pub(crate) membership_members: Vec<Option<Link>>,
+    /// Per assignment slot: its membership.
+    pub(crate) assignment_memberships: Vec<Option<Link>>,
+    /// Per pass slot: its member (personal pass sets).
+    pub(crate) pass_members: Vec<Option<Link>>,
 }
 
 impl Index {
@@ -425,6 +490,10 @@ impl Index {
             membership_windows: WindowCache::default(),
             pass_windows: WindowCache::default(),
             assignment_windows: WindowCache::default(),
+            member_bars: Vec::new(),
+            membership_members: Vec::new(),
+            assignment_memberships: Vec::new(),
+            pass_members: Vec::new(),
         };
         let Snapshot {
             members,
@@ -527,6 +596,11 @@ impl Index {
             .filter_map(|slot| self.assignments.at(*slot))
             .map(|assignment| assignment.id.clone())
             .collect()
+    }
+
+    /// [`member_bar`] of the member stored at `slot`, kept current by [`Index::upsert_member`].
+    pub(crate) fn member_bar_at(&self, slot: Slot) -> Option<Bar> {
+        self.member_bars.get(slot as usize).copied().flatten()
     }
 
     /// The time zone of a location; UTC when the location or its zone is unknown (reported by
@@ -903,7 +977,9 @@ impl Index {
         let mut touched = Touched::default();
         if let Some(previous) = self.members.get(&member.id) {
             if same_access_fields(previous, &member) {
-                self.members.upsert(member);
+                let bar = member_bar(&member);
+                let (slot, _) = self.members.upsert(member);
+                set_at(&mut self.member_bars, slot, bar);
                 return touched;
             }
             touched = self.touches_of_member(previous);
@@ -912,7 +988,9 @@ impl Index {
             }
         }
         self.unlink_member(&member.id);
+        let bar = member_bar(&member);
         let (slot, _) = self.members.upsert(member);
+        set_at(&mut self.member_bars, slot, bar);
         if let Some(member) = self.members.at(slot) {
             add_opt(
                 &mut self.members_by_company,
@@ -1044,7 +1122,9 @@ impl Index {
     pub fn upsert_membership(&mut self, membership: Membership) -> Touched {
         let mut touched = self.remove_membership_links(&membership.id);
         self.forget_assignment_windows_of(&membership.id);
+        let member = self.members.link(membership.member.as_deref());
         let (slot, _) = self.memberships.upsert(membership);
+        set_at(&mut self.membership_members, slot, member);
         self.membership_windows.reset(slot);
         // Pass sets take their zone from their membership.
         self.pass_windows.clear();
@@ -1155,7 +1235,9 @@ impl Index {
 
     pub fn upsert_assignment(&mut self, assignment: Assignment) -> Touched {
         let mut touched = self.remove_assignment(&assignment.id);
+        let membership = self.memberships.link(assignment.membership.as_deref());
         let (slot, _) = self.assignments.upsert(assignment);
+        set_at(&mut self.assignment_memberships, slot, membership);
         self.assignment_windows.reset(slot);
         if let Some(assignment) = self.assignments.at(slot) {
             add_opt(
@@ -1322,7 +1404,12 @@ impl Index {
 
     pub fn upsert_pass(&mut self, pass: Pass) -> Touched {
         self.remove_pass(&pass.id);
+        let member = match pass_holder(&pass) {
+            PassHolder::Member(member) => self.members.link(Some(member)),
+            PassHolder::Company(_) | PassHolder::Nobody => None,
+        };
         let (slot, _) = self.passes.upsert(pass);
+        set_at(&mut self.pass_members, slot, member);
         self.pass_windows.reset(slot);
         if let Some(pass) = self.passes.at(slot) {
             match pass_holder(pass) {
