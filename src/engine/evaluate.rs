@@ -5,13 +5,15 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{self, AtomicUsize};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Duration, Utc};
 
 use crate::engine::calendar::{earliest, Window};
 use crate::engine::hash::{FastMap, FastSet};
-use crate::engine::index::{pass_holder, Index, PassHolder, Reach, ResolvedSource, Slot, Touched};
+use crate::engine::index::{
+    pass_holder, Identified, Index, PassHolder, Reach, ResolvedSource, Slot, Table, Touched,
+};
 use crate::engine::recurrence::{expand, ExpansionWindow};
 use crate::engine::rules::{
     assignment_window_at, booking_window, booking_zone, company_members, membership_gate,
@@ -20,7 +22,7 @@ use crate::engine::rules::{
 };
 use crate::engine::types::{
     Binding, BindingKey, BookingRole, Entitlement, Evaluation, Grant, GroupKey, ObjectKind,
-    PersonId, Problem, ProblemKind, Reason, Source,
+    PersonId, Problem, ProblemKind, Reason, SharedId, Source,
 };
 use crate::officernd::model::{Booking, Member, Membership, ObjectId, Visitor};
 
@@ -39,10 +41,14 @@ pub struct BindingEvaluation {
 
 /// Evaluates every binding at `at` and forms the union per group.
 pub fn evaluate(index: &Index, bindings: &[Binding], at: DateTime<Utc>) -> Evaluation {
+    let gates = shared_gates(index, bindings);
     let partials = in_parallel(
         bindings,
         || empty_evaluation(at),
-        |partial, _, binding| fold_binding(partial, binding, evaluate_binding(index, binding, at)),
+        |partial, _, binding| {
+            let result = evaluate_binding_for(index, binding, at, None, gates.as_deref());
+            fold_binding(partial, binding, result)
+        },
     );
     let mut evaluation = empty_evaluation(at);
     let mut problems: BTreeSet<Problem> = index.problems().into_iter().collect();
@@ -56,6 +62,20 @@ pub fn evaluate(index: &Index, bindings: &[Binding], at: DateTime<Utc>) -> Evalu
     }
     evaluation.problems = problems.into_iter().collect();
     evaluation
+}
+
+/// Active-membership gates at one instant, one cell per member slot, shared by every binding evaluated at
+/// that instant: a gate depends only on the member and the instant, and gated bindings over the same people
+/// (day passes, bookings) would otherwise each compute it again. `None` when no binding is gated.
+fn shared_gates(index: &Index, bindings: &[Binding]) -> Option<Vec<OnceLock<Gate>>> {
+    bindings
+        .iter()
+        .any(|binding| binding.require_active_membership)
+        .then(|| {
+            std::iter::repeat_with(OnceLock::new)
+                .take(index.members.slot_count())
+                .collect()
+        })
 }
 
 fn empty_evaluation(at: DateTime<Utc>) -> Evaluation {
@@ -171,7 +191,7 @@ fn union_grants(
 
 /// Evaluates one binding at `at`.
 pub fn evaluate_binding(index: &Index, binding: &Binding, at: DateTime<Utc>) -> BindingEvaluation {
-    evaluate_binding_for(index, binding, at, None)
+    evaluate_binding_for(index, binding, at, None, None)
 }
 
 /// Evaluates one binding at `at`, granting only the members in `only` when given. Everything else (the
@@ -181,6 +201,7 @@ fn evaluate_binding_for(
     binding: &Binding,
     at: DateTime<Utc>,
     only: Option<&FastSet<ObjectId>>,
+    gates: Option<&[OnceLock<Gate>]>,
 ) -> BindingEvaluation {
     // Members are matched by slot: cheaper per offer than hashing and comparing ids.
     let only: Option<FastSet<Slot>> = only.map(|members| {
@@ -189,7 +210,7 @@ fn evaluate_binding_for(
             .filter_map(|member| index.members.slot_of(member))
             .collect()
     });
-    let mut collector = Collector::new(index, binding, at, only.as_ref());
+    let mut collector = Collector::new(index, binding, at, only.as_ref(), gates);
     match index.resolve_source(&binding.source) {
         Ok(source) => {
             collector.check_source_in_scope(&source);
@@ -264,28 +285,62 @@ fn normalize_reasons(entitlement: &mut Entitlement) {
     };
 }
 
+/// An id named by a grant: the index's shared copy when it holds the object, else the bare id (copied only
+/// if the grant is given).
+#[derive(Clone, Copy)]
+enum IdRef<'a> {
+    Shared(&'a SharedId),
+    Plain(&'a str),
+}
+
+impl<'a> IdRef<'a> {
+    /// The id of the object stored at `slot` of `table`.
+    fn at<T: Identified>(table: &'a Table<T>, slot: Slot, id: &'a str) -> Self {
+        table
+            .shared_id(slot)
+            .map_or(IdRef::Plain(id), IdRef::Shared)
+    }
+
+    /// The id `id`, shared if `table` holds that object.
+    fn find<T: Identified>(table: &'a Table<T>, id: &'a str) -> Self {
+        table
+            .slot_of(id)
+            .and_then(|slot| table.shared_id(slot))
+            .map_or(IdRef::Plain(id), IdRef::Shared)
+    }
+
+    fn to_shared(self) -> SharedId {
+        match self {
+            IdRef::Shared(id) => Arc::clone(id),
+            IdRef::Plain(id) => Arc::from(id),
+        }
+    }
+}
+
 /// A borrowed description of a grant, turned into an owned [`Grant`] only for people actually granted.
 #[derive(Clone, Copy)]
 enum GrantRef<'a> {
     Membership {
-        membership: &'a Membership,
-        company: Option<&'a str>,
+        membership: IdRef<'a>,
+        plan: IdRef<'a>,
+        company: Option<IdRef<'a>>,
     },
     Assignment {
-        assignment: &'a str,
-        membership: &'a Membership,
-        resource: &'a str,
-        company: Option<&'a str>,
+        assignment: IdRef<'a>,
+        membership: IdRef<'a>,
+        resource: IdRef<'a>,
+        company: Option<IdRef<'a>>,
     },
     Booking {
         booking: &'a Booking,
+        resource: IdRef<'a>,
         occurrence_start: DateTime<Utc>,
         role: BookingRole,
     },
     DayPass {
-        pass: &'a str,
+        pass: IdRef<'a>,
         remaining: u32,
-        company: Option<&'a str>,
+        company: Option<IdRef<'a>>,
     },
 }
 
@@ -294,11 +349,12 @@ impl GrantRef<'_> {
         match self {
             GrantRef::Membership {
                 membership,
+                plan,
                 company,
             } => Grant::Membership {
-                membership: membership.id.clone(),
-                plan: membership.plan.clone().unwrap_or_default(),
-                company: company.map(str::to_owned),
+                membership: membership.to_shared(),
+                plan: plan.to_shared(),
+                company: company.map(IdRef::to_shared),
             },
             GrantRef::Assignment {
                 assignment,
@@ -306,18 +362,20 @@ impl GrantRef<'_> {
                 resource,
                 company,
             } => Grant::Assignment {
-                assignment: assignment.to_owned(),
-                membership: membership.id.clone(),
-                resource: resource.to_owned(),
-                company: company.map(str::to_owned),
+                assignment: assignment.to_shared(),
+                membership: membership.to_shared(),
+                resource: resource.to_shared(),
+                company: company.map(IdRef::to_shared),
             },
             GrantRef::Booking {
                 booking,
+                resource,
                 occurrence_start,
                 role,
             } => Grant::Booking {
-                booking: booking.id.clone(),
-                resource: booking.resource.clone().unwrap_or_default(),
+                // Bookings are too many to keep shared ids for; few are granted at once.
+                booking: Arc::from(booking.id.as_str()),
+                resource: resource.to_shared(),
                 occurrence_start,
                 role,
             },
@@ -326,9 +384,9 @@ impl GrantRef<'_> {
                 remaining,
                 company,
             } => Grant::DayPass {
-                pass: pass.to_owned(),
+                pass: pass.to_shared(),
                 remaining,
-                company: company.map(str::to_owned),
+                company: company.map(IdRef::to_shared),
             },
         }
     }
@@ -338,7 +396,7 @@ impl GrantRef<'_> {
 #[derive(Clone, Copy)]
 enum PersonRef<'a> {
     Member(Slot, &'a Member),
-    Guest(&'a Visitor),
+    Guest(Slot, &'a Visitor),
 }
 
 impl<'a> PersonRef<'a> {
@@ -346,21 +404,25 @@ impl<'a> PersonRef<'a> {
     fn sort_key(self) -> (bool, &'a str) {
         match self {
             PersonRef::Member(_, member) => (false, &member.id),
-            PersonRef::Guest(guest) => (true, &guest.id),
+            PersonRef::Guest(_, guest) => (true, &guest.id),
         }
     }
 
-    fn id(self) -> PersonId {
+    fn id(self, index: &Index) -> PersonId {
         match self {
-            PersonRef::Member(_, member) => PersonId::Member(member.id.clone()),
-            PersonRef::Guest(guest) => PersonId::Guest(guest.id.clone()),
+            PersonRef::Member(slot, member) => {
+                PersonId::Member(IdRef::at(&index.members, slot, &member.id).to_shared())
+            }
+            PersonRef::Guest(slot, guest) => {
+                PersonId::Guest(IdRef::at(&index.visitors, slot, &guest.id).to_shared())
+            }
         }
     }
 
     fn email(self) -> &'a str {
         let email = match self {
             PersonRef::Member(_, member) => member.email.as_deref(),
-            PersonRef::Guest(guest) => guest.email.as_deref(),
+            PersonRef::Guest(_, guest) => guest.email.as_deref(),
         };
         usable_email(email).unwrap_or_default()
     }
@@ -368,7 +430,7 @@ impl<'a> PersonRef<'a> {
     fn name(self) -> &'a str {
         match self {
             PersonRef::Member(_, member) => member.name.as_deref(),
-            PersonRef::Guest(guest) => guest.name.as_deref(),
+            PersonRef::Guest(_, guest) => guest.name.as_deref(),
         }
         .unwrap_or_default()
     }
@@ -396,8 +458,12 @@ struct Collector<'a> {
     offers: Vec<Offer<'a>>,
     next_change_at: Option<DateTime<Utc>>,
     problems: BTreeSet<ProblemKind>,
-    /// Per member slot.
+    /// Per member slot, when no shared cells are given.
     gates: FastMap<Slot, Gate>,
+    /// Per member slot, shared with the other bindings evaluated at the same instant.
+    shared_gates: Option<&'a [OnceLock<Gate>]>,
+    /// The bound bookable resource's id, once resolved.
+    booked_resource: Option<&'a SharedId>,
     /// Shared by every reason this binding gives.
     key: Arc<BindingKey>,
     source: Arc<Source>,
@@ -409,6 +475,7 @@ impl<'a> Collector<'a> {
         binding: &'a Binding,
         at: DateTime<Utc>,
         only: Option<&'a FastSet<Slot>>,
+        shared_gates: Option<&'a [OnceLock<Gate>]>,
     ) -> Self {
         let mut collector = Collector {
             index,
@@ -422,6 +489,8 @@ impl<'a> Collector<'a> {
             next_change_at: None,
             problems: BTreeSet::new(),
             gates: FastMap::default(),
+            shared_gates,
+            booked_resource: None,
             key: Arc::new(binding.key.clone()),
             source: Arc::new(binding.source.clone()),
         };
@@ -512,6 +581,7 @@ impl<'a> Collector<'a> {
     /// the instant; a company membership grants the company's active members.
     fn collect_plan(&mut self, plan: &str) {
         let index = self.index;
+        let plan_id = index.plans.share_existing(plan);
         for slot in index.memberships_by_plan.get(plan) {
             let Some(membership) = index.memberships.at(*slot) else {
                 continue;
@@ -525,9 +595,15 @@ impl<'a> Collector<'a> {
                 Some(_) => index.membership_location(membership),
                 None => None,
             };
+            let membership_id = IdRef::at(&index.memberships, *slot, &membership.id);
             self.offer_membership_holders(*slot, membership, window, location, |company| {
                 GrantRef::Membership {
-                    membership,
+                    membership: membership_id,
+                    // Memberships are listed under their own plan: it is the bound one.
+                    plan: plan_id.map_or(
+                        IdRef::Plain(membership.plan.as_deref().unwrap_or_default()),
+                        IdRef::Shared,
+                    ),
                     company,
                 }
             });
@@ -538,9 +614,10 @@ impl<'a> Collector<'a> {
     /// membership is assigned (assignment dates respected) to the resource.
     fn collect_assignments(&mut self, resource: &str) {
         let index = self.index;
-        let Some(resource) = index.resources.get(resource) else {
+        let Some((resource_slot, resource)) = index.resources.find(resource) else {
             return;
         };
+        let resource_id = IdRef::at(&index.resources, resource_slot, &resource.id);
         let location = resource.location.as_deref();
         for slot in index.assignments_by_resource.get(&resource.id) {
             let Some(assignment) = index.assignments.at(*slot) else {
@@ -568,9 +645,9 @@ impl<'a> Collector<'a> {
                 window,
                 location,
                 |company| GrantRef::Assignment {
-                    assignment: &assignment.id,
-                    membership,
-                    resource: &resource.id,
+                    assignment: IdRef::at(&index.assignments, *slot, &assignment.id),
+                    membership: IdRef::at(&index.memberships, membership_slot, &membership.id),
+                    resource: resource_id,
                     company,
                 },
             );
@@ -584,7 +661,7 @@ impl<'a> Collector<'a> {
         membership: &'a Membership,
         window: Window,
         location: Option<&'a str>,
-        grant: impl Fn(Option<&'a str>) -> GrantRef<'a>,
+        grant: impl Fn(Option<IdRef<'a>>) -> GrantRef<'a>,
     ) {
         if window.is_empty() || !self.in_scope(location) {
             return;
@@ -602,8 +679,9 @@ impl<'a> Collector<'a> {
                 }
             }
             (None, Some(company)) => {
+                let company_id = IdRef::find(&index.companies, company);
                 for member in company_members(index, company) {
-                    self.offer_member(member, grant(Some(company)), window);
+                    self.offer_member(member, grant(Some(company_id)), window);
                 }
             }
             (None, None) => {}
@@ -627,6 +705,8 @@ impl<'a> Collector<'a> {
         let Some(timeline) = index.timelines.get(resource) else {
             return;
         };
+        // Timelines are keyed by the bookings' resource: every booking here names this one.
+        self.booked_resource = index.resources.share_existing(resource);
         let opens_by = self.at + self.grant_before;
         // A single booking can be active only if it starts after this (its end + revoke_after > at).
         let earliest_active_start = self.at - self.revoke_after - timeline.longest;
@@ -704,8 +784,13 @@ impl<'a> Collector<'a> {
         let window = booking_window(start, end, self.grant_before, self.revoke_after);
         let index = self.index;
         let mut offered = false;
+        let resource = self.booked_resource.map_or(
+            IdRef::Plain(booking.resource.as_deref().unwrap_or_default()),
+            IdRef::Shared,
+        );
         let grant = |role| GrantRef::Booking {
             booking,
+            resource,
             occurrence_start: start,
             role,
         };
@@ -727,7 +812,7 @@ impl<'a> Collector<'a> {
             for guest in booking
                 .visitors
                 .iter()
-                .filter_map(|id| index.visitors.get(id))
+                .filter_map(|id| index.visitors.find(id))
             {
                 offered |= self.offer_guest(guest, grant(BookingRole::Guest), window);
             }
@@ -752,8 +837,9 @@ impl<'a> Collector<'a> {
             if window.is_empty() || !in_scope {
                 continue;
             }
+            let pass_id = IdRef::at(&index.passes, slot, &pass.id);
             let grant = |company| GrantRef::DayPass {
-                pass: &pass.id,
+                pass: pass_id,
                 remaining,
                 company,
             };
@@ -765,8 +851,9 @@ impl<'a> Collector<'a> {
                     }
                 }
                 PassHolder::Company(company) => {
+                    let company_id = IdRef::find(&index.companies, company);
                     for member in company_members(index, company) {
-                        self.offer_member(member, grant(Some(company)), window);
+                        self.offer_member(member, grant(Some(company_id)), window);
                     }
                 }
                 PassHolder::Nobody => {}
@@ -787,7 +874,7 @@ impl<'a> Collector<'a> {
         match self.index.member_bar_at(slot) {
             Some(Bar::NoEmail) => {
                 self.report_no_email(
-                    || PersonId::Member(member.id.clone()),
+                    || PersonRef::Member(slot, member).id(self.index),
                     member.name.as_deref(),
                     window,
                 );
@@ -817,16 +904,21 @@ impl<'a> Collector<'a> {
     }
 
     /// Like [`Collector::offer_member`], for a booking's guest.
-    fn offer_guest(&mut self, guest: &'a Visitor, grant: GrantRef<'a>, window: Window) -> bool {
+    fn offer_guest(
+        &mut self,
+        (slot, guest): (Slot, &'a Visitor),
+        grant: GrantRef<'a>,
+        window: Window,
+    ) -> bool {
         if visitor_bar(guest).is_some() {
             self.report_no_email(
-                || PersonId::Guest(guest.id.clone()),
+                || PersonRef::Guest(slot, guest).id(self.index),
                 guest.name.as_deref(),
                 window,
             );
             return true;
         }
-        self.offer(PersonRef::Guest(guest), grant, window);
+        self.offer(PersonRef::Guest(slot, guest), grant, window);
         true
     }
 
@@ -849,6 +941,9 @@ impl<'a> Collector<'a> {
     }
 
     fn gate(&mut self, slot: Slot, member: &'a Member) -> Gate {
+        if let Some(cell) = self.shared_gates.and_then(|cells| cells.get(slot as usize)) {
+            return *cell.get_or_init(|| membership_gate(self.index, member, self.at));
+        }
         if let Some(gate) = self.gates.get(&slot) {
             return *gate;
         }
@@ -872,7 +967,7 @@ impl<'a> Collector<'a> {
         match (self.only, person) {
             (None, _) => true,
             (Some(only), PersonRef::Member(slot, _)) => only.contains(&slot),
-            (Some(_), PersonRef::Guest(_)) => false,
+            (Some(_), PersonRef::Guest(..)) => false,
         }
     }
 
@@ -886,7 +981,7 @@ impl<'a> Collector<'a> {
         {
             let person = offers[0].person;
             let mut entitlement = Entitlement {
-                person: person.id(),
+                person: person.id(self.index),
                 email: person.email().to_owned(),
                 name: person.name().to_owned(),
                 reasons: offers
@@ -944,9 +1039,11 @@ pub struct Recomputed {
 impl Engine {
     /// Evaluates every binding at `at`.
     pub fn new(index: Index, bindings: Vec<Binding>, at: DateTime<Utc>) -> Engine {
+        let gates = shared_gates(&index, &bindings);
         let mut evaluated: Vec<(usize, BindingEvaluation)> =
             in_parallel(&bindings, Vec::new, |results, position, binding| {
-                results.push((position, evaluate_binding(&index, binding, at)));
+                let result = evaluate_binding_for(&index, binding, at, None, gates.as_deref());
+                results.push((position, result));
             })
             .into_iter()
             .flatten()
@@ -1053,7 +1150,8 @@ impl Engine {
                     changed
                 }
                 Reach::Members(members) => {
-                    let fresh = evaluate_binding_for(&self.index, binding, self.at, Some(&members));
+                    let fresh =
+                        evaluate_binding_for(&self.index, binding, self.at, Some(&members), None);
                     replace_members(previous, fresh, &members)
                 }
             };
@@ -1077,7 +1175,7 @@ fn replace_members(
 ) -> bool {
     let mut changed = false;
     for member in members {
-        let person = PersonId::Member(member.clone());
+        let person = PersonId::Member(Arc::from(member.as_str()));
         let old = previous.grants.remove(&person);
         let new = fresh.grants.remove(&person);
         changed |= old != new;

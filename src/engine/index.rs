@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::hash::Hasher;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
@@ -57,6 +57,9 @@ pub(crate) struct Table<T> {
     slots: FastMap<u64, Slot>,
     collided: FastMap<ObjectId, Slot>,
     free: Vec<Slot>,
+    /// Per slot, the object's id as handed out in evaluations, for tables whose ids appear in most grants
+    /// (`None` for bookings: 300,000 shared copies would cost more than the few booking grants save).
+    shared: Option<Vec<Option<Arc<str>>>>,
 }
 
 /// A remembered slot of one object (e.g. a membership's member), resolved when the referring object was
@@ -83,7 +86,32 @@ impl<T: Identified> Table<T> {
             slots: FastMap::with_capacity_and_hasher(capacity, Default::default()),
             collided: FastMap::default(),
             free: Vec::new(),
+            shared: None,
         }
+    }
+
+    /// A table that also keeps each id shared for evaluations (see [`Table::shared_id`]).
+    fn sharing_ids(capacity: usize) -> Self {
+        let mut table = Self::with_capacity(capacity);
+        table.shared = Some(Vec::with_capacity(capacity));
+        table
+    }
+
+    /// The id of the object stored at `slot`, shared (`None` when the table does not share ids).
+    pub(crate) fn shared_id(&self, slot: Slot) -> Option<&Arc<str>> {
+        self.shared.as_ref()?.get(slot as usize)?.as_ref()
+    }
+
+    /// The shared id of the object with id `id`, if it is stored here.
+    pub(crate) fn share_existing(&self, id: &str) -> Option<&Arc<str>> {
+        self.shared_id(self.slot_of(id)?)
+    }
+
+    /// The shared id of the object with id `id`, or a new one if it is not stored here.
+    pub(crate) fn share(&self, id: &str) -> Arc<str> {
+        self.slot_of(id)
+            .and_then(|slot| self.shared_id(slot))
+            .map_or_else(|| Arc::from(id), Arc::clone)
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<&T> {
@@ -141,6 +169,11 @@ impl<T: Identified> Table<T> {
             .filter_map(|(slot, item)| item.as_ref().map(|item| (slot as Slot, item)))
     }
 
+    /// How many slots there are (occupied or free): every slot is below this.
+    pub(crate) fn slot_count(&self) -> usize {
+        self.items.len()
+    }
+
     /// The slot the next new object will get.
     fn next_slot(&self) -> Slot {
         self.free
@@ -152,8 +185,17 @@ impl<T: Identified> Table<T> {
     /// Stores `item`, returning its slot and the object it replaced.
     fn upsert(&mut self, item: T) -> (Slot, Option<T>) {
         if let Some(slot) = self.slot_of(item.object_id()) {
+            // Same id: the shared id stays valid.
             let previous = self.items[slot as usize].replace(item);
             return (slot, previous);
+        }
+        if let Some(shared) = &mut self.shared {
+            let slot = self
+                .free
+                .last()
+                .copied()
+                .unwrap_or(self.items.len() as Slot);
+            set_at(shared, slot, Some(Arc::from(item.object_id())));
         }
         let hash = id_hash(item.object_id());
         let hash_is_taken = self.slots.contains_key(&hash);
@@ -189,6 +231,13 @@ impl<T: Identified> Table<T> {
         let item = self.items.get_mut(slot as usize)?.take()?;
         if let Some(generation) = self.generations.get_mut(slot as usize) {
             *generation = generation.wrapping_add(1);
+        }
+        if let Some(shared) = self
+            .shared
+            .as_mut()
+            .and_then(|ids| ids.get_mut(slot as usize))
+        {
+            *shared = None;
         }
         self.free.push(slot);
         Some((slot, item))
@@ -451,17 +500,17 @@ impl Index {
     /// Indexes a snapshot (taking ownership, so objects are not copied).
     pub fn build(snapshot: Snapshot) -> Index {
         let mut index = Index {
-            members: Table::with_capacity(snapshot.members.len()),
-            companies: Table::with_capacity(snapshot.companies.len()),
-            memberships: Table::with_capacity(snapshot.memberships.len()),
-            plans: Table::with_capacity(snapshot.plans.len()),
+            members: Table::sharing_ids(snapshot.members.len()),
+            companies: Table::sharing_ids(snapshot.companies.len()),
+            memberships: Table::sharing_ids(snapshot.memberships.len()),
+            plans: Table::sharing_ids(snapshot.plans.len()),
             locations: Table::with_capacity(snapshot.locations.len()),
             floors: Table::with_capacity(snapshot.floors.len()),
-            resources: Table::with_capacity(snapshot.resources.len()),
-            assignments: Table::with_capacity(snapshot.assignments.len()),
+            resources: Table::sharing_ids(snapshot.resources.len()),
+            assignments: Table::sharing_ids(snapshot.assignments.len()),
             bookings: Table::with_capacity(snapshot.bookings.len()),
-            passes: Table::with_capacity(snapshot.passes.len()),
-            visitors: Table::with_capacity(snapshot.visitors.len()),
+            passes: Table::sharing_ids(snapshot.passes.len()),
+            visitors: Table::sharing_ids(snapshot.visitors.len()),
             zones: FastMap::default(),
             bad_zones: FastMap::default(),
             plans_by_name: MultiMap::default(),
@@ -1515,6 +1564,41 @@ mod tests {
             member: None,
             location: None,
         }
+    }
+
+    #[test]
+    fn a_link_never_follows_a_reused_slot_to_another_object() {
+        let mut table = Table::sharing_ids(4);
+        let (slot, _) = table.upsert(visitor("a"));
+        let link = table.link(Some("a"));
+        assert_eq!(table.follow(link, Some("a")).map(|(s, _)| s), Some(slot));
+        assert_eq!(table.shared_id(slot).map(|id| &**id), Some("a"));
+
+        // "a" leaves and "b" takes its slot: the link is stale, and "a" is not found at all.
+        table.remove("a");
+        let (reused, _) = table.upsert(visitor("b"));
+        assert_eq!(reused, slot);
+        assert!(table.follow(link, Some("a")).is_none());
+        assert_eq!(table.shared_id(slot).map(|id| &**id), Some("b"));
+
+        // "a" comes back elsewhere: the stale link falls back to the id.
+        let (elsewhere, _) = table.upsert(visitor("a"));
+        assert_ne!(elsewhere, slot);
+        let followed = table.follow(link, Some("a"));
+        assert_eq!(
+            followed.map(|(s, v)| (s, v.id.as_str())),
+            Some((elsewhere, "a"))
+        );
+
+        // Replacing an object with the same id keeps its slot, link and shared id.
+        let link = table.link(Some("a"));
+        let shared = table.shared_id(elsewhere).cloned();
+        table.upsert(visitor("a"));
+        assert_eq!(
+            table.follow(link, Some("a")).map(|(s, _)| s),
+            Some(elsewhere)
+        );
+        assert_eq!(table.shared_id(elsewhere).cloned(), shared);
     }
 
     #[test]
