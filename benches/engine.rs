@@ -389,6 +389,20 @@ fn main() {
         peak_rss_mib()
     );
     drop(evaluation);
+    // For profilers: repeat the full evaluation so it dominates the samples.
+    let repeat: usize = std::env::var("FLEXGATE_BENCH_REPEAT")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    for _ in 0..repeat.min(15) {
+        let started = Instant::now();
+        let evaluation = evaluate(&index, &bindings, at);
+        println!(
+            "full evaluation again: {} ({} groups)",
+            ms(started.elapsed()),
+            evaluation.groups.len()
+        );
+    }
     if std::env::var("FLEXGATE_BENCH_PROFILE").is_ok() {
         profile_by_source(&index, &bindings, at);
     }
@@ -459,14 +473,30 @@ fn main() {
                 membership
             });
     if let Some(membership) = changed_membership {
+        let original = engine.index().membership(&membership.id).cloned();
         let started = Instant::now();
-        let recomputed = engine.update(|index| index.upsert_membership(membership));
+        let recomputed = engine.update(|index| index.upsert_membership(membership.clone()));
         println!(
             "one membership changed: {} ({} bindings re-evaluated, {} groups changed)",
             ms(started.elapsed()),
             recomputed.bindings.len(),
             recomputed.changed_groups.len()
         );
+        // For profilers: flip the membership back and forth.
+        for round in 0..repeat {
+            let version = if round % 2 == 0 {
+                original.clone()
+            } else {
+                Some(membership.clone())
+            };
+            if let Some(version) = version {
+                let started = Instant::now();
+                engine.update(|index| index.upsert_membership(version));
+                if round % 50 == 0 {
+                    println!("membership again:      {}", ms(started.elapsed()));
+                }
+            }
+        }
     }
 
     if let Some(next) = next {

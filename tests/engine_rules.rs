@@ -100,9 +100,9 @@ fn company_membership_without_member_grants_every_active_member_of_the_company()
     assert_eq!(
         reason.grant,
         Grant::Membership {
-            membership: "cm".to_owned(),
-            plan: "hot".to_owned(),
-            company: Some("acme".to_owned())
+            membership: "cm".into(),
+            plan: "hot".into(),
+            company: Some("acme".into())
         }
     );
     assert!(problem_texts(&evaluation)

@@ -10,7 +10,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use super::CliError;
-use crate::engine::{self, Entitlement, Grant, PersonId, Reason, Source};
+use crate::engine::{self, Entitlement, Grant, PersonId, Reason, SharedId, Source};
 use crate::manifests;
 use crate::operator::context::{self, Context};
 use crate::operator::objects::Objects;
@@ -129,7 +129,7 @@ pub fn describe_source(source: &Source) -> String {
 
 /// Describes the OfficeRnD object behind a grant.
 pub fn describe_grant(grant: &Grant) -> String {
-    let company = |c: &Option<String>| {
+    let company = |c: &Option<SharedId>| {
         c.as_ref()
             .map(|c| format!(" (whole company {c})"))
             .unwrap_or_default()
@@ -182,8 +182,8 @@ fn reason_report(reason: &Reason) -> ReasonReport {
 
 fn member_report(entitlement: &Entitlement) -> MemberReport {
     let (member, visitor) = match &entitlement.person {
-        PersonId::Member(id) => (Some(id.clone()), None),
-        PersonId::Guest(id) => (None, Some(id.clone())),
+        PersonId::Member(id) => (Some(id.to_string()), None),
+        PersonId::Guest(id) => (None, Some(id.to_string())),
     };
     MemberReport {
         email: entitlement.email.clone(),

@@ -5,22 +5,24 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{self, AtomicUsize};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Duration, Utc};
 
 use crate::engine::calendar::{earliest, Window};
 use crate::engine::hash::{FastMap, FastSet};
-use crate::engine::index::{pass_holder, Index, PassHolder, Reach, ResolvedSource, Touched};
+use crate::engine::index::{
+    pass_holder, Identified, Index, PassHolder, Reach, ResolvedSource, Slot, Table, Touched,
+};
 use crate::engine::recurrence::{expand, ExpansionWindow};
 use crate::engine::rules::{
-    assignment_window_at, booking_window, booking_zone, company_members, member_bar,
-    membership_gate, membership_is_approved, membership_window_at, pass_location, pass_remaining,
+    assignment_window_at, booking_window, booking_zone, company_members, membership_gate,
+    membership_is_approved, membership_window_at, pass_location, pass_remaining,
     pass_status_is_final, pass_window_at, usable_email, visitor_bar, Bar, Gate,
 };
 use crate::engine::types::{
     Binding, BindingKey, BookingRole, Entitlement, Evaluation, Grant, GroupKey, ObjectKind,
-    PersonId, Problem, ProblemKind, Reason, Source,
+    PersonId, Problem, ProblemKind, Reason, SharedId, Source,
 };
 use crate::officernd::model::{Booking, Member, Membership, ObjectId, Visitor};
 
@@ -39,10 +41,14 @@ pub struct BindingEvaluation {
 
 /// Evaluates every binding at `at` and forms the union per group.
 pub fn evaluate(index: &Index, bindings: &[Binding], at: DateTime<Utc>) -> Evaluation {
+    let gates = shared_gates(index, bindings);
     let partials = in_parallel(
         bindings,
         || empty_evaluation(at),
-        |partial, _, binding| fold_binding(partial, binding, evaluate_binding(index, binding, at)),
+        |partial, _, binding| {
+            let result = evaluate_binding_for(index, binding, at, None, gates.as_deref());
+            fold_binding(partial, binding, result)
+        },
     );
     let mut evaluation = empty_evaluation(at);
     let mut problems: BTreeSet<Problem> = index.problems().into_iter().collect();
@@ -56,6 +62,20 @@ pub fn evaluate(index: &Index, bindings: &[Binding], at: DateTime<Utc>) -> Evalu
     }
     evaluation.problems = problems.into_iter().collect();
     evaluation
+}
+
+/// Active-membership gates at one instant, one cell per member slot, shared by every binding evaluated at
+/// that instant: a gate depends only on the member and the instant, and gated bindings over the same people
+/// (day passes, bookings) would otherwise each compute it again. `None` when no binding is gated.
+fn shared_gates(index: &Index, bindings: &[Binding]) -> Option<Vec<OnceLock<Gate>>> {
+    bindings
+        .iter()
+        .any(|binding| binding.require_active_membership)
+        .then(|| {
+            std::iter::repeat_with(OnceLock::new)
+                .take(index.members.slot_count())
+                .collect()
+        })
 }
 
 fn empty_evaluation(at: DateTime<Utc>) -> Evaluation {
@@ -171,7 +191,7 @@ fn union_grants(
 
 /// Evaluates one binding at `at`.
 pub fn evaluate_binding(index: &Index, binding: &Binding, at: DateTime<Utc>) -> BindingEvaluation {
-    evaluate_binding_for(index, binding, at, None)
+    evaluate_binding_for(index, binding, at, None, None)
 }
 
 /// Evaluates one binding at `at`, granting only the members in `only` when given. Everything else (the
@@ -181,8 +201,16 @@ fn evaluate_binding_for(
     binding: &Binding,
     at: DateTime<Utc>,
     only: Option<&FastSet<ObjectId>>,
+    gates: Option<&[OnceLock<Gate>]>,
 ) -> BindingEvaluation {
-    let mut collector = Collector::new(index, binding, at, only);
+    // Members are matched by slot: cheaper per offer than hashing and comparing ids.
+    let only: Option<FastSet<Slot>> = only.map(|members| {
+        members
+            .iter()
+            .filter_map(|member| index.members.slot_of(member))
+            .collect()
+    });
+    let mut collector = Collector::new(index, binding, at, only.as_ref(), gates);
     match index.resolve_source(&binding.source) {
         Ok(source) => {
             collector.check_source_in_scope(&source);
@@ -257,28 +285,62 @@ fn normalize_reasons(entitlement: &mut Entitlement) {
     };
 }
 
+/// An id named by a grant: the index's shared copy when it holds the object, else the bare id (copied only
+/// if the grant is given).
+#[derive(Clone, Copy)]
+enum IdRef<'a> {
+    Shared(&'a SharedId),
+    Plain(&'a str),
+}
+
+impl<'a> IdRef<'a> {
+    /// The id of the object stored at `slot` of `table`.
+    fn at<T: Identified>(table: &'a Table<T>, slot: Slot, id: &'a str) -> Self {
+        table
+            .shared_id(slot)
+            .map_or(IdRef::Plain(id), IdRef::Shared)
+    }
+
+    /// The id `id`, shared if `table` holds that object.
+    fn find<T: Identified>(table: &'a Table<T>, id: &'a str) -> Self {
+        table
+            .slot_of(id)
+            .and_then(|slot| table.shared_id(slot))
+            .map_or(IdRef::Plain(id), IdRef::Shared)
+    }
+
+    fn to_shared(self) -> SharedId {
+        match self {
+            IdRef::Shared(id) => Arc::clone(id),
+            IdRef::Plain(id) => Arc::from(id),
+        }
+    }
+}
+
 /// A borrowed description of a grant, turned into an owned [`Grant`] only for people actually granted.
 #[derive(Clone, Copy)]
 enum GrantRef<'a> {
     Membership {
-        membership: &'a Membership,
-        company: Option<&'a str>,
+        membership: IdRef<'a>,
+        plan: IdRef<'a>,
+        company: Option<IdRef<'a>>,
     },
     Assignment {
-        assignment: &'a str,
-        membership: &'a Membership,
-        resource: &'a str,
-        company: Option<&'a str>,
+        assignment: IdRef<'a>,
+        membership: IdRef<'a>,
+        resource: IdRef<'a>,
+        company: Option<IdRef<'a>>,
     },
     Booking {
         booking: &'a Booking,
+        resource: IdRef<'a>,
         occurrence_start: DateTime<Utc>,
         role: BookingRole,
     },
     DayPass {
-        pass: &'a str,
+        pass: IdRef<'a>,
         remaining: u32,
-        company: Option<&'a str>,
+        company: Option<IdRef<'a>>,
     },
 }
 
@@ -287,11 +349,12 @@ impl GrantRef<'_> {
         match self {
             GrantRef::Membership {
                 membership,
+                plan,
                 company,
             } => Grant::Membership {
-                membership: membership.id.clone(),
-                plan: membership.plan.clone().unwrap_or_default(),
-                company: company.map(str::to_owned),
+                membership: membership.to_shared(),
+                plan: plan.to_shared(),
+                company: company.map(IdRef::to_shared),
             },
             GrantRef::Assignment {
                 assignment,
@@ -299,18 +362,20 @@ impl GrantRef<'_> {
                 resource,
                 company,
             } => Grant::Assignment {
-                assignment: assignment.to_owned(),
-                membership: membership.id.clone(),
-                resource: resource.to_owned(),
-                company: company.map(str::to_owned),
+                assignment: assignment.to_shared(),
+                membership: membership.to_shared(),
+                resource: resource.to_shared(),
+                company: company.map(IdRef::to_shared),
             },
             GrantRef::Booking {
                 booking,
+                resource,
                 occurrence_start,
                 role,
             } => Grant::Booking {
-                booking: booking.id.clone(),
-                resource: booking.resource.clone().unwrap_or_default(),
+                // Bookings are too many to keep shared ids for; few are granted at once.
+                booking: Arc::from(booking.id.as_str()),
+                resource: resource.to_shared(),
                 occurrence_start,
                 role,
             },
@@ -319,9 +384,9 @@ impl GrantRef<'_> {
                 remaining,
                 company,
             } => Grant::DayPass {
-                pass: pass.to_owned(),
+                pass: pass.to_shared(),
                 remaining,
-                company: company.map(str::to_owned),
+                company: company.map(IdRef::to_shared),
             },
         }
     }
@@ -330,38 +395,42 @@ impl GrantRef<'_> {
 /// A person who can be offered a grant, borrowed from the index.
 #[derive(Clone, Copy)]
 enum PersonRef<'a> {
-    Member(&'a Member),
-    Guest(&'a Visitor),
+    Member(Slot, &'a Member),
+    Guest(Slot, &'a Visitor),
 }
 
 impl<'a> PersonRef<'a> {
     /// Orders people as [`PersonId`] does: members before guests, then by id.
     fn sort_key(self) -> (bool, &'a str) {
         match self {
-            PersonRef::Member(member) => (false, &member.id),
-            PersonRef::Guest(guest) => (true, &guest.id),
+            PersonRef::Member(_, member) => (false, &member.id),
+            PersonRef::Guest(_, guest) => (true, &guest.id),
         }
     }
 
-    fn id(self) -> PersonId {
+    fn id(self, index: &Index) -> PersonId {
         match self {
-            PersonRef::Member(member) => PersonId::Member(member.id.clone()),
-            PersonRef::Guest(guest) => PersonId::Guest(guest.id.clone()),
+            PersonRef::Member(slot, member) => {
+                PersonId::Member(IdRef::at(&index.members, slot, &member.id).to_shared())
+            }
+            PersonRef::Guest(slot, guest) => {
+                PersonId::Guest(IdRef::at(&index.visitors, slot, &guest.id).to_shared())
+            }
         }
     }
 
     fn email(self) -> &'a str {
         let email = match self {
-            PersonRef::Member(member) => member.email.as_deref(),
-            PersonRef::Guest(guest) => guest.email.as_deref(),
+            PersonRef::Member(_, member) => member.email.as_deref(),
+            PersonRef::Guest(_, guest) => guest.email.as_deref(),
         };
         usable_email(email).unwrap_or_default()
     }
 
     fn name(self) -> &'a str {
         match self {
-            PersonRef::Member(member) => member.name.as_deref(),
-            PersonRef::Guest(guest) => guest.name.as_deref(),
+            PersonRef::Member(_, member) => member.name.as_deref(),
+            PersonRef::Guest(_, guest) => guest.name.as_deref(),
         }
         .unwrap_or_default()
     }
@@ -385,11 +454,16 @@ struct Collector<'a> {
     /// Location ids the binding is limited to; `None` = everywhere.
     scope: Option<FastSet<ObjectId>>,
     /// Grant only these members (re-evaluating the people a change concerns); `None` = everyone.
-    only: Option<&'a FastSet<ObjectId>>,
+    only: Option<&'a FastSet<Slot>>,
     offers: Vec<Offer<'a>>,
     next_change_at: Option<DateTime<Utc>>,
     problems: BTreeSet<ProblemKind>,
-    gates: FastMap<&'a str, Gate>,
+    /// Per member slot, when no shared cells are given.
+    gates: FastMap<Slot, Gate>,
+    /// Per member slot, shared with the other bindings evaluated at the same instant.
+    shared_gates: Option<&'a [OnceLock<Gate>]>,
+    /// The bound bookable resource's id, once resolved.
+    booked_resource: Option<&'a SharedId>,
     /// Shared by every reason this binding gives.
     key: Arc<BindingKey>,
     source: Arc<Source>,
@@ -400,7 +474,8 @@ impl<'a> Collector<'a> {
         index: &'a Index,
         binding: &'a Binding,
         at: DateTime<Utc>,
-        only: Option<&'a FastSet<ObjectId>>,
+        only: Option<&'a FastSet<Slot>>,
+        shared_gates: Option<&'a [OnceLock<Gate>]>,
     ) -> Self {
         let mut collector = Collector {
             index,
@@ -414,6 +489,8 @@ impl<'a> Collector<'a> {
             next_change_at: None,
             problems: BTreeSet::new(),
             gates: FastMap::default(),
+            shared_gates,
+            booked_resource: None,
             key: Arc::new(binding.key.clone()),
             source: Arc::new(binding.source.clone()),
         };
@@ -504,6 +581,7 @@ impl<'a> Collector<'a> {
     /// the instant; a company membership grants the company's active members.
     fn collect_plan(&mut self, plan: &str) {
         let index = self.index;
+        let plan_id = index.plans.share_existing(plan);
         for slot in index.memberships_by_plan.get(plan) {
             let Some(membership) = index.memberships.at(*slot) else {
                 continue;
@@ -512,10 +590,20 @@ impl<'a> Collector<'a> {
                 continue;
             }
             let window = membership_window_at(index, *slot, membership);
-            let location = index.membership_location(membership);
-            self.offer_membership_holders(membership, window, location, |company| {
+            // The location only matters to a scope (and takes up to two look-ups).
+            let location = match self.scope {
+                Some(_) => index.membership_location(membership),
+                None => None,
+            };
+            let membership_id = IdRef::at(&index.memberships, *slot, &membership.id);
+            self.offer_membership_holders(*slot, membership, window, location, |company| {
                 GrantRef::Membership {
-                    membership,
+                    membership: membership_id,
+                    // Memberships are listed under their own plan: it is the bound one.
+                    plan: plan_id.map_or(
+                        IdRef::Plain(membership.plan.as_deref().unwrap_or_default()),
+                        IdRef::Shared,
+                    ),
                     company,
                 }
             });
@@ -526,19 +614,23 @@ impl<'a> Collector<'a> {
     /// membership is assigned (assignment dates respected) to the resource.
     fn collect_assignments(&mut self, resource: &str) {
         let index = self.index;
-        let Some(resource) = index.resources.get(resource) else {
+        let Some((resource_slot, resource)) = index.resources.find(resource) else {
             return;
         };
+        let resource_id = IdRef::at(&index.resources, resource_slot, &resource.id);
         let location = resource.location.as_deref();
         for slot in index.assignments_by_resource.get(&resource.id) {
             let Some(assignment) = index.assignments.at(*slot) else {
                 continue;
             };
-            let Some((membership_slot, membership)) = assignment
-                .membership
-                .as_deref()
-                .and_then(|id| index.memberships.slot_of(id))
-                .and_then(|slot| Some((slot, index.memberships.at(slot)?)))
+            let link = index
+                .assignment_memberships
+                .get(*slot as usize)
+                .copied()
+                .flatten();
+            let Some((membership_slot, membership)) = index
+                .memberships
+                .follow(link, assignment.membership.as_deref())
             else {
                 continue;
             };
@@ -547,24 +639,29 @@ impl<'a> Collector<'a> {
             }
             let window =
                 assignment_window_at(index, (*slot, assignment), (membership_slot, membership));
-            self.offer_membership_holders(membership, window, location, |company| {
-                GrantRef::Assignment {
-                    assignment: &assignment.id,
-                    membership,
-                    resource: &resource.id,
+            self.offer_membership_holders(
+                membership_slot,
+                membership,
+                window,
+                location,
+                |company| GrantRef::Assignment {
+                    assignment: IdRef::at(&index.assignments, *slot, &assignment.id),
+                    membership: IdRef::at(&index.memberships, membership_slot, &membership.id),
+                    resource: resource_id,
                     company,
-                }
-            });
+                },
+            );
         }
     }
 
     /// Offers a membership-based grant to its member, or to the whole company for a company membership.
     fn offer_membership_holders(
         &mut self,
+        slot: Slot,
         membership: &'a Membership,
         window: Window,
         location: Option<&'a str>,
-        grant: impl Fn(Option<&'a str>) -> GrantRef<'a>,
+        grant: impl Fn(Option<IdRef<'a>>) -> GrantRef<'a>,
     ) {
         if window.is_empty() || !self.in_scope(location) {
             return;
@@ -572,13 +669,19 @@ impl<'a> Collector<'a> {
         let index = self.index;
         match (membership.member.as_deref(), membership.company.as_deref()) {
             (Some(member), _) => {
-                if let Some(member) = index.members.get(member) {
+                let link = index
+                    .membership_members
+                    .get(slot as usize)
+                    .copied()
+                    .flatten();
+                if let Some(member) = index.members.follow(link, Some(member)) {
                     self.offer_member(member, grant(None), window);
                 }
             }
             (None, Some(company)) => {
+                let company_id = IdRef::find(&index.companies, company);
                 for member in company_members(index, company) {
-                    self.offer_member(member, grant(Some(company)), window);
+                    self.offer_member(member, grant(Some(company_id)), window);
                 }
             }
             (None, None) => {}
@@ -602,6 +705,8 @@ impl<'a> Collector<'a> {
         let Some(timeline) = index.timelines.get(resource) else {
             return;
         };
+        // Timelines are keyed by the bookings' resource: every booking here names this one.
+        self.booked_resource = index.resources.share_existing(resource);
         let opens_by = self.at + self.grant_before;
         // A single booking can be active only if it starts after this (its end + revoke_after > at).
         let earliest_active_start = self.at - self.revoke_after - timeline.longest;
@@ -679,22 +784,27 @@ impl<'a> Collector<'a> {
         let window = booking_window(start, end, self.grant_before, self.revoke_after);
         let index = self.index;
         let mut offered = false;
+        let resource = self.booked_resource.map_or(
+            IdRef::Plain(booking.resource.as_deref().unwrap_or_default()),
+            IdRef::Shared,
+        );
         let grant = |role| GrantRef::Booking {
             booking,
+            resource,
             occurrence_start: start,
             role,
         };
         if let Some(booker) = booking
             .member
             .as_deref()
-            .and_then(|id| index.members.get(id))
+            .and_then(|id| index.members.find(id))
         {
             offered |= self.offer_member(booker, grant(BookingRole::Booker), window);
         }
         for teammate in booking
             .members
             .iter()
-            .filter_map(|id| index.members.get(id))
+            .filter_map(|id| index.members.find(id))
         {
             offered |= self.offer_member(teammate, grant(BookingRole::Teammate), window);
         }
@@ -702,7 +812,7 @@ impl<'a> Collector<'a> {
             for guest in booking
                 .visitors
                 .iter()
-                .filter_map(|id| index.visitors.get(id))
+                .filter_map(|id| index.visitors.find(id))
             {
                 offered |= self.offer_guest(guest, grant(BookingRole::Guest), window);
             }
@@ -727,20 +837,23 @@ impl<'a> Collector<'a> {
             if window.is_empty() || !in_scope {
                 continue;
             }
+            let pass_id = IdRef::at(&index.passes, slot, &pass.id);
             let grant = |company| GrantRef::DayPass {
-                pass: &pass.id,
+                pass: pass_id,
                 remaining,
                 company,
             };
             match pass_holder(pass) {
                 PassHolder::Member(member) => {
-                    if let Some(member) = index.members.get(member) {
+                    let link = index.pass_members.get(slot as usize).copied().flatten();
+                    if let Some(member) = index.members.follow(link, Some(member)) {
                         self.offer_member(member, grant(None), window);
                     }
                 }
                 PassHolder::Company(company) => {
+                    let company_id = IdRef::find(&index.companies, company);
                     for member in company_members(index, company) {
-                        self.offer_member(member, grant(Some(company)), window);
+                        self.offer_member(member, grant(Some(company_id)), window);
                     }
                 }
                 PassHolder::Nobody => {}
@@ -752,11 +865,16 @@ impl<'a> Collector<'a> {
 
     /// Offers a grant valid during `window` to a member; true if the window's bounds can change the answer
     /// (the member is eligible, or is reported for having no email while the window is open).
-    fn offer_member(&mut self, member: &'a Member, grant: GrantRef<'a>, window: Window) -> bool {
-        match member_bar(member) {
+    fn offer_member(
+        &mut self,
+        (slot, member): (Slot, &'a Member),
+        grant: GrantRef<'a>,
+        window: Window,
+    ) -> bool {
+        match self.index.member_bar_at(slot) {
             Some(Bar::NoEmail) => {
                 self.report_no_email(
-                    || PersonId::Member(member.id.clone()),
+                    || PersonRef::Member(slot, member).id(self.index),
                     member.name.as_deref(),
                     window,
                 );
@@ -770,7 +888,7 @@ impl<'a> Collector<'a> {
         // bookings and day passes.
         let gated = matches!(grant, GrantRef::Booking { .. } | GrantRef::DayPass { .. });
         if self.binding.require_active_membership && gated {
-            let gate = self.gate(member);
+            let gate = self.gate(slot, member);
             earliest(&mut self.next_change_at, gate.next_bound);
             if !gate.open {
                 earliest(&mut self.next_change_at, window.next_bound_after(self.at));
@@ -781,21 +899,26 @@ impl<'a> Collector<'a> {
                 end: gate.open_until,
             });
         }
-        self.offer(PersonRef::Member(member), grant, window);
+        self.offer(PersonRef::Member(slot, member), grant, window);
         true
     }
 
     /// Like [`Collector::offer_member`], for a booking's guest.
-    fn offer_guest(&mut self, guest: &'a Visitor, grant: GrantRef<'a>, window: Window) -> bool {
+    fn offer_guest(
+        &mut self,
+        (slot, guest): (Slot, &'a Visitor),
+        grant: GrantRef<'a>,
+        window: Window,
+    ) -> bool {
         if visitor_bar(guest).is_some() {
             self.report_no_email(
-                || PersonId::Guest(guest.id.clone()),
+                || PersonRef::Guest(slot, guest).id(self.index),
                 guest.name.as_deref(),
                 window,
             );
             return true;
         }
-        self.offer(PersonRef::Guest(guest), grant, window);
+        self.offer(PersonRef::Guest(slot, guest), grant, window);
         true
     }
 
@@ -817,12 +940,15 @@ impl<'a> Collector<'a> {
         }
     }
 
-    fn gate(&mut self, member: &'a Member) -> Gate {
-        if let Some(gate) = self.gates.get(member.id.as_str()) {
+    fn gate(&mut self, slot: Slot, member: &'a Member) -> Gate {
+        if let Some(cell) = self.shared_gates.and_then(|cells| cells.get(slot as usize)) {
+            return *cell.get_or_init(|| membership_gate(self.index, member, self.at));
+        }
+        if let Some(gate) = self.gates.get(&slot) {
             return *gate;
         }
         let gate = membership_gate(self.index, member, self.at);
-        self.gates.insert(&member.id, gate);
+        self.gates.insert(slot, gate);
         gate
     }
 
@@ -840,8 +966,8 @@ impl<'a> Collector<'a> {
     fn grants_to(&self, person: PersonRef<'a>) -> bool {
         match (self.only, person) {
             (None, _) => true,
-            (Some(only), PersonRef::Member(member)) => only.contains(member.id.as_str()),
-            (Some(_), PersonRef::Guest(_)) => false,
+            (Some(only), PersonRef::Member(slot, _)) => only.contains(&slot),
+            (Some(_), PersonRef::Guest(..)) => false,
         }
     }
 
@@ -855,7 +981,7 @@ impl<'a> Collector<'a> {
         {
             let person = offers[0].person;
             let mut entitlement = Entitlement {
-                person: person.id(),
+                person: person.id(self.index),
                 email: person.email().to_owned(),
                 name: person.name().to_owned(),
                 reasons: offers
@@ -913,9 +1039,11 @@ pub struct Recomputed {
 impl Engine {
     /// Evaluates every binding at `at`.
     pub fn new(index: Index, bindings: Vec<Binding>, at: DateTime<Utc>) -> Engine {
+        let gates = shared_gates(&index, &bindings);
         let mut evaluated: Vec<(usize, BindingEvaluation)> =
             in_parallel(&bindings, Vec::new, |results, position, binding| {
-                results.push((position, evaluate_binding(&index, binding, at)));
+                let result = evaluate_binding_for(&index, binding, at, None, gates.as_deref());
+                results.push((position, result));
             })
             .into_iter()
             .flatten()
@@ -1022,7 +1150,8 @@ impl Engine {
                     changed
                 }
                 Reach::Members(members) => {
-                    let fresh = evaluate_binding_for(&self.index, binding, self.at, Some(&members));
+                    let fresh =
+                        evaluate_binding_for(&self.index, binding, self.at, Some(&members), None);
                     replace_members(previous, fresh, &members)
                 }
             };
@@ -1046,7 +1175,7 @@ fn replace_members(
 ) -> bool {
     let mut changed = false;
     for member in members {
-        let person = PersonId::Member(member.clone());
+        let person = PersonId::Member(Arc::from(member.as_str()));
         let old = previous.grants.remove(&person);
         let new = fresh.grants.remove(&person);
         changed |= old != new;

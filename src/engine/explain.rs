@@ -65,8 +65,12 @@ pub fn explain(index: &Index, bindings: &[Binding], at: DateTime<Utc>, email: &s
         .collect();
     let people: Vec<PersonId> = members
         .iter()
-        .map(|m| PersonId::Member(m.id.clone()))
-        .chain(guests.iter().map(|v| PersonId::Guest(v.id.clone())))
+        .map(|m| PersonId::Member(index.members.share(&m.id)))
+        .chain(
+            guests
+                .iter()
+                .map(|v| PersonId::Guest(index.visitors.share(&v.id))),
+        )
         .collect();
     let mut groups: BTreeMap<GroupKey, GroupExplanation> = BTreeMap::new();
     for binding in bindings {

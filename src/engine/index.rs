@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::hash::Hasher;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
@@ -13,6 +13,7 @@ use chrono_tz::Tz;
 use crate::engine::calendar::Window;
 use crate::engine::hash::{FastMap, FastSet, FxHasher};
 use crate::engine::recurrence::{parse_recurrence, SeriesRule};
+use crate::engine::rules::{member_bar, Bar};
 use crate::engine::types::{Binding, ObjectKind, ObjectRef, Problem, ProblemKind, Source};
 use crate::officernd::model::{
     Assignment, Booking, Company, Floor, Location, Member, Membership, ObjectId, Pass, Plan,
@@ -50,9 +51,25 @@ identified!(
 #[derive(Debug, Clone)]
 pub(crate) struct Table<T> {
     items: Vec<Option<T>>,
+    /// Per slot, bumped whenever the slot is emptied, so a [`Link`] to an object that left cannot pass for
+    /// the object that later reuses its slot.
+    generations: Vec<u32>,
     slots: FastMap<u64, Slot>,
     collided: FastMap<ObjectId, Slot>,
     free: Vec<Slot>,
+    /// Per slot, the object's id as handed out in evaluations, for tables whose ids appear in most grants
+    /// (`None` for bookings: 300,000 shared copies would cost more than the few booking grants save).
+    shared: Option<Vec<Option<Arc<str>>>>,
+}
+
+/// A remembered slot of one object (e.g. a membership's member), resolved when the referring object was
+/// indexed. Following it costs one read instead of a hash look-up and an id comparison (two more scattered
+/// reads); it is trusted only while the slot's generation is unchanged, and a stale or missing link falls
+/// back to the id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Link {
+    slot: Slot,
+    generation: u32,
 }
 
 fn id_hash(id: &str) -> u64 {
@@ -65,10 +82,36 @@ impl<T: Identified> Table<T> {
     fn with_capacity(capacity: usize) -> Self {
         Table {
             items: Vec::with_capacity(capacity),
+            generations: Vec::with_capacity(capacity),
             slots: FastMap::with_capacity_and_hasher(capacity, Default::default()),
             collided: FastMap::default(),
             free: Vec::new(),
+            shared: None,
         }
+    }
+
+    /// A table that also keeps each id shared for evaluations (see [`Table::shared_id`]).
+    fn sharing_ids(capacity: usize) -> Self {
+        let mut table = Self::with_capacity(capacity);
+        table.shared = Some(Vec::with_capacity(capacity));
+        table
+    }
+
+    /// The id of the object stored at `slot`, shared (`None` when the table does not share ids).
+    pub(crate) fn shared_id(&self, slot: Slot) -> Option<&Arc<str>> {
+        self.shared.as_ref()?.get(slot as usize)?.as_ref()
+    }
+
+    /// The shared id of the object with id `id`, if it is stored here.
+    pub(crate) fn share_existing(&self, id: &str) -> Option<&Arc<str>> {
+        self.shared_id(self.slot_of(id)?)
+    }
+
+    /// The shared id of the object with id `id`, or a new one if it is not stored here.
+    pub(crate) fn share(&self, id: &str) -> Arc<str> {
+        self.slot_of(id)
+            .and_then(|slot| self.shared_id(slot))
+            .map_or_else(|| Arc::from(id), Arc::clone)
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<&T> {
@@ -81,6 +124,34 @@ impl<T: Identified> Table<T> {
             Some(slot) if self.holds(slot, id) => Some(slot),
             _ => self.collided.get(id).copied(),
         }
+    }
+
+    /// The object with this id and its slot.
+    pub(crate) fn find(&self, id: &str) -> Option<(Slot, &T)> {
+        let slot = self.slot_of(id)?;
+        Some((slot, self.at(slot)?))
+    }
+
+    /// A link to the object with this id, if it is stored.
+    fn link(&self, id: Option<&str>) -> Option<Link> {
+        let slot = self.slot_of(id?)?;
+        Some(Link {
+            slot,
+            generation: *self.generations.get(slot as usize)?,
+        })
+    }
+
+    /// The object `link` was made for (which has id `id`), by the link while it is current, else by id.
+    pub(crate) fn follow(&self, link: Option<Link>, id: Option<&str>) -> Option<(Slot, &T)> {
+        if let Some(link) = link {
+            if self.generations.get(link.slot as usize) == Some(&link.generation) {
+                // Same generation: the slot still holds the object the link was made for.
+                if let Some(item) = self.at(link.slot) {
+                    return Some((link.slot, item));
+                }
+            }
+        }
+        self.find(id?)
     }
 
     fn holds(&self, slot: Slot, id: &str) -> bool {
@@ -98,6 +169,11 @@ impl<T: Identified> Table<T> {
             .filter_map(|(slot, item)| item.as_ref().map(|item| (slot as Slot, item)))
     }
 
+    /// How many slots there are (occupied or free): every slot is below this.
+    pub(crate) fn slot_count(&self) -> usize {
+        self.items.len()
+    }
+
     /// The slot the next new object will get.
     fn next_slot(&self) -> Slot {
         self.free
@@ -109,8 +185,17 @@ impl<T: Identified> Table<T> {
     /// Stores `item`, returning its slot and the object it replaced.
     fn upsert(&mut self, item: T) -> (Slot, Option<T>) {
         if let Some(slot) = self.slot_of(item.object_id()) {
+            // Same id: the shared id stays valid.
             let previous = self.items[slot as usize].replace(item);
             return (slot, previous);
+        }
+        if let Some(shared) = &mut self.shared {
+            let slot = self
+                .free
+                .last()
+                .copied()
+                .unwrap_or(self.items.len() as Slot);
+            set_at(shared, slot, Some(Arc::from(item.object_id())));
         }
         let hash = id_hash(item.object_id());
         let hash_is_taken = self.slots.contains_key(&hash);
@@ -122,6 +207,7 @@ impl<T: Identified> Table<T> {
             }
             None => {
                 self.items.push(Some(item));
+                self.generations.push(0);
                 (self.items.len() - 1) as Slot
             }
         };
@@ -143,6 +229,16 @@ impl<T: Identified> Table<T> {
             _ => self.collided.remove(id),
         }?;
         let item = self.items.get_mut(slot as usize)?.take()?;
+        if let Some(generation) = self.generations.get_mut(slot as usize) {
+            *generation = generation.wrapping_add(1);
+        }
+        if let Some(shared) = self
+            .shared
+            .as_mut()
+            .and_then(|ids| ids.get_mut(slot as usize))
+        {
+            *shared = None;
+        }
         self.free.push(slot);
         Some((slot, item))
     }
@@ -188,6 +284,15 @@ fn remove_opt(map: &mut MultiMap, key: Option<&str>, slot: Slot) {
     if let Some(key) = key {
         map.remove(key, slot);
     }
+}
+
+/// Stores `value` for `slot` in a per-slot side table, growing it as needed.
+fn set_at<V: Clone + Default>(values: &mut Vec<V>, slot: Slot, value: V) {
+    let slot = slot as usize;
+    if values.len() <= slot {
+        values.resize(slot + 1, V::default());
+    }
+    values[slot] = value;
 }
 
 /// Emails are compared trimmed and lower-cased (OfficeRnD's email filter is exact-match only).
@@ -380,23 +485,32 @@ pub struct Index {
     pub(crate) pass_windows: WindowCache,
     /// The window an assignment grants in (its own days and its membership's).
     pub(crate) assignment_windows: WindowCache,
+
+    /// Per member slot: why the member can never be granted, if so (saves reading the email per offer).
+    member_bars: Vec<Option<Bar>>,
+    /// Per membership slot: its member.
+    pub(crate) membership_members: Vec<Option<Link>>,
+    /// Per assignment slot: its membership.
+    pub(crate) assignment_memberships: Vec<Option<Link>>,
+    /// Per pass slot: its member (personal pass sets).
+    pub(crate) pass_members: Vec<Option<Link>>,
 }
 
 impl Index {
     /// Indexes a snapshot (taking ownership, so objects are not copied).
     pub fn build(snapshot: Snapshot) -> Index {
         let mut index = Index {
-            members: Table::with_capacity(snapshot.members.len()),
-            companies: Table::with_capacity(snapshot.companies.len()),
-            memberships: Table::with_capacity(snapshot.memberships.len()),
-            plans: Table::with_capacity(snapshot.plans.len()),
+            members: Table::sharing_ids(snapshot.members.len()),
+            companies: Table::sharing_ids(snapshot.companies.len()),
+            memberships: Table::sharing_ids(snapshot.memberships.len()),
+            plans: Table::sharing_ids(snapshot.plans.len()),
             locations: Table::with_capacity(snapshot.locations.len()),
             floors: Table::with_capacity(snapshot.floors.len()),
-            resources: Table::with_capacity(snapshot.resources.len()),
-            assignments: Table::with_capacity(snapshot.assignments.len()),
+            resources: Table::sharing_ids(snapshot.resources.len()),
+            assignments: Table::sharing_ids(snapshot.assignments.len()),
             bookings: Table::with_capacity(snapshot.bookings.len()),
-            passes: Table::with_capacity(snapshot.passes.len()),
-            visitors: Table::with_capacity(snapshot.visitors.len()),
+            passes: Table::sharing_ids(snapshot.passes.len()),
+            visitors: Table::sharing_ids(snapshot.visitors.len()),
             zones: FastMap::default(),
             bad_zones: FastMap::default(),
             plans_by_name: MultiMap::default(),
@@ -425,6 +539,10 @@ impl Index {
             membership_windows: WindowCache::default(),
             pass_windows: WindowCache::default(),
             assignment_windows: WindowCache::default(),
+            member_bars: Vec::new(),
+            membership_members: Vec::new(),
+            assignment_memberships: Vec::new(),
+            pass_members: Vec::new(),
         };
         let Snapshot {
             members,
@@ -527,6 +645,11 @@ impl Index {
             .filter_map(|slot| self.assignments.at(*slot))
             .map(|assignment| assignment.id.clone())
             .collect()
+    }
+
+    /// [`member_bar`] of the member stored at `slot`, kept current by [`Index::upsert_member`].
+    pub(crate) fn member_bar_at(&self, slot: Slot) -> Option<Bar> {
+        self.member_bars.get(slot as usize).copied().flatten()
     }
 
     /// The time zone of a location; UTC when the location or its zone is unknown (reported by
@@ -903,7 +1026,9 @@ impl Index {
         let mut touched = Touched::default();
         if let Some(previous) = self.members.get(&member.id) {
             if same_access_fields(previous, &member) {
-                self.members.upsert(member);
+                let bar = member_bar(&member);
+                let (slot, _) = self.members.upsert(member);
+                set_at(&mut self.member_bars, slot, bar);
                 return touched;
             }
             touched = self.touches_of_member(previous);
@@ -912,7 +1037,9 @@ impl Index {
             }
         }
         self.unlink_member(&member.id);
+        let bar = member_bar(&member);
         let (slot, _) = self.members.upsert(member);
+        set_at(&mut self.member_bars, slot, bar);
         if let Some(member) = self.members.at(slot) {
             add_opt(
                 &mut self.members_by_company,
@@ -1044,7 +1171,9 @@ impl Index {
     pub fn upsert_membership(&mut self, membership: Membership) -> Touched {
         let mut touched = self.remove_membership_links(&membership.id);
         self.forget_assignment_windows_of(&membership.id);
+        let member = self.members.link(membership.member.as_deref());
         let (slot, _) = self.memberships.upsert(membership);
+        set_at(&mut self.membership_members, slot, member);
         self.membership_windows.reset(slot);
         // Pass sets take their zone from their membership.
         self.pass_windows.clear();
@@ -1155,7 +1284,9 @@ impl Index {
 
     pub fn upsert_assignment(&mut self, assignment: Assignment) -> Touched {
         let mut touched = self.remove_assignment(&assignment.id);
+        let membership = self.memberships.link(assignment.membership.as_deref());
         let (slot, _) = self.assignments.upsert(assignment);
+        set_at(&mut self.assignment_memberships, slot, membership);
         self.assignment_windows.reset(slot);
         if let Some(assignment) = self.assignments.at(slot) {
             add_opt(
@@ -1322,7 +1453,12 @@ impl Index {
 
     pub fn upsert_pass(&mut self, pass: Pass) -> Touched {
         self.remove_pass(&pass.id);
+        let member = match pass_holder(&pass) {
+            PassHolder::Member(member) => self.members.link(Some(member)),
+            PassHolder::Company(_) | PassHolder::Nobody => None,
+        };
         let (slot, _) = self.passes.upsert(pass);
+        set_at(&mut self.pass_members, slot, member);
         self.pass_windows.reset(slot);
         if let Some(pass) = self.passes.at(slot) {
             match pass_holder(pass) {
@@ -1428,6 +1564,41 @@ mod tests {
             member: None,
             location: None,
         }
+    }
+
+    #[test]
+    fn a_link_never_follows_a_reused_slot_to_another_object() {
+        let mut table = Table::sharing_ids(4);
+        let (slot, _) = table.upsert(visitor("a"));
+        let link = table.link(Some("a"));
+        assert_eq!(table.follow(link, Some("a")).map(|(s, _)| s), Some(slot));
+        assert_eq!(table.shared_id(slot).map(|id| &**id), Some("a"));
+
+        // "a" leaves and "b" takes its slot: the link is stale, and "a" is not found at all.
+        table.remove("a");
+        let (reused, _) = table.upsert(visitor("b"));
+        assert_eq!(reused, slot);
+        assert!(table.follow(link, Some("a")).is_none());
+        assert_eq!(table.shared_id(slot).map(|id| &**id), Some("b"));
+
+        // "a" comes back elsewhere: the stale link falls back to the id.
+        let (elsewhere, _) = table.upsert(visitor("a"));
+        assert_ne!(elsewhere, slot);
+        let followed = table.follow(link, Some("a"));
+        assert_eq!(
+            followed.map(|(s, v)| (s, v.id.as_str())),
+            Some((elsewhere, "a"))
+        );
+
+        // Replacing an object with the same id keeps its slot, link and shared id.
+        let link = table.link(Some("a"));
+        let shared = table.shared_id(elsewhere).cloned();
+        table.upsert(visitor("a"));
+        assert_eq!(
+            table.follow(link, Some("a")).map(|(s, _)| s),
+            Some(elsewhere)
+        );
+        assert_eq!(table.shared_id(elsewhere).cloned(), shared);
     }
 
     #[test]

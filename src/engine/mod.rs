@@ -19,5 +19,5 @@ pub use explain::{explain, BindingVerdict, Explanation, GroupExplanation};
 pub use index::{normalize_email, Index, Touch, Touched};
 pub use types::{
     Binding, BindingKey, BookingRole, Entitlement, Evaluation, Grant, GroupKey, ObjectKind,
-    ObjectRef, PersonId, Problem, ProblemKind, Reason, Source,
+    ObjectRef, PersonId, Problem, ProblemKind, Reason, SharedId, Source,
 };

@@ -48,13 +48,13 @@ pub(crate) fn visitor_bar(visitor: &Visitor) -> Option<Bar> {
 pub(crate) fn company_members<'a>(
     index: &'a Index,
     company: &str,
-) -> impl Iterator<Item = &'a Member> + 'a {
+) -> impl Iterator<Item = (Slot, &'a Member)> + 'a {
     index
         .members_by_company
         .get(company)
         .iter()
-        .filter_map(|slot| index.members.at(*slot))
-        .filter(|member| member.status == Some(MemberStatus::Active))
+        .filter_map(|slot| Some((*slot, index.members.at(*slot)?)))
+        .filter(|(_, member)| member.status == Some(MemberStatus::Active))
 }
 
 /// Only approved memberships grant (`status: approved`); a missing status is not approval.

@@ -8,6 +8,10 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::officernd::model::ObjectId;
 
+/// An OfficeRnD id in the engine's output, shared with the index (cloning one bumps a count instead of
+/// copying the string: a full evaluation names hundreds of thousands of ids).
+pub type SharedId = Arc<str>;
+
 /// Identifies a binding (the integrator maps a Kubernetes object's namespace and name onto it).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct BindingKey {
@@ -113,8 +117,8 @@ pub struct Binding {
 /// mistaken for a member id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PersonId {
-    Member(ObjectId),
-    Guest(ObjectId),
+    Member(SharedId),
+    Guest(SharedId),
 }
 
 impl fmt::Display for PersonId {
@@ -139,29 +143,29 @@ pub enum BookingRole {
 pub enum Grant {
     /// A membership on the plan; `company` is set when it is a company membership granting the whole team.
     Membership {
-        membership: ObjectId,
-        plan: ObjectId,
-        company: Option<ObjectId>,
+        membership: SharedId,
+        plan: SharedId,
+        company: Option<SharedId>,
     },
     /// A membership assigned to a resource.
     Assignment {
-        assignment: ObjectId,
-        membership: ObjectId,
-        resource: ObjectId,
-        company: Option<ObjectId>,
+        assignment: SharedId,
+        membership: SharedId,
+        resource: SharedId,
+        company: Option<SharedId>,
     },
     /// One occurrence of a booking (for a single booking, its only occurrence).
     Booking {
-        booking: ObjectId,
-        resource: ObjectId,
+        booking: SharedId,
+        resource: SharedId,
         occurrence_start: DateTime<Utc>,
         role: BookingRole,
     },
     /// A day-pass set with `remaining` uses left; `company` is set for a company pass set.
     DayPass {
-        pass: ObjectId,
+        pass: SharedId,
         remaining: u32,
-        company: Option<ObjectId>,
+        company: Option<SharedId>,
     },
 }
 

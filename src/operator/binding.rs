@@ -140,7 +140,7 @@ pub fn person(index: &Index, entitlement: &Entitlement) -> Person {
         None => (entitlement.name.trim().to_owned(), String::new()),
     };
     let officernd_id = match &entitlement.person {
-        PersonId::Member(id) => id.clone(),
+        PersonId::Member(id) => id.to_string(),
         PersonId::Guest(id) => format!("visitor:{id}"),
     };
     Person {

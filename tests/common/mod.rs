@@ -106,11 +106,11 @@ pub fn name(text: &str) -> ObjectRef {
 }
 
 pub fn member(id: &str) -> PersonId {
-    PersonId::Member(id.to_owned())
+    PersonId::Member(id.into())
 }
 
 pub fn guest(id: &str) -> PersonId {
-    PersonId::Guest(id.to_owned())
+    PersonId::Guest(id.into())
 }
 
 /// The people in a group, sorted.
