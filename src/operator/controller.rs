@@ -555,6 +555,26 @@ impl Ctx {
         })
     }
 
+    /// The bindings of `namespace` as a reconcile reads them: metadata and spec, without status
+    /// and managed fields (with hundreds of bindings, each reconcile would otherwise copy them
+    /// all).
+    fn siblings(&self, namespace: &str) -> Vec<AccessGroupBinding> {
+        self.bindings
+            .state()
+            .iter()
+            .filter(|b| b.namespace().as_deref() == Some(namespace))
+            .map(|b| {
+                let mut metadata = b.metadata.clone();
+                metadata.managed_fields = None;
+                AccessGroupBinding {
+                    metadata,
+                    spec: b.spec.clone(),
+                    status: None,
+                }
+            })
+            .collect()
+    }
+
     /// The shared picture of the binding's OfficeRnD organization, read whole at most once per
     /// `syncInterval` of that connection.
     async fn org_view(
@@ -1131,13 +1151,7 @@ async fn apply_binding(
         // one of the controller's slots, so other accounts keep going.
         return Ok(Action::requeue(jitter(Duration::from_secs(2))));
     };
-    let siblings: Vec<AccessGroupBinding> = ctx
-        .bindings
-        .state()
-        .iter()
-        .filter(|b| b.namespace().as_deref() == Some(namespace.as_str()))
-        .map(|b| (**b).clone())
-        .collect();
+    let siblings = ctx.siblings(&namespace);
     let objects = ctx
         .objects(
             &namespace,
@@ -1392,13 +1406,7 @@ async fn cleanup_binding(
         .await;
         return Ok(Action::await_change());
     }
-    let siblings: Vec<AccessGroupBinding> = ctx
-        .bindings
-        .state()
-        .iter()
-        .filter(|b| b.namespace().as_deref() == Some(namespace.as_str()))
-        .map(|b| (**b).clone())
-        .collect();
+    let siblings = ctx.siblings(&namespace);
     let objects = ctx
         .objects(
             &namespace,
