@@ -92,7 +92,15 @@ impl World {
         let at = self.sandbox.clock.now();
         let clock = self.sandbox.clock.clock();
         let mapping = self.mapping().clone();
-        let result = run(&mapping, &self.objects, at, self.status.as_ref(), &clock).await;
+        let result = run(
+            &mapping,
+            &self.objects,
+            at,
+            self.status.as_ref(),
+            &clock,
+            None,
+        )
+        .await;
         self.status = Some(result.status(Some(1), at, self.status.as_ref()));
         result
     }

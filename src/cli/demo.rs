@@ -136,7 +136,8 @@ async fn demo(args: &DemoArgs) -> Result<ExitCode, CliError> {
         for mapping in &objects.site_mappings {
             let name = mapping.name_any();
             let result =
-                site_mapping::run(mapping, &objects, at, site_status.get(&name), &clock).await;
+                site_mapping::run(mapping, &objects, at, site_status.get(&name), &clock, None)
+                    .await;
             writeln!(
                 out,
                 "{:<12} {:<16} approved={:<5} {:<6} {:<16} {}",

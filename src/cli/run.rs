@@ -226,7 +226,7 @@ async fn run_on_folder(folder: &Path, args: &RunArgs) -> Result<ExitCode, CliErr
         for mapping in &objects.site_mappings {
             let key = (mapping.namespace().unwrap_or_default(), mapping.name_any());
             let before = previous_mappings.get(&key);
-            let result = site_mapping::run(mapping, &objects, now, before, &clock).await;
+            let result = site_mapping::run(mapping, &objects, now, before, &clock, None).await;
             let mut status = result.status(mapping.metadata.generation, now, before);
             status.last_handled_reconcile_at = mapping
                 .annotations()

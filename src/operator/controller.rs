@@ -1847,7 +1847,21 @@ async fn reconcile_site_mapping_inner(
                 retrying: false,
             },
         ),
-        None => site_sync::run(&mapping, &objects, at, previous.as_ref(), &ctx.clock).await,
+        None => {
+            let shared = ctx
+                .orgs
+                .client(&objects, &namespace, &mapping.spec.officernd_ref.name)
+                .ok();
+            site_sync::run(
+                &mapping,
+                &objects,
+                at,
+                previous.as_ref(),
+                &ctx.clock,
+                shared,
+            )
+            .await
+        }
     };
     let announced = in_flight.finish();
 

@@ -243,6 +243,17 @@ impl OrgCache {
         Applied::Touched(touched, view)
     }
 
+    /// The OfficeRnD client of the connection `namespace/name` (shared with its picture, so
+    /// every reader of one organization shares one token and one rate limit).
+    pub fn client(
+        &self,
+        objects: &Objects,
+        namespace: &str,
+        name: &str,
+    ) -> Result<OfficeRndClient, String> {
+        Ok(self.org(objects, namespace, name)?.client.clone())
+    }
+
     /// How many members the current picture of `namespace/name` holds, without reading it or
     /// waiting for a read in progress.
     pub fn members(&self, namespace: &str, name: &str) -> Option<usize> {

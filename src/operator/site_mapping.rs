@@ -577,18 +577,21 @@ fn proposal_summary(proposal: &MappingProposal) -> String {
 
 /// Resolves the two connections of `mapping`, builds their clients, reads OfficeRnD and
 /// reconciles: the whole reconcile for callers that hold only the objects (the runner, the CLI).
+/// `shared_officernd`, when given, is the OfficeRnD client to use (the operator passes the one
+/// its shared picture reads with, so one organization has one token and one rate limit).
 pub async fn run(
     mapping: &SiteMapping,
     objects: &Objects,
     at: DateTime<Utc>,
     previous: Option<&SiteMappingStatus>,
     clock: &Clock,
+    shared_officernd: Option<OfficeRndClient>,
 ) -> SiteMappingResult {
     let namespace = mapping.namespace().unwrap_or_default();
     if let Err((reason, message)) = check_connections(mapping, objects) {
         return SiteMappingResult::carry(previous, Outcome::not_ready(reason, message));
     }
-    let build = || -> Result<(OfficeRndClient, crate::vendors::essensys::EssensysClient), (Reason, String)> {
+    let build = move || -> Result<(OfficeRndClient, crate::vendors::essensys::EssensysClient), (Reason, String)> {
         let lookup = |name: &str| {
             let connection = objects
                 .connection(&namespace, name)
@@ -598,8 +601,13 @@ pub async fn run(
                 .map_err(|e| (Reason::SecretNotFound, e.to_string()))?;
             Ok::<_, (Reason, String)>((connection, credentials))
         };
-        let (connection, creds) = lookup(&mapping.spec.officernd_ref.name)?;
-        let officernd = clients::officernd(connection, &creds).map_err(|e| (Reason::InvalidSpec, e))?;
+        let officernd = match shared_officernd {
+            Some(client) => client,
+            None => {
+                let (connection, creds) = lookup(&mapping.spec.officernd_ref.name)?;
+                clients::officernd(connection, &creds).map_err(|e| (Reason::InvalidSpec, e))?
+            }
+        };
         let (connection, creds) = lookup(&mapping.spec.essensys_ref.name)?;
         let essensys =
             clients::essensys(connection, &creds, clock.clone()).map_err(|e| (Reason::InvalidSpec, e))?;
