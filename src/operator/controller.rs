@@ -467,6 +467,19 @@ struct Ctx {
     triggered: Mutex<HashMap<(String, String), tokio::time::Instant>>,
     /// SiteMapping reconciles in flight, by (namespace, name).
     site_syncs: Mutex<HashMap<(String, String), SiteSync>>,
+    /// The status last written per (kind, namespace, name). The object a reconcile receives can
+    /// predate our own previous status write (the watch has not delivered it yet); comparing
+    /// with what we wrote keeps an idle reconcile from writing the same status again.
+    written: Mutex<HashMap<StatusKey, u64>>,
+}
+
+type StatusKey = (&'static str, String, String);
+
+fn status_hash<S: serde::Serialize>(status: &S) -> Option<u64> {
+    let json = serde_json::to_string(status).ok()?;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    json.hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 /// A SiteMapping reconcile in flight.
@@ -553,6 +566,18 @@ impl Ctx {
             site_mappings: Vec::new(),
             secrets,
         })
+    }
+
+    /// Whether `status` is exactly what was last written for `key` (compared by a hash of its
+    /// JSON, so hundreds of statuses cost a few kilobytes).
+    fn last_written<S: serde::Serialize>(&self, key: &StatusKey, status: &S) -> bool {
+        status_hash(status).is_some_and(|hash| lock(&self.written).get(key) == Some(&hash))
+    }
+
+    fn remember_written<S: serde::Serialize>(&self, key: StatusKey, status: &S) {
+        if let Some(hash) = status_hash(status) {
+            lock(&self.written).insert(key, hash);
+        }
     }
 
     /// The bindings of `namespace` as a reconcile reads them: metadata and spec, without status
@@ -845,6 +870,7 @@ async fn run_controllers(
         accounts: Mutex::new(HashMap::new()),
         triggered: Mutex::new(HashMap::new()),
         site_syncs: Mutex::new(HashMap::new()),
+        written: Mutex::new(HashMap::new()),
     });
 
     // SiteMappings: a new generation that arrives while a sync of the mapping runs is announced
@@ -1304,11 +1330,12 @@ async fn write_binding_status(
     previous: &AccessGroupBindingStatus,
     next: AccessGroupBindingStatus,
 ) -> Result<bool, kube::Error> {
-    if binding.status.is_some() && next == *previous {
+    let namespace = binding.namespace().unwrap_or_default();
+    let key = (BINDING_KIND, namespace.clone(), binding.name_any());
+    if binding.status.is_some() && (next == *previous || ctx.last_written(&key, &next)) {
         return Ok(false);
     }
-    let api: Api<AccessGroupBinding> =
-        Api::namespaced(ctx.client.clone(), &binding.namespace().unwrap_or_default());
+    let api: Api<AccessGroupBinding> = Api::namespaced(ctx.client.clone(), &namespace);
     let body = apply_body(BINDING_KIND, &next)?;
     api.patch_status(
         &binding.name_any(),
@@ -1317,6 +1344,7 @@ async fn write_binding_status(
     )
     .await?;
     ctx.metrics.status_written();
+    ctx.remember_written(key, &next);
     Ok(true)
 }
 
@@ -1867,7 +1895,9 @@ async fn reconcile_site_mapping_inner(
 
     let outcome = &result.outcome;
     let next = site_mapping_status(&mapping, &result, at, previous.as_ref());
-    let written = if previous.as_ref() == Some(&next) && !announced {
+    let key = (SITE_MAPPING_KIND, namespace.clone(), name.clone());
+    let unchanged = previous.as_ref() == Some(&next) || ctx.last_written(&key, &next);
+    let written = if unchanged && !announced {
         false
     } else {
         api.patch_status(
@@ -1877,6 +1907,7 @@ async fn reconcile_site_mapping_inner(
         )
         .await?;
         ctx.metrics.status_written();
+        ctx.remember_written(key, &next);
         true
     };
     for event in &result.events {
