@@ -645,19 +645,13 @@ async fn an_idle_resync_writes_no_status() {
     operator.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_officernd_webhook_reconciles_the_bindings_of_its_connection() {
-    let world = World::new().await;
-    let operator = Operator::start(&world).await;
-    world
-        .wait_bindings("every binding is Synced", "Synced", 1)
-        .await;
+/// Registers the operator's webhook endpoint at the OfficeRnD simulator for `events` and gives
+/// the OfficeRnD connection the signing secret; returns the webhook id once the connection is
+/// Ready with it.
+async fn enable_webhooks(world: &World, operator: &Operator, events: &[&str]) -> String {
     let url = format!("http://{}/webhooks/officernd", operator.webhook);
     // The sandbox wiring drops the webhook secret; configure it, as a real set-up has it.
-    let (webhook_id, secret) = world
-        .sandbox
-        .officernd
-        .register_webhook(&url, &["membership.created"]);
+    let (webhook_id, secret) = world.sandbox.officernd.register_webhook(&url, events);
     let secrets: Api<Secret> = Api::namespaced(world.server.client(), NS);
     secrets
         .patch(
@@ -689,6 +683,17 @@ async fn an_officernd_webhook_reconciles_the_bindings_of_its_connection() {
             },
         )
         .await;
+    webhook_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_officernd_webhook_reconciles_the_bindings_of_its_connection() {
+    let world = World::new().await;
+    let operator = Operator::start(&world).await;
+    world
+        .wait_bindings("every binding is Synced", "Synced", 1)
+        .await;
+    let webhook_id = enable_webhooks(&world, &operator, &["membership.created"]).await;
 
     // Hal joins the Hot Desk plan: OfficeRnD sends membership.created, the lobby follows.
     let ann = world
@@ -720,6 +725,122 @@ async fn an_officernd_webhook_reconciles_the_bindings_of_its_connection() {
         .deliveries()
         .iter()
         .any(|d| d.webhook_id == webhook_id && d.status == Some(202)));
+    operator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_reconciles_only_the_bindings_its_change_can_affect() {
+    let world = World::new().await;
+    let operator = Operator::start(&world).await;
+    world
+        .wait_bindings("every binding is Synced", "Synced", 1)
+        .await;
+    enable_webhooks(
+        &world,
+        &operator,
+        &["booking.created", "membership.created"],
+    )
+    .await;
+    // Let the reconciles that the Secret and connection changes started settle: none for three
+    // seconds (a busy vendor account sends a reconcile back for about two).
+    let quiet = |seconds: u64| {
+        let metrics = world.metrics.clone();
+        async move {
+            let mut seen = metrics.reconciles_of("AccessGroupBinding");
+            let mut still = 0;
+            for _ in 0..60 {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let now = metrics.reconciles_of("AccessGroupBinding");
+                still = if now == seen { still + 1 } else { 0 };
+                seen = now;
+                if still >= seconds * 2 {
+                    break;
+                }
+            }
+            seen
+        }
+    };
+    let before = quiet(3).await;
+    let delivered = |count: usize| {
+        world
+            .sandbox
+            .officernd
+            .deliveries()
+            .iter()
+            .filter(|d| d.status == Some(202))
+            .count()
+            >= count
+    };
+    let accepted = world
+        .sandbox
+        .officernd
+        .deliveries()
+        .iter()
+        .filter(|d| d.status == Some(202))
+        .count();
+
+    // A booking of the Elephant room: no binding here reads that room, so none is reconciled.
+    world
+        .sandbox
+        .officernd
+        .upsert(
+            Collection::Bookings,
+            json!({
+                "_id": "b000000000000000000000f1",
+                "title": "Bob's call",
+                "resource": "7e5000a00000000000000008",
+                "location": "10ca71000000000000000001",
+                "timezone": "Europe/London",
+                "start": "2026-11-23T15:00:00.000Z",
+                "end": "2026-11-23T16:00:00.000Z",
+                "member": "3e3be0000000000000000012",
+                "isCancelled": false,
+                "isTentative": false
+            }),
+        )
+        .unwrap();
+    world
+        .server
+        .wait_until("the booking delivery is accepted", |_| {
+            delivered(accepted + 1)
+        })
+        .await;
+    let after_booking = quiet(2).await;
+    assert_eq!(
+        after_booking, before,
+        "a change no binding reads reconciles nothing"
+    );
+
+    // Hal joins the Hot Desk plan: only hot-desk-lobby (a plan binding on that plan) is
+    // reconciled, not day-passes or office-101.
+    let mut hal = world
+        .sandbox
+        .officernd
+        .list(Collection::Memberships)
+        .into_iter()
+        .find(|m| m["name"] == "Ann - Hot Desk")
+        .unwrap();
+    hal["_id"] = json!("3e3b500000000000000000aa");
+    hal["name"] = json!("Hal - Hot Desk");
+    hal["member"] = json!("3e3be0000000000000000017");
+    hal.as_object_mut().unwrap().remove("company");
+    world
+        .sandbox
+        .officernd
+        .upsert(Collection::Memberships, hal)
+        .unwrap();
+    world
+        .server
+        .wait_until("Hal is in the lobby", |_| {
+            world.lobby().contains(&"hal.ives@example.com".to_owned())
+        })
+        .await;
+    let after_membership = quiet(2).await;
+    assert_eq!(
+        after_membership,
+        before + 1,
+        "only hot-desk-lobby is reconciled"
+    );
     operator.stop().await;
 }
 

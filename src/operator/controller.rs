@@ -921,9 +921,12 @@ async fn run_controllers(
             rx.recv().await.map(|trigger| (trigger, rx))
         })
         .flat_map(move |trigger: WebhookTrigger| {
+            // Events about nothing a site sync reads (invoices, fees...) reconcile nothing.
+            let relevant = !trigger.event.affected.is_empty();
             let refs: Vec<ObjectRef<SiteMapping>> = trigger
                 .connections
                 .iter()
+                .filter(|_| relevant)
                 .flat_map(|(namespace, name)| {
                     mappings
                         .state()
