@@ -5,8 +5,11 @@
 //! and graceful shutdown.
 //!
 //! Decisions worth knowing:
-//! - Status is compared with what the object already says before any patch; an idle resync
-//!   writes nothing. `lastSyncTime` moves only when a reconcile that reached the vendor changed
+//! - OfficeRnD is read through one shared picture per OfficeRnD connection (`orgs.rs`): a
+//!   verified webhook is applied to it in place and only the bindings its touches can affect are
+//!   reconciled; a binding reconcile evaluates only the bindings sharing one of its groups.
+//! - Status is compared with what the object already says, and with what this process last
+//!   wrote, before any patch; an idle resync writes nothing. `lastSyncTime` moves only when a reconcile that reached the vendor changed
 //!   something (people at the vendor, or anything in the status); it is "when the groups last
 //!   had to be brought in line", not "when flexgate last looked". SiteMappings follow the same
 //!   rule: a sync that wrote nothing to essensys keeps the previous `lastSyncTime`.
