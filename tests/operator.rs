@@ -645,6 +645,22 @@ async fn an_idle_resync_writes_no_status() {
     operator.stop().await;
 }
 
+/// Hal (no plan in the demo) on the Hot Desk plan: Ann's membership, made his.
+fn hal_hot_desk(world: &World) -> serde_json::Value {
+    let mut hal = world
+        .sandbox
+        .officernd
+        .list(Collection::Memberships)
+        .into_iter()
+        .find(|m| m["name"] == "Ann - Hot Desk")
+        .unwrap();
+    hal["_id"] = json!("3e3b500000000000000000aa");
+    hal["name"] = json!("Hal - Hot Desk");
+    hal["member"] = json!("3e3be0000000000000000017");
+    hal.as_object_mut().unwrap().remove("company");
+    hal
+}
+
 /// Registers the operator's webhook endpoint at the OfficeRnD simulator for `events` and gives
 /// the OfficeRnD connection the signing secret; returns the webhook id once the connection is
 /// Ready with it.
@@ -696,18 +712,7 @@ async fn an_officernd_webhook_reconciles_the_bindings_of_its_connection() {
     let webhook_id = enable_webhooks(&world, &operator, &["membership.created"]).await;
 
     // Hal joins the Hot Desk plan: OfficeRnD sends membership.created, the lobby follows.
-    let ann = world
-        .sandbox
-        .officernd
-        .list(Collection::Memberships)
-        .into_iter()
-        .find(|m| m["name"] == "Ann - Hot Desk")
-        .unwrap();
-    let mut hal = ann.clone();
-    hal["_id"] = json!("3e3b500000000000000000aa");
-    hal["name"] = json!("Hal - Hot Desk");
-    hal["member"] = json!("3e3be0000000000000000017");
-    hal.as_object_mut().unwrap().remove("company");
+    let hal = hal_hot_desk(&world);
     world
         .sandbox
         .officernd
@@ -813,17 +818,7 @@ async fn a_webhook_reconciles_only_the_bindings_its_change_can_affect() {
 
     // Hal joins the Hot Desk plan: only hot-desk-lobby (a plan binding on that plan) is
     // reconciled, not day-passes or office-101.
-    let mut hal = world
-        .sandbox
-        .officernd
-        .list(Collection::Memberships)
-        .into_iter()
-        .find(|m| m["name"] == "Ann - Hot Desk")
-        .unwrap();
-    hal["_id"] = json!("3e3b500000000000000000aa");
-    hal["name"] = json!("Hal - Hot Desk");
-    hal["member"] = json!("3e3be0000000000000000017");
-    hal.as_object_mut().unwrap().remove("company");
+    let hal = hal_hot_desk(&world);
     world
         .sandbox
         .officernd

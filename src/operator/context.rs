@@ -9,7 +9,7 @@ use kube::ResourceExt;
 
 use crate::api::AccessGroupBinding;
 use crate::engine::{Binding, BindingKey, Index};
-use crate::officernd::snapshot;
+use crate::officernd::{snapshot, OfficeRndClient};
 
 use super::binding::Entitlements;
 use super::credentials;
@@ -109,15 +109,25 @@ async fn build(
     let credentials =
         credentials::read(connection, namespace, secret).map_err(|e| e.to_string())?;
     let client = super::clients::officernd(connection, &credentials)?;
-    let snapshot = snapshot::fetch(&client)
-        .await
-        .map_err(|e| format!("reading OfficeRnD failed, nothing was evaluated: {e}"))?;
-    let members = snapshot.members.len();
+    let (index, members) = read_indexed(&client).await?;
     Ok(Context::new(
         format!("{namespace}/{name}"),
-        Arc::new(Index::build(snapshot)),
+        Arc::new(index),
         members,
         objects,
         bindings,
     ))
+}
+
+/// Reads OfficeRnD whole and indexes it (indexing is CPU work: off the async workers); returns
+/// the index and how many members it holds. Fails whole, never with a partial picture.
+pub(crate) async fn read_indexed(client: &OfficeRndClient) -> Result<(Index, usize), String> {
+    let snapshot = snapshot::fetch(client)
+        .await
+        .map_err(|e| format!("reading OfficeRnD failed, nothing was evaluated: {e}"))?;
+    let members = snapshot.members.len();
+    let index = tokio::task::spawn_blocking(move || Index::build(snapshot))
+        .await
+        .map_err(|e| format!("indexing the OfficeRnD snapshot failed: {e}"))?;
+    Ok((index, members))
 }

@@ -70,6 +70,7 @@ use crate::clock::{system_clock, Clock};
 
 use super::binding::BindingResult;
 use super::clients::DoorClient;
+use super::context::Context;
 use super::credentials;
 use super::desired;
 use super::door_cache::{CachedDoor, DirectoryCache};
@@ -537,6 +538,16 @@ impl Ctx {
         lock(&self.failures).remove(&(kind.to_owned(), namespace.to_owned(), name.to_owned()));
     }
 
+    /// The connections of `namespace`, from the cache.
+    fn connections_in(&self, namespace: &str) -> Vec<VendorConnection> {
+        self.connections
+            .state()
+            .iter()
+            .filter(|c| c.namespace().as_deref() == Some(namespace))
+            .map(|c| (**c).clone())
+            .collect()
+    }
+
     /// The connections of `namespace` from the cache, and the Secrets of the named connections
     /// read fresh from the API (a rotated Secret is used at once).
     async fn objects(
@@ -545,13 +556,7 @@ impl Ctx {
         bindings: Vec<AccessGroupBinding>,
         secret_of: Vec<String>,
     ) -> Result<Objects, kube::Error> {
-        let connections: Vec<VendorConnection> = self
-            .connections
-            .state()
-            .iter()
-            .filter(|c| c.namespace().as_deref() == Some(namespace))
-            .map(|c| (**c).clone())
-            .collect();
+        let connections = self.connections_in(namespace);
         let api: Api<KubeSecret> = Api::namespaced(self.client.clone(), namespace);
         let mut secrets = BTreeMap::new();
         for name in secret_of {
@@ -753,33 +758,32 @@ async fn bindings_to_reconcile(
             Applied::Everything(_) => of_connection.iter().collect(),
             Applied::Touched(touched, view) => {
                 let objects = Objects {
-                    connections: ctx
-                        .connections
-                        .state()
-                        .iter()
-                        .filter(|c| c.namespace().as_deref() == Some(namespace.as_str()))
-                        .map(|c| (**c).clone())
-                        .collect(),
+                    connections: ctx.connections_in(namespace),
                     bindings: Vec::new(),
                     site_mappings: Vec::new(),
                     secrets: BTreeMap::new(),
                 };
+                let bindings: Vec<&AccessGroupBinding> =
+                    of_connection.iter().map(AsRef::as_ref).collect();
+                let context = Context::new(
+                    format!("{namespace}/{name}"),
+                    view.index.clone(),
+                    view.members,
+                    &objects,
+                    &bindings,
+                );
+                let mut keys: Vec<&crate::engine::BindingKey> = context
+                    .index
+                    .affected_bindings(&context.bindings, touched)
+                    .into_iter()
+                    .filter_map(|position| context.bindings.get(position).map(|b| &b.key))
+                    .collect();
                 // A binding that cannot be mapped is reconciled too: its status says why.
-                let mut mapped = Vec::new();
-                let mut chosen = Vec::new();
-                for binding in &of_connection {
-                    match desired::engine_binding(binding, &objects, &view.index) {
-                        Ok(engine_binding) => mapped.push((binding, engine_binding)),
-                        Err(_) => chosen.push(binding),
-                    }
-                }
-                let engine_bindings: Vec<_> = mapped.iter().map(|(_, b)| b.clone()).collect();
-                for position in view.index.affected_bindings(&engine_bindings, touched) {
-                    if let Some((binding, _)) = mapped.get(position) {
-                        chosen.push(binding);
-                    }
-                }
-                chosen
+                keys.extend(context.binding_errors.iter().map(|(key, _)| key));
+                of_connection
+                    .iter()
+                    .filter(|b| keys.contains(&&desired::binding_key(b)))
+                    .collect()
             }
         };
         for binding in chosen {

@@ -31,7 +31,7 @@ use crate::engine::{Index, Touched};
 use crate::officernd::collection::Collection;
 use crate::officernd::model::{Assignment, Booking, Company, Member, Membership, Pass};
 use crate::officernd::webhooks::{EventAction, WebhookEvent};
-use crate::officernd::{snapshot, OfficeRndClient};
+use crate::officernd::OfficeRndClient;
 
 use super::credentials;
 use super::objects::Objects;
@@ -262,11 +262,6 @@ impl OrgCache {
         state.view.as_ref().map(|view| view.members)
     }
 
-    /// Forgets the picture of `namespace/name` (tests, and connections that were deleted).
-    pub fn forget(&self, namespace: &str, name: &str) {
-        lock(&self.orgs).remove(&(namespace.to_owned(), name.to_owned()));
-    }
-
     fn cached(&self, namespace: &str, name: &str) -> Option<Arc<Org>> {
         lock(&self.orgs)
             .get(&(namespace.to_owned(), name.to_owned()))
@@ -327,15 +322,9 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Reads every collection and indexes it (indexing is CPU work: off the async workers).
+/// Reads every collection and indexes it.
 async fn read_whole(client: &OfficeRndClient, started: DateTime<Utc>) -> Result<OrgView, String> {
-    let snapshot = snapshot::fetch(client)
-        .await
-        .map_err(|e| format!("reading OfficeRnD failed, nothing was evaluated: {e}"))?;
-    let members = snapshot.members.len();
-    let index = tokio::task::spawn_blocking(move || Index::build(snapshot))
-        .await
-        .map_err(|e| format!("indexing the OfficeRnD snapshot failed: {e}"))?;
+    let (index, members) = super::context::read_indexed(client).await?;
     Ok(OrgView {
         index: Arc::new(index),
         members,
