@@ -29,7 +29,7 @@
 //!   until that reconcile returns, then runs it), so the new generation is reconciled right after
 //!   the running sync, never beside it. While it waits, the watch that delivered the new
 //!   generation writes `Reconciling=True`, reason `Progressing`, "a sync of generation N is
-//!   running; the change to generation M is applied when it ends" (a merge patch guarded by the
+//!   running; the change to generation M is applied when it ends" (a server-side apply guarded by the
 //!   resourceVersion it saw, so it never overwrites a status written meanwhile). The running
 //!   sync then writes its status in any case, which replaces that condition, and the reconcile
 //!   of generation M follows. The window between reading the object and registering the sync is
@@ -47,7 +47,7 @@ use futures::{stream, FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret as KubeSecret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -55,7 +55,6 @@ use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, Resource, ResourceExt};
-use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 
@@ -64,7 +63,7 @@ use crate::api::conditions::{self as vocabulary, Reason, RECONCILING};
 use crate::api::vendor_connection::AccountSummary;
 use crate::api::{
     AccessGroupBinding, AccessGroupBindingStatus, SiteMapping, SiteMappingStatus, VendorConnection,
-    VendorConnectionStatus, ACKNOWLEDGE_REVOCATION, API_VERSION, FINALIZER, RECONCILE_REQUESTED_AT,
+    VendorConnectionStatus, ACKNOWLEDGE_REVOCATION, FINALIZER, RECONCILE_REQUESTED_AT,
 };
 use crate::clock::{system_clock, Clock};
 
@@ -81,6 +80,7 @@ use super::runner::{self, ClientCache};
 use super::server::{self, Health, WebhookTrigger};
 use super::site_mapping::{self as site_sync, SiteMappingResult};
 use super::status::{self, Outcome};
+use super::status_writer;
 use super::telemetry::{self, Metrics};
 
 /// The field manager of every status patch.
@@ -1346,42 +1346,10 @@ async fn write_binding_status(
         return Ok(false);
     }
     let api: Api<AccessGroupBinding> = Api::namespaced(ctx.client.clone(), &namespace);
-    let body = apply_body(BINDING_KIND, &next)?;
-    api.patch_status(
-        &binding.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await?;
+    status_writer::apply_status(&api, &binding.name_any(), &next, None).await?;
     ctx.metrics.status_written();
     ctx.remember_written(key, &next);
     Ok(true)
-}
-
-/// The apply body for a status: optional fields we no longer set are sent as `null`, so they
-/// are removed (with managed fields, the API server would drop them anyway).
-fn apply_body<S: serde::Serialize>(kind: &str, status: &S) -> Result<Value, kube::Error> {
-    let mut value = serde_json::to_value(status).map_err(kube::Error::SerdeError)?;
-    if let Value::Object(map) = &mut value {
-        for key in [
-            "observedGeneration",
-            "lastSyncTime",
-            "lastHandledReconcileAt",
-            "nextChangeTime",
-            "resolvedGroups",
-            "planned",
-            "problems",
-            "problemsOmitted",
-            "account",
-        ] {
-            map.entry(key).or_insert(Value::Null);
-        }
-    }
-    Ok(serde_json::json!({
-        "apiVersion": API_VERSION,
-        "kind": kind,
-        "status": value,
-    }))
 }
 
 async fn cleanup_binding(
@@ -1648,13 +1616,7 @@ async fn reconcile_connection_inner(
         false
     } else {
         let connections: Api<VendorConnection> = Api::namespaced(ctx.client.clone(), &namespace);
-        connections
-            .patch_status(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&apply_body(CONNECTION_KIND, &next)?),
-            )
-            .await?;
+        status_writer::apply_status(&connections, &name, &next, None).await?;
         ctx.metrics.status_written();
         true
     };
@@ -1785,11 +1747,7 @@ async fn write_waiting_change(
     running: i64,
     wanted: i64,
 ) -> Result<(), kube::Error> {
-    let existing = mapping
-        .status
-        .as_ref()
-        .map(|s| s.conditions.clone())
-        .unwrap_or_default();
+    let mut status = mapping.status.clone().unwrap_or_default();
     let note = vocabulary::condition(
         RECONCILING,
         true,
@@ -1799,25 +1757,21 @@ async fn write_waiting_change(
         ),
         Some(wanted),
         status_time(ctx.now()),
-        &existing,
+        &status.conditions,
     );
-    let mut conditions: Vec<_> = existing
-        .into_iter()
-        .filter(|c| c.type_ != RECONCILING)
-        .collect();
-    conditions.push(note);
-    let patch = serde_json::json!({
-        "metadata": {"resourceVersion": mapping.resource_version()},
-        "status": {"conditions": conditions},
-    });
+    status.conditions.retain(|c| c.type_ != RECONCILING);
+    status.conditions.push(note);
     let api: Api<SiteMapping> =
         Api::namespaced(ctx.client.clone(), &mapping.namespace().unwrap_or_default());
-    let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.to_owned()),
-        ..PatchParams::default()
-    };
-    api.patch_status(&mapping.name_any(), &params, &Patch::Merge(&patch))
-        .await?;
+    // The whole status as read plus the note, guarded by the resourceVersion it was read at:
+    // the apply owns every field it names, so a partial apply would drop the others.
+    status_writer::apply_status(
+        &api,
+        &mapping.name_any(),
+        &status,
+        mapping.resource_version().as_deref(),
+    )
+    .await?;
     ctx.metrics.status_written();
     Ok(())
 }
@@ -1910,12 +1864,7 @@ async fn reconcile_site_mapping_inner(
     let written = if unchanged && !announced {
         false
     } else {
-        api.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&site_mapping_apply_body(&next)?),
-        )
-        .await?;
+        status_writer::apply_status(&api, &name, &next, None).await?;
         ctx.metrics.status_written();
         ctx.remember_written(key, &next);
         true
@@ -1994,31 +1943,6 @@ fn site_mapping_status(
         }
     }
     next
-}
-
-/// The apply body for a SiteMapping status: optional fields no longer set are sent as `null`.
-fn site_mapping_apply_body(status: &SiteMappingStatus) -> Result<Value, kube::Error> {
-    let mut value = serde_json::to_value(status).map_err(kube::Error::SerdeError)?;
-    if let Value::Object(map) = &mut value {
-        for key in [
-            "observedGeneration",
-            "lastSyncTime",
-            "lastHandledReconcileAt",
-            "proposal",
-            "savedMapping",
-            "provisionedTime",
-            "services",
-            "problems",
-            "problemsOmitted",
-        ] {
-            map.entry(key).or_insert(Value::Null);
-        }
-    }
-    Ok(serde_json::json!({
-        "apiVersion": API_VERSION,
-        "kind": SITE_MAPPING_KIND,
-        "status": value,
-    }))
 }
 
 /// An Event note within the API's 1 kB limit.

@@ -16,4 +16,5 @@ pub mod runner;
 pub mod server;
 pub mod site_mapping;
 pub mod status;
+pub mod status_writer;
 pub mod telemetry;
