@@ -51,7 +51,6 @@ use kube::api::{Api, ListParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, Resource, ResourceExt};
@@ -73,6 +72,7 @@ use super::context::Context;
 use super::credentials;
 use super::desired;
 use super::door_cache::{CachedDoor, DirectoryCache};
+use super::finalizer;
 use super::leader::{LeaderElector, LeaseConfig};
 use super::objects::Objects;
 use super::orgs::{Applied, OrgCache, OrgView};
@@ -306,9 +306,8 @@ async fn lead_and_run(
     stop: watch::Receiver<bool>,
 ) -> Result<(), OperatorError> {
     if !options.leader_election {
-        health.set_ready(true);
         options.metrics.set_leader(true);
-        return run_controllers(client, options, webhook, stop).await;
+        return run_controllers(client, options, health, webhook, stop).await;
     }
     let elector = LeaderElector::new(
         client.clone(),
@@ -325,6 +324,8 @@ async fn lead_and_run(
     }
     tracing::info!(identity = %options.identity, "acquired the leader lease");
     options.metrics.set_leader(true);
+    // Not ready again until this leader's caches are filled.
+    health.set_ready(false);
     let (controllers_stop_tx, controllers_stop_rx) = watch::channel(false);
     let renewer = {
         let elector = elector.clone();
@@ -335,7 +336,13 @@ async fn lead_and_run(
             lost
         })
     };
-    let controllers = run_controllers(client, options, webhook, controllers_stop_rx.clone());
+    let controllers = run_controllers(
+        client,
+        options,
+        health,
+        webhook,
+        controllers_stop_rx.clone(),
+    );
     tokio::pin!(controllers);
     // On a lost lease, in-flight syncs get a short grace period (well inside the lease's
     // remaining validity) and are then dropped: a new leader may start writing after that.
@@ -442,9 +449,9 @@ pub enum ReconcileError {
     /// The Kubernetes API refused or failed a call.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
-    /// The finalizer could not be added or removed.
-    #[error("finalizer {FINALIZER}: {0}")]
-    Finalizer(String),
+    /// The operator is stopping before its caches were filled; nothing was read or written.
+    #[error("the operator is stopping")]
+    Stopping,
     /// Revoking a deleted binding's access failed; retried until the deletion timeout.
     #[error("revoking the access of a deleted binding failed: {0}")]
     Cleanup(String),
@@ -453,6 +460,10 @@ pub enum ReconcileError {
 /// Shared by the controllers.
 struct Ctx {
     client: Client,
+    /// Raised once every store the reconcilers read holds its initial list: until then a
+    /// reconcile would see missing connections or sibling bindings and report (or act on) a
+    /// world that is not there.
+    caches: watch::Receiver<bool>,
     connections: Store<VendorConnection>,
     bindings: Store<AccessGroupBinding>,
     clients: Mutex<ClientCache>,
@@ -505,6 +516,16 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Ctx {
     fn now(&self) -> DateTime<Utc> {
         (self.clock)()
+    }
+
+    /// Waits until every store holds its initial list (immediate afterwards).
+    async fn caches_ready(&self) -> Result<(), ReconcileError> {
+        let mut caches = self.caches.clone();
+        caches
+            .wait_for(|ready| *ready)
+            .await
+            .map(|_| ())
+            .map_err(|_| ReconcileError::Stopping)
     }
 
     /// Try to take one of the vendor account's sync slots; `None` means come back shortly.
@@ -800,6 +821,7 @@ async fn bindings_to_reconcile(
 async fn run_controllers(
     client: Client,
     options: &RunOptions,
+    health: Arc<Health>,
     webhook_listener: Option<TcpListener>,
     stop: watch::Receiver<bool>,
 ) -> Result<(), OperatorError> {
@@ -860,8 +882,10 @@ async fn run_controllers(
             rx,
         ))
     });
+    let (caches_tx, caches_rx) = watch::channel(false);
     let ctx = Arc::new(Ctx {
         client: client.clone(),
+        caches: caches_rx.clone(),
         connections: connection_reader.clone(),
         bindings: binding_reader.clone(),
         clients: Mutex::new(ClientCache::default()),
@@ -895,18 +919,24 @@ async fn run_controllers(
     // Webhooks: verified deliveries name their OfficeRnD connection; its bindings and
     // SiteMappings reconcile.
     let (webhook_tx, mut webhook_rx) = mpsc::channel::<WebhookTrigger>(256);
+    // Deliveries wait in the listen queue until the caches are filled: a connection missing
+    // from a half-filled cache would refuse a valid delivery.
     let webhook_server = webhook_listener.map(|listener| {
-        tokio::spawn(server::serve(
-            listener,
-            server::webhook_router(
-                connection_reader.clone(),
-                client.clone(),
-                webhook_tx.clone(),
-                options.clock.clone(),
-                options.metrics.clone(),
-            ),
-            stopped(stop.clone()),
-        ))
+        let router = server::webhook_router(
+            connection_reader.clone(),
+            client.clone(),
+            webhook_tx.clone(),
+            options.clock.clone(),
+            options.metrics.clone(),
+        );
+        let mut caches = caches_rx.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if caches.wait_for(|ready| *ready).await.is_err() {
+                return Ok(());
+            }
+            server::serve(listener, router, stopped(stop)).await
+        })
     });
     drop(webhook_tx);
     // Fan each delivery out to both controllers. A full controller queue holds the fan-out,
@@ -1009,6 +1039,8 @@ async fn run_controllers(
                 }
             })
     };
+    let own_connection_reader_for_gate = own_connection_reader.clone();
+    let mapping_reader_for_gate = mapping_reader.clone();
     let connection_controller = {
         let connections = own_connection_reader.clone();
         Controller::for_stream(connections_stream, own_connection_reader)
@@ -1074,8 +1106,35 @@ async fn run_controllers(
             }
         }
     };
-    tracing::info!(namespace = ?options.namespace, "controllers started");
+    // The gate: every reconcile waits for it, and `/readyz` follows it.
+    let caches_filled = {
+        let stores = (
+            connection_reader.clone(),
+            own_connection_reader_for_gate,
+            binding_reader.clone(),
+            mapping_reader_for_gate,
+        );
+        let mut stop = stop.clone();
+        async move {
+            let filled = async {
+                stores.0.wait_until_ready().await.is_ok()
+                    && stores.1.wait_until_ready().await.is_ok()
+                    && stores.2.wait_until_ready().await.is_ok()
+                    && (!site_mappings_served || stores.3.wait_until_ready().await.is_ok())
+            };
+            tokio::select! {
+                filled = filled => if filled {
+                    tracing::info!("caches filled: reconciling");
+                    let _ = caches_tx.send(true);
+                    health.set_ready(true);
+                },
+                _ = stop.wait_for(|raised| *raised) => {}
+            }
+        }
+    };
+    tracing::info!(namespace = ?options.namespace, "controllers started; waiting for the caches");
     futures::join!(
+        caches_filled,
         binding_controller,
         connection_controller,
         mapping_controller
@@ -1115,30 +1174,25 @@ async fn reconcile_binding_inner(
     binding: Arc<AccessGroupBinding>,
     ctx: Arc<Ctx>,
 ) -> Result<Action, ReconcileError> {
+    ctx.caches_ready().await?;
     let namespace = binding.namespace().unwrap_or_default();
+    let name = binding.name_any();
     let api: Api<AccessGroupBinding> = Api::namespaced(ctx.client.clone(), &namespace);
-    let had_finalizer = binding.finalizers().iter().any(|f| f == FINALIZER);
-    let deleting = binding.meta().deletion_timestamp.is_some();
-    let action = finalizer(&api, FINALIZER, binding, move |event| {
-        let future: futures::future::BoxFuture<'static, Result<Action, ReconcileError>> =
-            match event {
-                FinalizerEvent::Apply(binding) => apply_binding(ctx, binding).boxed(),
-                FinalizerEvent::Cleanup(binding) => cleanup_binding(ctx, binding).boxed(),
-            };
-        future
-    })
-    .await
-    .map_err(|error| match error {
-        kube::runtime::finalizer::Error::ApplyFailed(inner)
-        | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner,
-        other => ReconcileError::Finalizer(other.to_string()),
-    })?;
-    // Adding the finalizer changes no generation, so the filtered watch will not bring the
-    // object back: reconcile it again right away.
-    if !had_finalizer && !deleting {
-        return Ok(Action::requeue(Duration::from_millis(1)));
+    let has_finalizer = binding.finalizers().iter().any(|f| f == FINALIZER);
+    if binding.meta().deletion_timestamp.is_some() {
+        if !has_finalizer {
+            return Ok(Action::await_change());
+        }
+        // The finalizer stays until the cleanup succeeded (or gave up and orphaned).
+        let action = cleanup_binding(ctx, binding).await?;
+        finalizer::remove(&api, &name, FINALIZER).await?;
+        return Ok(action);
     }
-    Ok(action)
+    // Before anything is granted, so that a deletion always gets to revoke it.
+    if !has_finalizer {
+        finalizer::add(&api, &name, FINALIZER).await?;
+    }
+    apply_binding(ctx, binding).await
 }
 
 fn binding_error_policy(
@@ -1576,6 +1630,7 @@ async fn reconcile_connection_inner(
     connection: Arc<VendorConnection>,
     ctx: Arc<Ctx>,
 ) -> Result<Action, ReconcileError> {
+    ctx.caches_ready().await?;
     let namespace = connection.namespace().unwrap_or_default();
     let name = connection.name_any();
     let mut objects = ctx.objects(&namespace, Vec::new(), Vec::new()).await?;
@@ -1809,6 +1864,7 @@ async fn reconcile_site_mapping_inner(
     ctx: Arc<Ctx>,
 ) -> Result<Action, ReconcileError> {
     let ctx = ctx.as_ref();
+    ctx.caches_ready().await?;
     let namespace = cached.namespace().unwrap_or_default();
     let name = cached.name_any();
     let api: Api<SiteMapping> = Api::namespaced(ctx.client.clone(), &namespace);

@@ -9,6 +9,7 @@ pub mod controller;
 pub mod credentials;
 pub mod desired;
 pub mod door_cache;
+pub mod finalizer;
 pub mod leader;
 pub mod objects;
 pub mod orgs;

@@ -1,0 +1,563 @@
+//! What every end-to-end test needs: the cluster named by `FLEXGATE_E2E_KUBECONFIG` (the CRDs
+//! installed once), a fresh namespace per test, the sandbox simulators with the examples pointed
+//! at them, an operator running in this process on that namespace, waits and Event reads.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flexgate::api::conditions::{find, READY};
+use flexgate::api::{AccessGroupBinding, SiteMapping, Vendor, VendorConnection};
+use flexgate::manifests;
+use flexgate::operator::controller::{run_on, Listeners, OperatorError, RunOptions};
+use flexgate::operator::objects::Objects;
+use flexgate::operator::telemetry::Metrics;
+use flexgate::sandbox::Sandbox;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, CustomResourceExt, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, OnceCell};
+
+/// The variable naming the cluster's kubeconfig.
+pub const VARIABLE: &str = "FLEXGATE_E2E_KUBECONFIG";
+/// The Kisi group the Hot Desk plan and the day passes are bound to in the examples.
+pub const LOBBY: &str = "OFFICERND_Lobby";
+/// The example bindings on the Kisi account.
+pub const KISI_BINDINGS: [&str; 3] = ["hot-desk-lobby", "day-passes", "office-101"];
+
+/// The kubeconfig path, or `None` after saying the test is skipped.
+pub fn kubeconfig() -> Option<PathBuf> {
+    match std::env::var(VARIABLE) {
+        Ok(path) if !path.is_empty() => Some(PathBuf::from(path)),
+        _ => {
+            println!("skipped: {VARIABLE} is not set (see README, 'Tests on a real cluster')");
+            None
+        }
+    }
+}
+
+/// A client with the kubeconfig's own credentials (cluster admin on the test cluster).
+pub async fn admin_client(path: &PathBuf) -> Client {
+    let kubeconfig = Kubeconfig::read_from(path).expect("readable kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("usable kubeconfig");
+    Client::try_from(config).expect("kube client")
+}
+
+static CRDS: OnceCell<()> = OnceCell::const_new();
+
+/// Applies the three CRDs (server-side, as `kubectl apply --server-side -f crds/` does) once per
+/// test binary and waits until the server serves them.
+pub async fn install_crds(client: &Client) {
+    CRDS.get_or_init(|| async {
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        let apply = PatchParams::apply("flexgate-e2e").force();
+        for crd in [
+            VendorConnection::crd(),
+            AccessGroupBinding::crd(),
+            SiteMapping::crd(),
+        ] {
+            crds.patch(&crd.name_any(), &apply, &Patch::Apply(&crd))
+                .await
+                .expect("CRD applied");
+            let name = crd.name_any();
+            wait_until(&format!("CRD {name} is Established"), async || {
+                crds.get_opt(&name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|c| c.status)
+                    .and_then(|s| s.conditions)
+                    .is_some_and(|conditions| {
+                        conditions
+                            .iter()
+                            .any(|c| c.type_ == "Established" && c.status == "True")
+                    })
+            })
+            .await;
+        }
+    })
+    .await;
+}
+
+/// The test cluster: an admin client, the CRDs installed, and a fresh namespace of its own.
+pub struct Cluster {
+    pub kubeconfig: PathBuf,
+    pub client: Client,
+    pub namespace: String,
+}
+
+impl Cluster {
+    /// `None` (after saying so) when no cluster is configured.
+    pub async fn connect(test: &str) -> Option<Self> {
+        let kubeconfig = kubeconfig()?;
+        let client = admin_client(&kubeconfig).await;
+        install_crds(&client).await;
+        let namespace = create_namespace(&client, test).await;
+        Some(Cluster {
+            kubeconfig,
+            client,
+            namespace,
+        })
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// Runs kubectl on this cluster and namespace; returns (success, stdout, stderr).
+    pub fn kubectl(&self, args: &[&str]) -> (bool, String, String) {
+        let output = std::process::Command::new(tool("kubectl"))
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("-n")
+            .arg(&self.namespace)
+            .args(args)
+            .output()
+            .expect("kubectl runs (put it on PATH or set FLEXGATE_E2E_KUBECTL)");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// The Events recorded about objects in this namespace.
+    pub async fn events(&self) -> Vec<Event> {
+        self.api::<Event>()
+            .list(&ListParams::default())
+            .await
+            .expect("events listed")
+            .items
+    }
+
+    /// Events with `reason` about the object named `name` (any kind).
+    pub async fn events_about(&self, name: &str, reason: &str) -> Vec<Event> {
+        self.events()
+            .await
+            .into_iter()
+            .filter(|e| {
+                e.reason.as_deref() == Some(reason)
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+            })
+            .collect()
+    }
+
+    /// Every Warning Event in this namespace, as "Kind/name reason: note".
+    pub async fn warnings(&self) -> Vec<String> {
+        self.events()
+            .await
+            .into_iter()
+            .filter(|e| e.type_.as_deref() == Some("Warning"))
+            .map(|e| {
+                let regarding = e.regarding.unwrap_or_default();
+                format!(
+                    "{}/{} {}: {}",
+                    regarding.kind.unwrap_or_default(),
+                    regarding.name.unwrap_or_default(),
+                    e.reason.unwrap_or_default(),
+                    e.note.unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    /// Deletes the namespace (best effort: objects with a finalizer keep it Terminating once no
+    /// operator runs, which does not matter on a throw-away test cluster).
+    pub async fn cleanup(&self) {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let _ = namespaces
+            .delete(&self.namespace, &DeleteParams::default())
+            .await;
+    }
+}
+
+/// The path of a kit tool: `FLEXGATE_E2E_KUBECTL` / `FLEXGATE_E2E_HELM`, else from PATH.
+pub fn tool(name: &str) -> String {
+    let variable = format!("FLEXGATE_E2E_{}", name.to_ascii_uppercase());
+    std::env::var(variable).unwrap_or_else(|_| name.to_owned())
+}
+
+/// A namespace named after the test, unique per run.
+pub async fn create_namespace(client: &Client, test: &str) -> String {
+    let mut prefix: String = test
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    prefix.truncate(40);
+    let name = format!("e2e-{}-{:08x}", prefix.trim_matches('-'), fastrand::u32(..));
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("namespace created");
+    name
+}
+
+/// Polls `check` every 250 ms for at most 120 s (a bound for a loaded machine, not a timing
+/// assertion) and panics naming `what` when it never holds.
+pub async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// The sandbox and the examples pointed at it, applied into the test's namespace.
+pub struct World {
+    pub cluster: Cluster,
+    pub sandbox: Sandbox,
+    pub objects: Objects,
+    pub metrics: Arc<Metrics>,
+}
+
+impl World {
+    /// The examples' OfficeRnD and Kisi connections, their Secrets and the Kisi bindings.
+    pub async fn kisi(test: &str) -> Option<Self> {
+        Self::with(
+            test,
+            &[Vendor::OfficeRnD, Vendor::Kisi],
+            &KISI_BINDINGS,
+            &[],
+        )
+        .await
+    }
+
+    /// The examples' OfficeRnD and essensys connections, their Secrets and the SiteMapping
+    /// `london`, no bindings.
+    pub async fn essensys(test: &str) -> Option<Self> {
+        Self::with(
+            test,
+            &[Vendor::OfficeRnD, Vendor::Essensys],
+            &[],
+            &["london"],
+        )
+        .await
+    }
+
+    /// The examples' connections of `vendors`, with their Secrets, and the named bindings and
+    /// SiteMappings, applied into a fresh namespace; `None` when no cluster is configured.
+    pub async fn with(
+        test: &str,
+        vendors: &[Vendor],
+        bindings: &[&str],
+        mappings: &[&str],
+    ) -> Option<Self> {
+        let world = Self::prepared(test, vendors, bindings, mappings).await?;
+        world.apply().await;
+        Some(world)
+    }
+
+    /// Like [`World::with`], without applying anything yet.
+    pub async fn prepared(
+        test: &str,
+        vendors: &[Vendor],
+        bindings: &[&str],
+        mappings: &[&str],
+    ) -> Option<Self> {
+        let cluster = Cluster::connect(test).await?;
+        let sandbox = Sandbox::start_demo().await.expect("sandbox");
+        let (documents, problems) = manifests::load(&[PathBuf::from("examples")]);
+        assert!(problems.is_empty(), "{problems:?}");
+        let mut objects = Objects::from_documents(&documents).expect("examples load");
+        objects
+            .connections
+            .retain(|c| vendors.contains(&c.spec.vendor));
+        objects
+            .bindings
+            .retain(|b| bindings.contains(&b.name_any().as_str()));
+        objects
+            .site_mappings
+            .retain(|m| mappings.contains(&m.name_any().as_str()));
+        let namespace = cluster.namespace.clone();
+        for connection in &mut objects.connections {
+            connection.metadata.namespace = Some(namespace.clone());
+            // The examples keep the cautious default rate; the simulators do not need it.
+            connection.spec.requests_per_second = Some(1000);
+        }
+        for binding in &mut objects.bindings {
+            binding.metadata.namespace = Some(namespace.clone());
+        }
+        for mapping in &mut objects.site_mappings {
+            mapping.metadata.namespace = Some(namespace.clone());
+        }
+        objects.secrets.clear();
+        sandbox.connect(&mut objects);
+        Some(World {
+            cluster,
+            sandbox,
+            objects,
+            metrics: Arc::new(Metrics::new()),
+        })
+    }
+
+    /// Creates the Secrets, connections, bindings and SiteMappings of `objects`.
+    pub async fn apply(&self) {
+        let secrets: Api<Secret> = self.cluster.api();
+        for secret in self.objects.secrets.values() {
+            secrets
+                .create(&PostParams::default(), secret)
+                .await
+                .expect("secret created");
+        }
+        let connections: Api<VendorConnection> = self.cluster.api();
+        for connection in &self.objects.connections {
+            connections
+                .create(&PostParams::default(), connection)
+                .await
+                .expect("connection created");
+        }
+        let bindings: Api<AccessGroupBinding> = self.cluster.api();
+        for binding in &self.objects.bindings {
+            bindings
+                .create(&PostParams::default(), binding)
+                .await
+                .expect("binding created");
+        }
+        let mappings: Api<SiteMapping> = self.cluster.api();
+        for mapping in &self.objects.site_mappings {
+            mappings
+                .create(&PostParams::default(), mapping)
+                .await
+                .expect("site mapping created");
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.cluster.namespace
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        self.cluster.api()
+    }
+
+    /// The object as the server has it now.
+    pub async fn get<K>(&self, name: &str) -> Option<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        self.api::<K>().get_opt(name).await.expect("object read")
+    }
+
+    pub async fn binding(&self, name: &str) -> Option<AccessGroupBinding> {
+        self.get(name).await
+    }
+
+    pub async fn connection(&self, name: &str) -> Option<VendorConnection> {
+        self.get(name).await
+    }
+
+    pub async fn site_mapping(&self, name: &str) -> Option<SiteMapping> {
+        self.get(name).await
+    }
+
+    /// A JSON merge patch of the object's spec or metadata.
+    pub async fn merge<K>(&self, name: &str, patch: serde_json::Value)
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        self.api::<K>()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("merge patch accepted");
+    }
+
+    /// Members of the Kisi lobby group at the simulator.
+    pub fn lobby(&self) -> Vec<String> {
+        self.sandbox.group_members(Vendor::Kisi, LOBBY)
+    }
+
+    /// Waits until every named binding's Ready reason is `reason` at `generation`.
+    pub async fn wait_bindings(&self, names: &[&str], reason: &str, generation: i64) {
+        wait_until(
+            &format!("{names:?} are {reason} at generation {generation}"),
+            async || {
+                for name in names {
+                    let Some(binding) = self.binding(name).await else {
+                        return false;
+                    };
+                    if binding_reason(&binding, generation).as_deref() != Some(reason) {
+                        return false;
+                    }
+                }
+                true
+            },
+        )
+        .await;
+    }
+
+    /// Waits until the connection's Ready is (`status`, `reason`).
+    pub async fn wait_connection(&self, name: &str, status: &str, reason: &str) {
+        wait_until(
+            &format!("connection {name} is Ready={status} ({reason})"),
+            async || {
+                self.connection(name)
+                    .await
+                    .and_then(|c| connection_ready(&c))
+                    == Some((status.to_owned(), reason.to_owned()))
+            },
+        )
+        .await;
+    }
+
+    /// Waits until `count` more reconciles of `kind` finished than `before`.
+    pub async fn wait_reconciles(&self, kind: &str, before: u64, count: u64) {
+        let metrics = self.metrics.clone();
+        wait_until("the triggered reconciles finished", async || {
+            metrics.reconciles_of(kind) >= before + count
+        })
+        .await;
+    }
+
+    /// Operator options for this world: its namespace, the sandbox clock, short backoffs, its
+    /// metrics, no leader election.
+    pub fn options(&self, identity: &str) -> RunOptions {
+        let mut options = RunOptions::new(identity);
+        options.namespace = Some(self.namespace().to_owned());
+        options.leader_election = false;
+        options.lease_namespace = self.namespace().to_owned();
+        options.clock = self.sandbox.clock.clock();
+        options.min_backoff = Duration::from_millis(100);
+        options.max_backoff = Duration::from_secs(1);
+        options.metrics = self.metrics.clone();
+        options
+    }
+
+    /// Starts an operator on this world's namespace with the admin client.
+    pub async fn start_operator(&self) -> Operator {
+        Operator::start(self.cluster.client.clone(), self.options("e2e-replica")).await
+    }
+
+    /// Ends the test: stops nothing (the caller stops its operators), deletes the namespace.
+    pub async fn finish(self) {
+        self.cluster.cleanup().await;
+    }
+}
+
+/// An operator running in this process.
+pub struct Operator {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), OperatorError>>,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    pub http: std::net::SocketAddr,
+    /// Where OfficeRnD webhooks are received.
+    pub webhook: std::net::SocketAddr,
+}
+
+impl Operator {
+    pub async fn start(client: Client, options: RunOptions) -> Self {
+        let http = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let webhook = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addresses = (
+            http.local_addr().expect("address"),
+            webhook.local_addr().expect("address"),
+        );
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(run_on(
+            client,
+            options,
+            Listeners {
+                http,
+                webhook: Some(webhook),
+            },
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Operator {
+            stop: Some(stop),
+            task,
+            http: addresses.0,
+            webhook: addresses.1,
+        }
+    }
+
+    /// Whether `run_on` has returned (it failed, or it was stopped).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// The HTTP status of `GET path` on the operator's health and metrics server.
+    pub async fn http_status(&self, path: &str) -> u16 {
+        reqwest::get(format!("http://{}{path}", self.http))
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    }
+
+    /// Graceful shutdown: in-flight reconciles finish, then `run_on` returns cleanly.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let finished = tokio::time::timeout(Duration::from_secs(120), &mut self.task)
+            .await
+            .expect("the operator stops after its shutdown future resolves");
+        finished
+            .expect("operator task")
+            .expect("operator stopped cleanly");
+    }
+}
+
+/// The Ready reason, when the status describes `generation`.
+pub fn binding_reason(binding: &AccessGroupBinding, generation: i64) -> Option<String> {
+    let status = binding.status.as_ref()?;
+    if status.observed_generation != Some(generation) {
+        return None;
+    }
+    find(&status.conditions, READY).map(|c| c.reason.clone())
+}
+
+/// The Ready (status, reason) of a SiteMapping, when its status describes `generation`.
+pub fn mapping_ready(mapping: &SiteMapping, generation: i64) -> Option<(String, String)> {
+    let status = mapping.status.as_ref()?;
+    if status.observed_generation != Some(generation) {
+        return None;
+    }
+    find(&status.conditions, READY).map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+/// The Ready (status, reason) of a connection.
+pub fn connection_ready(connection: &VendorConnection) -> Option<(String, String)> {
+    let status = connection.status.as_ref()?;
+    find(&status.conditions, READY).map(|c| (c.status.clone(), c.reason.clone()))
+}
