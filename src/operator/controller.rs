@@ -1610,6 +1610,35 @@ async fn check_connection(
     (checked.outcome, checked.account)
 }
 
+/// The status a connection check leads to: the account summary kept when the check could not
+/// read one, `lastSyncTime` moved only when a successful check changed something.
+fn connection_status(
+    connection: &VendorConnection,
+    outcome: &Outcome,
+    account: Option<AccountSummary>,
+    at: DateTime<Utc>,
+) -> VendorConnectionStatus {
+    let previous = connection.status.clone().unwrap_or_default();
+    let generation = connection.meta().generation;
+    let mut next = VendorConnectionStatus {
+        observed_generation: generation,
+        conditions: status::conditions(outcome, generation, status_time(at), &previous.conditions),
+        last_sync_time: previous.last_sync_time.clone(),
+        last_handled_reconcile_at: connection
+            .annotations()
+            .get(RECONCILE_REQUESTED_AT)
+            .cloned(),
+        account: account.or_else(|| previous.account.clone()),
+        counts: previous.counts.clone(),
+        problems: previous.problems.clone(),
+        problems_omitted: previous.problems_omitted,
+    };
+    if outcome.ready && (next != previous || previous.last_sync_time.is_none()) {
+        next.last_sync_time = Some(status_time(at));
+    }
+    next
+}
+
 fn reconcile_connection(
     connection: Arc<VendorConnection>,
     ctx: Arc<Ctx>,
@@ -1648,25 +1677,8 @@ async fn reconcile_connection_inner(
             .insert((namespace.clone(), secret_name.clone()), secret);
     }
     let (outcome, account) = check_connection(&ctx, &connection, &objects).await;
-    let at = ctx.now();
     let previous = connection.status.clone().unwrap_or_default();
-    let generation = connection.meta().generation;
-    let mut next = VendorConnectionStatus {
-        observed_generation: generation,
-        conditions: status::conditions(&outcome, generation, status_time(at), &previous.conditions),
-        last_sync_time: previous.last_sync_time.clone(),
-        last_handled_reconcile_at: connection
-            .annotations()
-            .get(RECONCILE_REQUESTED_AT)
-            .cloned(),
-        account: account.or_else(|| previous.account.clone()),
-        counts: previous.counts.clone(),
-        problems: previous.problems.clone(),
-        problems_omitted: previous.problems_omitted,
-    };
-    if outcome.ready && (next != previous || previous.last_sync_time.is_none()) {
-        next.last_sync_time = Some(status_time(at));
-    }
+    let next = connection_status(&connection, &outcome, account, ctx.now());
     let changed = if connection.status.is_some() && next == previous {
         false
     } else {
@@ -2013,3 +2025,7 @@ fn event_note(message: &str) -> String {
     }
     note
 }
+
+#[cfg(test)]
+#[path = "controller_tests.rs"]
+mod tests;

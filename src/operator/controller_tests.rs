@@ -1,0 +1,311 @@
+//! The controller's decisions that need no API server, from fixtures: what triggers a
+//! reconcile, which objects a Secret or connection change reaches, suspension, requeue delays,
+//! the connection and SiteMapping statuses a reconcile writes.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::ResourceExt;
+
+use super::*;
+use crate::api::conditions::{find, READY};
+
+fn at(text: &str) -> DateTime<Utc> {
+    text.parse().expect("an instant")
+}
+
+fn connection(name: &str, vendor: &str, secret: &str) -> VendorConnection {
+    let mut connection: VendorConnection = serde_yaml::from_str(&format!(
+        "apiVersion: flexgate.dev/v1alpha1
+kind: VendorConnection
+metadata: {{name: {name}, namespace: doors, generation: 1}}
+spec:
+  vendor: {vendor}
+  credentialsSecretRef: {{name: {secret}}}
+"
+    ))
+    .expect("a connection fixture");
+    if vendor == "OfficeRnD" {
+        connection.spec.officernd =
+            serde_yaml::from_str("organization: example").expect("OfficeRnD settings");
+    }
+    connection
+}
+
+fn binding(name: &str, officernd: &str, vendor: &str) -> AccessGroupBinding {
+    serde_yaml::from_str(&format!(
+        "apiVersion: flexgate.dev/v1alpha1
+kind: AccessGroupBinding
+metadata: {{name: {name}, namespace: doors, generation: 1}}
+spec:
+  officerndRef: {{name: {officernd}}}
+  vendorRef: {{name: {vendor}}}
+  source: {{plan: {{name: Hot Desk}}}}
+  groups: [{{name: OFFICERND_Lobby}}]
+"
+    ))
+    .expect("a binding fixture")
+}
+
+fn in_namespace<K: Resource>(mut object: K, namespace: &str) -> K {
+    object.meta_mut().namespace = Some(namespace.to_owned());
+    object
+}
+
+fn store<K>(objects: Vec<K>) -> Store<K>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (reader, mut writer) = reflector::store();
+    for object in objects {
+        writer.apply_watcher_event(&watcher::Event::Apply(object));
+    }
+    reader
+}
+
+fn names<K: Resource>(refs: &[ObjectRef<K>]) -> Vec<String>
+where
+    K::DynamicType: Clone,
+{
+    let mut names: Vec<String> = refs.iter().map(|r| r.name.clone()).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_reconcile_follows_the_spec_the_request_annotations_and_deletion_only() {
+    let base = binding("lobby", "officernd", "kisi");
+    let key = spec_or_request(&base);
+
+    let mut status_only = base.clone();
+    status_only.status = Some(AccessGroupBindingStatus {
+        observed_generation: Some(1),
+        ..Default::default()
+    });
+    status_only.labels_mut().insert("team".into(), "ops".into());
+    status_only
+        .annotations_mut()
+        .insert("note".into(), "unrelated".into());
+    assert_eq!(
+        spec_or_request(&status_only),
+        key,
+        "status, labels, other annotations"
+    );
+
+    let mut edited = base.clone();
+    edited.metadata.generation = Some(2);
+    let mut requested = base.clone();
+    requested
+        .annotations_mut()
+        .insert(RECONCILE_REQUESTED_AT.into(), "now".into());
+    let mut acknowledged = base.clone();
+    acknowledged
+        .annotations_mut()
+        .insert(ACKNOWLEDGE_REVOCATION.into(), "plan-1".into());
+    let mut deleting = base.clone();
+    deleting.metadata.deletion_timestamp = Some(status_time(at("2026-11-23T08:00:00Z")));
+    for (what, changed) in [
+        ("a spec edit", edited),
+        ("a reconcile request", requested),
+        ("an acknowledgement", acknowledged),
+        ("a deletion", deleting),
+    ] {
+        assert_ne!(spec_or_request(&changed), key, "{what} must reconcile");
+    }
+}
+
+#[test]
+fn a_connection_change_reaches_the_bindings_of_its_namespace_that_use_it_either_way() {
+    let bindings = store(vec![
+        binding("lobby", "officernd", "kisi"),
+        binding("floor", "officernd", "salto"),
+        binding("other-org", "officernd-paris", "kisi"),
+        in_namespace(binding("elsewhere", "officernd", "kisi"), "other"),
+    ]);
+    assert_eq!(
+        names(&bindings_of_connection(&bindings, "doors", "kisi")),
+        ["lobby", "other-org"]
+    );
+    assert_eq!(
+        names(&bindings_of_connection(&bindings, "doors", "officernd")),
+        ["floor", "lobby"]
+    );
+    assert!(bindings_of_connection(&bindings, "doors", "brivo").is_empty());
+}
+
+#[test]
+fn a_secret_change_reaches_the_connections_of_its_namespace_that_read_it() {
+    let connections = store(vec![
+        connection("kisi", "Kisi", "door-keys"),
+        connection("kisi-annex", "Kisi", "door-keys"),
+        connection("officernd", "OfficeRnD", "officernd-credentials"),
+        in_namespace(connection("kisi", "Kisi", "door-keys"), "other"),
+    ]);
+    let mut reached: Vec<String> = connections_of_secret(&connections, "doors", "door-keys")
+        .iter()
+        .map(|c| c.name_any())
+        .collect();
+    reached.sort();
+    assert_eq!(reached, ["kisi", "kisi-annex"]);
+    assert!(connections_of_secret(&connections, "doors", "unused").is_empty());
+}
+
+#[test]
+fn suspension_of_the_binding_or_either_connection_is_reported_before_anything_is_read() {
+    let objects = |suspended: Option<&str>| Objects {
+        connections: ["officernd", "kisi"]
+            .into_iter()
+            .map(|name| {
+                let vendor = if name == "kisi" { "Kisi" } else { "OfficeRnD" };
+                let mut c = connection(name, vendor, "s");
+                c.spec.suspend = suspended == Some(name);
+                c
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let lobby = binding("lobby", "officernd", "kisi");
+    assert_eq!(suspension(&lobby, &objects(None), "doors"), None);
+
+    let mut suspended = lobby.clone();
+    suspended.spec.suspend = true;
+    assert!(suspension(&suspended, &objects(None), "doors")
+        .is_some_and(|m| m.starts_with("spec.suspend is true")));
+    for name in ["officernd", "kisi"] {
+        let message = suspension(&lobby, &objects(Some(name)), "doors");
+        assert_eq!(
+            message.as_deref(),
+            Some(
+                format!("VendorConnection doors/{name} is suspended: nothing is read or written")
+                    .as_str()
+            )
+        );
+    }
+}
+
+#[test]
+fn the_next_reconcile_comes_at_the_next_change_when_it_is_sooner_than_the_resync() {
+    let now = at("2026-11-23T09:00:00Z");
+    let resync = Duration::from_secs(900);
+    assert_eq!(until_next_change(resync, None, now), resync);
+    assert_eq!(
+        until_next_change(resync, Some(at("2026-11-23T09:05:00Z")), now),
+        Duration::from_millis(300_050),
+        "just after the boundary, never before it"
+    );
+    assert_eq!(
+        until_next_change(resync, Some(at("2026-11-23T10:00:00Z")), now),
+        resync
+    );
+    assert_eq!(
+        until_next_change(resync, Some(at("2026-11-23T08:00:00Z")), now),
+        Duration::from_millis(50),
+        "a boundary already passed reconciles at once"
+    );
+}
+
+#[test]
+fn resyncs_spread_by_at_most_a_tenth() {
+    let interval = Duration::from_secs(900);
+    for _ in 0..1000 {
+        let delay = jitter(interval);
+        assert!(delay >= Duration::from_secs(810) && delay <= Duration::from_secs(990));
+    }
+    assert_eq!(
+        sync_interval(Some(&connection("kisi", "Kisi", "s"))),
+        Duration::from_secs(15 * 60)
+    );
+}
+
+#[test]
+fn a_first_successful_check_stamps_the_sync_time_and_echoes_the_request() {
+    let mut kisi = connection("kisi", "Kisi", "s");
+    kisi.annotations_mut()
+        .insert(RECONCILE_REQUESTED_AT.into(), "2026-11-23T08:00:01Z".into());
+    let summary = AccountSummary {
+        groups: Some(4),
+        sites: None,
+        people: Some(12),
+    };
+    let status = connection_status(
+        &kisi,
+        &Outcome::ready(Reason::Synced, "4 groups, 12 users"),
+        Some(summary.clone()),
+        at("2026-11-23T09:00:00.700Z"),
+    );
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(status.account, Some(summary));
+    assert_eq!(
+        status.last_sync_time,
+        Some(status_time(at("2026-11-23T09:00:00Z"))),
+        "whole seconds, as the API server stores them"
+    );
+    assert_eq!(
+        status.last_handled_reconcile_at.as_deref(),
+        Some("2026-11-23T08:00:01Z")
+    );
+    let ready = find(&status.conditions, READY).expect("Ready");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "Synced")
+    );
+}
+
+#[test]
+fn an_unchanged_check_keeps_the_sync_time_and_a_failed_one_keeps_the_account() {
+    let mut kisi = connection("kisi", "Kisi", "s");
+    let summary = AccountSummary {
+        groups: Some(4),
+        sites: None,
+        people: Some(12),
+    };
+    let ok = Outcome::ready(Reason::Synced, "4 groups, 12 users");
+    let first = connection_status(
+        &kisi,
+        &ok,
+        Some(summary.clone()),
+        at("2026-11-23T09:00:00Z"),
+    );
+    kisi.status = Some(first.clone());
+
+    let again = connection_status(
+        &kisi,
+        &ok,
+        Some(summary.clone()),
+        at("2026-11-23T09:15:00Z"),
+    );
+    assert_eq!(
+        again, first,
+        "an idle check changes nothing, so nothing is written"
+    );
+
+    let refused = Outcome::not_ready(Reason::CredentialsInvalid, "the API key was refused");
+    let failed = connection_status(&kisi, &refused, None, at("2026-11-23T09:30:00Z"));
+    assert_eq!(
+        failed.account,
+        Some(summary),
+        "the last known account stays"
+    );
+    assert_eq!(failed.last_sync_time, first.last_sync_time);
+    let ready = find(&failed.conditions, READY).expect("Ready");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "CredentialsInvalid")
+    );
+    assert_eq!(
+        ready.last_transition_time,
+        status_time(at("2026-11-23T09:30:00Z"))
+    );
+}
+
+#[test]
+fn an_event_note_fits_the_api_limit_without_splitting_a_character() {
+    let long = "é".repeat(800);
+    let note = event_note(&long);
+    assert!(note.len() <= 1000);
+    assert!(note.chars().all(|c| c == 'é'));
+    assert_eq!(event_note("granted 3"), "granted 3");
+}
