@@ -331,6 +331,40 @@ fn booking_grants_booker_teammates_and_guests_from_grant_before_until_revoke_aft
 }
 
 #[test]
+fn extreme_margins_and_instants_never_overflow_and_margins_are_held_to_a_day() {
+    // A far-future booking next to a normal one: instants at the edge of the calendar must not
+    // bring the evaluation (or `explain`) down.
+    let index = org(json!({"bookings": [
+        meeting("b1", "2026-03-10T10:00:00.000Z", "2026-03-10T11:00:00.000Z"),
+        meeting("b2", "+262000-01-01T00:00:00Z", "+262142-12-31T00:00:00Z"),
+    ]}));
+    let mut room = binding("room", Source::BookableResource(name("Room A")));
+    room.grant_before = Duration::MAX;
+    room.revoke_after = Duration::MAX;
+    let bindings = [room];
+    // Held to 24 hours: a day and a minute before the start, nobody yet; a day before, the booker.
+    let early = evaluate(&index, &bindings, t("2026-03-09T09:59:00Z"));
+    assert!(people(&early, "room").is_empty());
+    assert_eq!(early.next_change_at, Some(t("2026-03-09T10:00:00Z")));
+    let opened = evaluate(&index, &bindings, t("2026-03-09T10:00:00Z"));
+    assert_eq!(people(&opened, "room"), vec![member("ann"), member("bob")]);
+    let closed = evaluate(&index, &bindings, t("2026-03-11T11:00:00Z"));
+    assert!(people(&closed, "room").is_empty());
+    let mut negative = binding("room", Source::BookableResource(name("Room A")));
+    negative.grant_before = Duration::MIN;
+    negative.revoke_after = Duration::MIN;
+    let during = evaluate(&index, &[negative.clone()], t("2026-03-10T10:30:00Z"));
+    assert_eq!(people(&during, "room"), vec![member("ann"), member("bob")]);
+    let explained = explain(
+        &index,
+        &bindings,
+        t("2026-03-10T10:30:00Z"),
+        "ann@example.com",
+    );
+    assert_eq!(explained.people, vec![member("ann")]);
+}
+
+#[test]
 fn guests_are_granted_only_when_the_binding_includes_them() {
     let index = org(
         json!({"bookings": [meeting("b1", "2026-03-10T10:00:00.000Z", "2026-03-10T11:00:00.000Z")]}),

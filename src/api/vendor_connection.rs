@@ -126,6 +126,23 @@ fn default_sync_interval() -> String {
     "15m".to_owned()
 }
 
+/// The shortest resync honoured: below it, a connection would hammer its vendor (and the API
+/// server) for no benefit, since webhooks and booking boundaries trigger syncs in between.
+pub const MIN_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The resync when `syncInterval` cannot be read.
+pub const DEFAULT_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+impl VendorConnectionSpec {
+    /// `syncInterval` as both hosts use it: at least [`MIN_SYNC_INTERVAL`] (the CRD refuses
+    /// shorter values; older objects may still carry one), 15 minutes when unreadable.
+    pub fn sync_interval(&self) -> std::time::Duration {
+        super::duration::parse(&self.sync_interval)
+            .map(|interval| interval.max(MIN_SYNC_INTERVAL))
+            .unwrap_or(DEFAULT_SYNC_INTERVAL)
+    }
+}
+
 /// The services a VendorConnection can point at.
 #[derive(
     Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,

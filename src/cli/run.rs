@@ -20,7 +20,8 @@ use kube::ResourceExt;
 use serde_json::json;
 
 use super::CliError;
-use crate::api::{duration, AccessGroupBindingStatus, SiteMappingStatus};
+use crate::api::vendor_connection::DEFAULT_SYNC_INTERVAL;
+use crate::api::{AccessGroupBindingStatus, SiteMappingStatus};
 use crate::clock::system_clock;
 use crate::engine::BindingKey;
 use crate::manifests;
@@ -262,9 +263,9 @@ async fn run_on_folder(folder: &Path, args: &RunArgs) -> Result<ExitCode, CliErr
         let resync = objects
             .connections
             .iter()
-            .filter_map(|c| duration::parse(&c.spec.sync_interval).ok())
+            .map(|c| c.spec.sync_interval())
             .min()
-            .unwrap_or(StdDuration::from_secs(900));
+            .unwrap_or(DEFAULT_SYNC_INTERVAL);
         let until_change = pass
             .next_change_at
             .and_then(|t| (t - Utc::now()).to_std().ok())

@@ -12,8 +12,33 @@
 //! day and closes at the start of the day after the end day, both in local time, so daylight-saving changes
 //! (23- or 25-hour days) are honoured.
 
-use chrono::{DateTime, Days, NaiveDate, NaiveTime, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Days, NaiveDate, NaiveTime, TimeDelta, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
+
+/// The longest `grantBefore` or `revokeAfter` the engine applies; longer margins are clamped here
+/// (and refused as a problem on the binding before they get here, and by the CRD).
+pub const MAX_BOOKING_MARGIN: TimeDelta = TimeDelta::hours(24);
+
+/// `at + delta`, held at the ends of the representable range instead of overflowing: instants
+/// come from OfficeRnD and margins from manifests, and neither may bring the engine down.
+pub fn later(at: DateTime<Utc>, delta: TimeDelta) -> DateTime<Utc> {
+    at.checked_add_signed(delta)
+        .unwrap_or(if delta < TimeDelta::zero() {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        })
+}
+
+/// `at - delta`, held at the ends of the representable range instead of overflowing.
+pub fn earlier(at: DateTime<Utc>, delta: TimeDelta) -> DateTime<Utc> {
+    at.checked_sub_signed(delta)
+        .unwrap_or(if delta < TimeDelta::zero() {
+            DateTime::<Utc>::MAX_UTC
+        } else {
+            DateTime::<Utc>::MIN_UTC
+        })
+}
 
 /// The calendar date an OfficeRnD day-granular instant stands for (see the module docs).
 pub fn calendar_date(instant: DateTime<Utc>, zone: Tz) -> NaiveDate {

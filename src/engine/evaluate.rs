@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::engine::calendar::{earliest, Window};
+use crate::engine::calendar::{earlier, earliest, later, Window, MAX_BOOKING_MARGIN};
 use crate::engine::hash::{FastMap, FastSet};
 use crate::engine::index::{
     pass_holder, Identified, Index, PassHolder, Reach, ResolvedSource, Slot, Table, Touched,
@@ -481,8 +481,12 @@ impl<'a> Collector<'a> {
             index,
             binding,
             at,
-            grant_before: binding.grant_before.max(Duration::zero()),
-            revoke_after: binding.revoke_after.max(Duration::zero()),
+            grant_before: binding
+                .grant_before
+                .clamp(Duration::zero(), MAX_BOOKING_MARGIN),
+            revoke_after: binding
+                .revoke_after
+                .clamp(Duration::zero(), MAX_BOOKING_MARGIN),
             scope: None,
             only,
             offers: Vec::new(),
@@ -707,9 +711,9 @@ impl<'a> Collector<'a> {
         };
         // Timelines are keyed by the bookings' resource: every booking here names this one.
         self.booked_resource = index.resources.share_existing(resource);
-        let opens_by = self.at + self.grant_before;
+        let opens_by = later(self.at, self.grant_before);
         // A single booking can be active only if it starts after this (its end + revoke_after > at).
-        let earliest_active_start = self.at - self.revoke_after - timeline.longest;
+        let earliest_active_start = earlier(earlier(self.at, self.revoke_after), timeline.longest);
         let first = timeline
             .singles
             .partition_point(|b| b.start <= earliest_active_start);
@@ -746,8 +750,8 @@ impl<'a> Collector<'a> {
         };
         let duration = first_end - first_start;
         let window = ExpansionWindow {
-            from: self.at - self.revoke_after - duration,
-            through: self.at + self.grant_before,
+            from: earlier(earlier(self.at, self.revoke_after), duration),
+            through: later(self.at, self.grant_before),
         };
         let zone = booking_zone(self.index, booking);
         let exdates = booking
@@ -770,7 +774,7 @@ impl<'a> Collector<'a> {
             });
         }
         for start in occurrences {
-            self.offer_booking(booking, start, start + duration);
+            self.offer_booking(booking, start, later(start, duration));
         }
     }
 

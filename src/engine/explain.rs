@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::engine::calendar::{calendar_date, Phase, Window};
+use crate::engine::calendar::{calendar_date, earlier, later, Phase, Window, MAX_BOOKING_MARGIN};
 use crate::engine::evaluate::evaluate_binding;
 use crate::engine::index::{normalize_email, pass_holder, Index, PassHolder, ResolvedSource};
 use crate::engine::recurrence::{expand, ExpansionWindow};
@@ -303,8 +303,14 @@ impl Explainer<'_> {
     }
 
     fn bookings(&self, slots: &[u32], resource: &str, is_member: bool, out: &mut Vec<String>) {
-        let grant_before = self.binding.grant_before.max(Duration::zero());
-        let revoke_after = self.binding.revoke_after.max(Duration::zero());
+        let grant_before = self
+            .binding
+            .grant_before
+            .clamp(Duration::zero(), MAX_BOOKING_MARGIN);
+        let revoke_after = self
+            .binding
+            .revoke_after
+            .clamp(Duration::zero(), MAX_BOOKING_MARGIN);
         let mut described = 0;
         for slot in slots {
             let Some(booking) = self.index.bookings.at(*slot) else {
@@ -331,11 +337,12 @@ impl Explainer<'_> {
                     out.push(format!("booking {title} is tentative"));
                     break;
                 }
-                let window = booking_window(start, start + duration, grant_before, revoke_after);
+                let window =
+                    booking_window(start, later(start, duration), grant_before, revoke_after);
                 match window.phase(self.at) {
                     Phase::Active => out.push(format!(
                         "booking {title} is on; access until {}",
-                        window.end.unwrap_or(start + duration)
+                        window.end.unwrap_or(later(start, duration))
                     )),
                     Phase::Upcoming(opens) => out.push(format!(
                         "booking {title} starts in {}; access opens {} before",
@@ -430,7 +437,7 @@ impl Explainer<'_> {
                 )),
                 Phase::Over(end) => out.push(format!(
                     "day pass validity ended {}",
-                    calendar_date(end - Duration::seconds(1), zone)
+                    calendar_date(earlier(end, Duration::seconds(1)), zone)
                 )),
             }
         }

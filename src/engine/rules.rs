@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 
-use crate::engine::calendar::{earliest, Window};
+use crate::engine::calendar::{earlier, earliest, later, Window};
 use crate::engine::index::{pass_holder, Index, PassHolder, Slot};
 use crate::officernd::model::{
     Assignment, Booking, Member, MemberStatus, Membership, MembershipStatus, Pass, PassStatus,
@@ -210,8 +210,8 @@ pub(crate) fn booking_window(
     revoke_after: Duration,
 ) -> Window {
     Window {
-        start: Some(start - grant_before),
-        end: Some(end + revoke_after),
+        start: Some(earlier(start, grant_before)),
+        end: Some(later(end, revoke_after)),
     }
 }
 

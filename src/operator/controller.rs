@@ -59,7 +59,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::api::access_group_binding::DeletionPolicy;
 use crate::api::conditions::{self as vocabulary, Reason, RECONCILING};
-use crate::api::vendor_connection::AccountSummary;
+use crate::api::vendor_connection::{AccountSummary, DEFAULT_SYNC_INTERVAL};
 use crate::api::{
     AccessGroupBinding, AccessGroupBindingStatus, SiteMapping, SiteMappingStatus, VendorConnection,
     VendorConnectionStatus, ACKNOWLEDGE_REVOCATION, FINALIZER, RECONCILE_REQUESTED_AT,
@@ -449,6 +449,10 @@ pub enum ReconcileError {
     /// The Kubernetes API refused or failed a call.
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    /// A bug: the reconcile panicked. Only this object's reconcile failed; it is retried with
+    /// backoff and the process keeps serving every other object.
+    #[error("internal error (a bug, please report it): {0}")]
+    Panicked(String),
     /// The operator is stopping before its caches were filled; nothing was read or written.
     #[error("the operator is stopping")]
     Stopping,
@@ -667,6 +671,28 @@ impl Ctx {
     }
 }
 
+/// Runs one reconcile with its panics contained: a bug met by one object (an input nobody
+/// foresaw) becomes that object's error instead of taking down the process, and with it every
+/// other object's sync.
+fn contained<F>(reconcile: F) -> impl Future<Output = Result<Action, ReconcileError>>
+where
+    F: Future<Output = Result<Action, ReconcileError>>,
+{
+    std::panic::AssertUnwindSafe(reconcile)
+        .catch_unwind()
+        .map(|result| {
+            result.unwrap_or_else(|panic| {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".to_owned());
+                tracing::error!(%message, "a reconcile panicked; the object is retried with backoff");
+                Err(ReconcileError::Panicked(message))
+            })
+        })
+}
+
 /// ±10 % jitter, so objects created together do not resync together.
 fn jitter(delay: Duration) -> Duration {
     let spread = delay.as_secs_f64() * 0.1;
@@ -674,12 +700,9 @@ fn jitter(delay: Duration) -> Duration {
     Duration::from_secs_f64((delay.as_secs_f64() + offset).max(0.0))
 }
 
-/// The connection's `syncInterval` (15 min when unreadable).
+/// The connection's `syncInterval` (see [`VendorConnectionSpec::sync_interval`]).
 fn sync_interval(connection: Option<&VendorConnection>) -> Duration {
-    connection
-        .and_then(|c| crate::api::duration::parse(&c.spec.sync_interval).ok())
-        .filter(|d| !d.is_zero())
-        .unwrap_or(Duration::from_secs(900))
+    connection.map_or(DEFAULT_SYNC_INTERVAL, |c| c.spec.sync_interval())
 }
 
 /// Seconds-precision, as the API server stores times: a status written and read back compares
@@ -1165,7 +1188,7 @@ fn reconcile_binding(
         namespace = %binding.namespace().unwrap_or_default(),
         name = %binding.name_any()
     );
-    async move { reconcile_binding_inner(binding, ctx).await }
+    contained(reconcile_binding_inner(binding, ctx))
         .instrument(span)
         .boxed()
 }
@@ -1650,7 +1673,7 @@ fn reconcile_connection(
         namespace = %connection.namespace().unwrap_or_default(),
         name = %connection.name_any()
     );
-    async move { reconcile_connection_inner(connection, ctx).await }
+    contained(reconcile_connection_inner(connection, ctx))
         .instrument(span)
         .boxed()
 }
@@ -1721,7 +1744,7 @@ fn reconcile_site_mapping(
         namespace = %mapping.namespace().unwrap_or_default(),
         name = %mapping.name_any()
     );
-    async move { reconcile_site_mapping_inner(mapping, ctx).await }
+    contained(reconcile_site_mapping_inner(mapping, ctx))
         .instrument(span)
         .boxed()
 }

@@ -221,6 +221,27 @@ fn resyncs_spread_by_at_most_a_tenth() {
 }
 
 #[test]
+fn a_resync_interval_below_thirty_seconds_is_held_at_thirty() {
+    let mut kisi = connection("kisi", "Kisi", "s");
+    for (written, honoured) in [
+        ("1ms", 30),
+        ("0s", 30),
+        ("29s", 30),
+        ("45s", 45),
+        ("1h", 3600),
+    ] {
+        kisi.spec.sync_interval = written.to_owned();
+        assert_eq!(
+            sync_interval(Some(&kisi)),
+            Duration::from_secs(honoured),
+            "{written}"
+        );
+    }
+    kisi.spec.sync_interval = "soon".to_owned();
+    assert_eq!(sync_interval(Some(&kisi)), Duration::from_secs(900));
+}
+
+#[test]
 fn a_first_successful_check_stamps_the_sync_time_and_echoes_the_request() {
     let mut kisi = connection("kisi", "Kisi", "s");
     kisi.annotations_mut()
@@ -308,4 +329,21 @@ fn an_event_note_fits_the_api_limit_without_splitting_a_character() {
     assert!(note.len() <= 1000);
     assert!(note.chars().all(|c| c == 'é'));
     assert_eq!(event_note("granted 3"), "granted 3");
+}
+
+#[tokio::test]
+async fn a_panicking_reconcile_becomes_that_objects_error() {
+    let outcome = contained(async {
+        let margins: Vec<i64> = Vec::new();
+        #[allow(clippy::indexing_slicing)]
+        let _ = margins[3];
+        Ok(Action::await_change())
+    })
+    .await;
+    assert!(
+        matches!(&outcome, Err(ReconcileError::Panicked(message)) if message.contains("index out of bounds")),
+        "{outcome:?}"
+    );
+    let calm = contained(async { Ok(Action::await_change()) }).await;
+    assert!(calm.is_ok());
 }

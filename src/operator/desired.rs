@@ -6,6 +6,7 @@ use kube::ResourceExt;
 
 use crate::api::access_group_binding::{AccessGroupBinding, GroupRef, ObjectSelector};
 use crate::api::{duration, Vendor};
+use crate::engine::calendar::MAX_BOOKING_MARGIN;
 use crate::engine::{Binding, BindingKey, GroupKey, Index, ObjectRef, Source};
 
 use super::objects::Objects;
@@ -70,8 +71,8 @@ pub fn engine_binding(
             spec.vendor_ref.name, vendor.spec.vendor
         ));
     }
-    let grant_before = parse_duration("grantBefore", &spec.grant_before)?;
-    let revoke_after = parse_duration("revokeAfter", &spec.revoke_after)?;
+    let grant_before = booking_margin("grantBefore", &spec.grant_before)?;
+    let revoke_after = booking_margin("revokeAfter", &spec.revoke_after)?;
     let mut location_scope = vendor
         .spec
         .salto_ks
@@ -122,6 +123,18 @@ pub fn engine_binding(
         location_scope,
         require_active_membership: vendor.spec.vendor == Vendor::SaltoKS,
     })
+}
+
+/// A booking margin, at most [`MAX_BOOKING_MARGIN`]: access opening days before a booking is
+/// a typo, not a policy, and the CRD refuses it too.
+fn booking_margin(field: &str, text: &str) -> Result<Duration, String> {
+    let margin = parse_duration(field, text)?;
+    if margin > MAX_BOOKING_MARGIN {
+        return Err(format!(
+            "spec.{field}: {text:?} is longer than 24h; a booking grants access at most a day before it starts or after it ends"
+        ));
+    }
+    Ok(margin)
 }
 
 fn parse_duration(field: &str, text: &str) -> Result<Duration, String> {
@@ -187,5 +200,80 @@ fn selector_ref(selector: &ObjectSelector) -> Result<ObjectRef, String> {
         (Some(id), _) => Ok(ObjectRef::Id(id.clone())),
         (None, Some(name)) => Ok(ObjectRef::Name(name.clone())),
         (None, None) => Err("set exactly one of id or name".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::VendorConnection;
+    use crate::officernd::model::Snapshot;
+
+    fn objects() -> Objects {
+        let connections: Vec<VendorConnection> = [
+            (
+                "officernd",
+                "OfficeRnD",
+                "\n  officernd: {organization: example}",
+            ),
+            ("kisi", "Kisi", ""),
+        ]
+        .into_iter()
+        .map(|(name, vendor, extra)| {
+            serde_yaml::from_str(&format!(
+                "apiVersion: flexgate.dev/v1alpha1
+kind: VendorConnection
+metadata: {{name: {name}, namespace: doors}}
+spec:
+  vendor: {vendor}
+  credentialsSecretRef: {{name: s}}{extra}
+"
+            ))
+            .unwrap()
+        })
+        .collect();
+        Objects {
+            connections,
+            ..Default::default()
+        }
+    }
+
+    fn room(grant_before: &str, revoke_after: &str) -> AccessGroupBinding {
+        serde_yaml::from_str(&format!(
+            "apiVersion: flexgate.dev/v1alpha1
+kind: AccessGroupBinding
+metadata: {{name: room, namespace: doors}}
+spec:
+  officerndRef: {{name: officernd}}
+  vendorRef: {{name: kisi}}
+  source: {{bookableResource: {{name: Elephant}}}}
+  groups: [{{name: OFFICERND_Elephant}}]
+  grantBefore: {grant_before:?}
+  revokeAfter: {revoke_after:?}
+"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn booking_margins_up_to_a_day_map_and_longer_ones_are_a_problem_on_the_binding() {
+        let index = Index::build(Snapshot::default());
+        let mapped = engine_binding(&room("24h", "90m"), &objects(), &index).unwrap();
+        assert_eq!(mapped.grant_before, Duration::hours(24));
+        assert_eq!(mapped.revoke_after, Duration::minutes(90));
+        for (grant_before, revoke_after, field) in [
+            ("24h1s", "0s", "grantBefore"),
+            ("15m", "999999999h999999999h999999999h", "revokeAfter"),
+        ] {
+            let error =
+                engine_binding(&room(grant_before, revoke_after), &objects(), &index).unwrap_err();
+            assert!(error.starts_with(&format!("spec.{field}: ")), "{error}");
+            assert!(
+                error.contains("longer than 24h")
+                    || error.contains("too long")
+                    || error.contains("not a duration"),
+                "{error}"
+            );
+        }
     }
 }
