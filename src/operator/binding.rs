@@ -52,7 +52,7 @@ pub struct Entitlements {
     /// Every binding of the OfficeRnD connection, mapped onto the engine.
     pub bindings: Vec<engine::Binding>,
     /// Bindings of the connection that could not be mapped, with why.
-    pub unmapped: Vec<(engine::BindingKey, String)>,
+    pub unmapped: Vec<(engine::BindingKey, super::desired::Unmapped)>,
     /// Members in the snapshot (for the empty-snapshot guard).
     pub members: usize,
     /// The instant to evaluate at.

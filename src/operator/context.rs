@@ -13,7 +13,7 @@ use crate::officernd::{snapshot, OfficeRndClient};
 
 use super::binding::Entitlements;
 use super::credentials;
-use super::desired::{binding_key, engine_binding};
+use super::desired::{binding_key, engine_binding, Unmapped};
 use super::objects::Objects;
 
 /// Everything the engine needs for the bindings of one OfficeRnD connection.
@@ -27,7 +27,7 @@ pub struct Context {
     /// Bindings mapped onto the engine.
     pub bindings: Vec<Binding>,
     /// Bindings that could not be mapped, with why.
-    pub binding_errors: Vec<(BindingKey, String)>,
+    pub binding_errors: Vec<(BindingKey, Unmapped)>,
 }
 
 impl Context {

@@ -108,8 +108,12 @@ pub struct RunOptions {
     pub identity: String,
     /// Reconciles running at once, per controller.
     pub concurrency: u16,
-    /// Binding syncs running at once against one vendor account; more wait without holding a
-    /// controller slot, so one account's outage never slows the others.
+    /// Binding syncs running at once against one vendor account (default 1); more wait without
+    /// holding a controller slot, so one account's outage never slows the others. One at a time
+    /// is what keeps bindings that share a group, or a person new to the account, from racing:
+    /// two syncs would both create that person (Kisi refuses the second, "email has already
+    /// been taken") or both add them to the group (Kisi keeps both rows). The account's rate
+    /// limit, not this, bounds a sync's speed.
     pub per_account_concurrency: usize,
     /// A deleting binding that still cannot revoke after this long (since its
     /// deletionTimestamp) is orphaned, with an Event saying so.
@@ -155,7 +159,7 @@ impl RunOptions {
             lease_name: "flexgate-leader".to_owned(),
             identity: identity.into(),
             concurrency: 8,
-            per_account_concurrency: 2,
+            per_account_concurrency: 1,
             deletion_timeout: Duration::from_secs(600),
             min_backoff: Duration::from_secs(5),
             max_backoff: Duration::from_secs(300),
@@ -692,6 +696,9 @@ where
             })
         })
 }
+
+/// When a binding finds its vendor account's sync slot taken, it tries again after this.
+const ACCOUNT_BUSY_RETRY: Duration = Duration::from_millis(500);
 
 /// ±10 % jitter, so objects created together do not resync together.
 fn jitter(delay: Duration) -> Duration {
@@ -1260,9 +1267,9 @@ async fn apply_binding(
     let name = binding.name_any();
     let account = (namespace.clone(), binding.spec.vendor_ref.name.clone());
     let Some(_permit) = ctx.account_permit(&account) else {
-        // The account's slots are busy (perhaps slow or failing): come back without holding
-        // one of the controller's slots, so other accounts keep going.
-        return Ok(Action::requeue(jitter(Duration::from_secs(2))));
+        // The account's slot is busy (another sync, or a slow or failing vendor): come back
+        // shortly without holding one of the controller's slots, so other accounts keep going.
+        return Ok(Action::requeue(jitter(ACCOUNT_BUSY_RETRY)));
     };
     let siblings = ctx.siblings(&namespace);
     let objects = ctx

@@ -5,6 +5,7 @@ use chrono::Duration;
 use kube::ResourceExt;
 
 use crate::api::access_group_binding::{AccessGroupBinding, GroupRef, ObjectSelector};
+use crate::api::conditions::Reason;
 use crate::api::{duration, Vendor};
 use crate::engine::calendar::MAX_BOOKING_MARGIN;
 use crate::engine::{Binding, BindingKey, GroupKey, Index, ObjectRef, Source};
@@ -34,42 +35,77 @@ pub fn binding_key(binding: &AccessGroupBinding) -> BindingKey {
     }
 }
 
+/// Why a binding cannot be mapped onto the engine: the condition reason and a message a person
+/// can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Unmapped {
+    /// `ReferenceNotFound`, `AmbiguousReference` or `InvalidSpec`.
+    pub reason: Reason,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl Unmapped {
+    fn missing(message: impl Into<String>) -> Self {
+        Self {
+            reason: Reason::ReferenceNotFound,
+            message: message.into(),
+        }
+    }
+
+    fn ambiguous(message: impl Into<String>) -> Self {
+        Self {
+            reason: Reason::AmbiguousReference,
+            message: message.into(),
+        }
+    }
+
+    fn invalid(message: impl Into<String>) -> Self {
+        Self {
+            reason: Reason::InvalidSpec,
+            message: message.into(),
+        }
+    }
+}
+
 /// Maps one binding onto the engine. Fails with a message a person can act on when the spec
-/// references a connection that does not exist or is of the wrong vendor.
+/// references a connection that does not exist or is of the wrong vendor, or carries a value
+/// out of range.
 pub fn engine_binding(
     binding: &AccessGroupBinding,
     objects: &Objects,
     index: &Index,
-) -> Result<Binding, String> {
+) -> Result<Binding, Unmapped> {
     let namespace = binding.namespace().unwrap_or_default();
     let spec = &binding.spec;
     let officernd = objects
         .connection(&namespace, &spec.officernd_ref.name)
         .ok_or_else(|| {
-            format!(
+            Unmapped::missing(format!(
                 "VendorConnection {namespace}/{} (officerndRef) not found",
                 spec.officernd_ref.name
-            )
+            ))
         })?;
     if officernd.spec.vendor != Vendor::OfficeRnD {
-        return Err(format!(
+        return Err(Unmapped::invalid(format!(
             "officerndRef {} is a {} connection; it must be an OfficeRnD one",
             spec.officernd_ref.name, officernd.spec.vendor
-        ));
+        )));
     }
     let vendor = objects
         .connection(&namespace, &spec.vendor_ref.name)
         .ok_or_else(|| {
-            format!(
+            Unmapped::missing(format!(
                 "VendorConnection {namespace}/{} (vendorRef) not found",
                 spec.vendor_ref.name
-            )
+            ))
         })?;
     if !vendor.spec.vendor.is_door_access() {
-        return Err(format!(
+        return Err(Unmapped::invalid(format!(
             "vendorRef {} is a {} connection; AccessGroupBindings manage door-access groups (Kisi, SaltoKS, Brivo)",
             spec.vendor_ref.name, vendor.spec.vendor
-        ));
+        )));
     }
     let grant_before = booking_margin("grantBefore", &spec.grant_before)?;
     let revoke_after = booking_margin("revokeAfter", &spec.revoke_after)?;
@@ -107,7 +143,9 @@ pub fn engine_binding(
         }
         Source::DayPasses
     } else {
-        return Err("spec.source names nothing; set exactly one source".to_owned());
+        return Err(Unmapped::invalid(
+            "spec.source names nothing; set exactly one source",
+        ));
     };
     Ok(Binding {
         key: binding_key(binding),
@@ -127,19 +165,19 @@ pub fn engine_binding(
 
 /// A booking margin, at most [`MAX_BOOKING_MARGIN`]: access opening days before a booking is
 /// a typo, not a policy, and the CRD refuses it too.
-fn booking_margin(field: &str, text: &str) -> Result<Duration, String> {
-    let margin = parse_duration(field, text)?;
-    if margin > MAX_BOOKING_MARGIN {
-        return Err(format!(
+fn booking_margin(field: &str, text: &str) -> Result<Duration, Unmapped> {
+    let too_long = || {
+        Unmapped::invalid(format!(
             "spec.{field}: {text:?} is longer than 24h; a booking grants access at most a day before it starts or after it ends"
-        ));
+        ))
+    };
+    let parsed =
+        duration::parse(text).map_err(|e| Unmapped::invalid(format!("spec.{field}: {e}")))?;
+    let margin = Duration::from_std(parsed).map_err(|_| too_long())?;
+    if margin > MAX_BOOKING_MARGIN {
+        return Err(too_long());
     }
     Ok(margin)
-}
-
-fn parse_duration(field: &str, text: &str) -> Result<Duration, String> {
-    let parsed = duration::parse(text).map_err(|e| format!("spec.{field}: {e}"))?;
-    Duration::from_std(parsed).map_err(|_| format!("spec.{field}: {text:?} is too long"))
 }
 
 /// OfficeRnD ids are 24 hex characters; anything else is a name.
@@ -165,7 +203,7 @@ fn located<'s>(
     selector: &ObjectSelector,
     index: &'s Index,
     candidates: impl Fn(&'s Index) -> Vec<(&'s str, Option<&'s str>, Option<&'s str>)>,
-) -> Result<ObjectRef, String> {
+) -> Result<ObjectRef, Unmapped> {
     let (Some(name), Some(location)) = (&selector.name, &selector.location) else {
         return selector_ref(selector);
     };
@@ -175,7 +213,9 @@ fn located<'s>(
         .map(|l| l.id.as_str())
         .collect();
     if location_ids.is_empty() {
-        return Err(format!("location {location:?} not found in OfficeRnD"));
+        return Err(Unmapped::missing(format!(
+            "location {location:?} not found in OfficeRnD"
+        )));
     }
     let matches: Vec<&str> = candidates(index)
         .into_iter()
@@ -186,20 +226,22 @@ fn located<'s>(
         .collect();
     match matches.as_slice() {
         [id] => Ok(ObjectRef::Id((*id).to_owned())),
-        [] => Err(format!("{name:?} not found in location {location:?}")),
-        several => Err(format!(
+        [] => Err(Unmapped::missing(format!(
+            "{name:?} not found in location {location:?}"
+        ))),
+        several => Err(Unmapped::ambiguous(format!(
             "{name:?} matches {} objects in location {location:?} (ids {}); name it by id",
             several.len(),
             several.join(", ")
-        )),
+        ))),
     }
 }
 
-fn selector_ref(selector: &ObjectSelector) -> Result<ObjectRef, String> {
+fn selector_ref(selector: &ObjectSelector) -> Result<ObjectRef, Unmapped> {
     match (&selector.id, &selector.name) {
         (Some(id), _) => Ok(ObjectRef::Id(id.clone())),
         (None, Some(name)) => Ok(ObjectRef::Name(name.clone())),
-        (None, None) => Err("set exactly one of id or name".to_owned()),
+        (None, None) => Err(Unmapped::invalid("set exactly one of id or name")),
     }
 }
 
@@ -267,13 +309,12 @@ spec:
         ] {
             let error =
                 engine_binding(&room(grant_before, revoke_after), &objects(), &index).unwrap_err();
-            assert!(error.starts_with(&format!("spec.{field}: ")), "{error}");
+            assert_eq!(error.reason, Reason::InvalidSpec);
             assert!(
-                error.contains("longer than 24h")
-                    || error.contains("too long")
-                    || error.contains("not a duration"),
+                error.message.starts_with(&format!("spec.{field}: ")),
                 "{error}"
             );
+            assert!(error.message.contains("longer than 24h"), "{error}");
         }
     }
 }

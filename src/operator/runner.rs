@@ -136,7 +136,7 @@ pub async fn reconcile_all(
         for (key, error) in &context.binding_errors {
             results.push((
                 key.clone(),
-                BindingResult::not_ready(Reason::ReferenceNotFound, error.clone()),
+                BindingResult::not_ready(error.reason, error.message.clone()),
             ));
         }
         for binding in &objects.bindings {
@@ -224,7 +224,7 @@ pub async fn reconcile_binding<V: crate::vendors::DoorVendor>(
     );
     if !deleting {
         if let Some((_, error)) = context.binding_errors.iter().find(|(k, _)| *k == key) {
-            return BindingResult::not_ready(Reason::ReferenceNotFound, error.clone());
+            return BindingResult::not_ready(error.reason, error.message.clone());
         }
     }
     let entitlements = context.entitlements(at);
