@@ -86,24 +86,32 @@ Namespace the operator's reconcile permissions are granted in when watchNamespac
 
 {{/*
 Rules the operator needs on the resources it reconciles (shared by the ClusterRole and the namespaced Role).
-Exactly what `flexgate run` uses, nothing more: it never writes Secrets and never touches CRDs.
+Exactly what `flexgate run` calls, nothing more: tests/e2e/helm.rs records every call the operator makes with this
+ServiceAccount's token and fails on a refused call and on a grant no call used. It never writes Secrets or the
+objects' specs, never touches CRDs, and writes status only by server-side apply.
 */}}
 {{- define "flexgate.reconcileRules" -}}
+# Connections are only read from the watch cache.
 - apiGroups: ["flexgate.dev"]
-  resources: ["vendorconnections", "accessgroupbindings", "sitemappings"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  resources: ["vendorconnections"]
+  verbs: ["list", "watch"]
+# Bindings: the cleanup finalizer is added by server-side apply and removed by a JSON patch of a fresh read.
+- apiGroups: ["flexgate.dev"]
+  resources: ["accessgroupbindings"]
+  verbs: ["get", "list", "watch", "patch"]
+# SiteMappings: read fresh before each sync (the saved mapping lives in status).
+- apiGroups: ["flexgate.dev"]
+  resources: ["sitemappings"]
+  verbs: ["get", "list", "watch"]
+# Status, by server-side apply.
 - apiGroups: ["flexgate.dev"]
   resources: ["vendorconnections/status", "accessgroupbindings/status", "sitemappings/status"]
-  verbs: ["patch", "update"]
-- apiGroups: ["flexgate.dev"]
-  resources: ["vendorconnections/finalizers", "accessgroupbindings/finalizers", "sitemappings/finalizers"]
-  verbs: ["update"]
+  verbs: ["patch"]
+# Vendor credentials: read when a connection is used; watched (metadata only) so a rotated Secret applies at once.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch"]
-- apiGroups: [""]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+# events.k8s.io/v1 Events; an Event repeated within minutes is patched as a series.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

@@ -561,3 +561,26 @@ pub fn connection_ready(connection: &VendorConnection) -> Option<(String, String
     let status = connection.status.as_ref()?;
     find(&status.conditions, READY).map(|c| (c.status.clone(), c.reason.clone()))
 }
+
+/// A client configuration for the kubeconfig's cluster (its URL and CA) that authenticates
+/// with `token` alone, as a pod running under a ServiceAccount does.
+pub async fn token_config(path: &PathBuf, token: &str) -> kube::Config {
+    let kubeconfig = Kubeconfig::read_from(path).expect("readable kubeconfig");
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .expect("usable kubeconfig");
+    config.auth_info = kube::config::AuthInfo {
+        token: Some(token.to_owned().into()),
+        ..Default::default()
+    };
+    config
+}
+
+/// A token of the ServiceAccount `name` in the cluster's namespace, from the TokenRequest API
+/// (what the kubelet mounts into a pod).
+pub fn service_account_token(cluster: &Cluster, name: &str) -> String {
+    let (ok, token, stderr) = cluster.kubectl(&["create", "token", name, "--duration=1h"]);
+    assert!(ok, "kubectl create token {name}: {stderr}");
+    token.trim().to_owned()
+}
