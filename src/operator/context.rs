@@ -1,6 +1,7 @@
 //! One OfficeRnD organization's evaluation context: an indexed picture of it, and the bindings
 //! that read from it mapped onto the engine.
 
+use crate::api::conditions::Reason;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -74,7 +75,7 @@ impl Context {
 /// partial context.
 pub async fn build_all(
     objects: &Objects,
-) -> Vec<Result<Context, (String, Vec<BindingKey>, String)>> {
+) -> Vec<Result<Context, (String, Vec<BindingKey>, ReadFailure)>> {
     let mut by_officernd: BTreeMap<(String, String), Vec<&AccessGroupBinding>> = BTreeMap::new();
     for binding in &objects.bindings {
         let namespace = binding.namespace().unwrap_or_default();
@@ -101,14 +102,8 @@ async fn build(
     namespace: &str,
     name: &str,
     bindings: &[&AccessGroupBinding],
-) -> Result<Context, String> {
-    let connection = objects
-        .connection(namespace, name)
-        .ok_or_else(|| format!("VendorConnection {namespace}/{name} not found"))?;
-    let secret = objects.secret(namespace, &connection.spec.credentials_secret_ref.name);
-    let credentials =
-        credentials::read(connection, namespace, secret).map_err(|e| e.to_string())?;
-    let client = super::clients::officernd(connection, &credentials)?;
+) -> Result<Context, ReadFailure> {
+    let client = ReadFailure::client_for(objects, namespace, name)?;
     let (index, members) = read_indexed(&client).await?;
     Ok(Context::new(
         format!("{namespace}/{name}"),
@@ -119,15 +114,63 @@ async fn build(
     ))
 }
 
+/// Why OfficeRnD could not be read for the bindings of a connection: the condition reason they
+/// report (refused credentials need a person, an outage does not) and what happened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ReadFailure {
+    /// `CredentialsInvalid`, `ReferenceNotFound`, `InvalidSpec` or `VendorUnreachable`.
+    pub reason: Reason,
+    /// What happened and what to do.
+    pub message: String,
+}
+
+impl ReadFailure {
+    pub(crate) fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// The OfficeRnD client for `namespace/name`, or why there is none.
+    pub(crate) fn client_for(
+        objects: &Objects,
+        namespace: &str,
+        name: &str,
+    ) -> Result<OfficeRndClient, Self> {
+        let connection = objects.connection(namespace, name).ok_or_else(|| {
+            Self::new(
+                Reason::ReferenceNotFound,
+                format!("VendorConnection {namespace}/{name} not found"),
+            )
+        })?;
+        let secret = objects.secret(namespace, &connection.spec.credentials_secret_ref.name);
+        let credentials = credentials::read(connection, namespace, secret)
+            .map_err(|e| Self::new(Reason::CredentialsInvalid, e.to_string()))?;
+        let client = super::clients::officernd(connection, &credentials)
+            .map_err(|e| Self::new(Reason::InvalidSpec, e))?;
+        Ok(client)
+    }
+}
+
 /// Reads OfficeRnD whole and indexes it (indexing is CPU work: off the async workers); returns
 /// the index and how many members it holds. Fails whole, never with a partial picture.
-pub(crate) async fn read_indexed(client: &OfficeRndClient) -> Result<(Index, usize), String> {
-    let snapshot = snapshot::fetch(client)
-        .await
-        .map_err(|e| format!("reading OfficeRnD failed, nothing was evaluated: {e}"))?;
+pub(crate) async fn read_indexed(client: &OfficeRndClient) -> Result<(Index, usize), ReadFailure> {
+    let snapshot = snapshot::fetch(client).await.map_err(|e| {
+        ReadFailure::new(
+            super::connection::officernd_reason(&e),
+            format!("reading OfficeRnD failed, nothing was evaluated: {e}"),
+        )
+    })?;
     let members = snapshot.members.len();
     let index = tokio::task::spawn_blocking(move || Index::build(snapshot))
         .await
-        .map_err(|e| format!("indexing the OfficeRnD snapshot failed: {e}"))?;
+        .map_err(|e| {
+            ReadFailure::new(
+                Reason::VendorUnreachable,
+                format!("indexing the OfficeRnD snapshot failed: {e}"),
+            )
+        })?;
     Ok((index, members))
 }

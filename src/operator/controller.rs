@@ -652,7 +652,7 @@ impl Ctx {
             .await
             .map_err(|error| {
                 BindingResult::not_ready(
-                    Reason::VendorUnreachable,
+                    error.reason,
                     format!("OfficeRnD connection {namespace}/{name}: {error}"),
                 )
             })

@@ -26,6 +26,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
+use crate::api::conditions::Reason;
 use crate::clock::Clock;
 use crate::engine::{Index, Touched};
 use crate::officernd::collection::Collection;
@@ -33,7 +34,7 @@ use crate::officernd::model::{Assignment, Booking, Company, Member, Membership, 
 use crate::officernd::webhooks::{EventAction, WebhookEvent};
 use crate::officernd::OfficeRndClient;
 
-use super::credentials;
+use super::context::ReadFailure;
 use super::objects::Objects;
 
 /// How long the newest event time of an object is remembered. Deliveries signed more than five
@@ -172,7 +173,7 @@ impl OrgCache {
         namespace: &str,
         name: &str,
         max_age: Duration,
-    ) -> Result<OrgView, String> {
+    ) -> Result<OrgView, ReadFailure> {
         let org = self.org(objects, namespace, name)?;
         let mut state = org.state.lock().await;
         let now = (self.clock)();
@@ -250,7 +251,7 @@ impl OrgCache {
         objects: &Objects,
         namespace: &str,
         name: &str,
-    ) -> Result<OfficeRndClient, String> {
+    ) -> Result<OfficeRndClient, ReadFailure> {
         Ok(self.org(objects, namespace, name)?.client.clone())
     }
 
@@ -270,10 +271,13 @@ impl OrgCache {
 
     /// The organization of the connection, with a client built from its current credentials (a
     /// changed connection or Secret starts a new picture).
-    fn org(&self, objects: &Objects, namespace: &str, name: &str) -> Result<Arc<Org>, String> {
-        let connection = objects
-            .connection(namespace, name)
-            .ok_or_else(|| format!("VendorConnection {namespace}/{name} not found"))?;
+    fn org(&self, objects: &Objects, namespace: &str, name: &str) -> Result<Arc<Org>, ReadFailure> {
+        let connection = objects.connection(namespace, name).ok_or_else(|| {
+            ReadFailure::new(
+                Reason::ReferenceNotFound,
+                format!("VendorConnection {namespace}/{name} not found"),
+            )
+        })?;
         let secret = objects.secret(namespace, &connection.spec.credentials_secret_ref.name);
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         format!("{:?}", connection.spec).hash(&mut hasher);
@@ -290,9 +294,7 @@ impl OrgCache {
                 return Ok(org.clone());
             }
         }
-        let credentials =
-            credentials::read(connection, namespace, secret).map_err(|e| e.to_string())?;
-        let client = super::clients::officernd(connection, &credentials)?;
+        let client = ReadFailure::client_for(objects, namespace, name)?;
         let org = Arc::new(Org {
             key: key.clone(),
             label: format!("{namespace}/{name}"),
@@ -323,7 +325,10 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Reads every collection and indexes it.
-async fn read_whole(client: &OfficeRndClient, started: DateTime<Utc>) -> Result<OrgView, String> {
+async fn read_whole(
+    client: &OfficeRndClient,
+    started: DateTime<Utc>,
+) -> Result<OrgView, ReadFailure> {
     let (index, members) = super::context::read_indexed(client).await?;
     Ok(OrgView {
         index: Arc::new(index),

@@ -125,7 +125,7 @@ pub async fn reconcile_all(
             Err((officernd, keys, error)) => {
                 for key in keys {
                     let result = BindingResult::not_ready(
-                        Reason::VendorUnreachable,
+                        error.reason,
                         format!("OfficeRnD connection {officernd}: {error}"),
                     );
                     results.push((key, result));
