@@ -67,6 +67,13 @@ fn examples_are_valid_and_complete() {
 }
 
 #[test]
+fn odd_but_valid_manifests_are_accepted() {
+    // What the apiserver accepts must pass here too (tests/e2e/invalid.rs asks the server).
+    let lines = lines_for(&[PathBuf::from("tests/valid")], &[]);
+    assert!(lines.is_empty(), "{}", lines.join("\n"));
+}
+
+#[test]
 fn every_invalid_manifest_is_rejected_with_its_message() {
     let corpus = Path::new("tests/invalid");
     let mut cases: Vec<PathBuf> = std::fs::read_dir(corpus)

@@ -1,5 +1,6 @@
 //! `flexgate sandbox`: starts the built-in simulators, prints their endpoints and credentials,
-//! optionally writes the examples rewired to them, and serves until interrupted.
+//! optionally writes the built-in examples rewired to them (with the commands to try them on a
+//! cluster), and serves until interrupted.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use super::CliError;
 use crate::manifests;
 use crate::officernd::simulator::Simulator;
 use crate::operator::objects::Objects;
+use crate::sandbox::manifests as written;
 use crate::sandbox::{demo_start, Sandbox};
 
 /// Arguments of `flexgate sandbox`.
@@ -22,13 +24,14 @@ pub struct SandboxArgs {
     /// Where the sandbox clock starts (RFC 3339). It moves only when a test or the demo moves it.
     #[arg(long)]
     pub start_at: Option<DateTime<Utc>>,
-    /// Write the manifests of --examples, rewired to the sandbox (endpoints and credentials),
-    /// to this folder, ready for `flexgate plan --manifests` or `flexgate run --manifests`.
+    /// Write the examples (built in), rewired to the sandbox (endpoints and credentials) and
+    /// without a namespace, to this folder: for `kubectl apply -n NS -f`, `flexgate plan
+    /// --manifests` or `flexgate run --manifests`.
     #[arg(long)]
     pub write_manifests: Option<PathBuf>,
-    /// The manifests to rewire with --write-manifests.
-    #[arg(long, default_value = "examples")]
-    pub examples: PathBuf,
+    /// Rewire these manifests (files or folders) instead of the built-in examples.
+    #[arg(long, value_name = "PATH")]
+    pub examples: Option<PathBuf>,
 }
 
 pub(super) fn run(args: &SandboxArgs) -> Result<ExitCode, CliError> {
@@ -64,51 +67,52 @@ async fn serve(args: &SandboxArgs) -> Result<ExitCode, CliError> {
         writeln!(out, "  {line}")?;
     }
     if let Some(folder) = &args.write_manifests {
-        let (documents, problems) = manifests::load(std::slice::from_ref(&args.examples));
-        if let Some(problem) = problems.first() {
-            eprintln!("{}: {}", problem.file.display(), problem.message);
-            return Ok(ExitCode::FAILURE);
-        }
+        let documents = match &args.examples {
+            Some(path) => {
+                let (documents, problems) = manifests::load(std::slice::from_ref(path));
+                if let Some(problem) = problems.first() {
+                    eprintln!("{}: {}", problem.file.display(), problem.message);
+                    return Ok(ExitCode::FAILURE);
+                }
+                documents
+            }
+            None => match written::example_documents() {
+                Ok(documents) => documents,
+                Err(error) => {
+                    eprintln!("{error}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            },
+        };
         let mut objects = Objects::from_documents(&documents).map_err(std::io::Error::other)?;
         for note in sandbox.connect(&mut objects) {
             writeln!(out, "  note: {note}")?;
         }
+        let yaml = match written::render(&objects) {
+            Ok(yaml) => yaml,
+            Err(error) => {
+                eprintln!("{error}");
+                return Ok(ExitCode::FAILURE);
+            }
+        };
         std::fs::create_dir_all(folder)?;
         let file = folder.join("flexgate-sandbox.yaml");
-        std::fs::write(&file, to_yaml(&objects)?)?;
+        std::fs::write(&file, yaml)?;
         writeln!(
             out,
-            "  wrote {} (the examples, pointed at this sandbox)",
+            "  wrote {} (the examples, pointed at this sandbox, no namespace)",
             file.display()
         )?;
+        writeln!(
+            out,
+            "to try them on a Kubernetes cluster (the operator runs on this machine: the simulators listen on 127.0.0.1):"
+        )?;
+        for command in written::try_on_cluster(folder, &objects) {
+            writeln!(out, "  {command}")?;
+        }
     }
     writeln!(out, "serving until interrupted (Ctrl-C)")?;
     drop(out);
     tokio::signal::ctrl_c().await?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn to_yaml(objects: &Objects) -> Result<String, CliError> {
-    let mut out = String::new();
-    let mut push = |value: serde_json::Value| -> Result<(), CliError> {
-        out.push_str("---\n");
-        out.push_str(&serde_yaml::to_string(&value)?);
-        Ok(())
-    };
-    for secret in objects.secrets.values() {
-        let mut value = serde_json::to_value(secret).map_err(std::io::Error::other)?;
-        value["apiVersion"] = "v1".into();
-        value["kind"] = "Secret".into();
-        push(value)?;
-    }
-    for connection in &objects.connections {
-        push(serde_json::to_value(connection).map_err(std::io::Error::other)?)?;
-    }
-    for binding in &objects.bindings {
-        push(serde_json::to_value(binding).map_err(std::io::Error::other)?)?;
-    }
-    for mapping in &objects.site_mappings {
-        push(serde_json::to_value(mapping).map_err(std::io::Error::other)?)?;
-    }
-    Ok(out)
 }

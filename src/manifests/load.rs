@@ -84,6 +84,15 @@ pub fn load(paths: &[PathBuf]) -> (Vec<Document>, Vec<LoadProblem>) {
     (documents, problems)
 }
 
+/// The documents of one manifest text (multi-document YAML), as [`load`] reads a file; for
+/// manifests that are not on disk, such as the examples built into the binary.
+pub fn parse(file: &Path, text: &str) -> Result<Vec<Document>, LoadProblem> {
+    parse_documents(file, text).map_err(|message| LoadProblem {
+        file: file.to_owned(),
+        message,
+    })
+}
+
 fn collect_files(path: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<LoadProblem>) {
     if path.is_dir() {
         let entries = match std::fs::read_dir(path) {

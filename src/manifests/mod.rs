@@ -4,5 +4,5 @@
 mod load;
 mod validate;
 
-pub use load::{load, Document, LoadProblem};
+pub use load::{load, parse, Document, LoadProblem};
 pub use validate::{validate, Finding};

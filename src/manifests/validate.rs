@@ -1,11 +1,13 @@
-//! Offline validation of flexgate manifests: structure, unknown fields and CEL rules, checked
-//! against the same generated schema a real kube-apiserver would use.
+//! Offline validation of flexgate manifests: metadata, structure, unknown fields and CEL rules,
+//! checked against the same generated schema a real kube-apiserver uses, with the same verdict
+//! (`tests/e2e/invalid.rs` compares both on every corpus file).
 //!
-//! Order follows the apiserver: schema defaults are applied, then the structural schema (types,
-//! enums, patterns, bounds, required fields), then the `x-kubernetes-validations` CEL rules,
-//! including transition rules (`oldSelf`) when a previous version of the object is given.
-//! Unknown fields, which the apiserver would silently prune, are reported as errors because they
-//! are almost always typos that would otherwise change nothing.
+//! Order follows the apiserver: `null`s are pruned where the schema is not nullable, schema
+//! defaults are applied, then the structural schema (types, enums, patterns, bounds, required
+//! fields), then the `x-kubernetes-validations` CEL rules, including transition rules
+//! (`oldSelf`) when a previous version of the object is given. Unknown fields are errors, as
+//! the apiserver's strict field validation (kubectl's default) makes them. Beyond the server,
+//! an object defined twice in the manifests is reported: the server sees one object at a time.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -167,22 +169,19 @@ fn check_document(
         ));
         return;
     };
+    let before = findings.len();
     check_metadata(doc, findings);
 
-    // The status subresource ignores status on create and update, so it is not the author's.
-    let mut object = doc.value.clone();
-    if let Some(map) = object.as_object_mut() {
-        map.remove("status");
-    }
-    let object = kube::core::cel::apply_defaults(&kind_schema.schema, &object);
-
-    let before = findings.len();
+    let mut full = doc.value.clone();
+    drop_nulls(&kind_schema.schema, &mut full);
+    // The apiserver decodes strictly, status included, so an unknown field there is refused too.
+    unknown_fields(&kind_schema.schema, &full, "", doc, findings);
+    // The status subresource ignores status values on create and update: not the author's.
+    let object = prepared(&kind_schema.schema, &full);
     for error in kind_schema.structure.iter_errors(&object) {
-        let field = json_pointer_to_path(&error.instance_path().to_string());
-        let message = describe_schema_error(&error);
+        let (field, message) = describe_schema_error(&error);
         findings.push(finding(doc, &field, message));
     }
-    unknown_fields(&kind_schema.schema, &object, "", doc, findings);
     if findings.len() > before {
         // CEL rules assume a well-typed object; reporting their failures too would only add noise.
         return;
@@ -190,7 +189,11 @@ fn check_document(
 
     let old = object_key(doc)
         .and_then(|key| previous.get(&key))
-        .map(|old| kube::core::cel::apply_defaults(&kind_schema.schema, &old.value));
+        .map(|old| {
+            let mut old = old.value.clone();
+            drop_nulls(&kind_schema.schema, &mut old);
+            prepared(&kind_schema.schema, &old)
+        });
     if let Err(errors) = validate_compiled(&kind_schema.rules, &object, old.as_ref()) {
         for error in errors.into_vec() {
             findings.push(finding(doc, &error.field_path, error.message.clone()));
@@ -198,16 +201,224 @@ fn check_document(
     }
 }
 
+/// The object without its status, with the schema defaults applied: what the apiserver checks.
+fn prepared(schema: &Value, object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Some(map) = object.as_object_mut() {
+        map.remove("status");
+    }
+    kube::core::cel::apply_defaults(schema, &object)
+}
+
+/// Removes `null` fields as the apiserver treats them: a field that is not `nullable` is pruned
+/// before defaulting (so its default applies); a `nullable` one is kept but reads as absent to
+/// the CEL rules. A nullable field that is also required keeps its null.
+fn drop_nulls(schema: &Value, value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let properties = schema.get("properties").and_then(Value::as_object);
+            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            let required: Vec<&str> = schema
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            map.retain(|key, child| {
+                let Some(child_schema) = properties.and_then(|p| p.get(key)).or(additional) else {
+                    return true;
+                };
+                let nullable = child_schema.get("nullable") == Some(&Value::Bool(true));
+                !(child.is_null() && !(nullable && required.contains(&key.as_str())))
+            });
+            for (key, child) in map.iter_mut() {
+                if let Some(child_schema) = properties.and_then(|p| p.get(key)).or(additional) {
+                    drop_nulls(child_schema, child);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for item in items {
+                    drop_nulls(item_schema, item);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The `ObjectMeta` fields a manifest may carry; the apiserver refuses any other (strict decoding).
+const METADATA_FIELDS: [&str; 15] = [
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+];
+
+/// The object metadata, checked as the apiserver's `ObjectMeta` validation checks it: its name,
+/// namespace, labels, annotations and finalizers, the types of its fields and no unknown ones.
 fn check_metadata(doc: &Document, findings: &mut Vec<Finding>) {
+    let metadata = match doc.value.get("metadata") {
+        None | Some(Value::Null) => {
+            findings.push(finding(doc, "metadata.name", "is required".to_owned()));
+            return;
+        }
+        Some(Value::Object(metadata)) => metadata,
+        Some(other) => {
+            findings.push(finding(
+                doc,
+                "metadata",
+                format!("{other} is not of type \"object\""),
+            ));
+            return;
+        }
+    };
+    let mut problem = |field: &str, message: String| {
+        findings.push(finding(doc, &format!("metadata.{field}"), message));
+    };
+    for (key, value) in metadata {
+        if !METADATA_FIELDS.contains(&key.as_str()) {
+            problem(
+                key,
+                format!(
+                    "unknown field {key:?}; known fields here: {}",
+                    METADATA_FIELDS.join(", ")
+                ),
+            );
+            continue;
+        }
+        let expected = match key.as_str() {
+            "generation" | "deletionGracePeriodSeconds" => "integer",
+            "labels" | "annotations" => "object",
+            "ownerReferences" | "finalizers" | "managedFields" => "array",
+            _ => "string",
+        };
+        let fits = match expected {
+            "integer" => value.is_i64(),
+            "object" => value.is_object(),
+            "array" => value.is_array(),
+            _ => value.is_string(),
+        };
+        if !fits && !value.is_null() {
+            problem(key, format!("{value} is not of type {expected:?}"));
+        }
+    }
     match doc.name() {
-        None => findings.push(finding(doc, "metadata.name", "is required".to_owned())),
-        Some(name) if !is_dns_subdomain(name) => findings.push(finding(
-            doc,
-            "metadata.name",
+        None => problem("name", "is required".to_owned()),
+        Some(name) if !is_dns_subdomain(name) => problem(
+            "name",
             format!("{name:?} must be a lowercase DNS subdomain (letters, digits, '-' and '.', at most 253 characters)"),
-        )),
+        ),
         Some(_) => {}
     }
+    if let Some(namespace) = metadata.get("namespace").and_then(Value::as_str) {
+        if !is_dns_label(namespace) {
+            problem(
+                "namespace",
+                format!("{namespace:?} must be a lowercase DNS label (letters, digits and '-', at most 63 characters)"),
+            );
+        }
+    }
+    for (field, map) in ["labels", "annotations"]
+        .into_iter()
+        .filter_map(|field| Some((field, metadata.get(field)?.as_object()?)))
+    {
+        let mut size = 0;
+        for (key, value) in map {
+            let Some(value) = value.as_str() else {
+                problem(
+                    field,
+                    format!("the value of {key:?} must be a string, not {value}"),
+                );
+                continue;
+            };
+            size += key.len() + value.len();
+            let checked_key = if field == "annotations" {
+                key.to_ascii_lowercase()
+            } else {
+                key.clone()
+            };
+            if let Err(why) = qualified_name(&checked_key) {
+                problem(
+                    field,
+                    format!("key {key:?} is not a valid {field} key: {why}"),
+                );
+            }
+            if field == "labels" && !is_label_value(value) {
+                problem(
+                    field,
+                    format!("{value:?} (of {key:?}) is not a valid label value: at most 63 characters, alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric"),
+                );
+            }
+        }
+        if field == "annotations" && size > ANNOTATIONS_LIMIT {
+            problem(
+                field,
+                format!("{size} bytes in total; at most {ANNOTATIONS_LIMIT} are allowed"),
+            );
+        }
+    }
+    if let Some(finalizers) = metadata.get("finalizers").and_then(Value::as_array) {
+        for finalizer in finalizers {
+            match finalizer.as_str().map(qualified_name) {
+                Some(Ok(())) => {}
+                Some(Err(why)) => problem(
+                    "finalizers",
+                    format!("{finalizer} is not a valid finalizer name: {why}"),
+                ),
+                None => problem(
+                    "finalizers",
+                    format!("{finalizer} is not of type \"string\""),
+                ),
+            }
+        }
+    }
+}
+
+/// The apiserver's limit on the total size of an object's annotations (keys and values).
+const ANNOTATIONS_LIMIT: usize = 256 * 1024;
+
+/// A Kubernetes qualified name, `[prefix/]name`: a name part of at most 63 alphanumerics, '-',
+/// '_' or '.' starting and ending with an alphanumeric, an optional DNS-subdomain prefix.
+fn qualified_name(key: &str) -> Result<(), &'static str> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if prefix.is_some_and(|prefix| !is_dns_subdomain(prefix)) {
+        return Err("its prefix must be a lowercase DNS subdomain");
+    }
+    if name.is_empty() || name.len() > 63 || !is_label_value(name) || name.contains('/') {
+        return Err("the name part must be 1 to 63 alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric");
+    }
+    Ok(())
+}
+
+/// A label value: empty, or at most 63 alphanumerics, '-', '_' or '.', starting and ending with
+/// an alphanumeric.
+fn is_label_value(value: &str) -> bool {
+    value.is_empty()
+        || (value.len() <= 63
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && value.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && value.ends_with(|c: char| c.is_ascii_alphanumeric()))
+}
+
+fn is_dns_label(name: &str) -> bool {
+    name.len() <= 63 && !name.contains('.') && is_dns_subdomain(name)
 }
 
 fn is_dns_subdomain(name: &str) -> bool {
@@ -223,20 +434,26 @@ fn is_dns_subdomain(name: &str) -> bool {
         })
 }
 
-fn describe_schema_error(error: &jsonschema::ValidationError<'_>) -> String {
+/// The field and message of a schema error. A missing field is named itself, not its parent,
+/// as the apiserver names it (`spec.groups: Required value`).
+fn describe_schema_error(error: &jsonschema::ValidationError<'_>) -> (String, String) {
     use jsonschema::error::ValidationErrorKind as Kind;
+    let field = json_pointer_to_path(&error.instance_path().to_string());
     match error.kind() {
-        Kind::Pattern { pattern } if pattern == api::duration::DURATION_PATTERN => {
-            format!("{} {}", error.instance(), api::duration::DURATION_HINT)
-        }
-        Kind::Required { property } => {
-            format!("{} is required", property.as_str().unwrap_or("a field"))
-        }
-        _ => error.to_string(),
+        Kind::Pattern { pattern } if pattern == api::duration::DURATION_PATTERN => (
+            field,
+            format!("{} {}", error.instance(), api::duration::DURATION_HINT),
+        ),
+        Kind::Required { property } => match property.as_str() {
+            Some(property) if field.is_empty() => (property.to_owned(), "is required".to_owned()),
+            Some(property) => (format!("{field}.{property}"), "is required".to_owned()),
+            None => (field, error.to_string()),
+        },
+        _ => (field, error.to_string()),
     }
 }
 
-/// Reports fields the schema does not know (the apiserver would drop them silently).
+/// Reports fields the schema does not know (refused by strict field validation).
 fn unknown_fields(
     schema: &Value,
     value: &Value,
@@ -336,6 +553,85 @@ mod tests {
             "spec.groups[0].name"
         );
         assert_eq!(json_pointer_to_path(""), "");
+    }
+
+    fn findings_for(yaml: &str) -> Vec<String> {
+        let value: Value = serde_yaml::from_str(yaml).unwrap();
+        let doc = Document {
+            file: PathBuf::from("x.yaml"),
+            index: 0,
+            value,
+        };
+        validate(&[doc], &[])
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect()
+    }
+
+    const KISI: &str =
+        "apiVersion: flexgate.dev/v1alpha1\nkind: VendorConnection\nmetadata:\n  name: kisi\n";
+
+    #[test]
+    fn nulls_are_pruned_or_read_as_absent_as_the_apiserver_does() {
+        let spec = "spec:\n  vendor: Brivo\n  credentialsSecretRef: {name: b}\n  endpoint: null\n  syncInterval: null\n  kisi: null\n";
+        assert_eq!(findings_for(&format!("{KISI}{spec}")), Vec::<String>::new());
+        // A required field that is null is missing, not mistyped.
+        let spec = "spec:\n  vendor: Kisi\n  credentialsSecretRef: null\n";
+        assert_eq!(
+            findings_for(&format!("{KISI}{spec}")),
+            ["spec.credentialsSecretRef: is required"]
+        );
+        let mut value = serde_json::json!({"a": null, "b": null, "c": {"d": null}});
+        let schema = serde_json::json!({"properties": {
+            "a": {"type": "string"},
+            "b": {"type": "string", "nullable": true},
+            "c": {"type": "object", "properties": {"d": {"type": "string"}}}
+        }});
+        drop_nulls(&schema, &mut value);
+        assert_eq!(value, serde_json::json!({"c": {}}));
+    }
+
+    #[test]
+    fn metadata_is_checked_as_object_meta() {
+        let spec = "spec:\n  vendor: Kisi\n  credentialsSecretRef: {name: k}\n";
+        let with = |metadata: &str| findings_for(&format!("{KISI}{metadata}{spec}"));
+        assert_eq!(
+            with("  labels: {app.kubernetes.io/name: flexgate, empty: \"\"}\n  annotations: {Example.com/Note: any text at all}\n  finalizers: [example.com/keep]\n"),
+            Vec::<String>::new()
+        );
+        let found = with("  labelz: {}\n");
+        assert!(
+            found[0].starts_with("metadata.labelz: unknown field"),
+            "{found:?}"
+        );
+        let found = with("  labels: {\"-bad\": x}\n");
+        assert!(
+            found[0].starts_with("metadata.labels: key \"-bad\""),
+            "{found:?}"
+        );
+        let found = with("  labels: {a: \"no spaces\"}\n");
+        assert!(found[0].contains("not a valid label value"), "{found:?}");
+        let found = with("  annotations: {a: 1}\n");
+        assert!(found[0].contains("must be a string"), "{found:?}");
+        let found = with("  namespace: Ops_Team\n");
+        assert!(found[0].starts_with("metadata.namespace:"), "{found:?}");
+        let found = with("  generation: first\n");
+        assert!(found[0].contains("is not of type \"integer\""), "{found:?}");
+        let found = findings_for(&format!("{KISI}{spec}status:\n  ready: true\n"));
+        assert!(
+            found[0].starts_with("status.ready: unknown field"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn qualified_names() {
+        assert!(qualified_name("example.com/keep").is_ok());
+        assert!(qualified_name("keep_it.1").is_ok());
+        assert!(qualified_name("Example.com/keep").is_err());
+        assert!(qualified_name("a/b/c").is_err());
+        assert!(qualified_name(&"x".repeat(64)).is_err());
+        assert!(qualified_name("").is_err());
     }
 
     #[test]

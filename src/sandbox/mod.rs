@@ -2,6 +2,7 @@
 //! demo and the tests run the real clients against faithful stand-ins of each vendor.
 
 pub mod faults;
+pub mod manifests;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Secret as KubeSecret;

@@ -7,4 +7,5 @@
 mod support;
 
 mod helm;
+mod invalid;
 mod status;
