@@ -6,4 +6,6 @@
 
 mod support;
 
+mod site_mapping;
 mod status;
+mod webhooks;
