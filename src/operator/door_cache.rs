@@ -6,13 +6,16 @@
 //! and the user directory change rarely and mostly through flexgate itself (created users are
 //! added to the cache); what someone changes by hand at the vendor is seen within [`TTL`], and
 //! any failed write drops the cache, so a stale id costs one retried sync, never a wrong grant
-//! (people are matched by their OfficeRnD id first, see `sync::plan`).
+//! (people are matched by their OfficeRnD id first, see `sync::plan`). A user creation the
+//! vendor refuses is checked against a fresh directory read: bindings sharing people sync side by
+//! side, and the person the other one just created is used, not reported as a failure.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::sync::plan::{Lookup, UserIndex};
 use crate::vendors::{
     AccountInfo, DoorVendor, GrantContext, NewUser, VendorError, VendorGroup, VendorUser,
 };
@@ -95,11 +98,29 @@ impl<V: DoorVendor + Sync> DoorVendor for CachedDoor<'_, V> {
     }
 
     async fn create_user(&self, user: &NewUser) -> Result<VendorUser, VendorError> {
-        let created = self.failed(self.vendor.create_user(user).await)?;
-        if let Some((_, users)) = lock(&self.cache.users).as_mut() {
-            users.push(created.clone());
-        }
-        Ok(created)
+        let error = match self.vendor.create_user(user).await {
+            Ok(created) => {
+                if let Some((_, users)) = lock(&self.cache.users).as_mut() {
+                    users.push(created.clone());
+                }
+                return Ok(created);
+            }
+            Err(error) => error,
+        };
+        // Bindings sharing people sync side by side on one account, each from the directory it
+        // read: the other may have created this person meanwhile (Kisi then answers "email has
+        // already been taken"). A fresh read tells; the user found is matched as `sync::plan`
+        // matches, by the stored OfficeRnD id, then by email.
+        self.cache.invalidate();
+        let Ok(users) = self.vendor.list_users().await else {
+            return Err(error);
+        };
+        let existing = match UserIndex::new(&users).find(user) {
+            Lookup::Found(existing) => Some(existing.clone()),
+            Lookup::Missing | Lookup::Ambiguous(_) => None,
+        };
+        *lock(&self.cache.users) = Some((Instant::now(), users));
+        existing.ok_or(error)
     }
 
     async fn add_to_group(
@@ -235,5 +256,71 @@ mod tests {
             "a failed write drops the cache"
         );
         assert_eq!(vendor.user_reads.load(Ordering::SeqCst), 2);
+    }
+
+    /// A directory another sync writes to: the person exists by the time creating them fails.
+    struct Raced {
+        directory: Vec<VendorUser>,
+    }
+
+    impl DoorVendor for Raced {
+        async fn check(&self) -> Result<AccountInfo, VendorError> {
+            Ok(AccountInfo::default())
+        }
+        async fn list_groups(&self) -> Result<Vec<VendorGroup>, VendorError> {
+            Ok(Vec::new())
+        }
+        async fn list_users(&self) -> Result<Vec<VendorUser>, VendorError> {
+            Ok(self.directory.clone())
+        }
+        async fn list_group_members(&self, _: &VendorGroup) -> Result<Vec<String>, VendorError> {
+            Ok(Vec::new())
+        }
+        async fn create_user(&self, _: &NewUser) -> Result<VendorUser, VendorError> {
+            Err(VendorError::Refused(
+                "{\"email\":[\"has already been taken\"]}".into(),
+            ))
+        }
+        async fn add_to_group(
+            &self,
+            _: &str,
+            _: &VendorGroup,
+            _: GrantContext,
+        ) -> Result<(), VendorError> {
+            Ok(())
+        }
+        async fn remove_from_group(&self, _: &str, _: &VendorGroup) -> Result<(), VendorError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_creation_uses_the_user_another_sync_created_meanwhile() {
+        let created_meanwhile = VendorUser {
+            id: "u7".into(),
+            email: Some("ANN@example.com".into()),
+            name: "Ann Lee".into(),
+            external_id: None,
+        };
+        let vendor = Raced {
+            directory: vec![created_meanwhile.clone()],
+        };
+        let cache = DirectoryCache::default();
+        let door = CachedDoor::new(&vendor, &cache);
+        assert_eq!(
+            door.create_user(&new_user()).await.unwrap(),
+            created_meanwhile
+        );
+        assert_eq!(door.list_users().await.unwrap(), [created_meanwhile]);
+
+        // Nobody by that id or email: the refusal stands.
+        let vendor = Raced {
+            directory: Vec::new(),
+        };
+        let door = CachedDoor::new(&vendor, &cache);
+        assert!(matches!(
+            door.create_user(&new_user()).await,
+            Err(VendorError::Refused(_))
+        ));
     }
 }

@@ -8,4 +8,6 @@ mod support;
 
 mod helm;
 mod invalid;
+mod site_mapping;
 mod status;
+mod webhooks;

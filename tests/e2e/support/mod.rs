@@ -583,4 +583,91 @@ pub fn service_account_token(cluster: &Cluster, name: &str) -> String {
     let (ok, token, stderr) = cluster.kubectl(&["create", "token", name, "--duration=1h"]);
     assert!(ok, "kubectl create token {name}: {stderr}");
     token.trim().to_owned()
+/// How many times an Event happened: the recorder folds repeats into one object's series.
+pub fn occurrences(event: &Event) -> i32 {
+    event.series.as_ref().map_or(1, |series| series.count)
+}
+
+/// Waits until no reconcile of `kind` finished for `seconds` (at most 60 s of waiting) and
+/// returns the count then: a baseline that in-flight reconciles no longer move.
+pub async fn quiet(metrics: &Metrics, kind: &str, seconds: u64) -> u64 {
+    let mut seen = metrics.reconciles_of(kind);
+    let mut still = 0;
+    for _ in 0..120 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = metrics.reconciles_of(kind);
+        still = if now == seen { still + 1 } else { 0 };
+        seen = now;
+        if still >= seconds * 2 {
+            break;
+        }
+    }
+    seen
+}
+
+impl World {
+    /// Every essensys API write so far (entities and Wi-Fi invitations).
+    pub fn essensys_writes(&self) -> u64 {
+        use flexgate::vendors::essensys::simulator::Entity;
+        let essensys = &self.sandbox.essensys;
+        [
+            Entity::Floor,
+            Entity::Space,
+            Entity::Occupier,
+            Entity::Contract,
+            Entity::User,
+            Entity::Booking,
+        ]
+        .into_iter()
+        .map(|e| essensys.writes(e))
+        .sum::<u64>()
+            + essensys.wifi_invitations().len() as u64
+    }
+
+    /// Waits until the SiteMapping's Ready is (`status`, `reason`) at `generation`.
+    pub async fn wait_mapping(&self, name: &str, generation: i64, status: &str, reason: &str) {
+        wait_until(
+            &format!("{name} is Ready={status} ({reason}) at generation {generation}"),
+            async || {
+                self.site_mapping(name)
+                    .await
+                    .and_then(|m| mapping_ready(&m, generation))
+                    == Some((status.to_owned(), reason.to_owned()))
+            },
+        )
+        .await;
+    }
+
+    /// Sets the reconcile-request annotation of the SiteMapping to `value` and waits until a
+    /// reconcile echoed it in status.
+    pub async fn request_mapping_reconcile(&self, name: &str, value: &str) {
+        self.merge::<SiteMapping>(
+            name,
+            serde_json::json!({"metadata": {"annotations": {
+                flexgate::api::RECONCILE_REQUESTED_AT: value
+            }}}),
+        )
+        .await;
+        wait_until(
+            &format!("the reconcile request {value} on {name} is handled"),
+            async || {
+                self.site_mapping(name)
+                    .await
+                    .and_then(|m| m.status?.last_handled_reconcile_at)
+                    .as_deref()
+                    == Some(value)
+            },
+        )
+        .await;
+    }
+
+    /// Events about the object `name` with `reason`, counting repeats.
+    pub async fn occurrences_of(&self, name: &str, reason: &str) -> i32 {
+        self.cluster
+            .events_about(name, reason)
+            .await
+            .iter()
+            .map(occurrences)
+            .sum()
+    }
 }
