@@ -6,4 +6,6 @@
 
 mod support;
 
+mod bindings;
+mod lifecycle;
 mod status;
