@@ -486,6 +486,10 @@ struct Ctx {
     per_account: usize,
     failures: Mutex<HashMap<(String, String, String), u32>>,
     accounts: Mutex<HashMap<(String, String), Arc<Semaphore>>>,
+    /// One sync at a time per vendor group, by (namespace, vendor connection, group as the spec
+    /// names it): two bindings sharing a group would otherwise both find someone missing and
+    /// both grant (Kisi adds a second row per grant; one of two user creations fails).
+    groups: Mutex<GroupLocks>,
     /// When a webhook asked for each binding's reconcile, for the latency histogram.
     triggered: Mutex<HashMap<(String, String), tokio::time::Instant>>,
     /// SiteMapping reconciles in flight, by (namespace, name).
@@ -497,6 +501,9 @@ struct Ctx {
 }
 
 type StatusKey = (&'static str, String, String);
+
+/// A sync lock per (namespace, vendor connection, group as the spec names it).
+type GroupLocks = HashMap<(String, String, String), Arc<tokio::sync::Mutex<()>>>;
 
 fn status_hash<S: serde::Serialize>(status: &S) -> Option<u64> {
     let json = serde_json::to_string(status).ok()?;
@@ -546,6 +553,40 @@ impl Ctx {
             .or_insert_with(|| Arc::new(Semaphore::new(self.per_account.max(1))))
             .clone();
         semaphore.try_acquire_owned().ok()
+    }
+
+    /// Waits until no other sync of the binding's vendor groups runs in this process, and holds
+    /// them until the guards are dropped (taken in one order, so two bindings never deadlock).
+    async fn lock_groups(
+        &self,
+        binding: &AccessGroupBinding,
+    ) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+        let namespace = binding.namespace().unwrap_or_default();
+        let mut keys: Vec<(String, String, String)> = binding
+            .spec
+            .groups
+            .iter()
+            .map(|group| {
+                (
+                    namespace.clone(),
+                    binding.spec.vendor_ref.name.clone(),
+                    group.to_string(),
+                )
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
+        let locks: Vec<_> = {
+            let mut groups = lock(&self.groups);
+            keys.into_iter()
+                .map(|key| groups.entry(key).or_default().clone())
+                .collect()
+        };
+        let mut guards = Vec::with_capacity(locks.len());
+        for group in locks {
+            guards.push(group.lock_owned().await);
+        }
+        guards
     }
 
     /// The next delay after a failure of `kind` `namespace/name` (exponential, with jitter).
@@ -735,6 +776,34 @@ fn spec_or_request<K: Resource>(object: &K) -> Option<u64> {
     Some(hasher.finish())
 }
 
+/// The objects of a watch whose spec or request annotations changed (see [`spec_or_request`]),
+/// and every deleted one: `predicate_filter` drops deletions (a deleted object carries the
+/// generation already seen), so the bindings of a deleted connection would go on saying Synced.
+fn changed_or_deleted<K>(
+    events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>>
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    let mut seen: HashMap<ObjectRef<K>, Option<u64>> = HashMap::new();
+    events.flat_map(move |event| {
+        let passed = match event {
+            Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
+                let hash = spec_or_request(&object);
+                let before = seen.insert(ObjectRef::from_obj(&object), hash);
+                (before != Some(hash)).then_some(Ok(object))
+            }
+            Ok(watcher::Event::Delete(object)) => {
+                seen.remove(&ObjectRef::from_obj(&object));
+                Some(Ok(object))
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+            Err(error) => Some(Err(error)),
+        };
+        stream::iter(passed)
+    })
+}
+
 /// Bindings in `namespace` that read from or write to the connection `name`.
 fn bindings_of_connection(
     bindings: &Store<AccessGroupBinding>,
@@ -879,21 +948,20 @@ async fn run_controllers(
         .applied_objects()
         .predicate_filter(spec_or_request, Default::default());
     let (connection_reader, connection_writer) = reflector::store();
-    let connections_for_bindings = watcher(connections_api.clone(), watch_config.clone())
-        .default_backoff()
-        .reflect(connection_writer)
-        .applied_objects()
-        .predicate_filter(spec_or_request, Default::default());
+    let connections_for_bindings = changed_or_deleted(
+        watcher(connections_api.clone(), watch_config.clone())
+            .default_backoff()
+            .reflect(connection_writer),
+    );
     let (own_connection_reader, own_connection_writer) = reflector::store();
     let connections_stream = watcher(connections_api.clone(), watch_config.clone())
         .default_backoff()
         .reflect(own_connection_writer)
         .applied_objects()
         .predicate_filter(spec_or_request, Default::default());
-    let connections_for_mappings = watcher(connections_api.clone(), watch_config.clone())
-        .default_backoff()
-        .applied_objects()
-        .predicate_filter(spec_or_request, Default::default());
+    let connections_for_mappings = changed_or_deleted(
+        watcher(connections_api.clone(), watch_config.clone()).default_backoff(),
+    );
     let (mapping_reader, mapping_writer) = reflector::store();
 
     let recorder = Recorder::new(
@@ -929,6 +997,7 @@ async fn run_controllers(
         per_account: options.per_account_concurrency,
         failures: Mutex::new(HashMap::new()),
         accounts: Mutex::new(HashMap::new()),
+        groups: Mutex::new(HashMap::new()),
         triggered: Mutex::new(HashMap::new()),
         site_syncs: Mutex::new(HashMap::new()),
         written: Mutex::new(HashMap::new()),
@@ -1271,6 +1340,7 @@ async fn apply_binding(
         // shortly without holding one of the controller's slots, so other accounts keep going.
         return Ok(Action::requeue(jitter(ACCOUNT_BUSY_RETRY)));
     };
+    let _groups = ctx.lock_groups(binding).await;
     let siblings = ctx.siblings(&namespace);
     let objects = ctx
         .objects(
@@ -1366,7 +1436,8 @@ async fn apply_binding(
         )
         .await;
     }
-    if changed && !outcome.ready {
+    // A suspension is a person's decision, not a problem: no Warning (as for connections).
+    if changed && !outcome.ready && outcome.reason != Reason::Suspended {
         ctx.publish(binding, warning(outcome, "Sync")).await;
     }
     ctx.metrics
@@ -1496,6 +1567,7 @@ async fn cleanup_binding(
         .await;
         return Ok(Action::await_change());
     }
+    let _groups = ctx.lock_groups(binding).await;
     let siblings = ctx.siblings(&namespace);
     let objects = ctx
         .objects(
@@ -1619,10 +1691,19 @@ async fn check_connection(
     connection: &VendorConnection,
     objects: &Objects,
 ) -> (Outcome, Option<AccountSummary>) {
-    let members = ctx.orgs.members(
-        &connection.namespace().unwrap_or_default(),
-        &connection.name_any(),
-    );
+    let members = ctx
+        .orgs
+        .members(
+            &connection.namespace().unwrap_or_default(),
+            &connection.name_any(),
+        )
+        .or_else(|| {
+            // Until this process has read the organization (after a restart or a fail-over),
+            // the count the status shows stands; the whole read re-checks with the real one.
+            // Reporting no count meanwhile would rewrite the status twice for nothing.
+            let people = connection.status.as_ref()?.account.as_ref()?.people?;
+            usize::try_from(people).ok()
+        });
     let checked = super::connection::check(
         connection,
         objects,

@@ -6,8 +6,10 @@
 
 mod support;
 
+mod bindings;
 mod helm;
 mod invalid;
+mod lifecycle;
 mod site_mapping;
 mod status;
 mod webhooks;

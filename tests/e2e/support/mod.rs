@@ -583,6 +583,8 @@ pub fn service_account_token(cluster: &Cluster, name: &str) -> String {
     let (ok, token, stderr) = cluster.kubectl(&["create", "token", name, "--duration=1h"]);
     assert!(ok, "kubectl create token {name}: {stderr}");
     token.trim().to_owned()
+}
+
 /// How many times an Event happened: the recorder folds repeats into one object's series.
 pub fn occurrences(event: &Event) -> i32 {
     event.series.as_ref().map_or(1, |series| series.count)
@@ -670,4 +672,190 @@ impl World {
             .map(occurrences)
             .sum()
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Binding and lifecycle helpers: quiet periods, resourceVersions, Secret touches, crashes.
+
+/// The kinds the operator reconciles, as its metrics name them.
+pub const KINDS: [&str; 3] = ["VendorConnection", "AccessGroupBinding", "SiteMapping"];
+
+/// Every reconcile and status write `metrics` counted so far.
+fn activity(metrics: &Metrics) -> u64 {
+    KINDS.iter().map(|k| metrics.reconciles_of(k)).sum::<u64>() + metrics.status_writes()
+}
+
+/// Waits until the operator behind `metrics` has finished no reconcile and written no status
+/// for three seconds in a row (what follows a start-up or a change: the whole OfficeRnD read
+/// re-checks its connection, a busy vendor account sends a binding back for two seconds).
+pub async fn settle(metrics: &Metrics) {
+    let mut seen = activity(metrics);
+    let mut still = tokio::time::Instant::now();
+    wait_until("the operator is idle for three seconds", async || {
+        let now = activity(metrics);
+        if now != seen {
+            seen = now;
+            still = tokio::time::Instant::now();
+        }
+        still.elapsed() >= Duration::from_secs(3)
+    })
+    .await;
+}
+
+impl World {
+    /// [`World::options`] with metrics of its own, for a second operator in one world.
+    pub fn own_options(&self, identity: &str) -> (RunOptions, Arc<Metrics>) {
+        let mut options = self.options(identity);
+        let metrics = Arc::new(Metrics::new());
+        options.metrics = metrics.clone();
+        (options, metrics)
+    }
+
+    /// Changes the Secret's labels only: a new resourceVersion, the same credentials.
+    pub async fn touch_secret(&self, name: &str, value: &str) {
+        self.merge::<Secret>(
+            name,
+            serde_json::json!({"metadata": {"labels": {"flexgate-e2e/touched": value}}}),
+        )
+        .await;
+    }
+
+    /// `Kind/name` → resourceVersion of every flexgate object in the namespace (a status write
+    /// changes it).
+    pub async fn resource_versions(&self) -> std::collections::BTreeMap<String, String> {
+        let mut versions = std::collections::BTreeMap::new();
+        let params = ListParams::default();
+        for c in self
+            .api::<VendorConnection>()
+            .list(&params)
+            .await
+            .expect("listed")
+        {
+            versions.insert(format!("VendorConnection/{}", c.name_any()), version(&c));
+        }
+        for b in self
+            .api::<AccessGroupBinding>()
+            .list(&params)
+            .await
+            .expect("listed")
+        {
+            versions.insert(format!("AccessGroupBinding/{}", b.name_any()), version(&b));
+        }
+        for m in self
+            .api::<SiteMapping>()
+            .list(&params)
+            .await
+            .expect("listed")
+        {
+            versions.insert(format!("SiteMapping/{}", m.name_any()), version(&m));
+        }
+        versions
+    }
+
+    /// Event uid → resourceVersion (a repeated Event bumps its series, so its version).
+    pub async fn event_versions(&self) -> std::collections::BTreeMap<String, String> {
+        self.cluster
+            .events()
+            .await
+            .iter()
+            .map(|e| (e.uid().unwrap_or_default(), version(e)))
+            .collect()
+    }
+
+    /// Every request the Kisi simulator received so far (reads and writes).
+    pub fn kisi_requests(&self) -> u64 {
+        self.sandbox
+            .kisi
+            .faults()
+            .requests_matching(&flexgate::sandbox::faults::Route::any())
+    }
+
+    /// Every request the OfficeRnD simulator received so far.
+    pub fn officernd_requests(&self) -> u64 {
+        self.sandbox
+            .officernd
+            .faults()
+            .requests_matching(&flexgate::sandbox::faults::Route::any())
+    }
+}
+
+fn version<K: Resource>(object: &K) -> String {
+    object.meta().resource_version.clone().unwrap_or_default()
+}
+
+impl Operator {
+    /// Ends the operator as a crash would: its work is dropped wherever it is, nothing is
+    /// finished or released.
+    pub async fn crash(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+        drop(self.stop.take());
+    }
+}
+
+type Condition = k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+/// The Ready condition of a binding, whatever generation it describes.
+pub fn binding_ready(binding: &AccessGroupBinding) -> Option<Condition> {
+    binding_condition(binding, READY)
+}
+
+/// A condition of any type of a binding.
+pub fn binding_condition(binding: &AccessGroupBinding, type_: &str) -> Option<Condition> {
+    find(&binding.status.as_ref()?.conditions, type_).cloned()
+}
+
+impl World {
+    /// `Kind/name` → status of every flexgate object in the namespace, to show what a write
+    /// changed.
+    pub async fn statuses(&self) -> std::collections::BTreeMap<String, serde_json::Value> {
+        let mut statuses = std::collections::BTreeMap::new();
+        let params = ListParams::default();
+        for c in self
+            .api::<VendorConnection>()
+            .list(&params)
+            .await
+            .expect("listed")
+        {
+            statuses.insert(
+                format!("VendorConnection/{}", c.name_any()),
+                serde_json::to_value(&c.status).unwrap_or_default(),
+            );
+        }
+        for b in self
+            .api::<AccessGroupBinding>()
+            .list(&params)
+            .await
+            .expect("listed")
+        {
+            statuses.insert(
+                format!("AccessGroupBinding/{}", b.name_any()),
+                serde_json::to_value(&b.status).unwrap_or_default(),
+            );
+        }
+        for m in self
+            .api::<SiteMapping>()
+            .list(&params)
+            .await
+            .expect("listed")
+        {
+            statuses.insert(
+                format!("SiteMapping/{}", m.name_any()),
+                serde_json::to_value(&m.status).unwrap_or_default(),
+            );
+        }
+        statuses
+    }
+}
+
+/// The entries of `after` that differ from `before`, as "key: before → after".
+pub fn changed<V: PartialEq + std::fmt::Debug>(
+    before: &std::collections::BTreeMap<String, V>,
+    after: &std::collections::BTreeMap<String, V>,
+) -> Vec<String> {
+    after
+        .iter()
+        .filter(|(key, value)| before.get(*key) != Some(value))
+        .map(|(key, value)| format!("{key}: {:?} → {value:?}", before.get(key)))
+        .collect()
 }
