@@ -347,3 +347,54 @@ async fn a_panicking_reconcile_becomes_that_objects_error() {
     let calm = contained(async { Ok(Action::await_change()) }).await;
     assert!(calm.is_ok());
 }
+
+/// An API server on which the flexgate kinds are not installed: every request answers 404, as
+/// the real server does for a resource of an unknown group.
+#[derive(Clone)]
+struct WithoutFlexgateCrds;
+
+impl tower::Service<axum::http::Request<kube::client::Body>> for WithoutFlexgateCrds {
+    type Response = axum::http::Response<kube::client::Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: axum::http::Request<kube::client::Body>) -> Self::Future {
+        let body = serde_json::json!({
+            "kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "message": format!("the server could not find the requested resource ({})", request.uri().path()),
+            "reason": "NotFound", "code": 404,
+        });
+        let response = axum::http::Response::builder()
+            .status(404)
+            .header("content-type", "application/json")
+            .body(kube::client::Body::from(body.to_string().into_bytes()))
+            .expect("a response");
+        std::future::ready(Ok(response))
+    }
+}
+
+#[tokio::test]
+async fn missing_crds_are_a_clear_error_naming_the_fix() {
+    let client = Client::new(WithoutFlexgateCrds, "default");
+    let error = check_crds(&client, None).await.unwrap_err();
+    match &error {
+        OperatorError::CrdsMissing { missing } => {
+            assert_eq!(missing, &[CONNECTION_KIND, BINDING_KIND]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        error.to_string().starts_with(
+            "the flexgate CRDs are not installed: kubectl apply --server-side -f crds/flexgate.yaml"
+        ),
+        "{error}"
+    );
+    assert!(!serves_site_mappings(&client, Some("doors")).await.unwrap());
+}

@@ -362,3 +362,53 @@ async fn only_the_leader_writes_and_the_standby_takes_over_when_it_stops() {
     standby.stop().await;
     world.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_electors_racing_for_one_lease_get_one_leader_and_a_released_lease_passes_on() {
+    use flexgate::operator::leader::{LeaderElector, LeaseConfig, LeaseState};
+    let Some(cluster) = crate::support::Cluster::connect("lease-race").await else {
+        return;
+    };
+    let elector = |identity: &str| {
+        LeaderElector::new(
+            cluster.client.clone(),
+            LeaseConfig::new(&cluster.namespace, "flexgate-leader", identity),
+        )
+    };
+    let (a, b) = (elector("pod-a"), elector("pod-b"));
+    let (first, second) = tokio::join!(a.try_acquire_or_renew(), b.try_acquire_or_renew());
+    let states = [first.unwrap(), second.unwrap()];
+    assert_eq!(
+        states.iter().filter(|s| **s == LeaseState::Leading).count(),
+        1,
+        "the server's optimistic concurrency lets exactly one win: {states:?}"
+    );
+    let (leader, follower) = if states[0] == LeaseState::Leading {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert_eq!(
+        leader.try_acquire_or_renew().await.unwrap(),
+        LeaseState::Leading
+    );
+    assert!(matches!(
+        follower.try_acquire_or_renew().await.unwrap(),
+        LeaseState::Following { holder: Some(_) }
+    ));
+    leader.release().await.unwrap();
+    let mut taken = false;
+    for _ in 0..40 {
+        if follower.try_acquire_or_renew().await.unwrap() == LeaseState::Leading {
+            taken = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(taken, "the follower never took the released lease");
+    assert!(matches!(
+        leader.try_acquire_or_renew().await.unwrap(),
+        LeaseState::Following { .. }
+    ));
+    cluster.cleanup().await;
+}
