@@ -88,14 +88,16 @@ pub struct AccessGroupBindingSpec {
     #[schemars(length(min = 1, max = 16))]
     pub groups: Vec<GroupRef>,
 
-    /// Bookable resources: how long before a booking starts access is granted.
+    /// Bookable resources: how long before a booking starts access is granted (at most 24h).
     #[serde(default = "default_grant_before")]
-    #[schemars(regex(pattern = DURATION_PATTERN))]
+    #[schemars(regex(pattern = DURATION_PATTERN), length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) <= duration('24h')").message("at most 24h: a booking grants access at most a day before it starts"))]
     pub grant_before: String,
 
-    /// Bookable resources: how long after a booking ends access is revoked.
+    /// Bookable resources: how long after a booking ends access is revoked (at most 24h).
     #[serde(default = "default_revoke_after")]
-    #[schemars(regex(pattern = DURATION_PATTERN))]
+    #[schemars(regex(pattern = DURATION_PATTERN), length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) <= duration('24h')").message("at most 24h: a booking keeps access at most a day after it ends"))]
     pub revoke_after: String,
 
     /// Bookable resources: whether guests and visitors invited to a booking get access too.

@@ -106,9 +106,10 @@ pub struct VendorConnectionSpec {
     pub managed_group_prefix: Option<String>,
 
     /// How often to resync fully, correcting drift made by hand at the vendor, as a duration
-    /// (e.g. 15m, 1h). Webhooks and booking boundaries trigger syncs in between.
+    /// (e.g. 15m, 1h; at least 30s). Webhooks and booking boundaries trigger syncs in between.
     #[serde(default = "default_sync_interval")]
-    #[schemars(regex(pattern = DURATION_PATTERN))]
+    #[schemars(regex(pattern = DURATION_PATTERN), length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('30s')").message("at least 30s: webhooks and booking boundaries trigger syncs in between"))]
     pub sync_interval: String,
 
     /// Upper bound on API requests per second to this account (token bucket). Defaults to the

@@ -24,9 +24,10 @@ use crate::sandbox::{demo_start, Sandbox};
 /// Arguments of `flexgate demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Folder of manifests to run the demo on.
-    #[arg(long, default_value = "examples")]
-    pub manifests: PathBuf,
+    /// Folder of manifests to run the demo on (default: the examples built into the binary,
+    /// the same files as `examples/`, so the demo runs from any folder).
+    #[arg(long)]
+    pub manifests: Option<PathBuf>,
 }
 
 pub(super) fn run(args: &DemoArgs) -> Result<ExitCode, CliError> {
@@ -46,7 +47,20 @@ fn chapters() -> Vec<(DateTime<Utc>, &'static str)> {
 
 async fn demo(args: &DemoArgs) -> Result<ExitCode, CliError> {
     let mut out = std::io::stdout().lock();
-    let (documents, load_problems) = manifests::load(std::slice::from_ref(&args.manifests));
+    let (documents, load_problems) = match &args.manifests {
+        Some(folder) => manifests::load(std::slice::from_ref(folder)),
+        None => match crate::sandbox::manifests::example_documents() {
+            Ok(documents) => (documents, Vec::new()),
+            Err(error) => {
+                writeln!(out, "{error}")?;
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+    };
+    let source = args.manifests.as_ref().map_or_else(
+        || "examples/ (built in)".to_owned(),
+        |f| f.display().to_string(),
+    );
     let findings = manifests::validate(&documents, &[]);
     if !load_problems.is_empty() || !findings.is_empty() {
         for problem in &load_problems {
@@ -57,8 +71,7 @@ async fn demo(args: &DemoArgs) -> Result<ExitCode, CliError> {
         }
         writeln!(
             out,
-            "the manifests in {} are not valid; nothing to demo",
-            args.manifests.display()
+            "the manifests in {source} are not valid; nothing to demo"
         )?;
         return Ok(ExitCode::FAILURE);
     }
@@ -72,9 +85,8 @@ async fn demo(args: &DemoArgs) -> Result<ExitCode, CliError> {
     };
     writeln!(
         out,
-        "flexgate demo: {} manifests from {}, validated offline",
-        documents.len(),
-        args.manifests.display()
+        "flexgate demo: {} manifests from {source}, validated offline",
+        documents.len()
     )?;
     writeln!(
         out,

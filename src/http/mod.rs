@@ -199,7 +199,7 @@ pub enum HttpError {
         retry_after: Option<Duration>,
     },
     /// Credentials were rejected (after one re-authentication, where the client has a hook for it).
-    #[error("{method} {path}: credentials rejected (401); check the client id/secret and the granted scopes")]
+    #[error("{method} {path}: credentials rejected (401); check the credentials in the VendorConnection's Secret (for an OAuth application, also its granted scopes)")]
     Unauthorized { method: Method, path: String },
     #[error("{method} {path}: not found (404)")]
     NotFound { method: Method, path: String },
