@@ -626,3 +626,52 @@ async fn an_idle_resync_writes_no_status_and_calls_no_vendor_write() {
     operator.stop().await;
     world.finish().await;
 }
+
+/// Two bindings on one Kisi group (the Hot Desk plan and the day passes both grant the lobby),
+/// converging from an empty group at start-up: each person gets one user and one row, and
+/// neither binding reports an error (they once raced: duplicate rows, "email has already been
+/// taken").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_bindings_on_one_group_converge_without_duplicates_or_errors() {
+    let Some(world) = World::with(
+        "shared-group",
+        &[Vendor::OfficeRnD, Vendor::Kisi],
+        &["hot-desk-lobby", "day-passes"],
+        &[],
+    )
+    .await
+    else {
+        return;
+    };
+    let operator = world.start_operator().await;
+    world
+        .wait_bindings(&["hot-desk-lobby", "day-passes"], "Synced", 1)
+        .await;
+    let lobby = world.lobby();
+    assert_eq!(
+        lobby,
+        ["ann.lee@example.com", "fay.quinn@example.com", "ivy.roe@example.com"]
+    );
+    let users = world.sandbox.kisi.users();
+    let group_id = world.sandbox.group_id(Vendor::Kisi, LOBBY);
+    for email in &lobby {
+        let accounts: Vec<_> = users
+            .iter()
+            .filter(|u| u.email.eq_ignore_ascii_case(email))
+            .collect();
+        assert_eq!(accounts.len(), 1, "{email} has {} Kisi users", accounts.len());
+        assert_eq!(
+            world.sandbox.kisi.access_row_count(&accounts[0].id, &group_id),
+            1,
+            "{email} holds more than one lobby row"
+        );
+    }
+    for name in ["hot-desk-lobby", "day-passes"] {
+        let status = world.binding(name).await.unwrap().status.unwrap();
+        assert_eq!(status.counts.errors, 0, "{name}: {:?}", status.problems);
+    }
+    let warnings = world.cluster.warnings().await;
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    operator.stop().await;
+    world.finish().await;
+}
