@@ -19,6 +19,7 @@ use crate::engine::{self, Entitlement, Evaluation, Index, PersonId};
 use crate::sync::{self, DesiredGroup, Mode, Person, SnapshotHealth, SyncRequest, Verdict};
 use crate::vendors::{DoorVendor, VendorError, VendorGroup};
 
+use super::deadline;
 use super::desired::{binding_key, group_key};
 use super::objects::Objects;
 use super::status::Outcome;
@@ -160,7 +161,29 @@ pub fn person(index: &Index, entitlement: &Entitlement) -> Person {
 /// bindings naming that group (on the same vendor connection, whichever way they name it)
 /// entitle. When the binding is being deleted with policy Revoke, it is left out of the
 /// evaluation, so the sync removes exactly the access this binding alone granted.
+///
+/// The whole sync has a deadline ([`SYNC_DEADLINE`]): a vendor that answers slowly enough never
+/// to time out a single request must not hold this binding (and, through the per-account slot,
+/// every binding of the account) for ever. Stopping a sync between two writes loses nothing:
+/// every sync starts from what the vendor says and converges from any point.
 pub async fn reconcile<V: DoorVendor>(
+    binding: &AccessGroupBinding,
+    objects: &Objects,
+    entitlements: Entitlements,
+    vendor: &V,
+    deleting: bool,
+) -> BindingResult {
+    let sync = reconcile_now(binding, objects, entitlements, vendor, deleting);
+    match deadline::within(SYNC_DEADLINE, "the sync with the vendor", sync).await {
+        Ok(result) => result,
+        Err(exceeded) => BindingResult::failed(Reason::VendorUnreachable, exceeded.to_string()),
+    }
+}
+
+/// The longest a binding sync may take, reads and writes together.
+pub const SYNC_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+async fn reconcile_now<V: DoorVendor>(
     binding: &AccessGroupBinding,
     objects: &Objects,
     entitlements: Entitlements,

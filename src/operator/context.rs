@@ -154,10 +154,22 @@ impl ReadFailure {
     }
 }
 
+/// The longest a whole OfficeRnD read may take: generous, since a large organization is
+/// thousands of paged requests at the connection's rate limit (50,000 members and 300,000
+/// bookings are about 8,000 requests, 14 minutes at 10 requests/s).
+pub const READ_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
 /// Reads OfficeRnD whole and indexes it (indexing is CPU work: off the async workers); returns
 /// the index and how many members it holds. Fails whole, never with a partial picture.
 pub(crate) async fn read_indexed(client: &OfficeRndClient) -> Result<(Index, usize), ReadFailure> {
-    let snapshot = snapshot::fetch(client).await.map_err(|e| {
+    let fetched = super::deadline::within(
+        READ_DEADLINE,
+        "reading OfficeRnD whole",
+        snapshot::fetch(client),
+    )
+    .await
+    .map_err(|exceeded| ReadFailure::new(Reason::VendorUnreachable, exceeded.to_string()))?;
+    let snapshot = fetched.map_err(|e| {
         ReadFailure::new(
             super::connection::officernd_reason(&e),
             format!("reading OfficeRnD failed, nothing was evaluated: {e}"),

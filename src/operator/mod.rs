@@ -7,6 +7,7 @@ pub mod connection;
 pub mod context;
 pub mod controller;
 pub mod credentials;
+pub mod deadline;
 pub mod desired;
 pub mod door_cache;
 pub mod finalizer;

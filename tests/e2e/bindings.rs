@@ -650,7 +650,11 @@ async fn two_bindings_on_one_group_converge_without_duplicates_or_errors() {
     let lobby = world.lobby();
     assert_eq!(
         lobby,
-        ["ann.lee@example.com", "fay.quinn@example.com", "ivy.roe@example.com"]
+        [
+            "ann.lee@example.com",
+            "fay.quinn@example.com",
+            "ivy.roe@example.com"
+        ]
     );
     let users = world.sandbox.kisi.users();
     let group_id = world.sandbox.group_id(Vendor::Kisi, LOBBY);
@@ -659,9 +663,17 @@ async fn two_bindings_on_one_group_converge_without_duplicates_or_errors() {
             .iter()
             .filter(|u| u.email.eq_ignore_ascii_case(email))
             .collect();
-        assert_eq!(accounts.len(), 1, "{email} has {} Kisi users", accounts.len());
         assert_eq!(
-            world.sandbox.kisi.access_row_count(&accounts[0].id, &group_id),
+            accounts.len(),
+            1,
+            "{email} has {} Kisi users",
+            accounts.len()
+        );
+        assert_eq!(
+            world
+                .sandbox
+                .kisi
+                .access_row_count(&accounts[0].id, &group_id),
             1,
             "{email} holds more than one lobby row"
         );
