@@ -74,6 +74,14 @@ impl World {
             .collect()
     }
 
+    /// Puts `object` into OfficeRnD, as the change a delivery then announces.
+    fn officernd_has(&self, collection: Collection, object: &Value) {
+        self.sandbox
+            .officernd
+            .upsert(collection, object.clone())
+            .unwrap();
+    }
+
     fn membership(&self, name: &str) -> Value {
         self.sandbox
             .officernd
@@ -122,8 +130,9 @@ async fn a_webhook_is_applied_in_place_and_chooses_only_the_bindings_it_can_affe
     );
     assert!(std::sync::Arc::ptr_eq(&first.index, &again.index));
 
-    // A membership: applied from the delivery; only its assignments are read.
+    // A membership: the delivery names it; it is read from OfficeRnD with its assignments.
     let hal = hal_hot_desk(&world);
+    world.officernd_has(Collection::Memberships, &hal);
     let applied = world
         .cache
         .apply(
@@ -133,7 +142,7 @@ async fn a_webhook_is_applied_in_place_and_chooses_only_the_bindings_it_can_affe
         )
         .await;
     assert_eq!(world.affected(&applied), vec!["hot-desk-lobby"]);
-    assert_eq!(world.officernd_requests(), after_first_read + 1);
+    assert_eq!(world.officernd_requests(), after_first_read + 2);
     let view = world.view(HOUR).await;
     assert!(has_membership(&view.index, "3e3b500000000000000000aa"));
     assert!(
@@ -152,6 +161,7 @@ async fn a_webhook_is_applied_in_place_and_chooses_only_the_bindings_it_can_affe
         "isCancelled": false,
         "isTentative": false
     });
+    world.officernd_has(Collection::Bookings, &booking);
     let applied = world
         .cache
         .apply(
@@ -164,6 +174,7 @@ async fn a_webhook_is_applied_in_place_and_chooses_only_the_bindings_it_can_affe
     // The same booking moved to the Elephant room reaches its binding only.
     let mut moved = booking;
     moved["resource"] = json!("7e5000a00000000000000008");
+    world.officernd_has(Collection::Bookings, &moved);
     let applied = world
         .cache
         .apply(
@@ -175,8 +186,8 @@ async fn a_webhook_is_applied_in_place_and_chooses_only_the_bindings_it_can_affe
     assert_eq!(world.affected(&applied), vec!["elephant-meeting-room"]);
     assert_eq!(
         world.officernd_requests(),
-        after_first_read + 1,
-        "bookings are applied without any read"
+        after_first_read + 4,
+        "each delivery costs one read of what it names (and a membership its assignments)"
     );
 
     // An event flexgate does not read changes nothing.
@@ -200,6 +211,7 @@ async fn a_late_delivery_never_replaces_a_newer_state() {
     let world = World::new().await;
     world.view(HOUR).await;
     let hal = hal_hot_desk(&world);
+    world.officernd_has(Collection::Memberships, &hal);
     let applied = world
         .cache
         .apply(
@@ -209,6 +221,10 @@ async fn a_late_delivery_never_replaces_a_newer_state() {
         )
         .await;
     assert!(matches!(applied, Applied::Touched(..)));
+    world
+        .sandbox
+        .officernd
+        .remove(Collection::Memberships, "3e3b500000000000000000aa");
     let removed = world
         .cache
         .apply(
@@ -239,6 +255,7 @@ async fn an_unreadable_object_is_not_guessed_at_the_organization_is_read_whole()
     let before = world.officernd_requests();
     let mut broken = hal_hot_desk(&world);
     broken["startDate"] = json!(42);
+    world.officernd_has(Collection::Memberships, &broken);
     let applied = world
         .cache
         .apply(
@@ -251,6 +268,12 @@ async fn an_unreadable_object_is_not_guessed_at_the_organization_is_read_whole()
         matches!(&applied, Applied::Everything(why) if why.contains("membership")),
         "every binding of the organization is reconciled"
     );
+    // A whole read of that broken data fails whole (never a partial picture); once OfficeRnD
+    // serves readable data again, it succeeds.
+    world
+        .sandbox
+        .officernd
+        .remove(Collection::Memberships, "3e3b500000000000000000aa");
     let view = world.view(HOUR).await;
     assert!(
         world.officernd_requests() > before + 10,
@@ -291,8 +314,10 @@ async fn changes_applied_during_a_background_read_survive_it() {
         std::sync::Arc::ptr_eq(&served.index, &first.index),
         "an old picture keeps serving while it is read again"
     );
-    // Only in the delivery, not in the simulator: survives only if replayed.
+    // In OfficeRnD only while the delivery is read, then gone again (the background read,
+    // slowed down, lists memberships later): it survives only if replayed.
     let hal = hal_hot_desk(&world);
+    world.officernd_has(Collection::Memberships, &hal);
     let applied = world
         .cache
         .apply(
@@ -302,6 +327,10 @@ async fn changes_applied_during_a_background_read_survive_it() {
         )
         .await;
     assert!(matches!(applied, Applied::Touched(..)));
+    world
+        .sandbox
+        .officernd
+        .remove(Collection::Memberships, "3e3b500000000000000000aa");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let refreshed = loop {
         let view = world.view(HOUR).await;
@@ -315,4 +344,55 @@ async fn changes_applied_during_a_background_read_survive_it() {
         "the background read replaced the picture"
     );
     assert!(has_membership(&refreshed.index, "3e3b500000000000000000aa"));
+}
+
+/// A delivery is a hint: whoever holds the webhook secret can sign one, so what it claims is
+/// never applied; the object it names is read from OfficeRnD.
+#[tokio::test]
+async fn a_signed_delivery_claiming_what_officernd_does_not_say_changes_nothing() {
+    let world = World::new().await;
+    world.view(HOUR).await;
+    // "Hal's Hot Desk membership is approved", says the delivery; OfficeRnD has no such thing.
+    let forged = hal_hot_desk(&world);
+    world
+        .cache
+        .apply(
+            NS,
+            "officernd",
+            &event("membership.created", forged, "2026-11-23T08:00:00Z"),
+        )
+        .await;
+    let view = world.view(HOUR).await;
+    assert!(
+        !has_membership(&view.index, "3e3b500000000000000000aa"),
+        "the claimed membership was applied"
+    );
+    // The delivery's copy of a real membership, made approved, is not believed either.
+    let mut ann = world.membership("Ann - Hot Desk");
+    let id = ann["_id"].as_str().unwrap().to_owned();
+    world
+        .sandbox
+        .officernd
+        .upsert(Collection::Memberships, {
+            let mut pending = ann.clone();
+            pending["status"] = json!("not_approved");
+            pending
+        })
+        .unwrap();
+    ann["status"] = json!("approved");
+    world
+        .cache
+        .apply(
+            NS,
+            "officernd",
+            &event("membership.updated", ann, "2026-11-23T08:00:01Z"),
+        )
+        .await;
+    let view = world.view(HOUR).await;
+    let stored = view.index.membership(&id).expect("Ann's membership");
+    assert_ne!(
+        format!("{:?}", stored.status).to_lowercase(),
+        "some(approved)",
+        "the delivery's status was believed over OfficeRnD's"
+    );
 }

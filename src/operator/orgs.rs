@@ -29,9 +29,11 @@ use tokio::sync::mpsc;
 use crate::api::conditions::Reason;
 use crate::clock::Clock;
 use crate::engine::{Index, Touched};
+use crate::http::HttpError;
+use crate::officernd::client::OfficeRndError;
 use crate::officernd::collection::Collection;
 use crate::officernd::model::{Assignment, Booking, Company, Member, Membership, Pass};
-use crate::officernd::webhooks::{EventAction, WebhookEvent};
+use crate::officernd::webhooks::{AffectedObject, WebhookEvent};
 use crate::officernd::OfficeRndClient;
 
 use super::context::ReadFailure;
@@ -368,21 +370,31 @@ async fn refresh_in_background(org: Arc<Org>) {
 
 /// The changes an event makes, read from its object (and, for memberships, the membership's
 /// assignments, which have no events of their own).
+/// What a verified delivery changes, as OfficeRnD says now. A delivery is a hint, never a fact:
+/// whoever holds the webhook secret could sign one claiming a membership is approved, so the
+/// object it names is read from the API and the delivery's own copy is ignored (an object the
+/// API no longer has is removed, whatever the delivery says).
 async fn changes_of(client: &OfficeRndClient, event: &WebhookEvent) -> Result<Vec<Change>, String> {
     let Some(own) = event.affected.first() else {
         return Ok(Vec::new());
     };
-    if event.action == EventAction::Removed {
-        return Ok(vec![Change::Remove(own.collection, own.id.clone())]);
-    }
-    let object = |kind: &str| format!("{} {}: {kind}", event.event_type, own.id);
+    let what = |kind: &str| format!("{} {}: {kind}", event.event_type, own.id);
     let change = match own.collection {
-        Collection::Members => Change::Member(parse(event, &object("member"))?),
-        Collection::Companies => Change::Company(parse(event, &object("company"))?),
-        Collection::Bookings => Change::Booking(parse(event, &object("booking"))?),
-        Collection::Passes => Change::Pass(parse(event, &object("pass"))?),
+        Collection::Members => current(client, own, &what("member"))
+            .await?
+            .map(Change::Member),
+        Collection::Companies => current(client, own, &what("company"))
+            .await?
+            .map(Change::Company),
+        Collection::Bookings => current(client, own, &what("booking"))
+            .await?
+            .map(Change::Booking),
+        Collection::Passes => current(client, own, &what("pass")).await?.map(Change::Pass),
         Collection::Memberships => {
-            let membership: Membership = parse(event, &object("membership"))?;
+            let Some(membership) = current::<Membership>(client, own, &what("membership")).await?
+            else {
+                return Ok(vec![Change::Remove(own.collection, own.id.clone())]);
+            };
             let assignments = client
                 .list_assignments_for_membership::<Assignment>(&membership.id)
                 .await
@@ -402,10 +414,20 @@ async fn changes_of(client: &OfficeRndClient, event: &WebhookEvent) -> Result<Ve
         }
         other => return Err(format!("{} events are not applied in place", other.path())),
     };
-    Ok(vec![change])
+    Ok(vec![change.unwrap_or_else(|| {
+        Change::Remove(own.collection, own.id.clone())
+    })])
 }
 
-fn parse<T: DeserializeOwned>(event: &WebhookEvent, what: &str) -> Result<T, String> {
-    serde_json::from_value(event.object.clone())
-        .map_err(|e| format!("{what} does not match the API's shape: {e}"))
+/// The object `own` names, read from OfficeRnD now; `None` when OfficeRnD no longer has it.
+async fn current<T: DeserializeOwned>(
+    client: &OfficeRndClient,
+    own: &AffectedObject,
+    what: &str,
+) -> Result<Option<T>, String> {
+    match client.get::<T>(own.collection, &own.id).await {
+        Ok(object) => Ok(Some(object)),
+        Err(OfficeRndError::Http(HttpError::NotFound { .. })) => Ok(None),
+        Err(error) => Err(format!("reading {what} from OfficeRnD: {error}")),
+    }
 }
