@@ -45,6 +45,8 @@ pub enum WebhookError {
     BadSignature,
     #[error("malformed webhook body: {0}")]
     MalformedBody(String),
+    #[error("this delivery (same signature) was already accepted; a replay is not acted on")]
+    Replayed,
 }
 
 impl WebhookError {
@@ -56,6 +58,7 @@ impl WebhookError {
             Self::StaleTimestamp { .. } => "stale_timestamp",
             Self::BadSignature => "bad_signature",
             Self::MalformedBody(_) => "malformed_body",
+            Self::Replayed => "replayed",
         }
     }
 }
@@ -174,6 +177,19 @@ pub fn verify(
     now: DateTime<Utc>,
 ) -> Result<WebhookEvent, WebhookError> {
     verify_any(std::slice::from_ref(secret), header, raw_body, now)
+}
+
+/// The checks that need no secret: a signature header is present, well formed and fresh.
+/// Receivers run it before looking any secret up, so a flood of unsigned or stale requests
+/// costs nothing but this parse. The timestamp is not authenticated here; [`verify`] checks the
+/// signature over it.
+pub fn precheck(header: Option<&str>, now: DateTime<Utc>) -> Result<(), WebhookError> {
+    let parsed = parse_header(header.ok_or(WebhookError::MissingHeader)?)?;
+    let skew_seconds = now.timestamp().saturating_sub(parsed.timestamp);
+    if skew_seconds.abs() > TOLERANCE_SECONDS {
+        return Err(WebhookError::StaleTimestamp { skew_seconds });
+    }
+    Ok(())
 }
 
 /// As [`verify`], accepting a signature made with any of `secrets` (secret rotation).

@@ -2,6 +2,7 @@
 //! `POST /webhooks/officernd` on the webhook address, verified against the webhook secret of
 //! every OfficeRnD VendorConnection (so a delivery identifies its connection).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Secret as KubeSecret;
 use kube::api::Api;
 use kube::runtime::reflector::Store;
@@ -93,6 +95,33 @@ struct Receiver {
     sink: mpsc::Sender<WebhookTrigger>,
     clock: Clock,
     metrics: Arc<Metrics>,
+    /// Signature headers of the deliveries accepted within the replay window, with when: a
+    /// captured delivery sent again inside the signature's tolerance is refused.
+    accepted: std::sync::Mutex<HashMap<String, DateTime<Utc>>>,
+}
+
+/// How long an accepted signature is remembered: the signature tolerance both ways, so a
+/// replay is refused for as long as its timestamp would pass.
+const REPLAY_WINDOW_SECONDS: i64 = 2 * webhooks::TOLERANCE_SECONDS;
+
+impl Receiver {
+    /// Records an accepted delivery's signature; false when it was accepted before.
+    fn first_time(&self, signature: &str, now: DateTime<Utc>) -> bool {
+        let mut accepted = self
+            .accepted
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        accepted.retain(|_, at| (now - *at).num_seconds() <= REPLAY_WINDOW_SECONDS);
+        accepted.insert(signature.to_owned(), now).is_none()
+    }
+
+    /// Forgets an accepted delivery that could not be queued (OfficeRnD redelivers it).
+    fn forget(&self, signature: &str) {
+        self.accepted
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(signature);
+    }
 }
 
 /// `POST /webhooks/officernd`. Answers as [`webhooks::webhook_router`] does: 202 accepted, 401 for
@@ -111,6 +140,7 @@ pub fn webhook_router(
         sink,
         clock,
         metrics,
+        accepted: std::sync::Mutex::new(HashMap::new()),
     });
     Router::new()
         .route("/webhooks/officernd", post(receive))
@@ -126,6 +156,10 @@ async fn receive(
         .get(SIGNATURE_HEADER)
         .and_then(|value| value.to_str().ok());
     let now = (receiver.clock)();
+    // Unsigned, malformed or stale requests are refused before any secret is looked up.
+    if let Err(refusal) = webhooks::precheck(header, now) {
+        return refuse(&receiver.metrics, &refusal);
+    }
     let mut matched = Vec::new();
     let mut event = None;
     let mut refusal = WebhookError::BadSignature;
@@ -163,6 +197,10 @@ async fn receive(
         }
         return refuse(&receiver.metrics, &refusal);
     };
+    let signature = header.unwrap_or_default();
+    if !receiver.first_time(signature, now) {
+        return refuse(&receiver.metrics, &WebhookError::Replayed);
+    }
     if event.affected.is_empty() {
         receiver.metrics.webhook("ignored");
         return (StatusCode::ACCEPTED, Json(json!({"status": "ignored"}))).into_response();
@@ -178,6 +216,7 @@ async fn receive(
             (StatusCode::ACCEPTED, Json(json!({"status": "accepted"}))).into_response()
         }
         Err(_) => {
+            receiver.forget(signature);
             receiver.metrics.webhook("unavailable");
             tracing::warn!(%event_type, "cannot queue OfficeRnD webhook; asking for redelivery");
             (
@@ -192,6 +231,7 @@ async fn receive(
 fn refuse(metrics: &Metrics, error: &WebhookError) -> Response {
     let status = match error {
         WebhookError::MalformedBody(_) => StatusCode::BAD_REQUEST,
+        WebhookError::Replayed => StatusCode::CONFLICT,
         _ => StatusCode::UNAUTHORIZED,
     };
     metrics.webhook(error.code());

@@ -246,14 +246,16 @@ async fn a_forged_or_stale_webhook_delivery_is_refused_and_changes_nothing() {
     assert!(!world.lobby().contains(&HAL.to_owned()));
 
     // The same body, signed with the secret: accepted, and Hal gets in.
-    assert_eq!(
-        deliver(Some(sign(&secret, body.as_bytes(), now))).await,
-        202
-    );
+    let genuine = sign(&secret, body.as_bytes(), now);
+    assert_eq!(deliver(Some(genuine.clone())).await, 202);
     wait_until("Hal is in the lobby", async || {
         world.lobby().contains(&HAL.to_owned())
     })
     .await;
+    // The captured delivery sent again within the signature's tolerance: refused, not acted on.
+    let settled = quiet(&world.metrics, BINDING_KIND, 2).await;
+    assert_eq!(deliver(Some(genuine)).await, 409, "a replay");
+    assert_eq!(quiet(&world.metrics, BINDING_KIND, 2).await, settled);
     operator.stop().await;
     world.finish().await;
 }
