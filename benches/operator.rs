@@ -1,5 +1,5 @@
-//! Operator benchmark (issue 5): the operator against the in-process Kubernetes API stand-in and
-//! the sandbox simulators. Prints figures as `metric value unit` lines (other lines start `#`):
+//! Operator benchmark (issue 5): the operator against a real Kubernetes API server and the
+//! sandbox simulators. Prints figures as `metric value unit` lines (other lines start `#`):
 //!
 //! - (a) latency from an OfficeRnD change (a Hot Desk membership created or removed, which the
 //!   OfficeRnD simulator announces with a signed webhook to the operator's webhook address) to
@@ -8,50 +8,64 @@
 //!   known wall-clock instants a few seconds ahead (the operator runs on the real clock), and how
 //!   long after each instant the Kisi group changed. Target within 1 s.
 //! - (c) operator memory with 500 bindings and 50,000 members: the operator runs in a child
-//!   process (this binary again) so its VmHWM / VmRSS hold the operator alone, while the API
-//!   stand-in and the simulators stay in the parent. Target 100 MB. The operator reads the
-//!   organization whole once (about 2,100 OfficeRnD pages at full scale) into its shared picture;
-//!   `FLEXGATE_BENCH_MEMORY_TIMEOUT` (seconds, default 1800) bounds the first pass, and progress
-//!   with the operator's peak so far is printed to stderr every minute.
+//!   process (this binary again) so its VmHWM / VmRSS hold the operator alone, while the
+//!   simulators stay in the parent (the API server is a process of its own). Target 100 MB. The
+//!   operator reads the organization whole once (about 2,100 OfficeRnD pages at full scale) into
+//!   its shared picture; `FLEXGATE_BENCH_MEMORY_TIMEOUT` (seconds, default 1800) bounds the first
+//!   pass, and progress with the operator's peak so far is printed to stderr every minute.
 //!
 //! (a) and (b) run twice: with the example connections as shipped (OfficeRnD client limit 5
 //! requests per second, the default) and with `requestsPerSecond: 1000` on the OfficeRnD and Kisi
 //! connections (the sandbox has no server-side limit), which shows the operator's own overhead.
 //! Group membership is polled every millisecond, so figures carry about 1 ms of resolution.
 //!
-//! `cargo bench --bench operator`; `FLEXGATE_BENCH_QUICK=1` runs 50 events, 5 boundaries and
-//! 2,000 members / 20 bindings. `FLEXGATE_BENCH_ONLY=webhook,boundaries,memory` picks phases.
-
-#[path = "../tests/support/mod.rs"]
-mod support;
+//! The cluster: the one named by `FLEXGATE_E2E_KUBECONFIG` (as for the end-to-end suite), else
+//! one started with `../shared/kube/up` (state in `target/tmp/flexgate-bench-kube`, stopped with
+//! `down` at the end; `FLEXGATE_BENCH_KUBE_KIT` names another kit folder); without either the
+//! benchmark says it needs a cluster and exits 0. The CRDs are applied server-side, and each
+//! scenario runs in a namespace of its own, deleted after it.
+//!
+//! `cargo bench --bench operator` (about 8 minutes on 2 cores); `FLEXGATE_BENCH_QUICK=1` runs
+//! 10 + 50 events, 5 boundaries and 2,000 members / 20 bindings (about 70 s).
+//! `FLEXGATE_BENCH_ONLY=webhook,boundaries,memory` picks phases.
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use flexgate::api::conditions::{find, READY};
-use flexgate::api::{AccessGroupBinding, Vendor, VendorConnection};
+use flexgate::api::{AccessGroupBinding, SiteMapping, Vendor, VendorConnection};
 use flexgate::manifests;
 use flexgate::officernd::Collection;
 use flexgate::operator::controller::{run_on, Listeners, OperatorError, RunOptions};
 use flexgate::operator::objects::Objects;
 use flexgate::operator::telemetry::Metrics;
 use flexgate::sandbox::{demo_start, Sandbox, DEMO_SEED};
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, PostParams};
-use kube::ResourceExt;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Client, CustomResourceExt, ResourceExt};
 use serde_json::{json, Value};
-use support::apiserver::{ApiServer, ApiServerOptions};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 type BenchResult<T> = Result<T, String>;
 
-const NS: &str = "default";
+/// The cluster's kubeconfig, as for the end-to-end suite; the parent passes it on to the phases.
+const KUBECONFIG: &str = "FLEXGATE_E2E_KUBECONFIG";
+/// The namespace of the memory phase, passed to the operator's child process.
+const NAMESPACE: &str = "FLEXGATE_BENCH_NAMESPACE";
+/// The end-to-end suite's field manager for the CRDs: the bench and the suite apply them as one
+/// owner, so a field the newer CRD drops is dropped whichever applied last.
+const CRD_MANAGER: &str = "flexgate-e2e";
 const LOBBY: &str = "OFFICERND_Lobby";
 /// Hal Ives: in the demo seed, without a Hot Desk membership; (a) toggles one.
 const HAL: &str = "3e3be0000000000000000017";
@@ -94,7 +108,8 @@ impl<T> Context<T> for Option<T> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Entry point: the parent runs each phase in a fresh child process (so peak RSS is per phase).
+// Entry point: the parent finds or starts the cluster, then runs each phase in a fresh child
+// process (so peak RSS is per phase).
 
 fn main() {
     let result = match std::env::var("FLEXGATE_BENCH_PHASE").ok().as_deref() {
@@ -120,13 +135,126 @@ fn runtime() -> BenchResult<tokio::runtime::Runtime> {
         .ctx("tokio runtime")
 }
 
+/// The control-plane kit: `../shared/kube` beside the repository, or `FLEXGATE_BENCH_KUBE_KIT`.
+fn kit() -> PathBuf {
+    std::env::var_os("FLEXGATE_BENCH_KUBE_KIT")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/kube"))
+}
+
+/// The cluster the phases run against.
+struct Cluster {
+    kubeconfig: PathBuf,
+    /// The state folder of a control plane this run started (and stops).
+    started: Option<PathBuf>,
+}
+
+impl Cluster {
+    /// The cluster named by `FLEXGATE_E2E_KUBECONFIG`, else one started with the kit beside the
+    /// repository; `None` (after saying so) when neither is there.
+    fn find() -> Option<Self> {
+        if let Some(path) = std::env::var_os(KUBECONFIG).filter(|p| !p.is_empty()) {
+            return Some(Self {
+                kubeconfig: PathBuf::from(path),
+                started: None,
+            });
+        }
+        let up = kit().join("up");
+        let state = Path::new(env!("CARGO_TARGET_TMPDIR")).join("flexgate-bench-kube");
+        let needs = "the operator benchmark needs a Kubernetes cluster: set FLEXGATE_E2E_KUBECONFIG, or provide the kit ../shared/kube (README, 'Tests on a real cluster')";
+        if !up.is_file() {
+            note(format!(
+                "{needs}; {} is missing. Nothing measured.",
+                up.display()
+            ));
+            return None;
+        }
+        // `up` reports progress on stderr (passed through) and the kubeconfig path on stdout.
+        let output = Command::new(&up)
+            .arg(&state)
+            .stderr(Stdio::inherit())
+            .output();
+        match output {
+            Ok(output) if output.status.success() => {
+                let path = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+                Some(Self {
+                    kubeconfig: PathBuf::from(path),
+                    started: Some(state),
+                })
+            }
+            Ok(output) => {
+                note(format!(
+                    "{needs}; {} failed ({}). Nothing measured.",
+                    up.display(),
+                    output.status
+                ));
+                Self::down(&state);
+                None
+            }
+            Err(error) => {
+                note(format!(
+                    "{needs}; {} did not run ({error}). Nothing measured.",
+                    up.display()
+                ));
+                None
+            }
+        }
+    }
+
+    fn down(state: &Path) {
+        let down = kit().join("down");
+        match Command::new(&down).arg(state).status() {
+            Ok(status) if status.success() => {}
+            Ok(status) => eprintln!("# {} {} failed ({status})", down.display(), state.display()),
+            Err(error) => eprintln!("# {} did not run: {error}", down.display()),
+        }
+    }
+
+    fn stop(self) {
+        if let Some(state) = &self.started {
+            Self::down(state);
+        }
+    }
+}
+
 fn orchestrate() -> BenchResult<()> {
+    let Some(cluster) = Cluster::find() else {
+        return Ok(());
+    };
+    let result = run_phases(&cluster);
+    cluster.stop();
+    result
+}
+
+fn run_phases(cluster: &Cluster) -> BenchResult<()> {
     let only = std::env::var("FLEXGATE_BENCH_ONLY").unwrap_or_default();
     let exe = std::env::current_exe().ctx("own executable")?;
     note(format!(
         "operator benchmark{}",
         if quick() { " (quick)" } else { "" }
     ));
+    // The CRDs once for every phase; say which server the figures are from.
+    std::env::set_var(KUBECONFIG, &cluster.kubeconfig);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ctx("tokio runtime")?
+        .block_on(async {
+            let client = client().await?;
+            let version = client.apiserver_version().await.ctx("server version")?;
+            note(format!(
+                "cluster: kube-apiserver {} ({}{})",
+                version.git_version,
+                cluster.kubeconfig.display(),
+                if cluster.started.is_some() {
+                    ", started by this run"
+                } else {
+                    ", from FLEXGATE_E2E_KUBECONFIG"
+                }
+            ));
+            install_crds(&client).await
+        })?;
     for phase in ["webhook", "boundaries", "memory"] {
         if !only.is_empty() && !only.split(',').any(|p| p.trim() == phase) {
             continue;
@@ -161,16 +289,94 @@ async fn run_phase(phase: &str) -> BenchResult<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The world: API stand-in, sandbox, the example OfficeRnD and Kisi connections.
+// The cluster connection, the CRDs, a namespace per scenario.
+
+/// A client with the kubeconfig's own credentials.
+async fn client() -> BenchResult<Client> {
+    let path = std::env::var(KUBECONFIG).ctx(KUBECONFIG)?;
+    let kubeconfig = Kubeconfig::read_from(&path).ctx("kubeconfig")?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .ctx("kubeconfig")?;
+    Client::try_from(config).ctx("kube client")
+}
+
+/// Applies the CRDs server-side (as `kubectl apply --server-side -f crds/` does) and waits until
+/// the server serves them.
+async fn install_crds(client: &Client) -> BenchResult<()> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let apply = PatchParams::apply(CRD_MANAGER).force();
+    for crd in [
+        VendorConnection::crd(),
+        AccessGroupBinding::crd(),
+        SiteMapping::crd(),
+    ] {
+        let name = crd.name_any();
+        crds.patch(&name, &apply, &Patch::Apply(&crd))
+            .await
+            .ctx(&format!("apply CRD {name}"))?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let established = crds
+                .get_opt(&name)
+                .await
+                .ctx(&format!("read CRD {name}"))?
+                .and_then(|c| c.status)
+                .and_then(|s| s.conditions)
+                .is_some_and(|conditions| {
+                    conditions
+                        .iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                });
+            if established {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("CRD {name} not Established after 60 s"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+/// A fresh namespace for one scenario.
+async fn create_namespace(client: &Client, scenario: &str) -> BenchResult<String> {
+    let name = format!("bench-{scenario}-{:08x}", fastrand::u32(..));
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .await
+        .ctx("create namespace")?;
+    Ok(name)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The world: a namespace, the sandbox, the example OfficeRnD and Kisi connections.
 
 struct World {
-    server: ApiServer,
+    client: Client,
+    namespace: String,
     sandbox: Sandbox,
     objects: Objects,
     metrics: Arc<Metrics>,
+    /// The namespace's bindings as the server has them, kept by a watch.
+    bindings: Store<AccessGroupBinding>,
+    watch: tokio::task::JoinHandle<()>,
 }
 
 struct WorldSpec {
+    /// Names the namespace (`bench-<scenario>-<random>`).
+    scenario: String,
     seed: Value,
     start: DateTime<Utc>,
     /// `requestsPerSecond` on both connections; `None` keeps the examples' values.
@@ -185,12 +391,7 @@ struct WorldSpec {
 
 impl World {
     async fn new(spec: WorldSpec) -> BenchResult<Self> {
-        let server = ApiServer::start_with(
-            ApiServerOptions::new()
-                .crd_for::<VendorConnection>()
-                .crd_for::<AccessGroupBinding>(),
-        )
-        .await;
+        let client = client().await?;
         let sandbox = Sandbox::start(spec.seed, spec.start).await.ctx("sandbox")?;
         let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
         let (documents, problems) = manifests::load(&[examples]);
@@ -204,14 +405,18 @@ impl World {
         objects
             .bindings
             .retain(|b| spec.examples.contains(&b.name_any().as_str()));
-        for mut binding in spec.extra {
-            binding.metadata.namespace = Some(NS.to_owned());
-            objects.bindings.push(binding);
+        objects.bindings.extend(spec.extra);
+        objects.site_mappings.clear();
+        let namespace = create_namespace(&client, &spec.scenario).await?;
+        for connection in &mut objects.connections {
+            connection.metadata.namespace = Some(namespace.clone());
         }
+        for binding in &mut objects.bindings {
+            binding.metadata.namespace = Some(namespace.clone());
+        }
+        // The simulators' credentials, in this namespace.
+        objects.secrets.clear();
         sandbox.connect(&mut objects);
-        objects
-            .secrets
-            .retain(|(_, name), _| name == "officernd-credentials" || name == "kisi-credentials");
         if let Some(rps) = spec.rps {
             for connection in &mut objects.connections {
                 connection.spec.requests_per_second = Some(rps);
@@ -221,7 +426,7 @@ impl World {
             let (_, secret) = sandbox.officernd.register_webhook(url, &[]);
             let credentials = objects
                 .secrets
-                .get_mut(&(NS.to_owned(), "officernd-credentials".to_owned()))
+                .get_mut(&(namespace.clone(), "officernd-credentials".to_owned()))
                 .ctx("officernd-credentials")?;
             credentials
                 .string_data
@@ -233,31 +438,48 @@ impl World {
                 }
             }
         }
+        let (bindings, writer) = reflector::store();
+        let stream = watcher(
+            Api::<AccessGroupBinding>::namespaced(client.clone(), &namespace),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .reflect(writer);
+        let watch = tokio::spawn(stream.for_each(|_| std::future::ready(())));
         Ok(Self {
-            server,
+            client,
+            namespace,
             sandbox,
             objects,
             metrics: Arc::new(Metrics::new()),
+            bindings,
+            watch,
         })
     }
 
+    fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
     async fn apply(&self) -> BenchResult<()> {
-        let client = self.server.client();
-        let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+        let secrets: Api<Secret> = self.api();
         for secret in self.objects.secrets.values() {
             secrets
                 .create(&PostParams::default(), secret)
                 .await
                 .ctx("create Secret")?;
         }
-        let connections: Api<VendorConnection> = Api::namespaced(client.clone(), NS);
+        let connections: Api<VendorConnection> = self.api();
         for connection in &self.objects.connections {
             connections
                 .create(&PostParams::default(), connection)
                 .await
                 .ctx("create VendorConnection")?;
         }
-        let bindings: Api<AccessGroupBinding> = Api::namespaced(client, NS);
+        let bindings: Api<AccessGroupBinding> = self.api();
         for binding in &self.objects.bindings {
             bindings
                 .create(&PostParams::default(), binding)
@@ -267,10 +489,10 @@ impl World {
         Ok(())
     }
 
-    /// How many bindings are Ready (True) for their current generation.
+    /// How many bindings are Ready (True) for their current generation, as last watched.
     fn ready_bindings(&self) -> usize {
-        self.server
-            .objects_of::<AccessGroupBinding>()
+        self.bindings
+            .state()
             .iter()
             .filter(|b| binding_ready(b))
             .count()
@@ -282,8 +504,8 @@ impl World {
         while self.ready_bindings() < total {
             if Instant::now() > deadline {
                 let stuck = self
-                    .server
-                    .objects_of::<AccessGroupBinding>()
+                    .bindings
+                    .state()
                     .into_iter()
                     .find(|b| !binding_ready(b))
                     .map(|b| format!("{}: {:?}", b.name_any(), b.status))
@@ -296,6 +518,41 @@ impl World {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok(())
+    }
+
+    /// Ends the scenario (its operator stopped): the bindings' finalizers are dropped, as no
+    /// operator is left to run them, and the namespace is deleted. Returns `outcome`, or the
+    /// clean-up's failure when the scenario succeeded.
+    async fn finish(self, outcome: BenchResult<()>) -> BenchResult<()> {
+        self.watch.abort();
+        let cleanup = async {
+            let bindings: Api<AccessGroupBinding> = self.api();
+            let unfinalize = json!({"metadata": {"finalizers": null}});
+            for binding in bindings
+                .list(&ListParams::default())
+                .await
+                .ctx("list bindings")?
+            {
+                if !binding.finalizers().is_empty() {
+                    bindings
+                        .patch(
+                            &binding.name_any(),
+                            &PatchParams::default(),
+                            &Patch::Merge(&unfinalize),
+                        )
+                        .await
+                        .ctx("drop a finalizer")?;
+                }
+            }
+            let namespaces: Api<Namespace> = Api::all(self.client.clone());
+            namespaces
+                .delete(&self.namespace, &DeleteParams::default())
+                .await
+                .ctx("delete namespace")
+                .map(|_| ())
+        };
+        let cleaned: BenchResult<()> = cleanup.await;
+        outcome.and(cleaned)
     }
 }
 
@@ -310,7 +567,8 @@ fn binding_yaml(text: &str) -> BenchResult<AccessGroupBinding> {
     serde_yaml::from_str(text).ctx("bench binding YAML")
 }
 
-/// The operator running in this process.
+/// The operator running in this process; dropped without `stop` (a failed scenario), it is
+/// aborted.
 struct Operator {
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), OperatorError>>,
@@ -324,13 +582,14 @@ impl Operator {
     ) -> BenchResult<Self> {
         let http = TcpListener::bind("127.0.0.1:0").await.ctx("bind http")?;
         let mut options = RunOptions::new("bench-replica");
-        options.namespace = Some(NS.into());
+        options.namespace = Some(world.namespace.clone());
         options.leader_election = false;
+        options.lease_namespace = world.namespace.clone();
         options.clock = clock;
         options.metrics = world.metrics.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(run_on(
-            world.server.client(),
+            world.client.clone(),
             options,
             Listeners { http, webhook },
             async move {
@@ -350,11 +609,14 @@ impl Operator {
         match tokio::time::timeout(Duration::from_secs(30), &mut self.task).await {
             Ok(Ok(result)) => result.ctx("operator"),
             Ok(Err(join)) => Err(format!("operator task: {join}")),
-            Err(_) => {
-                self.task.abort();
-                Err("the operator did not stop within 30 s".to_owned())
-            }
+            Err(_) => Err("the operator did not stop within 30 s".to_owned()),
         }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -389,6 +651,7 @@ async fn webhook_latency(label: &str, rps: Option<u32>, events: usize) -> BenchR
         listener.local_addr().ctx("webhook address")?
     );
     let world = World::new(WorldSpec {
+        scenario: format!("webhook-{label}"),
         seed: serde_json::from_str(DEMO_SEED).ctx("demo seed")?,
         start: demo_start(),
         rps,
@@ -397,8 +660,19 @@ async fn webhook_latency(label: &str, rps: Option<u32>, events: usize) -> BenchR
         webhook_url: Some(url),
     })
     .await?;
+    let outcome = webhook_measure(&world, label, rps, events, listener).await;
+    world.finish(outcome).await
+}
+
+async fn webhook_measure(
+    world: &World,
+    label: &str,
+    rps: Option<u32>,
+    events: usize,
+    listener: TcpListener,
+) -> BenchResult<()> {
     world.apply().await?;
-    let operator = Operator::start(&world, world.sandbox.clock.clock(), Some(listener)).await?;
+    let operator = Operator::start(world, world.sandbox.clock.clock(), Some(listener)).await?;
     world.wait_ready(Duration::from_secs(60)).await?;
 
     let ann = world
@@ -537,6 +811,7 @@ spec:
 "
     ))?;
     let world = World::new(WorldSpec {
+        scenario: format!("boundaries-{label}"),
         seed,
         start: now,
         rps,
@@ -545,6 +820,19 @@ spec:
         webhook_url: None,
     })
     .await?;
+    let outcome = boundary_measure(&world, label, rps, first, &instants, spacing).await;
+    world.finish(outcome).await
+}
+
+async fn boundary_measure(
+    world: &World,
+    label: &str,
+    rps: Option<u32>,
+    first: DateTime<Utc>,
+    instants: &[(DateTime<Utc>, bool)],
+    spacing: chrono::Duration,
+) -> BenchResult<()> {
+    let boundaries = instants.len();
     let group = world.sandbox.kisi.add_group(BOOKING_GROUP);
     world
         .sandbox
@@ -562,7 +850,7 @@ spec:
         })
     };
     world.apply().await?;
-    let operator = Operator::start(&world, flexgate::clock::system_clock(), None).await?;
+    let operator = Operator::start(world, flexgate::clock::system_clock(), None).await?;
     world.wait_ready(Duration::from_secs(30)).await?;
     if Utc::now() >= first {
         follow.abort();
@@ -570,7 +858,7 @@ spec:
     }
     let mut lateness = Vec::with_capacity(boundaries);
     let mut missed = 0usize;
-    for (at, open) in &instants {
+    for (at, open) in instants {
         loop {
             let inside = world
                 .sandbox
@@ -772,6 +1060,7 @@ async fn memory() -> BenchResult<()> {
     let mut rng = Rng(0x5EED_F1E7_6A7E);
     let seed = organization(&scale, &mut rng);
     let world = World::new(WorldSpec {
+        scenario: "memory".to_owned(),
         seed,
         start: demo_start(),
         rps: Some(RAISED_RPS),
@@ -780,6 +1069,16 @@ async fn memory() -> BenchResult<()> {
         webhook_url: None,
     })
     .await?;
+    let outcome = memory_measure(&world, &scale, timeout, &mut rng).await;
+    world.finish(outcome).await
+}
+
+async fn memory_measure(
+    world: &World,
+    scale: &Scale,
+    timeout: Duration,
+    rng: &mut Rng,
+) -> BenchResult<()> {
     // Kisi as a site would have it: the groups, and most entitled people already in them.
     let entitled = scale.bindings * PER_BOUND_PLAN;
     let mut groups = Vec::with_capacity(scale.bindings);
@@ -820,14 +1119,14 @@ async fn memory() -> BenchResult<()> {
         pre_granted
     ));
     note(format!(
-        "(c) parent process (API stand-in + simulators + seed), not the operator: RSS {:.1} MiB before the operator starts",
+        "(c) parent process (simulators + seed), not the operator: RSS {:.1} MiB before the operator starts",
         parent.1
     ));
 
     let exe = std::env::current_exe().ctx("own executable")?;
     let mut child = Command::new(exe)
         .env("FLEXGATE_BENCH_PHASE", "operator")
-        .env("FLEXGATE_BENCH_APISERVER", world.server.url())
+        .env(NAMESPACE, &world.namespace)
         .stdin(Stdio::piped())
         .spawn()
         .ctx("spawn the operator process")?;
@@ -901,15 +1200,15 @@ async fn memory() -> BenchResult<()> {
     Ok(())
 }
 
-/// The operator alone in this process, against the parent's API stand-in, until stdin closes.
+/// The operator alone in this process, on the parent's namespace, until stdin closes.
 async fn operator_child() -> BenchResult<()> {
-    let url = std::env::var("FLEXGATE_BENCH_APISERVER").ctx("FLEXGATE_BENCH_APISERVER")?;
-    let uri: axum::http::Uri = url.parse().ctx("API stand-in URL")?;
-    let client = kube::Client::try_from(kube::Config::new(uri)).ctx("kube client")?;
+    let client = client().await?;
+    let namespace = std::env::var(NAMESPACE).ctx(NAMESPACE)?;
     let http = TcpListener::bind("127.0.0.1:0").await.ctx("bind http")?;
     let mut options = RunOptions::new("bench-operator");
-    options.namespace = Some(NS.into());
+    options.namespace = Some(namespace.clone());
     options.leader_election = false;
+    options.lease_namespace = namespace;
     let stdin_closed = async {
         let _ = tokio::task::spawn_blocking(|| {
             let mut sink = Vec::new();
