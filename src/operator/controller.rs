@@ -942,8 +942,11 @@ async fn run_controllers(
     // connection (to map Secrets and connection changes onto bindings), the connection
     // controller its own objects.
     let (binding_reader, binding_writer) = reflector::store();
+    // Managed fields (a kilobyte or two per object, three managers each) are never read: they
+    // are dropped before the cache keeps hundreds of bindings.
     let bindings_stream = watcher(bindings_api.clone(), watch_config.clone())
         .default_backoff()
+        .modify(|binding| binding.managed_fields_mut().clear())
         .reflect(binding_writer)
         .applied_objects()
         .predicate_filter(spec_or_request, Default::default());
