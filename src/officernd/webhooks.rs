@@ -185,7 +185,12 @@ pub fn verify(
 /// signature over it.
 pub fn precheck(header: Option<&str>, now: DateTime<Utc>) -> Result<(), WebhookError> {
     let parsed = parse_header(header.ok_or(WebhookError::MissingHeader)?)?;
-    let skew_seconds = now.timestamp().saturating_sub(parsed.timestamp);
+    fresh(parsed.timestamp, now)
+}
+
+/// A signature timestamp within [`TOLERANCE_SECONDS`] of `now`.
+fn fresh(timestamp: i64, now: DateTime<Utc>) -> Result<(), WebhookError> {
+    let skew_seconds = now.timestamp().saturating_sub(timestamp);
     if skew_seconds.abs() > TOLERANCE_SECONDS {
         return Err(WebhookError::StaleTimestamp { skew_seconds });
     }
@@ -216,10 +221,7 @@ pub fn verify_any(
     if !bool::from(matched) {
         return Err(WebhookError::BadSignature);
     }
-    let skew_seconds = now.timestamp().saturating_sub(parsed.timestamp);
-    if skew_seconds.abs() > TOLERANCE_SECONDS {
-        return Err(WebhookError::StaleTimestamp { skew_seconds });
-    }
+    fresh(parsed.timestamp, now)?;
     parse_event(raw_body)
 }
 

@@ -1,14 +1,15 @@
 //! One OfficeRnD organization's evaluation context: an indexed picture of it, and the bindings
 //! that read from it mapped onto the engine.
 
-use crate::api::conditions::Reason;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 
-use crate::api::AccessGroupBinding;
+use crate::api::conditions::Reason;
+use crate::api::{AccessGroupBinding, VendorConnection};
 use crate::engine::{Binding, BindingKey, Index};
 use crate::officernd::{snapshot, OfficeRndClient};
 
@@ -103,7 +104,9 @@ async fn build(
     name: &str,
     bindings: &[&AccessGroupBinding],
 ) -> Result<Context, ReadFailure> {
-    let client = ReadFailure::client_for(objects, namespace, name)?;
+    let connection = ReadFailure::connection(objects, namespace, name)?;
+    let secret = objects.secret(namespace, &connection.spec.credentials_secret_ref.name);
+    let client = ReadFailure::client_for(connection, namespace, secret)?;
     let (index, members) = read_indexed(&client).await?;
     Ok(Context::new(
         format!("{namespace}/{name}"),
@@ -133,24 +136,31 @@ impl ReadFailure {
         }
     }
 
-    /// The OfficeRnD client for `namespace/name`, or why there is none.
-    pub(crate) fn client_for(
-        objects: &Objects,
+    /// The OfficeRnD connection `namespace/name`, or why there is none.
+    pub(crate) fn connection<'a>(
+        objects: &'a Objects,
         namespace: &str,
         name: &str,
-    ) -> Result<OfficeRndClient, Self> {
-        let connection = objects.connection(namespace, name).ok_or_else(|| {
+    ) -> Result<&'a VendorConnection, Self> {
+        objects.connection(namespace, name).ok_or_else(|| {
             Self::new(
                 Reason::ReferenceNotFound,
                 format!("VendorConnection {namespace}/{name} not found"),
             )
-        })?;
-        let secret = objects.secret(namespace, &connection.spec.credentials_secret_ref.name);
+        })
+    }
+
+    /// The OfficeRnD client for `connection` with the credentials in `secret`, or why there is
+    /// none.
+    pub(crate) fn client_for(
+        connection: &VendorConnection,
+        namespace: &str,
+        secret: Option<&Secret>,
+    ) -> Result<OfficeRndClient, Self> {
         let credentials = credentials::read(connection, namespace, secret)
             .map_err(|e| Self::new(Reason::CredentialsInvalid, e.to_string()))?;
-        let client = super::clients::officernd(connection, &credentials)
-            .map_err(|e| Self::new(Reason::InvalidSpec, e))?;
-        Ok(client)
+        super::clients::officernd(connection, &credentials)
+            .map_err(|e| Self::new(Reason::InvalidSpec, e))
     }
 }
 

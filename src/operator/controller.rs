@@ -55,7 +55,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, Resource, ResourceExt};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 
 use crate::api::access_group_binding::DeletionPolicy;
 use crate::api::conditions::{self as vocabulary, Reason, RECONCILING};
@@ -108,13 +108,6 @@ pub struct RunOptions {
     pub identity: String,
     /// Reconciles running at once, per controller.
     pub concurrency: u16,
-    /// Binding syncs running at once against one vendor account (default 1); more wait without
-    /// holding a controller slot, so one account's outage never slows the others. One at a time
-    /// is what keeps bindings that share a group, or a person new to the account, from racing:
-    /// two syncs would both create that person (Kisi refuses the second, "email has already
-    /// been taken") or both add them to the group (Kisi keeps both rows). The account's rate
-    /// limit, not this, bounds a sync's speed.
-    pub per_account_concurrency: usize,
     /// A deleting binding that still cannot revoke after this long (since its
     /// deletionTimestamp) is orphaned, with an Event saying so.
     pub deletion_timeout: Duration,
@@ -139,7 +132,6 @@ impl std::fmt::Debug for RunOptions {
             .field("lease_name", &self.lease_name)
             .field("identity", &self.identity)
             .field("concurrency", &self.concurrency)
-            .field("per_account_concurrency", &self.per_account_concurrency)
             .field("deletion_timeout", &self.deletion_timeout)
             .finish_non_exhaustive()
     }
@@ -159,7 +151,6 @@ impl RunOptions {
             lease_name: "flexgate-leader".to_owned(),
             identity: identity.into(),
             concurrency: 8,
-            per_account_concurrency: 1,
             deletion_timeout: Duration::from_secs(600),
             min_backoff: Duration::from_secs(5),
             max_backoff: Duration::from_secs(300),
@@ -483,13 +474,13 @@ struct Ctx {
     deletion_timeout: Duration,
     min_backoff: Duration,
     max_backoff: Duration,
-    per_account: usize,
     failures: Mutex<HashMap<(String, String, String), u32>>,
-    accounts: Mutex<HashMap<(String, String), Arc<Semaphore>>>,
-    /// One sync at a time per vendor group, by (namespace, vendor connection, group as the spec
-    /// names it): two bindings sharing a group would otherwise both find someone missing and
-    /// both grant (Kisi adds a second row per grant; one of two user creations fails).
-    groups: Mutex<GroupLocks>,
+    /// One sync or cleanup at a time per vendor account, by (namespace, vendor connection).
+    /// Bindings sharing a group, or a person new to the account, would otherwise race: two
+    /// syncs would both create that person (Kisi refuses the second, "email has already been
+    /// taken") or both add them to the group (Kisi keeps both rows). The account's rate limit,
+    /// not this, bounds a sync's speed.
+    accounts: Mutex<HashMap<(String, String), AccountLock>>,
     /// When a webhook asked for each binding's reconcile, for the latency histogram.
     triggered: Mutex<HashMap<(String, String), tokio::time::Instant>>,
     /// SiteMapping reconciles in flight, by (namespace, name).
@@ -502,8 +493,8 @@ struct Ctx {
 
 type StatusKey = (&'static str, String, String);
 
-/// A sync lock per (namespace, vendor connection, group as the spec names it).
-type GroupLocks = HashMap<(String, String, String), Arc<tokio::sync::Mutex<()>>>;
+/// The sync lock of one vendor account.
+type AccountLock = Arc<tokio::sync::Mutex<()>>;
 
 fn status_hash<S: serde::Serialize>(status: &S) -> Option<u64> {
     let json = serde_json::to_string(status).ok()?;
@@ -543,50 +534,13 @@ impl Ctx {
             .map_err(|_| ReconcileError::Stopping)
     }
 
-    /// Try to take one of the vendor account's sync slots; `None` means come back shortly.
-    fn account_permit(
-        &self,
-        account: &(String, String),
-    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        let semaphore = lock(&self.accounts)
-            .entry(account.clone())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.per_account.max(1))))
-            .clone();
-        semaphore.try_acquire_owned().ok()
-    }
-
-    /// Waits until no other sync of the binding's vendor groups runs in this process, and holds
-    /// them until the guards are dropped (taken in one order, so two bindings never deadlock).
-    async fn lock_groups(
-        &self,
-        binding: &AccessGroupBinding,
-    ) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
-        let namespace = binding.namespace().unwrap_or_default();
-        let mut keys: Vec<(String, String, String)> = binding
-            .spec
-            .groups
-            .iter()
-            .map(|group| {
-                (
-                    namespace.clone(),
-                    binding.spec.vendor_ref.name.clone(),
-                    group.to_string(),
-                )
-            })
-            .collect();
-        keys.sort();
-        keys.dedup();
-        let locks: Vec<_> = {
-            let mut groups = lock(&self.groups);
-            keys.into_iter()
-                .map(|key| groups.entry(key).or_default().clone())
-                .collect()
-        };
-        let mut guards = Vec::with_capacity(locks.len());
-        for group in locks {
-            guards.push(group.lock_owned().await);
-        }
-        guards
+    /// The sync lock of the binding's vendor account.
+    fn account_lock(&self, binding: &AccessGroupBinding) -> AccountLock {
+        let account = (
+            binding.namespace().unwrap_or_default(),
+            binding.spec.vendor_ref.name.clone(),
+        );
+        lock(&self.accounts).entry(account).or_default().clone()
     }
 
     /// The next delay after a failure of `kind` `namespace/name` (exponential, with jitter).
@@ -997,10 +951,8 @@ async fn run_controllers(
         deletion_timeout: options.deletion_timeout,
         min_backoff: options.min_backoff,
         max_backoff: options.max_backoff,
-        per_account: options.per_account_concurrency,
         failures: Mutex::new(HashMap::new()),
         accounts: Mutex::new(HashMap::new()),
-        groups: Mutex::new(HashMap::new()),
         triggered: Mutex::new(HashMap::new()),
         site_syncs: Mutex::new(HashMap::new()),
         written: Mutex::new(HashMap::new()),
@@ -1337,13 +1289,11 @@ async fn apply_binding(
     let binding = binding.as_ref();
     let namespace = binding.namespace().unwrap_or_default();
     let name = binding.name_any();
-    let account = (namespace.clone(), binding.spec.vendor_ref.name.clone());
-    let Some(_permit) = ctx.account_permit(&account) else {
-        // The account's slot is busy (another sync, or a slow or failing vendor): come back
-        // shortly without holding one of the controller's slots, so other accounts keep going.
+    let Ok(_account) = ctx.account_lock(binding).try_lock_owned() else {
+        // The account is busy (another sync, or a slow or failing vendor): come back shortly
+        // without holding one of the controller's slots, so other accounts keep going.
         return Ok(Action::requeue(jitter(ACCOUNT_BUSY_RETRY)));
     };
-    let _groups = ctx.lock_groups(binding).await;
     let siblings = ctx.siblings(&namespace);
     let objects = ctx
         .objects(
@@ -1570,7 +1520,8 @@ async fn cleanup_binding(
         .await;
         return Ok(Action::await_change());
     }
-    let _groups = ctx.lock_groups(binding).await;
+    // Deletions are rare: wait for the account rather than requeue.
+    let _account = ctx.account_lock(binding).lock_owned().await;
     let siblings = ctx.siblings(&namespace);
     let objects = ctx
         .objects(

@@ -7,8 +7,9 @@
 //! added to the cache); what someone changes by hand at the vendor is seen within [`TTL`], and
 //! any failed write drops the cache, so a stale id costs one retried sync, never a wrong grant
 //! (people are matched by their OfficeRnD id first, see `sync::plan`). A user creation the
-//! vendor refuses is checked against a fresh directory read: bindings sharing people sync side by
-//! side, and the person the other one just created is used, not reported as a failure.
+//! vendor refuses is checked against a fresh directory read: the person may have been created
+//! since the cached directory was read (by hand, or by another operator process), and is then
+//! used, not reported as a failure.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -107,10 +108,9 @@ impl<V: DoorVendor + Sync> DoorVendor for CachedDoor<'_, V> {
             }
             Err(error) => error,
         };
-        // Bindings sharing people sync side by side on one account, each from the directory it
-        // read: the other may have created this person meanwhile (Kisi then answers "email has
-        // already been taken"). A fresh read tells; the user found is matched as `sync::plan`
-        // matches, by the stored OfficeRnD id, then by email.
+        // The directory may be up to a TTL old: the person may exist by now (Kisi then answers
+        // "email has already been taken"). A fresh read tells; the user found is matched as
+        // `sync::plan` matches, by the stored OfficeRnD id, then by email.
         self.cache.invalidate();
         let Ok(users) = self.vendor.list_users().await else {
             return Err(error);

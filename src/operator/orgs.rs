@@ -26,7 +26,6 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use crate::api::conditions::Reason;
 use crate::clock::Clock;
 use crate::engine::{Index, Touched};
 use crate::http::HttpError;
@@ -274,12 +273,7 @@ impl OrgCache {
     /// The organization of the connection, with a client built from its current credentials (a
     /// changed connection or Secret starts a new picture).
     fn org(&self, objects: &Objects, namespace: &str, name: &str) -> Result<Arc<Org>, ReadFailure> {
-        let connection = objects.connection(namespace, name).ok_or_else(|| {
-            ReadFailure::new(
-                Reason::ReferenceNotFound,
-                format!("VendorConnection {namespace}/{name} not found"),
-            )
-        })?;
+        let connection = ReadFailure::connection(objects, namespace, name)?;
         let secret = objects.secret(namespace, &connection.spec.credentials_secret_ref.name);
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         format!("{:?}", connection.spec).hash(&mut hasher);
@@ -296,7 +290,7 @@ impl OrgCache {
                 return Ok(org.clone());
             }
         }
-        let client = ReadFailure::client_for(objects, namespace, name)?;
+        let client = ReadFailure::client_for(connection, namespace, secret)?;
         let org = Arc::new(Org {
             key: key.clone(),
             label: format!("{namespace}/{name}"),
