@@ -723,33 +723,39 @@ impl World {
     /// `Kind/name` → resourceVersion of every flexgate object in the namespace (a status write
     /// changes it).
     pub async fn resource_versions(&self) -> std::collections::BTreeMap<String, String> {
-        let mut versions = std::collections::BTreeMap::new();
+        self.flexgate_objects()
+            .await
+            .into_iter()
+            .map(|(key, object)| {
+                let version = object["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                (key, version)
+            })
+            .collect()
+    }
+
+    /// `Kind/name` → the object as JSON, for every flexgate object in the namespace.
+    async fn flexgate_objects(&self) -> Vec<(String, serde_json::Value)> {
         let params = ListParams::default();
-        for c in self
-            .api::<VendorConnection>()
-            .list(&params)
-            .await
-            .expect("listed")
-        {
-            versions.insert(format!("VendorConnection/{}", c.name_any()), version(&c));
+        let mut objects = Vec::new();
+        macro_rules! list {
+            ($kind:ty) => {
+                for object in self.api::<$kind>().list(&params).await.expect("listed") {
+                    let key = format!(
+                        "{}/{}",
+                        <$kind as kube::Resource>::kind(&()),
+                        object.name_any()
+                    );
+                    objects.push((key, serde_json::to_value(&object).expect("JSON")));
+                }
+            };
         }
-        for b in self
-            .api::<AccessGroupBinding>()
-            .list(&params)
-            .await
-            .expect("listed")
-        {
-            versions.insert(format!("AccessGroupBinding/{}", b.name_any()), version(&b));
-        }
-        for m in self
-            .api::<SiteMapping>()
-            .list(&params)
-            .await
-            .expect("listed")
-        {
-            versions.insert(format!("SiteMapping/{}", m.name_any()), version(&m));
-        }
-        versions
+        list!(VendorConnection);
+        list!(AccessGroupBinding);
+        list!(SiteMapping);
+        objects
     }
 
     /// Event uid → resourceVersion (a repeated Event bumps its series, so its version).
@@ -809,42 +815,11 @@ impl World {
     /// `Kind/name` → status of every flexgate object in the namespace, to show what a write
     /// changed.
     pub async fn statuses(&self) -> std::collections::BTreeMap<String, serde_json::Value> {
-        let mut statuses = std::collections::BTreeMap::new();
-        let params = ListParams::default();
-        for c in self
-            .api::<VendorConnection>()
-            .list(&params)
+        self.flexgate_objects()
             .await
-            .expect("listed")
-        {
-            statuses.insert(
-                format!("VendorConnection/{}", c.name_any()),
-                serde_json::to_value(&c.status).unwrap_or_default(),
-            );
-        }
-        for b in self
-            .api::<AccessGroupBinding>()
-            .list(&params)
-            .await
-            .expect("listed")
-        {
-            statuses.insert(
-                format!("AccessGroupBinding/{}", b.name_any()),
-                serde_json::to_value(&b.status).unwrap_or_default(),
-            );
-        }
-        for m in self
-            .api::<SiteMapping>()
-            .list(&params)
-            .await
-            .expect("listed")
-        {
-            statuses.insert(
-                format!("SiteMapping/{}", m.name_any()),
-                serde_json::to_value(&m.status).unwrap_or_default(),
-            );
-        }
-        statuses
+            .into_iter()
+            .map(|(key, mut object)| (key, object["status"].take()))
+            .collect()
     }
 }
 
