@@ -10,9 +10,10 @@ use flexgate::api::conditions::Reason;
 use flexgate::api::{Vendor, ACKNOWLEDGE_REVOCATION};
 use flexgate::engine::BindingKey;
 use flexgate::manifests;
+use flexgate::officernd::collection::Collection;
 use flexgate::operator::binding::BindingResult;
 use flexgate::operator::objects::Objects;
-use flexgate::operator::runner::{reconcile_all, ClientCache};
+use flexgate::operator::runner::{reconcile_all, record_statuses, ClientCache};
 use flexgate::sandbox::faults::Route;
 use flexgate::sandbox::{demo_start, Sandbox};
 
@@ -43,9 +44,10 @@ impl World {
     async fn sync_at(&mut self, at: DateTime<Utc>) -> Vec<(BindingKey, BindingResult)> {
         self.sandbox.clock.set(at);
         let clock = self.sandbox.clock.clock();
-        reconcile_all(&self.objects, at, &mut self.clients, &clock)
-            .await
-            .results
+        let pass = reconcile_all(&self.objects, at, &mut self.clients, &clock).await;
+        // Statuses stay with the objects, as in a cluster (the revocation guard reads them).
+        record_statuses(&mut self.objects, &pass, at);
+        pass.results
     }
 
     fn members(&self, vendor: Vendor, group: &str) -> Vec<String> {
@@ -308,6 +310,58 @@ async fn mass_revocation_is_blocked_until_acknowledged() {
         Reason::Synced
     );
     assert_eq!(world.members(Vendor::Kisi, "OFFICERND_Lobby").len(), 3);
+}
+
+/// Every managed group (vendor, name) of the demo, with its members.
+fn managed_groups(world: &World) -> Vec<(Vendor, &'static str, Vec<String>)> {
+    [
+        (Vendor::Kisi, "OFFICERND_Lobby"),
+        (Vendor::Kisi, "OFFICERND_Office 101"),
+        (Vendor::SaltoKS, "OFFICERND_Floor 1"),
+        (Vendor::Brivo, "OFFICERND_London Building"),
+        (Vendor::Brivo, "OFFICERND_Elephant Room"),
+    ]
+    .into_iter()
+    .map(|(vendor, group)| (vendor, group, world.members(vendor, group)))
+    .collect()
+}
+
+#[tokio::test]
+async fn every_membership_vanishing_is_held_although_each_group_loses_few() {
+    let mut world = World::new().await;
+    world.sync_at(at(0)).await;
+    let before = managed_groups(&world);
+    assert!(before.iter().all(|(_, _, people)| people.len() <= 3));
+    // Every membership disappears at OfficeRnD (a bad import, a wrong organization).
+    let officernd = &world.sandbox.officernd;
+    for membership in officernd.list(Collection::Memberships) {
+        let id = membership["_id"].as_str().unwrap().to_owned();
+        officernd.remove(Collection::Memberships, &id);
+    }
+    let results = world.sync_at(at(1)).await;
+    assert_eq!(
+        managed_groups(&world),
+        before,
+        "nobody may lose access: {results:#?}"
+    );
+    let held: Vec<&str> = results
+        .iter()
+        .filter(|(_, r)| r.outcome.reason == Reason::MassRevocationBlocked)
+        .map(|(key, _)| key.name.as_str())
+        .collect();
+    for name in [
+        "hot-desk-lobby",
+        "office-101",
+        "london-floor-1",
+        "london-building",
+    ] {
+        assert!(held.contains(&name), "{name} must be held: {held:?}");
+    }
+    let message = &result(&results, "london-building").outcome.message;
+    assert!(
+        message.contains("3 of the 3 people with managed access on this vendor connection"),
+        "{message}"
+    );
 }
 
 #[tokio::test]

@@ -104,9 +104,11 @@ pub struct AccessGroupBindingSpec {
     #[serde(default = "default_true")]
     pub include_guests: bool,
 
-    /// Mass-revocation guard: a sync that would remove more than this percentage of a group at
-    /// once removes nobody and waits for acknowledgement (annotation
-    /// flexgate.dev/acknowledge-mass-revocation naming this binding's source).
+    /// Mass-revocation guard: a sync of this binding that would take all managed access away
+    /// from more than this percentage of the people with access on the vendor connection
+    /// removes nobody and waits for acknowledgement (annotation
+    /// flexgate.dev/acknowledge-mass-revocation naming the held plan). People who keep another
+    /// managed group, or whose booking, membership or pass ended, are not counted.
     #[serde(default = "default_max_revocation_percent")]
     #[schemars(range(min = 0, max = 100))]
     pub max_revocation_percent: u32,

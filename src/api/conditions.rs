@@ -39,8 +39,9 @@ pub enum Reason {
     InvalidSpec,
     /// A bound vendor group lacks the connection's required managed-group prefix.
     UnmanagedGroup,
-    /// A sync would remove more than `maxRevocationPercent` of a group, or rests on an
-    /// empty or partial OfficeRnD snapshot, so nobody was removed.
+    /// A sync would take all managed access away from more than `maxRevocationPercent` of the
+    /// people with access on the vendor connection, or rests on an empty or partial OfficeRnD
+    /// snapshot, so nobody was removed.
     MassRevocationBlocked,
     /// SiteMapping: the proposed mapping waits for `approved: true`.
     AwaitingApproval,

@@ -30,7 +30,7 @@ pub const API_VERSION: &str = "flexgate.dev/v1alpha1";
 /// immediate sync; the controller echoes the value in `status.lastHandledReconcileAt`.
 pub const RECONCILE_REQUESTED_AT: &str = "flexgate.dev/reconcile-requested-at";
 
-/// Naming the blocked source in this annotation acknowledges a blocked mass revocation
+/// Naming the held plan id in this annotation acknowledges a blocked mass revocation
 /// (see `maxRevocationPercent`), letting the next sync apply it.
 pub const ACKNOWLEDGE_REVOCATION: &str = "flexgate.dev/acknowledge-mass-revocation";
 

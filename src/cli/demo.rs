@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use crate::api::SiteMappingStatus;
 use crate::operator::objects::Objects;
-use crate::operator::runner::{reconcile_all, ClientCache, Pass};
+use crate::operator::runner::{reconcile_all, record_statuses, ClientCache, Pass};
 use crate::operator::{connection, site_mapping};
 use crate::sandbox::{demo_start, Sandbox};
 
@@ -131,6 +131,7 @@ async fn demo(args: &DemoArgs) -> Result<ExitCode, CliError> {
     for (chapter, (at, what)) in chapters().into_iter().enumerate() {
         sandbox.clock.set(at);
         let pass = reconcile_all(&objects, at, &mut clients, &clock).await;
+        record_statuses(&mut objects, &pass, at);
         writeln!(out, "\n=== {} — {what}", at.format("%Y-%m-%d %H:%M UTC"))?;
         print_bindings(&mut out, &pass)?;
         print_groups(&mut out, &sandbox)?;

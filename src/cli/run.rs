@@ -21,13 +21,12 @@ use serde_json::json;
 
 use super::CliError;
 use crate::api::vendor_connection::DEFAULT_SYNC_INTERVAL;
-use crate::api::{AccessGroupBindingStatus, SiteMappingStatus};
+use crate::api::SiteMappingStatus;
 use crate::clock::system_clock;
-use crate::engine::BindingKey;
 use crate::manifests;
 use crate::operator::controller::{self, RunOptions};
 use crate::operator::objects::Objects;
-use crate::operator::runner::{reconcile_all, ClientCache};
+use crate::operator::runner::{reconcile_all, record_statuses, ClientCache};
 use crate::operator::{connection, site_mapping, telemetry};
 
 /// Arguments of `flexgate run`.
@@ -162,7 +161,6 @@ fn fingerprint(folder: &Path) -> Option<SystemTime> {
 async fn run_on_folder(folder: &Path, args: &RunArgs) -> Result<ExitCode, CliError> {
     let clock = system_clock();
     let mut clients = ClientCache::default();
-    let mut previous: BTreeMap<BindingKey, AccessGroupBindingStatus> = BTreeMap::new();
     // SiteMapping statuses by (namespace, name), carried across passes.
     let mut previous_mappings: BTreeMap<(String, String), SiteMappingStatus> = BTreeMap::new();
     let mut objects = match load(folder) {
@@ -196,33 +194,13 @@ async fn run_on_folder(folder: &Path, args: &RunArgs) -> Result<ExitCode, CliErr
                 "status": {"conditions": conditions, "account": result.account},
             }));
         }
-        let next_time = pass.next_change_at.map(|t| {
-            Time(k8s_openapi::jiff::Timestamp::from_second(t.timestamp()).unwrap_or_default())
-        });
-        for (key, result) in &pass.results {
-            let binding = objects.bindings.iter().find(|b| {
-                b.name_any() == key.name && b.namespace().as_deref() == Some(key.namespace.as_str())
-            });
-            let generation = binding.and_then(|b| b.metadata.generation);
-            let handled = binding.and_then(|b| {
-                b.annotations()
-                    .get(crate::api::RECONCILE_REQUESTED_AT)
-                    .cloned()
-            });
-            let status = result.to_status(
-                &previous.get(key).cloned().unwrap_or_default(),
-                generation,
-                handled,
-                next_time.clone(),
-                stamp.clone(),
-            );
-            all_ready &= result.outcome.ready;
+        all_ready &= pass.results.iter().all(|(_, result)| result.outcome.ready);
+        for (key, status) in record_statuses(&mut objects, &pass, now) {
             documents.push(json!({
                 "apiVersion": crate::api::API_VERSION, "kind": "AccessGroupBinding",
                 "metadata": {"namespace": key.namespace, "name": key.name},
                 "status": status,
             }));
-            previous.insert(key.clone(), status);
         }
         for mapping in &objects.site_mappings {
             let key = (mapping.namespace().unwrap_or_default(), mapping.name_any());
@@ -280,7 +258,19 @@ async fn run_on_folder(folder: &Path, args: &RunArgs) -> Result<ExitCode, CliErr
                     if now_seen != seen {
                         seen = now_seen;
                         match load(folder) {
-                            Ok(fresh) => { objects = fresh; break; }
+                            Ok(mut fresh) => {
+                                // Statuses live with the objects here; an edit keeps them.
+                                for binding in &mut fresh.bindings {
+                                    let key = crate::operator::desired::binding_key(binding);
+                                    binding.status = objects
+                                        .bindings
+                                        .iter()
+                                        .find(|b| crate::operator::desired::binding_key(b) == key)
+                                        .and_then(|b| b.status.clone());
+                                }
+                                objects = fresh;
+                                break;
+                            }
                             Err(problems) => eprintln!("the edited manifests are not valid; keeping the previous ones:\n{problems}"),
                         }
                     }

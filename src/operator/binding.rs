@@ -2,7 +2,7 @@
 //! resolve its vendor groups, gather the union of everyone entitled to them by any binding,
 //! sync, and describe the result as status.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -16,7 +16,9 @@ use crate::api::conditions::Reason;
 use crate::api::status::{cap_problems, Counts, Problem};
 use crate::api::ACKNOWLEDGE_REVOCATION;
 use crate::engine::{self, Entitlement, Evaluation, Index, PersonId};
-use crate::sync::{self, DesiredGroup, Mode, Person, SnapshotHealth, SyncRequest, Verdict};
+use crate::sync::{
+    self, DesiredGroup, Mode, Person, SnapshotHealth, Standing, SyncRequest, Verdict,
+};
 use crate::vendors::{DoorVendor, VendorError, VendorGroup};
 
 use super::deadline;
@@ -244,7 +246,7 @@ async fn reconcile_now<V: DoorVendor>(
     // (id or name): each group gets their union.
     let own_key = binding_key(binding);
     let mut naming: Vec<(engine::GroupKey, String)> = Vec::new();
-    let mut contributing = std::collections::BTreeSet::new();
+    let mut contributing = BTreeSet::new();
     for other in &objects.bindings {
         if other.namespace().as_deref() != Some(namespace.as_str())
             || other.spec.vendor_ref.name != spec.vendor_ref.name
@@ -284,10 +286,10 @@ async fn reconcile_now<V: DoorVendor>(
             format!("binding {key} also manages these groups and cannot be evaluated ({error}); nothing was written until it is fixed"),
         );
     }
-    let evaluated: Vec<engine::Binding> = bindings
+    let (evaluated, others): (Vec<engine::Binding>, Vec<engine::Binding>) = bindings
         .into_iter()
-        .filter(|b| contributing.contains(&b.key) && !(deleting && b.key == own_key))
-        .collect();
+        .filter(|b| !(deleting && b.key == own_key))
+        .partition(|b| contributing.contains(&b.key));
     let evaluation = engine::evaluate(&index, &evaluated, at);
     let mut desired: BTreeMap<String, BTreeMap<String, Person>> = own_groups
         .iter()
@@ -307,8 +309,6 @@ async fn reconcile_now<V: DoorVendor>(
             people.entry(person.officernd_id.clone()).or_insert(person);
         }
     }
-    // Held no longer than needed: a newer picture may replace it during the vendor calls.
-    drop(index);
     let groups: Vec<DesiredGroup> = own_groups
         .iter()
         .map(|group| DesiredGroup {
@@ -319,6 +319,15 @@ async fn reconcile_now<V: DoorVendor>(
                 .unwrap_or_default(),
         })
         .collect();
+    let standing = StandingQuery {
+        index,
+        connection: format!("{namespace}/{}", spec.vendor_ref.name),
+        synced_keys: naming.iter().map(|(key, _)| key.clone()).collect(),
+        contributing: evaluated,
+        others,
+        at,
+        last_sync: last_sync_of(objects, &contributing),
+    };
 
     let request = SyncRequest {
         groups,
@@ -346,7 +355,7 @@ async fn reconcile_now<V: DoorVendor>(
     } else {
         request
     };
-    let report = match sync::run(vendor, &request).await {
+    let report = match sync::run_with_standing(vendor, &request, || standing.answer()).await {
         Ok(report) => report,
         Err(error) => return vendor_failure(&error),
     };
@@ -354,6 +363,68 @@ async fn reconcile_now<V: DoorVendor>(
         next_change_at: evaluation.next_change_at,
         ..summarize(binding, &evaluation, &own_groups, &report, request.mode)
     }
+}
+
+/// What the guard asks when a sync would revoke someone: who keeps access through the vendor
+/// connection's other groups now, and who the rules entitled to the synced groups at their last
+/// sync (by today's data, so a person whose time ran out is told apart from a person whose
+/// membership vanished). Evaluated only when asked; holds the picture until then.
+struct StandingQuery {
+    index: Arc<Index>,
+    /// The vendor connection's key in the engine (`namespace/name`).
+    connection: String,
+    /// The engine keys of the synced groups (every way a binding names them).
+    synced_keys: BTreeSet<engine::GroupKey>,
+    contributing: Vec<engine::Binding>,
+    /// The connection's bindings that name none of the synced groups.
+    others: Vec<engine::Binding>,
+    at: DateTime<Utc>,
+    last_sync: Option<DateTime<Utc>>,
+}
+
+impl StandingQuery {
+    fn answer(self) -> Standing {
+        let people = |evaluation: &Evaluation, wanted: &dyn Fn(&engine::GroupKey) -> bool| {
+            let mut people: BTreeMap<String, Person> = BTreeMap::new();
+            for (_, entitlements) in evaluation.groups.iter().filter(|(key, _)| wanted(key)) {
+                for entitlement in entitlements.values() {
+                    let person = person(&self.index, entitlement);
+                    people.entry(person.officernd_id.clone()).or_insert(person);
+                }
+            }
+            people.into_values().collect::<Vec<_>>()
+        };
+        let elsewhere = engine::evaluate(&self.index, &self.others, self.at);
+        let entitled_elsewhere = people(&elsewhere, &|key| {
+            key.connection == self.connection && !self.synced_keys.contains(key)
+        });
+        let entitled_at_last_sync = match self.last_sync {
+            Some(then) if then < self.at => {
+                let before = engine::evaluate(&self.index, &self.contributing, then);
+                people(&before, &|key| self.synced_keys.contains(key))
+            }
+            _ => Vec::new(),
+        };
+        Standing {
+            entitled_elsewhere,
+            entitled_at_last_sync,
+        }
+    }
+}
+
+/// The last sync that changed any of the groups: the latest `lastSyncTime` among the bindings
+/// that manage them (each moves only when its sync changed people or status).
+fn last_sync_of(
+    objects: &Objects,
+    contributing: &BTreeSet<engine::BindingKey>,
+) -> Option<DateTime<Utc>> {
+    objects
+        .bindings
+        .iter()
+        .filter(|b| contributing.contains(&binding_key(b)))
+        .filter_map(|b| b.status.as_ref()?.last_sync_time.as_ref())
+        .filter_map(|time| DateTime::from_timestamp_millis(time.0.as_millisecond()))
+        .max()
 }
 
 fn vendor_failure(error: &VendorError) -> BindingResult {

@@ -170,6 +170,45 @@ pub async fn reconcile_all(
     }
 }
 
+/// Stores each binding's new status on its object, as a cluster would, and returns them: the
+/// next pass then knows when each group last changed (the revocation guard asks) and an idle
+/// pass rewrites nothing. Timestamps are whole seconds, as Kubernetes stores them.
+pub fn record_statuses(
+    objects: &mut Objects,
+    pass: &Pass,
+    now: DateTime<Utc>,
+) -> Vec<(BindingKey, crate::api::AccessGroupBindingStatus)> {
+    let stamp = |at: DateTime<Utc>| {
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::from_second(at.timestamp()).unwrap_or_default(),
+        )
+    };
+    let mut statuses = Vec::new();
+    for (key, result) in &pass.results {
+        let Some(binding) = objects
+            .bindings
+            .iter_mut()
+            .find(|b| super::desired::binding_key(b) == *key)
+        else {
+            continue;
+        };
+        let handled = binding
+            .annotations()
+            .get(crate::api::RECONCILE_REQUESTED_AT)
+            .cloned();
+        let status = result.to_status(
+            &binding.status.clone().unwrap_or_default(),
+            binding.metadata.generation,
+            handled,
+            pass.next_change_at.map(stamp),
+            stamp(now),
+        );
+        binding.status = Some(status.clone());
+        statuses.push((key.clone(), status));
+    }
+    statuses
+}
+
 fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),

@@ -14,7 +14,7 @@ use futures::stream::{self, StreamExt};
 
 use crate::api::access_group_binding::GroupRef;
 use crate::vendors::{DoorVendor, GrantContext, VendorError, VendorGroup};
-pub use guard::{SnapshotHealth, Verdict};
+pub use guard::{Exposure, SnapshotHealth, Standing, Verdict};
 pub use plan::{canonical_email, GroupPlan, Person, PlannedGroup};
 
 /// How many vendor writes run at once; the per-account token bucket paces them anyway.
@@ -162,24 +162,55 @@ impl SyncReport {
     }
 }
 
-/// Lists, plans, guards and (in mode Apply) applies. Fails as a whole only when the vendor
-/// cannot be read, in which case nothing was written.
+/// Lists, plans, guards and (in mode Apply) applies, knowing nothing outside the synced groups:
+/// the guard then counts every revoked person as losing all access (the strictest reading).
 pub async fn run<V: DoorVendor>(
     vendor: &V,
     request: &SyncRequest,
 ) -> Result<SyncReport, VendorError> {
+    run_with_standing(vendor, request, Standing::default).await
+}
+
+/// Lists, plans, guards and (in mode Apply) applies. Fails as a whole only when the vendor
+/// cannot be read, in which case nothing was written. `standing` tells the guard who keeps
+/// access outside the synced groups; it is asked only when the sync would revoke someone (it
+/// may be costly) and dropped before any write.
+pub async fn run_with_standing<V: DoorVendor>(
+    vendor: &V,
+    request: &SyncRequest,
+    standing: impl FnOnce() -> Standing,
+) -> Result<SyncReport, VendorError> {
     let users = vendor.list_users().await?;
     let index = plan::UserIndex::new(&users);
     let mut groups = Vec::with_capacity(request.groups.len());
+    let mut current_members = Vec::with_capacity(request.groups.len());
     for desired in &request.groups {
         let members = vendor.list_group_members(&desired.group).await?;
         groups.push(PlannedGroup {
             group: desired.group.clone(),
             plan: plan::plan_group(&desired.people, &members, &index, &users),
         });
+        current_members.push(members);
     }
+    // `standing` is moved into this block so whatever it holds (an OfficeRnD picture) is
+    // released before the writes, whether or not it was asked.
+    let exposure = {
+        let standing = standing;
+        if groups.iter().any(|g| !g.plan.revokes.is_empty()) {
+            let current = current_members
+                .iter()
+                .flatten()
+                .map(String::as_str)
+                .collect();
+            let desired: Vec<&Person> = request.groups.iter().flat_map(|g| &g.people).collect();
+            guard::exposure(&groups, &desired, &current, &index, &standing())
+        } else {
+            Exposure::default()
+        }
+    };
     let verdict = guard::check(
         &groups,
+        &exposure,
         request.max_revocation_percent,
         &request.snapshot,
         request.acknowledged_plan.as_deref(),
