@@ -61,8 +61,9 @@ use crate::api::access_group_binding::DeletionPolicy;
 use crate::api::conditions::{self as vocabulary, Reason, RECONCILING};
 use crate::api::vendor_connection::{AccountSummary, DEFAULT_SYNC_INTERVAL};
 use crate::api::{
-    AccessGroupBinding, AccessGroupBindingStatus, SiteMapping, SiteMappingStatus, VendorConnection,
-    VendorConnectionStatus, ACKNOWLEDGE_REVOCATION, FINALIZER, RECONCILE_REQUESTED_AT,
+    AccessGroupBinding, AccessGroupBindingStatus, SiteMapping, SiteMappingStatus, Vendor,
+    VendorConnection, VendorConnectionStatus, ACKNOWLEDGE_REVOCATION, FINALIZER,
+    RECONCILE_REQUESTED_AT,
 };
 use crate::clock::{system_clock, Clock};
 
@@ -82,6 +83,7 @@ use super::site_mapping::{self as site_sync, SiteMappingResult};
 use super::status::{self, Outcome};
 use super::status_writer;
 use super::telemetry::{self, Metrics};
+use super::webhook_keys::{WebhookKey, WebhookKeys};
 
 /// The field manager of every status patch.
 pub const FIELD_MANAGER: &str = "flexgate";
@@ -489,6 +491,8 @@ struct Ctx {
     /// predate our own previous status write (the watch has not delivered it yet); comparing
     /// with what we wrote keeps an idle reconcile from writing the same status again.
     written: Mutex<HashMap<StatusKey, u64>>,
+    /// The OfficeRnD webhook keys, kept current by the connection reconciler.
+    webhook_keys: Arc<WebhookKeys>,
 }
 
 type StatusKey = (&'static str, String, String);
@@ -956,6 +960,7 @@ async fn run_controllers(
         triggered: Mutex::new(HashMap::new()),
         site_syncs: Mutex::new(HashMap::new()),
         written: Mutex::new(HashMap::new()),
+        webhook_keys: Arc::new(WebhookKeys::default()),
     });
 
     // SiteMappings: a new generation that arrives while a sync of the mapping runs is announced
@@ -978,7 +983,7 @@ async fn run_controllers(
     let webhook_server = webhook_listener.map(|listener| {
         let router = server::webhook_router(
             connection_reader.clone(),
-            client.clone(),
+            ctx.webhook_keys.clone(),
             webhook_tx.clone(),
             options.clock.clone(),
             options.metrics.clone(),
@@ -1736,7 +1741,17 @@ async fn reconcile_connection_inner(
     objects.connections.push((*connection).clone());
     let api: Api<KubeSecret> = Api::namespaced(ctx.client.clone(), &namespace);
     let secret_name = &connection.spec.credentials_secret_ref.name;
-    if let Some(secret) = api.get_opt(secret_name).await? {
+    let secret = api.get_opt(secret_name).await?;
+    if connection.spec.vendor == Vendor::OfficeRnD {
+        // This reconcile runs on every change of the connection or its Secret: the webhook
+        // receiver's key is kept current here, so it never reads a Secret itself.
+        let key = credentials::read(&connection, &namespace, secret.as_ref())
+            .ok()
+            .and_then(|credentials| credentials::webhook_secret(&credentials).cloned())
+            .map_or(WebhookKey::NotConfigured, WebhookKey::Signing);
+        ctx.webhook_keys.set(&namespace, &name, key);
+    }
+    if let Some(secret) = secret {
         objects
             .secrets
             .insert((namespace.clone(), secret_name.clone()), secret);

@@ -20,3 +20,4 @@ pub mod site_mapping;
 pub mod status;
 pub mod status_writer;
 pub mod telemetry;
+pub mod webhook_keys;

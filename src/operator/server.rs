@@ -1,6 +1,6 @@
 //! The operator's HTTP endpoints: `/metrics`, `/healthz`, `/readyz` on the HTTP address, and
 //! `POST /webhooks/officernd` on the webhook address, verified against the webhook secret of
-//! every OfficeRnD VendorConnection (so a delivery identifies its connection).
+//! every OfficeRnD VendorConnection (so a delivery identifies its connection), held in memory.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,10 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::core::v1::Secret as KubeSecret;
-use kube::api::Api;
 use kube::runtime::reflector::Store;
-use kube::{Client, ResourceExt};
+use kube::ResourceExt;
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -24,8 +22,8 @@ use crate::api::{Vendor, VendorConnection};
 use crate::clock::Clock;
 use crate::officernd::webhooks::{self, WebhookError, WebhookEvent, SIGNATURE_HEADER};
 
-use super::credentials;
 use super::telemetry::Metrics;
+use super::webhook_keys::{WebhookKey, WebhookKeys};
 
 /// Liveness and readiness, flipped by the controller.
 #[derive(Debug, Default)]
@@ -91,7 +89,7 @@ pub struct WebhookTrigger {
 
 struct Receiver {
     connections: Store<VendorConnection>,
-    client: Client,
+    keys: Arc<WebhookKeys>,
     sink: mpsc::Sender<WebhookTrigger>,
     clock: Clock,
     metrics: Arc<Metrics>,
@@ -129,14 +127,14 @@ impl Receiver {
 /// controller cannot take the event (not leading, queue full) so OfficeRnD redelivers.
 pub fn webhook_router(
     connections: Store<VendorConnection>,
-    client: Client,
+    keys: Arc<WebhookKeys>,
     sink: mpsc::Sender<WebhookTrigger>,
     clock: Clock,
     metrics: Arc<Metrics>,
 ) -> Router {
     let receiver = Arc::new(Receiver {
         connections,
-        client,
+        keys,
         sink,
         clock,
         metrics,
@@ -160,38 +158,57 @@ async fn receive(
     if let Err(refusal) = webhooks::precheck(header, now) {
         return refuse(&receiver.metrics, &refusal);
     }
+    // Keys come from memory (see `webhook_keys`): nothing here calls the API server.
     let mut matched = Vec::new();
     let mut event = None;
     let mut refusal = WebhookError::BadSignature;
     let mut configured = 0usize;
-    for connection in receiver.connections.state() {
-        if connection.spec.vendor != Vendor::OfficeRnD {
-            continue;
-        }
+    let mut loading = 0usize;
+    let connections: Vec<_> = receiver
+        .connections
+        .state()
+        .into_iter()
+        .filter(|connection| connection.spec.vendor == Vendor::OfficeRnD)
+        .collect();
+    for connection in &connections {
         let namespace = connection.namespace().unwrap_or_default();
-        let secrets: Api<KubeSecret> = Api::namespaced(receiver.client.clone(), &namespace);
-        let secret = secrets
-            .get_opt(&connection.spec.credentials_secret_ref.name)
-            .await
-            .ok()
-            .flatten();
-        let Ok(credentials) = credentials::read(&connection, &namespace, secret.as_ref()) else {
-            continue;
-        };
-        let Some(signing) = credentials::webhook_secret(&credentials) else {
-            continue;
+        let name = connection.name_any();
+        let signing = match receiver.keys.get(&namespace, &name) {
+            Some(WebhookKey::Signing(signing)) => signing,
+            Some(WebhookKey::NotConfigured) => continue,
+            None => {
+                loading += 1;
+                continue;
+            }
         };
         configured += 1;
-        match webhooks::verify(signing, header, &body, now) {
+        match webhooks::verify(&signing, header, &body, now) {
             Ok(verified) => {
-                matched.push((namespace, connection.name_any()));
+                matched.push((namespace, name));
                 event = Some(verified);
             }
             Err(WebhookError::BadSignature) => {}
             Err(other) => refusal = other,
         }
     }
+    if receiver.keys.len() > connections.len() {
+        receiver.keys.retain(|namespace, name| {
+            connections
+                .iter()
+                .any(|c| c.namespace().as_deref() == Some(namespace) && c.name_any() == name)
+        });
+    }
     let Some(event) = event else {
+        if loading > 0 && matches!(refusal, WebhookError::BadSignature) {
+            // A connection not yet reconciled may own this delivery: refusing it as forged
+            // would lose it, so OfficeRnD is asked to redeliver.
+            receiver.metrics.webhook("unavailable");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": "unavailable", "message": "the webhook secrets of some OfficeRnD connections are still being loaded; redeliver later"})),
+            )
+                .into_response();
+        }
         if configured == 0 {
             tracing::warn!("OfficeRnD webhook received but no OfficeRnD VendorConnection has spec.officernd.webhookSecretKey");
         }
@@ -252,4 +269,125 @@ pub async fn serve(
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use kube::runtime::{reflector, watcher};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::http::Secret;
+    use crate::officernd::webhooks::sign;
+
+    fn officernd(name: &str) -> VendorConnection {
+        serde_yaml::from_str(&format!(
+            "apiVersion: flexgate.dev/v1alpha1
+kind: VendorConnection
+metadata: {{name: {name}, namespace: doors}}
+spec:
+  vendor: OfficeRnD
+  credentialsSecretRef: {{name: {name}-credentials}}
+  officernd: {{organization: example, webhookSecretKey: webhookSecret}}
+"
+        ))
+        .expect("a connection fixture")
+    }
+
+    /// The receiver over two OfficeRnD connections, with no API client at all: whatever it
+    /// answers, it answered from memory.
+    fn receiver(
+        keys: Arc<WebhookKeys>,
+        now: DateTime<Utc>,
+    ) -> (Router, mpsc::Receiver<WebhookTrigger>) {
+        let (store, mut writer) = reflector::store();
+        for name in ["paris", "london"] {
+            writer.apply_watcher_event(&watcher::Event::Apply(officernd(name)));
+        }
+        let (sink, triggers) = mpsc::channel(16);
+        let clock: Clock = Arc::new(move || now);
+        let router = webhook_router(store, keys, sink, clock, Arc::new(Metrics::new()));
+        (router, triggers)
+    }
+
+    async fn deliver(router: &Router, body: &str, signature: String) -> StatusCode {
+        let request = Request::post("/webhooks/officernd")
+            .header(SIGNATURE_HEADER, signature)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .expect("a request");
+        router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("an answer")
+            .status()
+    }
+
+    const BODY: &str = r#"{"event":"e1","eventType":"membership.created","data":{"object":{"_id":"3e3b500000000000000000aa","member":"3e3be0000000000000000017"}},"createdAt":"2026-12-06T10:00:00Z"}"#;
+
+    #[tokio::test]
+    async fn deliveries_are_verified_from_keys_in_memory_and_follow_a_rotation() {
+        let now: DateTime<Utc> = "2026-12-06T10:00:00Z".parse().expect("an instant");
+        let keys = Arc::new(WebhookKeys::default());
+        let (router, mut triggers) = receiver(keys.clone(), now);
+        let old = Secret::new("old-signing-secret");
+        let new = Secret::new("new-signing-secret");
+        let t = now.timestamp();
+
+        // Before London's key is loaded, a delivery no loaded key verifies may be London's:
+        // redelivery is asked for, not a refusal.
+        keys.set("doors", "paris", WebhookKey::NotConfigured);
+        assert_eq!(
+            deliver(&router, BODY, sign(&old, BODY.as_bytes(), t)).await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        keys.set("doors", "london", WebhookKey::Signing(old.clone()));
+        assert_eq!(
+            deliver(&router, BODY, sign(&old, BODY.as_bytes(), t)).await,
+            StatusCode::ACCEPTED
+        );
+        let trigger = triggers.try_recv().expect("the delivery was queued");
+        assert_eq!(
+            trigger.connections,
+            [("doors".to_owned(), "london".to_owned())]
+        );
+
+        // Rotated: the old secret no longer opens anything, the new one does.
+        keys.set("doors", "london", WebhookKey::Signing(new.clone()));
+        for i in 1..=300 {
+            assert_eq!(
+                deliver(&router, BODY, sign(&old, BODY.as_bytes(), t - i)).await,
+                StatusCode::UNAUTHORIZED
+            );
+        }
+        assert_eq!(
+            deliver(&router, BODY, sign(&new, BODY.as_bytes(), t - 1)).await,
+            StatusCode::ACCEPTED
+        );
+        assert!(triggers.try_recv().is_ok());
+        assert!(
+            triggers.try_recv().is_err(),
+            "refused deliveries queue nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn keys_of_deleted_connections_are_forgotten() {
+        let now: DateTime<Utc> = "2026-12-06T10:00:00Z".parse().expect("an instant");
+        let keys = Arc::new(WebhookKeys::default());
+        let (router, _triggers) = receiver(keys.clone(), now);
+        let gone = Secret::new("deleted-connection-secret");
+        keys.set("doors", "paris", WebhookKey::NotConfigured);
+        keys.set("doors", "london", WebhookKey::NotConfigured);
+        keys.set("doors", "deleted", WebhookKey::Signing(gone.clone()));
+        assert_eq!(
+            deliver(&router, BODY, sign(&gone, BODY.as_bytes(), now.timestamp())).await,
+            StatusCode::UNAUTHORIZED,
+            "only connections that exist verify deliveries"
+        );
+        assert_eq!(keys.get("doors", "deleted"), None);
+    }
 }
