@@ -1452,6 +1452,7 @@ async fn an_off_host_next_page_link_is_followed_on_the_api_host_without_the_toke
     let (elsewhere, hits) = trap().await;
     let sim = start(SimulatorOptions {
         page_size: 2,
+        users_listing: UsersListing::Envelope,
         next_link_origin: Some(elsewhere),
         ..SimulatorOptions::default()
     })

@@ -1051,11 +1051,18 @@ impl DoorVendor for SaltoKsClient {
             .map_err(|error| self.vendor_error(error, Impact::Account))?;
         let users: Vec<SiteUser> = typed_items(&Method::GET, &path, items)?;
         let seats = self.seats_if_suspended(&users).await;
-        // A full listing is the whole truth about who is suspended or blocked.
-        lock(&self.inner.blocked).clear();
-        for user in &users {
-            self.remember_site_user(user, seats.as_ref());
+        // A full listing is the whole truth about who is suspended or blocked: replaced at once.
+        let mut blocked = HashMap::new();
+        {
+            let mut ids = lock(&self.inner.site_user_ids);
+            for user in &users {
+                ids.insert(user.user.id.clone(), user.id.clone());
+                if let Some(reason) = blocked_reason(user, seats.as_ref()) {
+                    blocked.insert(user.user.id.clone(), reason);
+                }
+            }
         }
+        *lock(&self.inner.blocked) = blocked;
         Ok(users.into_iter().map(vendor_user).collect())
     }
 
