@@ -364,7 +364,7 @@ async fn create_user_sends_profile_fields_only_and_salto_invites_them() {
     let body = bodies[0].as_object().unwrap();
     let mut keys: Vec<&str> = body.keys().map(String::as_str).collect();
     keys.sort();
-    assert_eq!(keys, ["email", "first_name", "last_name"]);
+    assert_eq!(keys, ["email", "first_name", "last_name", "role_ids"]);
     assert_eq!(body["first_name"], "Joe");
     assert_eq!(body["last_name"], "Bloggs");
     assert_eq!(body["email"], "joe@example.com");
@@ -389,26 +389,22 @@ async fn create_user_sends_profile_fields_only_and_salto_invites_them() {
 }
 
 #[tokio::test]
-async fn configured_role_ids_are_sent() {
+async fn the_configured_role_is_sent_without_reading_the_roles() {
     let sim = start_default().await;
-    let admin_role = {
-        // The service user holds the site-admin role; read its id through the API listing.
-        let raw = raw_get(&sim, &sim.site_path("/users")).await;
-        raw["items"][0]["roles"][0]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let members = sim.add_role("coworking_member", "Coworking member");
     let mut config = fast_config(&sim);
-    config.user_role_ids = vec![admin_role.clone()];
+    config.user_role_id = Some(members.clone());
     SaltoKsClient::new(config)
         .unwrap()
-        .create_user(&new_user("Ann", "Admin", "ann@example.com"))
+        .create_user(&new_user("Ann", "Member", "ann@example.com"))
         .await
         .unwrap();
+    assert_eq!(sim.created_user_bodies()[0]["role_ids"], json!([members]));
+    assert_eq!(sim.user_role_ids("ann@example.com"), Some(vec![members]));
     assert_eq!(
-        sim.created_user_bodies()[0]["role_ids"],
-        json!([admin_role])
+        sim.faults()
+            .requests(&Method::GET, &sim.site_path("/roles")),
+        0
     );
 }
 
@@ -1018,4 +1014,519 @@ async fn an_identity_host_answering_404_is_a_temporary_failure() {
     let error = client(&sim).list_groups().await.unwrap_err();
     assert!(error.is_retryable_later(), "{error:?}");
     assert!(error.to_string().contains("identity"), "{error}");
+}
+
+// ------------------------------------------------------------------------------------------------
+// Issue 12: a role for every new user, seat exhaustion, list paging.
+
+async fn raw_post(sim: &SimulatorHandle, path: &str, body: Value) -> (u16, Value) {
+    let token = raw_token(sim).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}{path}", sim.base_url))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_simulator_refuses_a_site_user_without_a_role() {
+    let sim = start_default().await;
+    let users = sim.site_path("/users");
+    let person = json!({"first_name": "No", "last_name": "Role", "email": "no.role@example.com"});
+    assert_eq!(
+        raw_post(&sim, &users, person.clone()).await,
+        (
+            400,
+            json!({"ErrorCode": 1100, "Message": "The role_ids field is required."})
+        )
+    );
+    let mut empty = person.clone();
+    empty["role_ids"] = json!([]);
+    assert_eq!(
+        raw_post(&sim, &users, empty).await,
+        (
+            400,
+            json!({"ErrorCode": 1101, "Message": "At least one role should be selected."})
+        )
+    );
+    assert!(sim.user_by_email("no.role@example.com").is_none());
+    assert!(sim.invitations().is_empty());
+
+    // The roles are listed in the recorded envelope, `site_user` with a parent (rec-07).
+    let roles = raw_get(&sim, &sim.site_path("/roles")).await;
+    assert!(roles["next_page_link"].is_null() && roles["count"].is_null());
+    let site_user = roles["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|role| role["code"] == "site_user")
+        .unwrap();
+    assert_eq!(site_user["customer_reference"], "Site User");
+    assert!(site_user["parent_id"].is_string());
+}
+
+#[tokio::test]
+async fn new_users_get_the_sites_site_user_role_read_once() {
+    let sim = start_default().await;
+    let client = client(&sim);
+    for (first, email) in [("Ann", "ann@example.com"), ("Bob", "bob@example.com")] {
+        client
+            .create_user(&new_user(first, "Member", email))
+            .await
+            .unwrap();
+    }
+    let site_user = sim.role_id("site_user").unwrap();
+    for body in sim.created_user_bodies() {
+        assert_eq!(body["role_ids"], json!([site_user]), "{body}");
+    }
+    assert_eq!(
+        sim.user_role_ids("bob@example.com"),
+        Some(vec![site_user.clone()])
+    );
+    assert_eq!(
+        sim.faults()
+            .requests(&Method::GET, &sim.site_path("/roles")),
+        1,
+        "the role is read once per client"
+    );
+    assert_eq!(client.user_role().await.unwrap(), site_user);
+}
+
+#[tokio::test]
+async fn a_site_without_a_site_user_role_stops_the_connection_and_creates_nobody() {
+    let sim = start_default().await;
+    sim.remove_role("site_user");
+    let client = client(&sim);
+    let error = client.check().await.unwrap_err();
+    assert!(
+        matches!(&error, VendorError::CredentialsInvalid(m)
+            if m.contains("userRoleId") && m.contains("site_user") && m.contains("Site Admin")),
+        "{error:?}"
+    );
+    let error = client
+        .create_user(&new_user("Ann", "Member", "ann@example.com"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, VendorError::Refused(m) if m.contains("userRoleId")),
+        "{error:?}"
+    );
+    assert_eq!(sim.write_calls(), 0);
+
+    // Naming a role in the connection works without the list.
+    let custom = sim.add_role("members", "Members");
+    let mut config = fast_config(&sim);
+    config.user_role_id = Some(custom.clone());
+    let named = SaltoKsClient::new(config).unwrap();
+    named.check().await.unwrap();
+    named
+        .create_user(&new_user("Ann", "Member", "ann@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(sim.user_role_ids("ann@example.com"), Some(vec![custom]));
+}
+
+fn desired(group: &VendorGroup, people: &[(&str, &str)]) -> flexgate::sync::SyncRequest {
+    flexgate::sync::SyncRequest {
+        groups: vec![flexgate::sync::DesiredGroup {
+            group: group.clone(),
+            people: people
+                .iter()
+                .map(|(first, email)| NewUser {
+                    officernd_id: format!("member-{first}"),
+                    first_name: (*first).to_owned(),
+                    last_name: "Member".to_owned(),
+                    email: (*email).to_owned(),
+                    phone: None,
+                })
+                .collect(),
+        }],
+        mode: flexgate::sync::Mode::Apply,
+        snapshot: flexgate::sync::SnapshotHealth::Complete { members: 10 },
+        max_revocation_percent: 100,
+        acknowledged_plan: None,
+    }
+}
+
+#[tokio::test]
+async fn a_person_created_without_a_free_seat_is_reported_never_granted() {
+    let sim = start(SimulatorOptions {
+        // The service user takes one seat, Ann the other.
+        seat_limit: 2,
+        ..SimulatorOptions::default()
+    })
+    .await;
+    let group = group(&sim.add_group("OFFICERND_Members"), "OFFICERND_Members");
+    let client = client(&sim);
+    let request = desired(
+        &group,
+        &[("Ann", "ann@example.com"), ("Bob", "bob@example.com")],
+    );
+
+    let report = flexgate::sync::run(&client, &request).await.unwrap();
+    // Salto KS created Bob (201) but suspended: he is not added, not counted, and reported.
+    assert_eq!(sim.subscription_state("bob@example.com"), Some("suspended"));
+    assert_eq!(sim.group_member_emails(&group.id), ["ann@example.com"]);
+    assert_eq!(report.created_users, 2);
+    assert_eq!(report.applied_grants, 1);
+    assert_eq!(report.failures.len(), 1, "{:?}", report.failures);
+    let failure = &report.failures[0];
+    assert_eq!(failure.subject, "member bob@example.com");
+    assert!(
+        failure.message.contains("not granted")
+            && failure.message.contains("suspended")
+            && failure.message.contains("2 of the site's 2 user seats"),
+        "{}",
+        failure.message
+    );
+    assert!(!failure.retryable);
+    assert_eq!(report.pending(), 1, "Bob's grant is still to do");
+
+    // The next sync finds Bob in the site (suspended) and still does not grant him.
+    let adds = sim.writes_by_kind().get("add_member").copied();
+    let report = flexgate::sync::run(&client, &request).await.unwrap();
+    assert_eq!(report.created_users, 0);
+    assert_eq!(report.applied_grants, 0);
+    assert_eq!(report.groups[0].plan.kept, 1);
+    assert_eq!(report.failures.len(), 1);
+    assert_eq!(sim.writes_by_kind().get("add_member").copied(), adds);
+
+    // A seat is bought and an administrator resumes Bob: the next sync grants him.
+    sim.set_seat_limit(3);
+    assert!(sim.dashboard_resume("bob@example.com").unwrap());
+    let report = flexgate::sync::run(&client, &request).await.unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.applied_grants, 1);
+    assert_eq!(
+        sim.group_member_emails(&group.id),
+        ["ann@example.com", "bob@example.com"]
+    );
+}
+
+#[tokio::test]
+async fn a_group_member_whose_user_is_suspended_is_not_counted_granted() {
+    let sim = start_default().await;
+    let group = group(&sim.add_group("OFFICERND_Members"), "OFFICERND_Members");
+    let cy = sim.add_user("Cy", "Member", Some("cy@example.com"));
+    sim.dashboard_add_to_group(&group.id, "cy@example.com")
+        .unwrap();
+    // An administrator suspends Cy (as licence-saving integrations do, Roomdoo).
+    let token = raw_token(&sim).await;
+    let response = reqwest::Client::new()
+        .patch(format!(
+            "{}{}",
+            sim.base_url,
+            sim.site_path(&format!("/users/{}/subscription", cy.site_user_id))
+        ))
+        .bearer_auth(&token)
+        .json(&json!({"state": "suspended"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let client = client(&sim);
+    let report = flexgate::sync::run(&client, &desired(&group, &[("Cy", "cy@example.com")]))
+        .await
+        .unwrap();
+    let plan = &report.groups[0].plan;
+    assert_eq!(plan.kept, 0, "a suspended member holds no access");
+    assert_eq!(plan.grants.len(), 1);
+    assert!(
+        plan.revokes.is_empty(),
+        "Cy keeps the group for when she is resumed"
+    );
+    assert_eq!(report.failures.len(), 1);
+    assert!(report.failures[0].message.contains("suspended"));
+    assert_eq!(sim.group_member_emails(&group.id), ["cy@example.com"]);
+    assert_eq!(sim.writes_by_kind().get("add_member"), None);
+}
+
+#[tokio::test]
+async fn the_simulator_pages_users_as_measured_and_exhausts_seats_silently() {
+    let sim = start(SimulatorOptions {
+        page_size: 2,
+        seat_limit: 3,
+        ..SimulatorOptions::default()
+    })
+    .await;
+    for i in 0..4 {
+        sim.add_user("Person", &i.to_string(), Some(&format!("p{i}@example.com")));
+    }
+    // Without $top: a bare array of one server page, nothing saying more exist.
+    let bare = raw_get(&sim, &sim.site_path("/users")).await;
+    assert_eq!(bare.as_array().map(Vec::len), Some(2));
+    // With $top: the recorded envelope, paged with a link that carries $top and $skip.
+    let paged = raw_get(&sim, &format!("{}?$top=100", sim.site_path("/users"))).await;
+    assert_eq!(paged["items"].as_array().map(Vec::len), Some(2));
+    let link = paged["next_page_link"].as_str().unwrap();
+    assert!(
+        link.contains("%24top=98") && link.contains("%24skip=2"),
+        "{link}"
+    );
+    // $top caps the whole answer: the window ends with a null link although more users exist.
+    let capped = raw_get(&sim, &format!("{}?$top=2", sim.site_path("/users"))).await;
+    assert!(capped["next_page_link"].is_null());
+    // Seats: the service user and two people hold the three seats; the rest are suspended.
+    assert_eq!(sim.seats_taken(), 3);
+    assert_eq!(sim.subscription_state("p2@example.com"), Some("suspended"));
+    let site = raw_get(&sim, &sim.site_path("")).await;
+    assert_eq!(
+        (&site["active_user_amount"], &site["subscribed_user_amount"]),
+        (&json!(3), &json!(3))
+    );
+    let (status, body) = raw_post(
+        &sim,
+        &sim.site_path("/users"),
+        json!({"first_name": "Late", "email": "late@example.com",
+               "role_ids": [sim.role_id("site_user").unwrap()]}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(body["subscription_state"], "suspended");
+}
+
+#[tokio::test]
+async fn site_users_are_listed_with_top_so_a_short_bare_array_is_never_the_whole_site() {
+    // The default listing answers a request without $top with one bare page of 3.
+    let sim = start(SimulatorOptions {
+        page_size: 3,
+        ..SimulatorOptions::default()
+    })
+    .await;
+    for i in 0..7 {
+        sim.add_user("Person", &i.to_string(), Some(&format!("p{i}@example.com")));
+    }
+    let users = client(&sim).list_users().await.unwrap();
+    assert_eq!(users.len(), 8, "the service user and seven people");
+    let queries = sim.user_list_queries();
+    assert_eq!(queries[0], "%24top=100", "{queries:?}");
+    assert_eq!(queries.len(), 3, "{queries:?}");
+}
+
+#[tokio::test]
+async fn bare_arrays_are_read_in_top_windows_with_skip() {
+    let sim = start(SimulatorOptions {
+        page_size: 5,
+        users_listing: UsersListing::BareArray,
+        ..SimulatorOptions::default()
+    })
+    .await;
+    for i in 0..7 {
+        sim.add_user("Person", &i.to_string(), Some(&format!("p{i}@example.com")));
+    }
+    let mut config = fast_config(&sim);
+    config.page_size = 3;
+    let users = SaltoKsClient::new(config)
+        .unwrap()
+        .list_users()
+        .await
+        .unwrap();
+    let mut emails: Vec<String> = users.into_iter().filter_map(|u| u.email).collect();
+    emails.sort();
+    emails.dedup();
+    assert_eq!(emails.len(), 8);
+    assert_eq!(
+        sim.user_list_queries(),
+        ["%24top=3", "%24top=3&%24skip=3", "%24top=3&%24skip=6"]
+    );
+}
+
+#[tokio::test]
+async fn a_window_that_reaches_top_is_followed_by_the_next_window() {
+    let sim = start(SimulatorOptions {
+        page_size: 2,
+        users_listing: UsersListing::Envelope,
+        ..SimulatorOptions::default()
+    })
+    .await;
+    for i in 0..8 {
+        sim.add_user("Person", &i.to_string(), Some(&format!("p{i}@example.com")));
+    }
+    let mut config = fast_config(&sim);
+    config.page_size = 4;
+    let users = SaltoKsClient::new(config)
+        .unwrap()
+        .list_users()
+        .await
+        .unwrap();
+    assert_eq!(users.len(), 9);
+    let queries = sim.user_list_queries();
+    assert_eq!(queries[0], "%24top=4");
+    assert!(
+        queries.contains(&"%24top=4&%24skip=4".to_owned()),
+        "{queries:?}"
+    );
+    assert!(
+        queries.contains(&"%24top=4&%24skip=8".to_owned()),
+        "{queries:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_ignores_skip_fails_the_list_instead_of_repeating_people() {
+    let sim = start(SimulatorOptions {
+        users_listing: UsersListing::BareArray,
+        ..SimulatorOptions::default()
+    })
+    .await;
+    for i in 0..3 {
+        sim.add_user("Person", &i.to_string(), Some(&format!("p{i}@example.com")));
+    }
+    let page = raw_get(&sim, &format!("{}?$top=3", sim.site_path("/users"))).await;
+    sim.faults().add(FaultRule::new(
+        Route::path(sim.site_path("/users")).method(Method::GET),
+        Fault::Status {
+            status: StatusCode::OK,
+            body: Some(page),
+        },
+    ));
+    let mut config = fast_config(&sim);
+    config.page_size = 3;
+    let error = SaltoKsClient::new(config)
+        .unwrap()
+        .list_users()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, VendorError::Http(HttpError::Protocol { detail, .. }) if detail.contains("$skip")),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_count_not_yet_reached_is_read_on() {
+    let sim = start_default().await;
+    let users = Route::path(sim.site_path("/users")).method(Method::GET);
+    let person = |n: u32| {
+        json!({"id": format!("site-{n}"), "user": {"id": format!("platform-{n}"),
+               "email": format!("p{n}@example.com"), "first_name": "P", "last_name": n.to_string()}})
+    };
+    // The server stops short of $top without a link, but says there are three.
+    sim.faults().add(
+        FaultRule::new(
+            users.clone(),
+            Fault::Status {
+                status: StatusCode::OK,
+                body: Some(
+                    json!({"items": [person(1), person(2)], "next_page_link": null, "count": 3}),
+                ),
+            },
+        )
+        .times(1),
+    );
+    sim.faults().add(
+        FaultRule::new(
+            users,
+            Fault::Status {
+                status: StatusCode::OK,
+                body: Some(json!({"items": [person(3)], "next_page_link": null, "count": 3})),
+            },
+        )
+        .after(1)
+        .times(1),
+    );
+    let listed = client(&sim).list_users().await.unwrap();
+    assert_eq!(listed.len(), 3);
+}
+
+/// A listener that counts the connections it gets (and answers none).
+async fn trap() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&hits);
+    tokio::spawn(async move {
+        while let Ok((_socket, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    (origin, hits)
+}
+
+#[tokio::test]
+async fn an_off_host_next_page_link_is_followed_on_the_api_host_without_the_token_leaving() {
+    let (elsewhere, hits) = trap().await;
+    let sim = start(SimulatorOptions {
+        page_size: 2,
+        users_listing: UsersListing::Envelope,
+        next_link_origin: Some(elsewhere),
+        ..SimulatorOptions::default()
+    })
+    .await;
+    for i in 0..4 {
+        sim.add_user("Person", &i.to_string(), Some(&format!("p{i}@example.com")));
+    }
+    let ids: Vec<String> = (0..3)
+        .map(|i| sim.add_group(&format!("OFFICERND_G{i}")))
+        .collect();
+    let client = client(&sim);
+    assert_eq!(client.list_users().await.unwrap().len(), 5);
+    assert_eq!(client.list_groups().await.unwrap().len(), ids.len());
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(
+        sim.faults()
+            .requests(&Method::GET, &sim.site_path("/users")),
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_binding_whose_members_get_no_seat_is_a_partial_failure_never_synced() {
+    use flexgate::api::conditions::Reason;
+    use flexgate::operator::objects::Objects;
+    use flexgate::operator::runner::{reconcile_all, ClientCache};
+    use flexgate::sandbox::{demo_start, Sandbox};
+
+    let sandbox = Sandbox::start_demo().await.unwrap();
+    let (documents, problems) = flexgate::manifests::load(&[std::path::PathBuf::from("examples")]);
+    assert!(problems.is_empty(), "{problems:?}");
+    let mut objects = Objects::from_documents(&documents).unwrap();
+    sandbox.connect(&mut objects);
+    // Every seat of the site's subscription is already taken.
+    let taken = u32::try_from(sandbox.salto_ks.seats_taken()).unwrap();
+    sandbox.salto_ks.set_seat_limit(taken);
+
+    let at = demo_start();
+    sandbox.clock.set(at);
+    let results = reconcile_all(
+        &objects,
+        at,
+        &mut ClientCache::default(),
+        &sandbox.clock.clock(),
+    )
+    .await
+    .results;
+    let (_, floor) = results
+        .iter()
+        .find(|(key, _)| key.name == "london-floor-1")
+        .unwrap();
+    assert_eq!(
+        floor.outcome.reason,
+        Reason::PartialFailure,
+        "{}",
+        floor.outcome.message
+    );
+    assert!(!floor.outcome.ready);
+    assert!(floor.counts.errors > 0);
+    assert_eq!(
+        floor.counts.granted, 0,
+        "nobody holds a seat, nobody is granted"
+    );
+    let suspended: Vec<_> = floor
+        .problems
+        .0
+        .iter()
+        .filter(|problem| problem.message.contains("suspended"))
+        .collect();
+    assert_eq!(suspended.len() as u32, floor.counts.errors);
+    assert!(suspended
+        .iter()
+        .all(|problem| problem.subject.starts_with("member ")));
+    assert!(sandbox
+        .group_members(flexgate::api::Vendor::SaltoKS, "OFFICERND_Floor 1")
+        .is_empty());
 }

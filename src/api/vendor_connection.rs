@@ -349,6 +349,16 @@ pub struct SaltoKsSettings {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100))]
     pub locations: Vec<String>,
+
+    /// The Salto KS role (its id, a UUID) given to the site users flexgate creates; Salto KS refuses
+    /// a site user without a role. Unset: the site's built-in "Site User" role (code site_user,
+    /// which only opens doors), read from the site's role list. Set it when members should get a
+    /// custom role; the ids are listed by GET /v1.2/sites/{siteId}/roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    ))]
+    pub user_role_id: Option<String>,
 }
 
 /// Brivo account settings.

@@ -164,6 +164,7 @@ pub fn door(
             if let Some(rps) = rps {
                 config.requests_per_second = rps;
             }
+            config.user_role_id = site.user_role_id.clone();
             SaltoKsClient::new(config)
                 .map(|c| DoorClient::SaltoKs(c.with_clock(clock)))
                 .map_err(|e| e.to_string())
@@ -262,6 +263,14 @@ impl DoorVendor for DoorClient {
             DoorClient::Kisi(c) => c.remove_from_group(user_id, group).await,
             DoorClient::SaltoKs(c) => c.remove_from_group(user_id, group).await,
             DoorClient::Brivo(c) => c.remove_from_group(user_id, group).await,
+        }
+    }
+
+    fn access_blocked(&self, user_id: &str) -> Option<String> {
+        match self {
+            DoorClient::Kisi(c) => c.access_blocked(user_id),
+            DoorClient::SaltoKs(c) => c.access_blocked(user_id),
+            DoorClient::Brivo(c) => c.access_blocked(user_id),
         }
     }
 }

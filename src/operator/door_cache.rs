@@ -141,6 +141,10 @@ impl<V: DoorVendor + Sync> DoorVendor for CachedDoor<'_, V> {
         let result = self.vendor.remove_from_group(user_id, group).await;
         self.failed(result)
     }
+
+    fn access_blocked(&self, user_id: &str) -> Option<String> {
+        self.vendor.access_blocked(user_id)
+    }
 }
 
 #[cfg(test)]

@@ -186,9 +186,11 @@ pub async fn run_with_standing<V: DoorVendor>(
     let mut current_members = Vec::with_capacity(request.groups.len());
     for desired in &request.groups {
         let members = vendor.list_group_members(&desired.group).await?;
+        let mut plan = plan::plan_group(&desired.people, &members, &index, &users);
+        reopen_blocked_members(vendor, &desired.people, &members, &index, &mut plan);
         groups.push(PlannedGroup {
             group: desired.group.clone(),
-            plan: plan::plan_group(&desired.people, &members, &index, &users),
+            plan,
         });
         current_members.push(members);
     }
@@ -228,10 +230,61 @@ pub async fn run_with_standing<V: DoorVendor>(
         failures: Vec::new(),
         problems,
     };
+    for grant in report.groups.iter().flat_map(|g| &g.plan.grants) {
+        if let Some(reason) = grant
+            .user_id
+            .as_deref()
+            .and_then(|id| vendor.access_blocked(id))
+        {
+            push_blocked(&mut report.failures, &grant.person.email, &reason);
+        }
+    }
     if request.mode == Mode::Apply {
         apply(vendor, &mut report).await;
     }
     Ok(report)
+}
+
+/// A desired person already in the group whose vendor user can open no door (Salto KS: suspended
+/// for lack of a seat) is not "kept": their grant stays planned, so they are never counted as
+/// granted, and the sync reports them. Being in the group they keep their place, so access
+/// returns by itself once the vendor lifts the block.
+fn reopen_blocked_members<V: DoorVendor>(
+    vendor: &V,
+    desired: &[Person],
+    members: &[String],
+    index: &plan::UserIndex<'_>,
+    plan: &mut GroupPlan,
+) {
+    let mut seen = std::collections::BTreeSet::new();
+    for person in desired {
+        if !seen.insert(person.officernd_id.as_str()) {
+            continue;
+        }
+        let plan::Lookup::Found(user) = index.find(person) else {
+            continue;
+        };
+        if members.contains(&user.id) && vendor.access_blocked(&user.id).is_some() {
+            plan.kept = plan.kept.saturating_sub(1);
+            plan.grants.push(plan::Grant {
+                person: person.clone(),
+                user_id: Some(user.id.clone()),
+            });
+        }
+    }
+}
+
+/// Reports a person the vendor holds unable to open doors, once however many groups they are in.
+fn push_blocked(failures: &mut Vec<Failure>, email: &str, reason: &str) {
+    let subject = format!("member {email}");
+    if failures.iter().any(|failure| failure.subject == subject) {
+        return;
+    }
+    failures.push(Failure {
+        subject,
+        message: format!("not granted: {reason}"),
+        retryable: false,
+    });
 }
 
 async fn apply<V: DoorVendor>(vendor: &V, report: &mut SyncReport) {
@@ -296,6 +349,20 @@ async fn apply<V: DoorVendor>(vendor: &V, report: &mut SyncReport) {
                 ))
             })
         })
+        .collect();
+    // Never add someone who can open no door (e.g. a Salto KS user created suspended because the
+    // seats are used up): they are reported, not counted as granted.
+    let grants: Vec<(VendorGroup, String, String, GrantContext)> = grants
+        .into_iter()
+        .filter(
+            |(_, user_id, email, _)| match vendor.access_blocked(user_id) {
+                Some(reason) => {
+                    push_blocked(&mut report.failures, email, &reason);
+                    false
+                }
+                None => true,
+            },
+        )
         .collect();
     let granted: Vec<Result<(), Failure>> = stream::iter(grants)
         .map(|(group, user_id, email, context)| async move {

@@ -131,4 +131,14 @@ pub trait DoorVendor: Send + Sync {
         user_id: &str,
         group: &VendorGroup,
     ) -> impl Future<Output = Result<(), VendorError>> + Send;
+
+    /// Why the user (as listed, looked up or created by this client) can open no door whatever
+    /// groups they are in, or `None`: Salto KS answers a user created while every seat of the
+    /// subscription is taken with `subscription_state: "suspended"` and no error. Answered from
+    /// what the client last read; the sync never reports such a person granted. Vendors without
+    /// such a state keep the default.
+    fn access_blocked(&self, user_id: &str) -> Option<String> {
+        let _ = user_id;
+        None
+    }
 }

@@ -1,6 +1,14 @@
 //! Salto KS Connect API client for one site: service-user tokens (password grant, refresh before
-//! expiry), complete paged listing, site-user creation (which emails an invitation) and
-//! access-group membership with the platform user id, implementing [`DoorVendor`].
+//! expiry), complete paged listing, site-user creation with a role (which emails an invitation),
+//! the seat (subscription) state of site users, and access-group membership with the platform user
+//! id, implementing [`DoorVendor`].
+//!
+//! The role of new users comes from `spec.saltoKs.userRoleId` when the connection names one, else
+//! from the site itself: the role whose code is `site_user` in `GET /v1.2/sites/{site}/roles` (read
+//! once per client). Why: Salto refuses a site user without a role and role ids differ per site
+//! (see [`wire::DEFAULT_USER_ROLE_CODE`]); `site_user` is the built-in role that only opens doors,
+//! so the default works without anyone looking up a UUID and never grants admin rights, while a
+//! site that gives members a custom role names it in the spec.
 //!
 //! Authentication: the OAuth2 **password grant** of a dedicated service user
 //! (`POST {identity}/connect/token`, `Authorization: Basic base64(client_id:client_secret)`, form
@@ -29,7 +37,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
-use super::wire::{self, AccessGroup, AddGroupMember, CreateSiteUser, SiteUser, TokenResponse};
+use super::wire::{
+    self, AccessGroup, AddGroupMember, CreateSiteUser, Role, SiteDetail, SiteUser, TokenResponse,
+};
 use super::{system_clock, Clock};
 use crate::http::{
     decode_json, is_bearer_type, read_credential_reply, BearerAuth, BodyExcerpt, HttpError,
@@ -104,8 +114,11 @@ pub struct SaltoKsConfig {
     pub password: Secret,
     /// Requested scope; `user_api.full_access` is the only one known to work for this flow.
     pub scope: String,
-    /// Role ids given to created users; empty sends none (the site's default role applies).
-    pub user_role_ids: Vec<String>,
+    /// The role given to created users (`spec.saltoKs.userRoleId`); `None` uses the site's built-in
+    /// `site_user` role, read from `GET /v1.2/sites/{site}/roles`.
+    pub user_role_id: Option<String>,
+    /// `$top` of paged list requests (see [`wire::PAGE_SIZE`]).
+    pub page_size: u32,
     /// Client-side limit for this account (Salto publishes no numbers).
     pub requests_per_second: f64,
     pub attempt_timeout: Duration,
@@ -146,7 +159,8 @@ impl SaltoKsConfig {
             username: username.into(),
             password: password.into(),
             scope: wire::USER_API_SCOPE.to_owned(),
-            user_role_ids: Vec::new(),
+            user_role_id: None,
+            page_size: wire::PAGE_SIZE,
             requests_per_second: Self::DEFAULT_REQUESTS_PER_SECOND,
             attempt_timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
@@ -180,6 +194,16 @@ impl SaltoKsConfig {
         }
         if self.requests_per_second.is_nan() || self.requests_per_second <= 0.0 {
             return invalid("requests per second must be positive");
+        }
+        if self.page_size == 0 {
+            return invalid("page size must be positive");
+        }
+        if self
+            .user_role_id
+            .as_deref()
+            .is_some_and(|role| role.trim().is_empty())
+        {
+            return invalid("user role id is empty (the id of a role of the site)");
         }
         for (what, url) in [
             ("identity URL", &self.identity_url),
@@ -232,6 +256,16 @@ enum Impact {
     Person,
 }
 
+/// How a list endpoint is read.
+#[derive(Clone, Copy)]
+enum Paging {
+    /// `$top` windows, then `$skip` (see [`wire::PAGE_SIZE`]): users, access groups, members.
+    Windows,
+    /// Without query options, as recorded (sites, roles: a handful of items), following
+    /// `next_page_link` only.
+    Links,
+}
+
 /// Salto KS client for one site. Cheap to clone; clones share the token, the rate limit and
 /// the record of users created by this client.
 #[derive(Clone)]
@@ -249,6 +283,11 @@ struct Inner {
     created: Mutex<HashMap<String, DateTime<Utc>>>,
     /// Platform user id → site-user id, from listings and creations (diagnostics only).
     site_user_ids: Mutex<HashMap<String, String>>,
+    /// The site's `site_user` role id, once read (only when the configuration names no role).
+    default_role: Mutex<Option<String>>,
+    /// Platform user id → why that user opens no door (suspended or blocked), from the last full
+    /// listing plus later creations and lookups.
+    blocked: Mutex<HashMap<String, String>>,
 }
 
 impl fmt::Debug for SaltoKsClient {
@@ -360,6 +399,8 @@ impl SaltoKsClient {
                 token: TokenCache::new(refresh, system_clock()),
                 created: Mutex::new(HashMap::new()),
                 site_user_ids: Mutex::new(HashMap::new()),
+                default_role: Mutex::new(None),
+                blocked: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -397,11 +438,13 @@ impl SaltoKsClient {
         lock(&self.inner.site_user_ids).get(user_id).cloned()
     }
 
-    /// Every site the service user can see (`GET /v1.2/sites`, a bare array).
+    /// Every site the service user can see (`GET /v1.2/sites`, a bare array, obs-01). Requested
+    /// without query options, as recorded; the configured site is checked with
+    /// [`SaltoKsClient::site`], so this list only feeds hints.
     pub async fn list_sites(&self) -> Result<Vec<SaltoKsSite>, VendorError> {
         let url = self.api_url(&["sites"])?;
         let items = self
-            .list_all(url, &[])
+            .list_all(url, &[], Paging::Links)
             .await
             .map_err(|error| self.vendor_error(error, Impact::Account))?;
         let sites: Vec<wire::Site> = typed_items(&Method::GET, "/v1.2/sites", items)?;
@@ -415,6 +458,107 @@ impl SaltoKsClient {
             .collect())
     }
 
+    /// The configured site (`GET /v1.2/sites/{site}`, rec-02): proves the service user reaches it
+    /// and tells how many of its subscription's seats are taken. A refusal is explained with the
+    /// sites the service user can see (a `site_uid` given where the UUID belongs is named).
+    pub async fn site(&self) -> Result<SiteDetail, VendorError> {
+        match self.site_detail().await {
+            Ok(site) => Ok(site),
+            Err(
+                error @ (HttpError::NotFound { .. }
+                | HttpError::BadRequest {
+                    status: StatusCode::BAD_REQUEST | StatusCode::FORBIDDEN,
+                    ..
+                }),
+            ) if !self.is_token_error(&error) => Err(self.site_refusal(error).await),
+            Err(error) => Err(self.vendor_error(error, Impact::Account)),
+        }
+    }
+
+    async fn site_detail(&self) -> Result<SiteDetail, HttpError> {
+        let url = self.site_url(&[])?;
+        let response = self
+            .inner
+            .http
+            .send_authorized(&self.auth(), || {
+                self.inner
+                    .http
+                    .http()
+                    .get(url.clone())
+                    .header(header::ACCEPT, "application/json")
+            })
+            .await?;
+        decode_json(&Method::GET, response).await
+    }
+
+    async fn site_refusal(&self, error: HttpError) -> VendorError {
+        let configured = &self.inner.config.site_id;
+        let status = match &error {
+            HttpError::BadRequest { status, .. } => status.as_u16(),
+            _ => 404,
+        };
+        let hint = match self.list_sites().await {
+            Ok(sites) => match sites
+                .iter()
+                .find(|site| site.site_uid.as_deref() == Some(configured.as_str()))
+            {
+                Some(site) => format!(
+                    "{configured} is the site's site_uid; use its id {} instead",
+                    site.id
+                ),
+                None => format!(
+                    "visible sites: {}",
+                    sites
+                        .iter()
+                        .map(|site| format!(
+                            "{} ({})",
+                            site.id,
+                            site.name.as_deref().unwrap_or("unnamed")
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            },
+            Err(list_error) => format!("the site list could not be read either: {list_error}"),
+        };
+        VendorError::CredentialsInvalid(format!(
+            "the service user {} has no access to Salto KS site {configured} ({status}); {hint}",
+            self.inner.config.username
+        ))
+    }
+
+    /// The site's roles (`GET /v1.2/sites/{site}/roles`, rec-07), requested without query options
+    /// as recorded.
+    pub async fn list_roles(&self) -> Result<Vec<Role>, VendorError> {
+        let url = self.site_url(&["roles"])?;
+        let path = url.path().to_owned();
+        let items = self
+            .list_all(url, &[], Paging::Links)
+            .await
+            .map_err(|error| self.vendor_error(error, Impact::Account))?;
+        typed_items(&Method::GET, &path, items)
+    }
+
+    /// The role id new site users get: the configured one, else the site's `site_user` role (read
+    /// once). A site without exactly one `site_user` role is refused with the roles it lists.
+    pub async fn user_role(&self) -> Result<String, VendorError> {
+        if let Some(role) = &self.inner.config.user_role_id {
+            return Ok(role.clone());
+        }
+        if let Some(role) = lock(&self.inner.default_role).clone() {
+            return Ok(role);
+        }
+        let roles = self.list_roles().await?;
+        let role = wire::default_user_role(&roles).map_err(|detail| {
+            VendorError::Refused(format!(
+                "flexgate cannot choose the role of new Salto KS users on site {}: {detail}; set spec.saltoKs.userRoleId to the id of the role members should get",
+                self.inner.config.site_id
+            ))
+        })?;
+        *lock(&self.inner.default_role) = Some(role.id.clone());
+        Ok(role.id.clone())
+    }
+
     /// The site users whose email is `email` (OData `$filter=user/email eq '…'`), compared
     /// case-insensitively again on our side in case the server ignores the filter.
     pub async fn find_user_by_email(&self, email: &str) -> Result<Option<VendorUser>, VendorError> {
@@ -422,20 +566,24 @@ impl SaltoKsClient {
         let path = url.path().to_owned();
         let filter = wire::email_filter(email);
         let items = self
-            .list_all(url, &[("$filter", filter.as_str())])
+            .list_all(url, &[("$filter", filter.as_str())], Paging::Windows)
             .await
             .map_err(|error| self.vendor_error(error, Impact::Account))?;
         let users: Vec<SiteUser> = typed_items(&Method::GET, &path, items)?;
-        Ok(users
-            .into_iter()
-            .inspect(|user| self.remember_site_user(user))
-            .find(|user| {
-                user.user
-                    .email
-                    .as_deref()
-                    .is_some_and(|found| found.trim().eq_ignore_ascii_case(email.trim()))
-            })
-            .map(vendor_user))
+        let found = users.into_iter().find(|user| {
+            user.user
+                .email
+                .as_deref()
+                .is_some_and(|found| found.trim().eq_ignore_ascii_case(email.trim()))
+        });
+        Ok(match found {
+            Some(user) => {
+                let seats = self.seats_if_suspended(std::slice::from_ref(&user)).await;
+                self.remember_site_user(&user, seats.as_ref());
+                Some(vendor_user(user))
+            }
+            None => None,
+        })
     }
 
     fn auth(&self) -> BearerAuth<'_, &Inner> {
@@ -460,61 +608,133 @@ impl SaltoKsClient {
         self.api_url(&all)
     }
 
-    /// Every item of a list endpoint, following `next_page_link` until it is null.
+    /// Every item of a list endpoint: all-or-nothing, never a partial list.
     ///
-    /// All-or-nothing: each page goes through the retry policy; a page that still fails fails the
-    /// call and the pages already read are dropped. Page links must stay on the API host (the
-    /// bearer token is never sent elsewhere). No `$top` is sent: in OData it caps the whole result,
-    /// which could silently truncate the list; the server's own page size is used instead.
-    async fn list_all(&self, first: Url, query: &[(&str, &str)]) -> Result<Vec<Value>, HttpError> {
-        let mut url = first;
-        if !query.is_empty() {
-            url.query_pairs_mut().extend_pairs(query);
-        }
-        let first_path = url.path().to_owned();
+    /// [`Paging::Windows`] asks for `$top` items (then `$skip` windows) and follows each
+    /// `next_page_link` until it is null; a window that reached `$top`, or a total (`count`) not yet
+    /// reached, means more may exist (see [`wire::PAGE_SIZE`]), so a bare array or a null link is
+    /// never taken as the end by itself. Items repeated across windows (by `id`) are kept once; a
+    /// window of nothing but repeats means the server ignores `$skip`, which fails the list rather
+    /// than looping. Each page goes through the retry policy; a page that still fails fails the
+    /// call. Links to another host are followed on the API host (see [`wire::next_link_query`]):
+    /// the bearer token never leaves it.
+    async fn list_all(
+        &self,
+        base: Url,
+        query: &[(&str, &str)],
+        paging: Paging,
+    ) -> Result<Vec<Value>, HttpError> {
+        let listing_path = base.path().to_owned();
+        let top = match paging {
+            Paging::Windows => {
+                Some(usize::try_from(self.inner.config.page_size.max(1)).unwrap_or(100))
+            }
+            Paging::Links => None,
+        };
         let auth = self.auth();
         let mut items = Vec::new();
-        let mut seen = HashSet::new();
-        for _ in 0..MAX_PAGES {
-            let response = self
-                .inner
-                .http
-                .send_authorized(&auth, || {
-                    self.inner
-                        .http
-                        .http()
-                        .get(url.clone())
-                        .header(header::ACCEPT, "application/json")
-                })
-                .await?;
-            let value: Value = decode_json(&Method::GET, response).await?;
-            let page = wire::parse_page(value.clone()).map_err(|detail| {
-                HttpError::protocol(
-                    &Method::GET,
-                    url.path(),
-                    format!("list reply is {detail}"),
-                    excerpt(&value),
-                )
-            })?;
-            items.extend(page.items);
-            let Some(link) = page.next_page_link else {
+        let mut ids = HashSet::new();
+        let mut requests = 0usize;
+        let mut skip = 0usize;
+        loop {
+            let mut url = base.clone();
+            let mut pairs: Vec<(&str, String)> = query
+                .iter()
+                .map(|(key, value)| (*key, (*value).to_owned()))
+                .collect();
+            if let Some(top) = top {
+                pairs.push(("$top", top.to_string()));
+                if skip > 0 {
+                    pairs.push(("$skip", skip.to_string()));
+                }
+            }
+            if !pairs.is_empty() {
+                url.query_pairs_mut().extend_pairs(pairs);
+            }
+            let mut visited = HashSet::from([url.as_str().to_owned()]);
+            let (mut in_window, mut new_in_window, mut count) = (0usize, 0usize, None);
+            loop {
+                requests += 1;
+                if requests > MAX_PAGES {
+                    return Err(paging_error(
+                        &listing_path,
+                        &format!("more than {MAX_PAGES} pages"),
+                    ));
+                }
+                let response = self
+                    .inner
+                    .http
+                    .send_authorized(&auth, || {
+                        self.inner
+                            .http
+                            .http()
+                            .get(url.clone())
+                            .header(header::ACCEPT, "application/json")
+                    })
+                    .await?;
+                let value: Value = decode_json(&Method::GET, response).await?;
+                let page = wire::parse_page(value.clone()).map_err(|detail| {
+                    HttpError::protocol(
+                        &Method::GET,
+                        url.path(),
+                        format!("list reply is {detail}"),
+                        excerpt(&value),
+                    )
+                })?;
+                in_window += page.items.len();
+                count = page.count.or(count);
+                for item in page.items {
+                    let fresh = match item.get("id").and_then(Value::as_str) {
+                        Some(id) => ids.insert(id.to_owned()),
+                        None => true,
+                    };
+                    if fresh {
+                        new_in_window += 1;
+                        items.push(item);
+                    }
+                }
+                let Some(link) = page.next_page_link else {
+                    break;
+                };
+                let next = self.follow_link(&base, &url, &link, &value)?;
+                if !visited.insert(next.as_str().to_owned()) {
+                    return Err(paging_error(
+                        &listing_path,
+                        "the server repeated a page link",
+                    ));
+                }
+                url = next;
+            }
+            let Some(top) = top else {
                 return Ok(items);
             };
-            let next = self.follow_link(&url, &link, &value)?;
-            if !seen.insert(next.as_str().to_owned()) {
-                return Err(paging_error(&first_path, "the server repeated a page link"));
+            if in_window == 0 {
+                return Ok(items);
             }
-            url = next;
+            if skip > 0 && new_in_window == 0 {
+                return Err(paging_error(
+                    &listing_path,
+                    &format!("the answer to $skip={skip} repeats items already read (the server seems to ignore $skip), so the list cannot be read completely"),
+                ));
+            }
+            let short_of_count = count.is_some_and(|total| (items.len() as u64) < total);
+            if in_window < top && !short_of_count {
+                return Ok(items);
+            }
+            skip += in_window;
         }
-        Err(paging_error(
-            &first_path,
-            &format!("more than {MAX_PAGES} pages"),
-        ))
     }
 
-    /// Resolves a `next_page_link` (absolute per the CLP SDK; relative accepted) and checks that it
-    /// points at the API host.
-    fn follow_link(&self, current: &Url, link: &str, page: &Value) -> Result<Url, HttpError> {
+    /// Resolves a `next_page_link` (absolute per the CLP SDK; relative accepted). A link to another
+    /// origin is followed on the API host with its query when it names this listing's path (see
+    /// [`wire::next_link_query`]); otherwise it is a protocol error.
+    fn follow_link(
+        &self,
+        listing: &Url,
+        current: &Url,
+        link: &str,
+        page: &Value,
+    ) -> Result<Url, HttpError> {
         let api = &self.inner.config.api_url;
         let next = current.join(link).map_err(|_| {
             HttpError::protocol(
@@ -524,22 +744,69 @@ impl SaltoKsClient {
                 excerpt(page),
             )
         })?;
-        if next.origin() != api.origin() {
-            return Err(HttpError::protocol(
+        if next.origin() == api.origin() {
+            return Ok(next);
+        }
+        let prefix = api.path().trim_end_matches('/');
+        let relative = listing
+            .path()
+            .strip_prefix(prefix)
+            .unwrap_or(listing.path());
+        match wire::next_link_query(&next, relative) {
+            Some(query) => {
+                tracing::debug!(
+                    link_origin = %next.origin().ascii_serialization(),
+                    "Salto KS next_page_link names another host; following its query on the API host"
+                );
+                let mut rebased = listing.clone();
+                rebased.set_query(query.as_deref());
+                Ok(rebased)
+            }
+            None => Err(HttpError::protocol(
                 &Method::GET,
                 current.path(),
                 format!(
-                    "next_page_link leaves the API host {} (not followed: it would carry the token)",
+                    "next_page_link leaves the API host {} for another resource (not followed: it would carry the token)",
                     api.origin().ascii_serialization()
                 ),
                 excerpt(page),
-            ));
+            )),
         }
-        Ok(next)
     }
 
-    fn remember_site_user(&self, user: &SiteUser) {
+    /// Records a site user's two ids and whether they can open doors at all.
+    fn remember_site_user(&self, user: &SiteUser, seats: Option<&SiteDetail>) {
         lock(&self.inner.site_user_ids).insert(user.user.id.clone(), user.id.clone());
+        let mut blocked = lock(&self.inner.blocked);
+        match blocked_reason(user, seats) {
+            Some(reason) => blocked.insert(user.user.id.clone(), reason),
+            None => blocked.remove(&user.user.id),
+        };
+    }
+
+    /// The site's seat counters, read only when one of `users` is suspended (for the message; a
+    /// failure just leaves the counters out).
+    async fn seats_if_suspended(&self, users: &[SiteUser]) -> Option<SiteDetail> {
+        if !users.iter().any(SiteUser::is_suspended) {
+            return None;
+        }
+        match self.site_detail().await {
+            Ok(site) => Some(site),
+            Err(error) => {
+                tracing::debug!(%error, "Salto KS site seat counters could not be read");
+                None
+            }
+        }
+    }
+
+    fn is_token_error(&self, error: &HttpError) -> bool {
+        let token_path = self.inner.token_url.path();
+        match error {
+            HttpError::BadRequest { path, .. }
+            | HttpError::Unauthorized { path, .. }
+            | HttpError::NotFound { path, .. } => path == token_path,
+            _ => false,
+        }
     }
 
     fn created_recently(&self, user_id: &str) -> bool {
@@ -718,38 +985,37 @@ fn vendor_user(site_user: SiteUser) -> VendorUser {
     }
 }
 
+/// Why a site user opens no door whatever their access groups, or `None`.
+fn blocked_reason(user: &SiteUser, seats: Option<&SiteDetail>) -> Option<String> {
+    if user.is_suspended() {
+        let counters = seats
+            .and_then(|site| Some((site.active_user_amount?, site.subscribed_user_amount?)))
+            .map(|(used, total)| format!("; {used} of the site's {total} user seats are taken"))
+            .unwrap_or_default();
+        return Some(format!(
+            "Salto KS holds their site user suspended (subscription_state \"{}\"), so no access group opens a door for them{counters}. Salto KS suspends the users it adds while every seat of the site's subscription is taken: free seats (remove people who no longer need access from the site) or buy more, then resume this user in Salto KS",
+            wire::SUBSCRIPTION_SUSPENDED
+        ));
+    }
+    if user.blocked == Some(true) {
+        return Some(
+            "Salto KS holds their site user blocked (blocked: true), so no access group opens a door for them; unblock the user in Salto KS".to_owned(),
+        );
+    }
+    None
+}
+
 impl DoorVendor for SaltoKsClient {
-    /// Lists the visible sites (the configured one must be among them), then the site's access
-    /// groups and users.
+    /// Reads the configured site (a refusal names the sites the service user can see), the role new
+    /// users will get when the connection names none (a site without a `site_user` role is refused
+    /// here, before anyone is synced), then the site's access groups and users.
     async fn check(&self) -> Result<AccountInfo, VendorError> {
-        let sites = self.list_sites().await?;
-        let configured = &self.inner.config.site_id;
-        if !sites.iter().any(|site| &site.id == configured) {
-            let hint = match sites
-                .iter()
-                .find(|site| site.site_uid.as_deref() == Some(configured.as_str()))
-            {
-                Some(site) => format!(
-                    "{configured} is the site's site_uid; use its id {} instead",
-                    site.id
-                ),
-                None => format!(
-                    "visible sites: {}",
-                    sites
-                        .iter()
-                        .map(|site| format!(
-                            "{} ({})",
-                            site.id,
-                            site.name.as_deref().unwrap_or("unnamed")
-                        ))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            };
-            return Err(VendorError::CredentialsInvalid(format!(
-                "the service user {} has no access to Salto KS site {configured}; {hint}",
-                self.inner.config.username
-            )));
+        self.site().await?;
+        if self.inner.config.user_role_id.is_none() {
+            self.user_role().await.map_err(|error| match error {
+                VendorError::Refused(message) => VendorError::CredentialsInvalid(message),
+                other => other,
+            })?;
         }
         let groups = self.list_groups().await?.len();
         let users = self.list_users().await?.len();
@@ -763,7 +1029,7 @@ impl DoorVendor for SaltoKsClient {
         let url = self.site_url(&["access_groups"])?;
         let path = url.path().to_owned();
         let items = self
-            .list_all(url, &[])
+            .list_all(url, &[], Paging::Windows)
             .await
             .map_err(|error| self.vendor_error(error, Impact::Account))?;
         let groups: Vec<AccessGroup> = typed_items(&Method::GET, &path, items)?;
@@ -780,27 +1046,39 @@ impl DoorVendor for SaltoKsClient {
         let url = self.site_url(&["users"])?;
         let path = url.path().to_owned();
         let items = self
-            .list_all(url, &[])
+            .list_all(url, &[], Paging::Windows)
             .await
             .map_err(|error| self.vendor_error(error, Impact::Account))?;
         let users: Vec<SiteUser> = typed_items(&Method::GET, &path, items)?;
-        Ok(users
-            .into_iter()
-            .inspect(|user| self.remember_site_user(user))
-            .map(vendor_user)
-            .collect())
+        let seats = self.seats_if_suspended(&users).await;
+        // A full listing is the whole truth about who is suspended or blocked: replaced at once.
+        let mut blocked = HashMap::new();
+        {
+            let mut ids = lock(&self.inner.site_user_ids);
+            for user in &users {
+                ids.insert(user.user.id.clone(), user.id.clone());
+                if let Some(reason) = blocked_reason(user, seats.as_ref()) {
+                    blocked.insert(user.user.id.clone(), reason);
+                }
+            }
+        }
+        *lock(&self.inner.blocked) = blocked;
+        Ok(users.into_iter().map(vendor_user).collect())
     }
 
     async fn list_group_members(&self, group: &VendorGroup) -> Result<Vec<String>, VendorError> {
         let url = self.site_url(&["access_groups", group.id.as_str(), "users"])?;
         let path = url.path().to_owned();
-        let items = self.list_all(url, &[]).await.map_err(|error| match error {
-            HttpError::NotFound { .. } => VendorError::Refused(format!(
+        let items =
+            self.list_all(url, &[], Paging::Windows)
+                .await
+                .map_err(|error| match error {
+                    HttpError::NotFound { .. } => VendorError::Refused(format!(
                 "Salto KS access group {} ({}) was not found on site {} (404); was it deleted?",
                 group.id, group.name, self.inner.config.site_id
             )),
-            other => self.vendor_error(other, Impact::Account),
-        })?;
+                    other => self.vendor_error(other, Impact::Account),
+                })?;
         items
             .iter()
             .map(|item| {
@@ -816,10 +1094,13 @@ impl DoorVendor for SaltoKsClient {
             .collect()
     }
 
-    /// Adds the person to the site with their email, which makes Salto KS send them an invitation
-    /// to complete their profile (needed for the mobile app). Not retried after an ambiguous
-    /// failure (a repeat could invite twice); instead the email is looked up, and a user found is
-    /// returned as created. A 409/400 for an existing person is resolved the same way.
+    /// Adds the person to the site with their email and the new-user role (see the module doc),
+    /// which makes Salto KS send them an invitation to complete their profile (needed for the
+    /// mobile app). Not retried after an ambiguous failure (a repeat could invite twice); instead
+    /// the email is looked up, and a user found is returned as created. A 409/400 for an existing
+    /// person is resolved the same way. A user Salto answers `subscription_state: "suspended"`
+    /// (no free seat) is returned as created, since it was, and recorded as unable to open doors:
+    /// [`DoorVendor::access_blocked`] says so and the sync never reports them granted.
     async fn create_user(&self, user: &NewUser) -> Result<VendorUser, VendorError> {
         if user.email.trim().is_empty() {
             return Err(VendorError::Refused(format!(
@@ -827,12 +1108,13 @@ impl DoorVendor for SaltoKsClient {
                 user.officernd_id
             )));
         }
+        let role_ids = [self.user_role().await?];
         let url = self.site_url(&["users"])?;
         let body = CreateSiteUser {
             first_name: user.first_name.trim(),
             last_name: user.last_name.trim(),
             email: user.email.trim(),
-            role_ids: &self.inner.config.user_role_ids,
+            role_ids: &role_ids,
         };
         let outcome = self
             .inner
@@ -859,11 +1141,25 @@ impl DoorVendor for SaltoKsClient {
                         return Ok(found);
                     }
                 }
+                if matches!(error, HttpError::BadRequest { .. }) {
+                    // The refusal may be about the role read earlier: read it again next time.
+                    lock(&self.inner.default_role).take();
+                }
                 return Err(self.vendor_error(error, Impact::Person));
             }
         };
         let created: SiteUser = decode_json(&Method::POST, response).await?;
-        self.remember_site_user(&created);
+        let seats = self
+            .seats_if_suspended(std::slice::from_ref(&created))
+            .await;
+        if created.is_suspended() {
+            tracing::warn!(
+                seats_in_use = ?seats.as_ref().and_then(|site| site.active_user_amount),
+                seats = ?seats.as_ref().and_then(|site| site.subscribed_user_amount),
+                "Salto KS created a site user suspended: the subscription has no free seat"
+            );
+        }
+        self.remember_site_user(&created, seats.as_ref());
         lock(&self.inner.created).insert(created.user.id.clone(), (self.inner.clock)());
         Ok(vendor_user(created))
     }
@@ -930,6 +1226,11 @@ impl DoorVendor for SaltoKsClient {
                 group.id, group.name, self.inner.config.site_id
             )));
         }
+    }
+
+    /// Suspended (no seat) or blocked site users, as last listed, looked up or created.
+    fn access_blocked(&self, user_id: &str) -> Option<String> {
+        lock(&self.inner.blocked).get(user_id).cloned()
     }
 
     /// `DELETE …/access_groups/{ag}/users/{user_id}`; a 404 (not a member) is success.

@@ -12,7 +12,18 @@
 //! explicit nulls; business errors `{"ErrorCode", "Message"}`; a non-UUID site id → 400 ErrorCode
 //! 1100; an access-group add with anything but the platform user id → 404
 //! `{"ErrorCode":"2202","Message":"User not found"}`; `POST /access_groups` → 200; deleting a site
-//! user → 202; a site user created with an email gets an invitation email.
+//! user → 202 and frees their seat; a site user created with an email gets an invitation email;
+//! the site's roles under `/roles` (`site_user` with a parent, as in rec-07); a site user created
+//! while every seat of the subscription is taken → still 201, with `subscription_state:
+//! "suspended"` (obs-01), and the site's `active_user_amount` stops at `subscribed_user_amount`;
+//! `PATCH …/users/{id}/subscription` takes `state`, `subscription_state` → 400 1101 (obs-01).
+//!
+//! Stricter than the old simulator, after issue 12 (each choice is in `wire.rs`): a site user
+//! without `role_ids` is refused (400 1100 "The role_ids field is required."), an empty list too
+//! (400 1101); `/users` answers a request without `$top` with a bare array of at most one server
+//! page and no link (the 2026-08-18 measurement), and with `$top` the paged envelope (rec-12);
+//! `$top` caps the whole result as in ASP.NET OData, so a window ends with a null link; links can
+//! be made to name another host ([`SimulatorOptions::next_link_origin`]).
 //!
 //! Simulator choices where the real behaviour is unknown (kept consistent, flagged here): the
 //! `next_page_link` carries `$skip`/`$top`; unknown sites and access groups answer 404 with
@@ -32,7 +43,7 @@ use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -64,13 +75,18 @@ pub enum SimulatorError {
     DuplicateEmail(String),
 }
 
-/// Which of the two observed shapes `GET /v1.2/sites/{site}/users` answers with.
+/// Which of the observed shapes `GET /v1.2/sites/{site}/users` answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum UsersListing {
-    /// `{items, next_page_link, count}`, paged (measured 2026-08-19).
+    /// The two measurements put together (INFERRED, see `wire::PAGE_SIZE`): a request without
+    /// `$top` gets a bare array of at most one server page (measured 2026-08-18 without query
+    /// options), a request with `$top` the paged envelope (rec-12, `?$top=100`, 2026-08-19).
     #[default]
+    EnvelopeWhenPaged,
+    /// Always `{items, next_page_link, count}`, paged.
     Envelope,
-    /// A bare JSON array of every matching user, unpaged (measured 2026-08-18).
+    /// Always a bare JSON array without link or count: `$skip`/`$top` are honoured, and at most
+    /// one server page comes back when `$top` is absent.
     BareArray,
 }
 
@@ -87,9 +103,16 @@ pub struct SimulatorOptions {
     pub token_lifetime: Duration,
     /// Whether token answers carry a `refresh_token` (rec-01 showed none; other clients did).
     pub issue_refresh_tokens: bool,
-    /// Items per page of enveloped lists.
+    /// Items per page of enveloped lists (the server's own page size; also the most a bare array
+    /// holds when no `$top` is given).
     pub page_size: usize,
     pub users_listing: UsersListing,
+    /// The origin `next_page_link`s are built with (e.g. `http://internal-api:8080`), as a server
+    /// behind a gateway may build them from the URL it saw; `None` uses the simulator's own.
+    pub next_link_origin: Option<String>,
+    /// Seats of the site's subscription (`subscribed_user_amount`): site users beyond it are
+    /// created `suspended`. The service user takes one.
+    pub seat_limit: u32,
     /// Eventual consistency: a user created through the API is answered 404 2202 "User not found"
     /// on this many access-group adds before the add works (0 = immediately consistent).
     pub group_add_lag: u32,
@@ -111,7 +134,9 @@ impl Default for SimulatorOptions {
             token_lifetime: Duration::from_secs(3600),
             issue_refresh_tokens: true,
             page_size: 100,
-            users_listing: UsersListing::Envelope,
+            users_listing: UsersListing::default(),
+            next_link_origin: None,
+            seat_limit: 1000,
             group_add_lag: 0,
             rate_limit_per_second: None,
             faults: Faults::new(),
@@ -132,6 +157,8 @@ impl std::fmt::Debug for SimulatorOptions {
             .field("issue_refresh_tokens", &self.issue_refresh_tokens)
             .field("page_size", &self.page_size)
             .field("users_listing", &self.users_listing)
+            .field("next_link_origin", &self.next_link_origin)
+            .field("seat_limit", &self.seat_limit)
             .field("group_add_lag", &self.group_add_lag)
             .field("rate_limit_per_second", &self.rate_limit_per_second)
             .finish_non_exhaustive()
@@ -170,6 +197,8 @@ struct PlatformUser {
 struct SiteUserRow {
     user_id: String,
     role_ids: Vec<String>,
+    /// Holds a seat (`subscribed`) or not (`suspended`).
+    subscribed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -181,8 +210,9 @@ struct Group {
 #[derive(Debug, Clone)]
 struct Role {
     id: String,
-    code: &'static str,
-    name: &'static str,
+    code: String,
+    name: String,
+    parent_id: Option<String>,
 }
 
 struct SimState {
@@ -200,11 +230,15 @@ struct SimState {
     issue_refresh_tokens: bool,
     page_size: usize,
     users_listing: UsersListing,
+    next_link_origin: Option<String>,
+    seat_limit: u32,
     group_add_lag: u32,
     /// Platform id → access-group adds still answered "User not found".
     not_yet_visible: HashMap<String, u32>,
     invitations: Vec<Invitation>,
     created_user_bodies: Vec<Value>,
+    /// Raw query strings of `GET …/users`, in order.
+    user_list_queries: Vec<String>,
     grants: BTreeMap<String, u64>,
     writes: BTreeMap<&'static str, u64>,
     rate_limit: Option<u32>,
@@ -265,7 +299,7 @@ impl SimState {
                     "id": role.id,
                     "customer_reference": role.name,
                     "code": role.code,
-                    "parent_id": null,
+                    "parent_id": role.parent_id,
                     "is_hierarchical": true,
                 })
             })
@@ -280,7 +314,7 @@ impl SimState {
             "remote_access": false,
             "blocked": false,
             "tag_owned_by_this_site": false,
-            "subscription_state": "subscribed",
+            "subscription_state": if row.subscribed { "subscribed" } else { "suspended" },
             "override_privacy_mode": false,
             "use_pin": false,
             "data_removal_expires_at": null,
@@ -322,14 +356,35 @@ impl SimState {
             id
         });
         let site_user_id = uuid();
+        // No free seat: the site user is created all the same, suspended (obs-01).
+        let subscribed = self.seats_taken() < u64::from(self.seat_limit);
         self.site_users.push((
             site_user_id.clone(),
             SiteUserRow {
                 user_id: user_id.clone(),
                 role_ids,
+                subscribed,
             },
         ));
         (site_user_id, user_id)
+    }
+
+    /// Site users holding a seat (`active_user_amount`).
+    fn seats_taken(&self) -> u64 {
+        self.site_users
+            .iter()
+            .filter(|(_, row)| row.subscribed)
+            .count() as u64
+    }
+
+    fn role_json(role: &Role) -> Value {
+        json!({
+            "id": role.id,
+            "customer_reference": role.name,
+            "code": role.code,
+            "parent_id": role.parent_id,
+            "is_hierarchical": true,
+        })
     }
 
     fn default_role_ids(&self) -> Vec<String> {
@@ -379,16 +434,19 @@ pub async fn start(options: SimulatorOptions) -> Result<SimulatorHandle, Simulat
         .map_err(SimulatorError::Bind)?;
     let address = listener.local_addr().map_err(SimulatorError::Bind)?;
     let base_url = format!("http://{address}");
+    // As recorded: `site_user` has a parent role, `site_admin` none (rec-07, rec-12).
     let roles = vec![
         Role {
             id: uuid(),
-            code: "site_user",
-            name: "Site User",
+            code: "site_user".to_owned(),
+            name: "Site User".to_owned(),
+            parent_id: Some(uuid()),
         },
         Role {
             id: uuid(),
-            code: "site_admin",
-            name: "Site Admin",
+            code: "site_admin".to_owned(),
+            name: "Site Admin".to_owned(),
+            parent_id: None,
         },
     ];
     let mut state = SimState {
@@ -405,10 +463,13 @@ pub async fn start(options: SimulatorOptions) -> Result<SimulatorHandle, Simulat
         issue_refresh_tokens: options.issue_refresh_tokens,
         page_size: options.page_size.max(1),
         users_listing: options.users_listing,
+        next_link_origin: options.next_link_origin.clone(),
+        seat_limit: options.seat_limit,
         group_add_lag: options.group_add_lag,
         not_yet_visible: HashMap::new(),
         invitations: Vec::new(),
         created_user_bodies: Vec::new(),
+        user_list_queries: Vec::new(),
         grants: BTreeMap::new(),
         writes: BTreeMap::new(),
         rate_limit: options.rate_limit_per_second,
@@ -671,6 +732,11 @@ impl SimulatorHandle {
             .any(|invitation| invitation.email.eq_ignore_ascii_case(email))
     }
 
+    /// The raw (percent-encoded) query of every `GET …/users` received, in order.
+    pub fn user_list_queries(&self) -> Vec<String> {
+        self.shared.lock().user_list_queries.clone()
+    }
+
     /// The JSON bodies of every `POST …/users` received, as sent.
     pub fn created_user_bodies(&self) -> Vec<Value> {
         self.shared.lock().created_user_bodies.clone()
@@ -713,6 +779,92 @@ impl SimulatorHandle {
 
     pub fn set_page_size(&self, page_size: usize) {
         self.shared.lock().page_size = page_size.max(1);
+    }
+
+    /// Builds `next_page_link`s with this origin from now on (`None`: the simulator's own).
+    pub fn set_next_link_origin(&self, origin: Option<&str>) {
+        self.shared.lock().next_link_origin = origin.map(str::to_owned);
+    }
+
+    /// Seats of the site's subscription from now on (site users already subscribed keep theirs).
+    pub fn set_seat_limit(&self, seats: u32) {
+        self.shared.lock().seat_limit = seats;
+    }
+
+    /// Site users holding a seat (the site's `active_user_amount`).
+    pub fn seats_taken(&self) -> u64 {
+        self.shared.lock().seats_taken()
+    }
+
+    /// `subscription_state` of the site user with this email.
+    pub fn subscription_state(&self, email: &str) -> Option<&'static str> {
+        let state = self.shared.lock();
+        state.site_user_by_email(email).map(|(_, row)| {
+            if row.subscribed {
+                "subscribed"
+            } else {
+                "suspended"
+            }
+        })
+    }
+
+    /// An administrator resumes a suspended site user in the Salto KS app; returns whether they
+    /// now hold a seat (not when every seat is still taken).
+    pub fn dashboard_resume(&self, email: &str) -> Result<bool, SimulatorError> {
+        let mut state = self.shared.lock();
+        let position = state
+            .site_users
+            .iter()
+            .position(|(_, row)| {
+                state
+                    .platform_users
+                    .get(&row.user_id)
+                    .and_then(|user| user.email.as_deref())
+                    .is_some_and(|found| found.eq_ignore_ascii_case(email))
+            })
+            .ok_or_else(|| SimulatorError::UnknownEmail(email.to_owned()))?;
+        let free = state.seats_taken() < u64::from(state.seat_limit);
+        let row = &mut state.site_users[position].1;
+        if !row.subscribed && free {
+            row.subscribed = true;
+        }
+        Ok(row.subscribed)
+    }
+
+    /// The id of the site's role with this code (`site_user`, `site_admin`, or one added).
+    pub fn role_id(&self, code: &str) -> Option<String> {
+        self.shared
+            .lock()
+            .roles
+            .iter()
+            .find(|role| role.code == code)
+            .map(|role| role.id.clone())
+    }
+
+    /// Adds a custom role to the site, as an administrator would; returns its id.
+    pub fn add_role(&self, code: &str, name: &str) -> String {
+        let id = uuid();
+        self.shared.lock().roles.push(Role {
+            id: id.clone(),
+            code: code.to_owned(),
+            name: name.to_owned(),
+            parent_id: None,
+        });
+        id
+    }
+
+    /// Removes a role from the site's role list (e.g. to model a site whose list lacks
+    /// `site_user`); site users keep the id they hold.
+    pub fn remove_role(&self, code: &str) {
+        self.shared.lock().roles.retain(|role| role.code != code);
+    }
+
+    /// The role ids of the site user with this email.
+    pub fn user_role_ids(&self, email: &str) -> Option<Vec<String>> {
+        let state = self.shared.lock();
+        state
+            .site_user_by_email(email)
+            .map(|(_, row)| row.role_ids.clone())
     }
 
     /// Server-side rate limit (requests per second → 429 with `Retry-After`); `None` turns it off.
@@ -829,10 +981,15 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/connect/token", post(issue_token))
         .route("/v1.2/sites", get(list_sites))
         .route(site, get(get_site))
+        .route(&format!("{site}/roles"), get(list_roles))
         .route(&format!("{site}/users"), get(list_users).post(create_user))
         .route(
             &format!("{site}/users/{{site_user}}"),
             delete(delete_site_user),
+        )
+        .route(
+            &format!("{site}/users/{{site_user}}/subscription"),
+            patch(update_subscription),
         )
         .route(
             &format!("{site}/access_groups"),
@@ -1043,14 +1200,50 @@ async fn list_sites(State(sim): Sim, headers: HeaderMap) -> ApiResult {
 async fn get_site(State(sim): Sim, Path(site): Path<String>, headers: HeaderMap) -> ApiResult {
     let state = sim.lock();
     site_guard(&sim, &state, &headers, &site)?;
+    // The recorded shape (rec-02): `active_user_amount` counts the site users holding a seat.
     Ok(Json(json!({
-        "id": state.site_id,
+        "active_user_amount": state.seats_taken(),
+        "active_iq_amount": 0,
+        "pin_enabled": true,
         "site_uid": state.site_uid,
+        "id": state.site_id,
         "customer_reference": state.site_name,
-        "active_user_amount": state.site_users.len(),
+        "subscribed_user_amount": state.seat_limit,
         "subscription_valid": true,
+        "country_code": "GB",
+        "time_zone": "Europe/London",
+        "owner": null,
+        "installation_state": "released",
+        "mkey_compatible": true,
+        "store_events_ttl": "90.00:00:00",
     }))
     .into_response())
+}
+
+/// `GET /v1.2/sites/{site}/roles`: the site's roles in the list envelope (rec-07).
+async fn list_roles(
+    State(sim): Sim,
+    Path(site): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult {
+    let state = sim.lock();
+    site_guard(&sim, &state, &headers, &site)?;
+    let query = parse_query(raw.as_deref(), false)?;
+    let items: Vec<Value> = state.roles.iter().map(SimState::role_json).collect();
+    Ok(Json(envelope(
+        link_origin(&sim, &state),
+        &format!("/v1.2/sites/{site}/roles"),
+        items,
+        &query,
+        state.page_size,
+    ))
+    .into_response())
+}
+
+/// The origin `next_page_link`s name.
+fn link_origin<'a>(sim: &'a Shared, state: &'a SimState) -> &'a str {
+    state.next_link_origin.as_deref().unwrap_or(&sim.base_url)
 }
 
 /// The OData options the simulator understands.
@@ -1151,8 +1344,11 @@ async fn list_users(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult {
-    let state = sim.lock();
+    let mut state = sim.lock();
     site_guard(&sim, &state, &headers, &site)?;
+    state
+        .user_list_queries
+        .push(raw.clone().unwrap_or_default());
     let query = parse_query(raw.as_deref(), true)?;
     let items: Vec<Value> = state
         .site_users
@@ -1167,15 +1363,23 @@ async fn list_users(
         })
         .map(|(id, row)| state.site_user_json(id, row))
         .collect();
-    let body = match state.users_listing {
-        UsersListing::BareArray => Value::Array(items),
-        UsersListing::Envelope => envelope(
-            &sim.base_url,
+    let bare = match state.users_listing {
+        UsersListing::BareArray => true,
+        UsersListing::Envelope => false,
+        UsersListing::EnvelopeWhenPaged => query.top.is_none(),
+    };
+    let body = if bare {
+        // No link and no count: `$skip`/`$top` honoured, at most one server page without `$top`.
+        let limit = query.top.unwrap_or(state.page_size);
+        Value::Array(items.into_iter().skip(query.skip).take(limit).collect())
+    } else {
+        envelope(
+            link_origin(&sim, &state),
             &format!("/v1.2/sites/{site}/users"),
             items,
             &query,
             state.page_size,
-        ),
+        )
     };
     Ok(Json(body).into_response())
 }
@@ -1213,8 +1417,13 @@ async fn create_user(
         }
         Some(_) => return Err(invalid("The email field is not a valid e-mail address.")),
     };
+    // A site user needs a role (Roomdoo: "without one Salto rejects creation"); the refusal shapes
+    // are `wire::CreateSiteUser`'s inferred ones.
     let role_ids = match request.get("role_ids") {
-        None | Some(Value::Null) => state.default_role_ids(),
+        None | Some(Value::Null) => return Err(required("The role_ids field is required.")),
+        Some(Value::Array(ids)) if ids.is_empty() => {
+            return Err(invalid("At least one role should be selected."))
+        }
         Some(Value::Array(ids)) => {
             let mut roles = Vec::new();
             for id in ids {
@@ -1279,6 +1488,47 @@ async fn delete_site_user(
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
+/// `PATCH …/users/{site_user}/subscription {"state": "subscribed" | "suspended"}` (Roomdoo). The
+/// field is `state`: `subscription_state` is refused with 400 1101 (obs-01). INFERRED: resuming
+/// without a free seat leaves the user suspended with 200, as silently as creation does, and the
+/// answer is the site user.
+async fn update_subscription(
+    State(sim): Sim,
+    Path((site, site_user)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let mut state = sim.lock();
+    site_guard(&sim, &state, &headers, &site)?;
+    state.count_write("update_subscription");
+    let request = json_body(&body)?;
+    let subscribe = match request.get("state").and_then(Value::as_str) {
+        Some("subscribed") => true,
+        Some("suspended") => false,
+        _ => {
+            return Err(business(
+                StatusCode::BAD_REQUEST,
+                ERROR_VALIDATION,
+                "The state field must be subscribed or suspended.",
+            ))
+        }
+    };
+    let position = state
+        .site_users
+        .iter()
+        .position(|(id, _)| *id == site_user)
+        .ok_or_else(|| not_found("User not found"))?;
+    let free = state.seats_taken() < u64::from(state.seat_limit);
+    let row = &mut state.site_users[position].1;
+    if !subscribe {
+        row.subscribed = false;
+    } else if !row.subscribed && free {
+        row.subscribed = true;
+    }
+    let (id, row) = state.site_users[position].clone();
+    Ok(Json(state.site_user_json(&id, &row)).into_response())
+}
+
 async fn list_groups(
     State(sim): Sim,
     Path(site): Path<String>,
@@ -1294,7 +1544,7 @@ async fn list_groups(
         .map(|(id, group)| json!({ "id": id, "customer_reference": group.name }))
         .collect();
     Ok(Json(envelope(
-        &sim.base_url,
+        link_origin(&sim, &state),
         &format!("/v1.2/sites/{site}/access_groups"),
         items,
         &query,
@@ -1362,7 +1612,7 @@ async fn list_members(
         })
         .collect();
     Ok(Json(envelope(
-        &sim.base_url,
+        link_origin(&sim, &state),
         &format!("/v1.2/sites/{site}/access_groups/{group}/users"),
         items,
         &query,
