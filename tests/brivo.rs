@@ -1189,6 +1189,71 @@ async fn simulator_user_shapes_follow_the_recordings() {
 }
 
 #[tokio::test]
+async fn simulator_lists_users_without_emails_like_the_recordings() {
+    let setup = setup().await;
+    let sim = &setup.sim;
+    let id = sim.add_user(
+        SeedUser::new("Ada", "Lovelace")
+            .email("ada@example.com")
+            .phone("555-0100"),
+    );
+    use reqwest::Method;
+
+    let (_, page) = raw(sim, Method::GET, "/users?offset=0&pageSize=100", None).await;
+    let listed = page["data"][0].as_object().unwrap();
+    let mut keys: Vec<&str> = listed.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["firstName", "id", "lastName", "suspended"],
+        "rec-08's slice"
+    );
+
+    let (_, read) = raw(sim, Method::GET, &format!("/users/{id}"), None).await;
+    assert_eq!(
+        read["emails"],
+        json!([{"address": "ada@example.com", "type": "work"}])
+    );
+}
+
+#[tokio::test]
+async fn simulator_throttles_like_mashery() {
+    let setup = setup().await;
+    let sim = &setup.sim;
+    let token = raw_token(sim).await;
+    sim.set_rate_limit(Some(1));
+    let http = reqwest::Client::new();
+    let get = || {
+        http.get(format!("{}/groups", sim.api_url()))
+            .header("api-key", sim.api_key.expose())
+            .header("Authorization", format!("bearer {token}"))
+            .send()
+    };
+
+    assert_eq!(get().await.unwrap().status(), StatusCode::OK);
+    let throttled = get().await.unwrap();
+
+    assert_eq!(
+        throttled.status(),
+        StatusCode::FORBIDDEN,
+        "Mashery says 403, not 429"
+    );
+    assert_eq!(
+        throttled.headers()["x-mashery-error-code"],
+        "ERR_403_DEVELOPER_OVER_QPS"
+    );
+    assert_eq!(
+        throttled.headers()["x-error-detail-header"],
+        "Account Over Queries Per Second Limit"
+    );
+    assert!(throttled.headers().get("retry-after").is_none());
+    assert_eq!(
+        throttled.text().await.unwrap(),
+        "<h1>Developer Over Qps</h1>"
+    );
+}
+
+#[tokio::test]
 async fn simulator_put_clears_omitted_fields_and_patch_keeps_them() {
     let setup = setup().await;
     let sim = &setup.sim;
