@@ -8,8 +8,11 @@
 //! ID>&password=…` (or `grant_type=refresh_token&refresh_token=…`) and answer `{access_token,
 //! token_type:"bearer", refresh_token, expires_in, scope, jti}`; lists answer `{data, offset, pageSize,
 //! count}` with `count` the TOTAL; ids are integers; absent fields are omitted, not null; there is no
-//! email filter on `/users`, so people are matched on the full list; `PUT /users/{id}` clears every
-//! optional field not sent, so this client never PUTs a user (and never deletes one).
+//! email filter on `/users`, so people are matched on the full list, whose items carry no emails
+//! (users without an external id are read one by one, see [`wire::DETAIL_REUSE`]); `PUT
+//! /users/{id}` clears every optional field not sent, so this client never PUTs a user (and never
+//! deletes one). Throttling is Mashery's 403, retried with backoff ([`wire::mashery_throttle`]).
+//! The wire types and every fact with its source are in [`super::wire`].
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;

@@ -6,7 +6,9 @@
 //! row for every `POST /role_assignments`, even for a user already in the group, so a grant first
 //! lists the user's rows in that group and posts only when there is none, and a revoke deletes every
 //! row of that user in that group (a 404 on delete means already gone). `group_manager` rows, which
-//! people set in the dashboard, are never listed as members, created or deleted.
+//! people set in the dashboard, are never listed as members, created or deleted. Grants use the
+//! current OpenAPI body form and rows are matched fail-closed (see [`super::wire::Reading`]): a
+//! row that does not name its group, user and role is never taken for a member.
 //!
 //! Notification policy (OfficeRnD's "Kisi configuration" tab):
 //! - `Never`: users are created as managed users (`send_emails: false, confirm: true`), never emailed
