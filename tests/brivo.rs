@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use flexgate::http::{HttpError, RetryPolicy};
 use flexgate::sandbox::faults::{Fault, FaultRule, Route};
+use flexgate::sync::{DesiredGroup, Mode, SnapshotHealth, SyncRequest};
 use flexgate::vendors::brivo::simulator::{
     GrantKind, SeedUser, Simulator, SimulatorHandle, SimulatorOptions,
 };
@@ -435,14 +436,138 @@ async fn users_carry_email_external_id_and_name() {
     let users = client(&setup).list_users().await.unwrap();
     let find = |id: &str| users.iter().find(|u| u.id == id).unwrap();
 
+    // Lists leave emails out (rec-08): a user with an external id is matched by it and its email
+    // is not read; users without one are read one by one for their emails.
     let grace = find(&linked);
-    assert_eq!(grace.email.as_deref(), Some("Grace.Hopper@Example.com"));
+    assert_eq!(grace.email, None);
     assert_eq!(grace.external_id.as_deref(), Some("64f1c0ffee"));
     assert_eq!(grace.name, "Grace Hopper");
     assert_eq!(find(&bare).email, None);
     assert_eq!(find(&bare).external_id, None);
-    let two = find(&two_emails["id"].to_string());
+    let two_id = two_emails["id"].to_string();
+    let two = find(&two_id);
     assert_eq!(two.email.as_deref(), Some("work@example.com"));
+    let faults = setup.sim.faults();
+    let reads = |id: &str| faults.requests(&reqwest::Method::GET, &format!("/v1/api/users/{id}"));
+    assert_eq!((reads(&linked), reads(&bare), reads(&two_id)), (0, 1, 1));
+}
+
+/// Issue 12, point 5: user lists carry no `emails`; someone created by hand in Brivo (no
+/// `externalId`) must still be recognised by email, not created again with a second invitation.
+#[tokio::test]
+async fn a_person_created_by_hand_is_found_by_email_not_created_again() {
+    let setup = setup().await;
+    let lobby = group(&setup.sim.add_group("OFFICERND_Lobby"));
+    let by_hand = setup
+        .sim
+        .add_user(SeedUser::new("Ada", "Lovelace").email("Ada.Lovelace@Example.com"));
+    for index in 0..5 {
+        setup.sim.add_user(
+            SeedUser::new(format!("Other{index}"), "Person")
+                .email(format!("other{index}@example.com")),
+        );
+    }
+    let client = client(&setup);
+    let request = SyncRequest {
+        groups: vec![DesiredGroup {
+            group: lobby.clone(),
+            people: vec![new_user(
+                "64f1a2b3c4d5e6f708192a77",
+                "ada.lovelace@example.com",
+            )],
+        }],
+        mode: Mode::Apply,
+        snapshot: SnapshotHealth::Complete { members: 1 },
+        max_revocation_percent: 100,
+        acknowledged_plan: None,
+    };
+
+    let report = flexgate::sync::run(&client, &request).await.unwrap();
+
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(
+        report.created_users, 0,
+        "a duplicate Brivo user was created"
+    );
+    assert_eq!(setup.sim.users().len(), 6);
+    assert!(
+        setup.sim.invitations().is_empty(),
+        "a second mobile-pass invitation was sent"
+    );
+    assert_eq!(setup.sim.group_member_ids(&lobby.id), vec![by_hand]);
+}
+
+#[tokio::test]
+async fn emails_read_one_by_one_are_reused_for_a_while_then_read_again() {
+    let setup = setup().await;
+    let by_hand = setup
+        .sim
+        .add_user(SeedUser::new("Ada", "Lovelace").email("ada@example.com"));
+    setup.sim.add_user(
+        SeedUser::new("Linked", "Person")
+            .email("linked@example.com")
+            .external_id("64f1a2b3c4d5e6f708192a78"),
+    );
+    let client = client(&setup);
+    let faults = setup.sim.faults();
+    let reads = || {
+        faults.requests_matching(&Route::path_prefix("/v1/api/users/").method(reqwest::Method::GET))
+    };
+
+    client.list_users().await.unwrap();
+    assert_eq!(reads(), 1, "only the user without an external id is read");
+    client.list_users().await.unwrap();
+    assert_eq!(reads(), 1, "a fresh read is reused");
+
+    setup
+        .sim
+        .dashboard_set_email(&by_hand, "ada.lovelace@example.com")
+        .unwrap();
+    setup.clock.advance(301);
+    let users = client.list_users().await.unwrap();
+
+    assert_eq!(reads(), 2);
+    let ada = users.iter().find(|user| user.id == by_hand).unwrap();
+    assert_eq!(ada.email.as_deref(), Some("ada.lovelace@example.com"));
+}
+
+#[tokio::test]
+async fn a_failed_email_read_fails_the_whole_list() {
+    let setup = setup().await;
+    let by_hand = setup
+        .sim
+        .add_user(SeedUser::new("Ada", "Lovelace").email("ada@example.com"));
+    setup.sim.faults().add(FaultRule::new(
+        Route::path(format!("/v1/api/users/{by_hand}")).method(reqwest::Method::GET),
+        Fault::Status {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            body: None,
+        },
+    ));
+
+    let error = client(&setup).list_users().await.unwrap_err();
+
+    assert!(error.is_retryable_later(), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_user_deleted_between_list_and_read_is_kept_without_email() {
+    let setup = setup().await;
+    let by_hand = setup
+        .sim
+        .add_user(SeedUser::new("Ada", "Lovelace").email("ada@example.com"));
+    setup.sim.faults().add(FaultRule::new(
+        Route::path(format!("/v1/api/users/{by_hand}")).method(reqwest::Method::GET),
+        Fault::Status {
+            status: StatusCode::NOT_FOUND,
+            body: Some(json!({"message": "Requested user not found", "code": 404})),
+        },
+    ));
+
+    let users = client(&setup).list_users().await.unwrap();
+
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].email, None);
 }
 
 #[tokio::test]
@@ -807,25 +932,108 @@ async fn too_many_requests_waits_for_retry_after() {
     );
 }
 
+/// Issue 12, point 3: Brivo's Mashery gateway throttles with a 403 (no 429, no Retry-After).
 #[tokio::test]
-async fn a_server_side_rate_limit_is_honoured() {
+async fn mashery_throttling_403_is_retried_with_backoff() {
     let setup = setup().await;
     setup.sim.add_group("Lobby");
-    let client = client(&setup);
+    let mut config = config(&setup, BrivoMobilePassTarget::BrivoApp);
+    // Far faster than the server allows; the waits come from the throttling replies alone.
+    config.retry = RetryPolicy {
+        max_attempts: 8,
+        default_retry_after: Duration::from_millis(300),
+        ..quick_retries()
+    };
+    let client = client_from(&setup, config);
     client.list_groups().await.unwrap();
     setup.sim.set_rate_limit(Some(3));
 
     for _ in 0..8 {
         assert_eq!(client.list_groups().await.unwrap().len(), 1);
     }
+    let user = setup.sim.add_user(SeedUser::new("Ada", "Lovelace"));
+    let lobby = client.list_groups().await.unwrap().remove(0);
+    for _ in 0..4 {
+        // Writes too: the gateway refused before Brivo saw the request.
+        client
+            .add_to_group(&user, &lobby, GrantContext::default())
+            .await
+            .unwrap();
+    }
 
-    assert!(
+    let throttled = setup
+        .sim
+        .faults()
+        .responses_matching(&Route::any(), StatusCode::FORBIDDEN);
+    assert!(throttled > 0, "the simulator throttled nobody");
+    assert_eq!(
         setup
             .sim
             .faults()
-            .responses_matching(&Route::any(), StatusCode::TOO_MANY_REQUESTS)
-            > 0
+            .responses_matching(&Route::any(), StatusCode::TOO_MANY_REQUESTS),
+        0
     );
+    assert_eq!(setup.sim.group_member_ids(&lobby.id), vec![user]);
+}
+
+#[tokio::test]
+async fn a_used_up_quota_is_rate_limited_at_once_not_a_refusal() {
+    let setup = setup().await;
+    setup.sim.add_group("Lobby");
+    let client = client(&setup);
+    client.list_groups().await.unwrap();
+    setup.sim.faults().reset_counts();
+    setup.sim.set_quota_exhausted(true);
+
+    let error = client.list_groups().await.unwrap_err();
+
+    assert!(
+        matches!(error, VendorError::Http(HttpError::RateLimited { .. })),
+        "{error:?}"
+    );
+    assert!(error.is_retryable_later());
+    assert_eq!(
+        setup
+            .sim
+            .faults()
+            .requests(&reqwest::Method::GET, "/v1/api/groups"),
+        1,
+        "a daily quota is not retried within the call"
+    );
+}
+
+#[tokio::test]
+async fn a_permission_403_is_final_and_says_so() {
+    let setup = setup().await;
+    let lobby = group(&setup.sim.add_group("Lobby"));
+    let user = setup.sim.add_user(SeedUser::new("Ada", "Lovelace"));
+    let path = setup
+        .sim
+        .api_path(&format!("/groups/{}/users/{user}", lobby.id));
+    setup.sim.faults().add(FaultRule::new(
+        Route::path(path.clone()).method(reqwest::Method::PUT),
+        Fault::Status {
+            status: StatusCode::FORBIDDEN,
+            body: Some(
+                json!({"code": 403, "message": "You are not allowed to perform that action"}),
+            ),
+        },
+    ));
+
+    let error = client(&setup)
+        .add_to_group(&user, &lobby, GrantContext::default())
+        .await
+        .unwrap_err();
+
+    assert!(!error.is_retryable_later(), "{error:?}");
+    let shown = error.to_string();
+    assert!(
+        shown.contains("You are not allowed to perform that action")
+            && shown.contains("lacks the permission")
+            && shown.contains("not throttling"),
+        "{shown}"
+    );
+    assert_eq!(setup.sim.faults().requests(&reqwest::Method::PUT, &path), 1);
 }
 
 #[tokio::test]
@@ -978,6 +1186,71 @@ async fn simulator_user_shapes_follow_the_recordings() {
     assert_eq!(page["count"], 1);
     assert_eq!(page["pageSize"], 1);
     assert_eq!(page["offset"], 0);
+}
+
+#[tokio::test]
+async fn simulator_lists_users_without_emails_like_the_recordings() {
+    let setup = setup().await;
+    let sim = &setup.sim;
+    let id = sim.add_user(
+        SeedUser::new("Ada", "Lovelace")
+            .email("ada@example.com")
+            .phone("555-0100"),
+    );
+    use reqwest::Method;
+
+    let (_, page) = raw(sim, Method::GET, "/users?offset=0&pageSize=100", None).await;
+    let listed = page["data"][0].as_object().unwrap();
+    let mut keys: Vec<&str> = listed.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["firstName", "id", "lastName", "suspended"],
+        "rec-08's slice"
+    );
+
+    let (_, read) = raw(sim, Method::GET, &format!("/users/{id}"), None).await;
+    assert_eq!(
+        read["emails"],
+        json!([{"address": "ada@example.com", "type": "work"}])
+    );
+}
+
+#[tokio::test]
+async fn simulator_throttles_like_mashery() {
+    let setup = setup().await;
+    let sim = &setup.sim;
+    let token = raw_token(sim).await;
+    sim.set_rate_limit(Some(1));
+    let http = reqwest::Client::new();
+    let get = || {
+        http.get(format!("{}/groups", sim.api_url()))
+            .header("api-key", sim.api_key.expose())
+            .header("Authorization", format!("bearer {token}"))
+            .send()
+    };
+
+    assert_eq!(get().await.unwrap().status(), StatusCode::OK);
+    let throttled = get().await.unwrap();
+
+    assert_eq!(
+        throttled.status(),
+        StatusCode::FORBIDDEN,
+        "Mashery says 403, not 429"
+    );
+    assert_eq!(
+        throttled.headers()["x-mashery-error-code"],
+        "ERR_403_DEVELOPER_OVER_QPS"
+    );
+    assert_eq!(
+        throttled.headers()["x-error-detail-header"],
+        "Account Over Queries Per Second Limit"
+    );
+    assert!(throttled.headers().get("retry-after").is_none());
+    assert_eq!(
+        throttled.text().await.unwrap(),
+        "<h1>Developer Over Qps</h1>"
+    );
 }
 
 #[tokio::test]

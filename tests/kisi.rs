@@ -8,7 +8,7 @@ use std::time::Duration;
 use flexgate::http::{HttpError, RetryPolicy};
 use flexgate::sandbox::faults::{Fault, FaultRule, Route};
 use flexgate::vendors::kisi::simulator::{
-    AssignmentOrigin, Simulator, SimulatorHandle, SimulatorOptions,
+    AssignmentOrigin, RoleAssignmentQuirks, Simulator, SimulatorHandle, SimulatorOptions,
 };
 use flexgate::vendors::kisi::{KisiClient, KisiConfig, KisiNotificationPolicy};
 use flexgate::vendors::{DoorVendor, GrantContext, NewUser, VendorError, VendorGroup};
@@ -371,8 +371,9 @@ async fn an_email_changed_by_hand_shows_on_the_next_listing() {
 
 // --- group membership -----------------------------------------------------------------------------
 
+/// Issue 12, point 6: the grant body is the current OpenAPI's form, with its required keys.
 #[tokio::test]
-async fn add_to_group_posts_once_in_the_documented_form_and_is_idempotent() {
+async fn add_to_group_posts_once_in_the_current_form_and_is_idempotent() {
     let (sim, client) = start(KisiNotificationPolicy::Never).await;
     let door = group(&sim, "Front door");
     let user = sim.add_user("Ada", "ada@example.com").unwrap();
@@ -386,15 +387,17 @@ async fn add_to_group_posts_once_in_the_documented_form_and_is_idempotent() {
     assert_eq!(
         sim.grant_payloads(),
         vec![json!({
-            "user_id": user.parse::<u64>().unwrap(),
+            "applies_to_type": "Group",
+            "applies_to_id": door.id.parse::<u64>().unwrap(),
+            "assignee_type": "User",
+            "assignee_id": user.parse::<u64>().unwrap(),
             "role_id": "group_basic",
-            "group_id": door.id.parse::<u64>().unwrap(),
             "notify": false,
         })]
     );
     assert_eq!(
         sim.role_assignments()[0].origin,
-        AssignmentOrigin::ApiLegacyForm
+        AssignmentOrigin::ApiCurrentForm
     );
     assert_eq!(sim.group_member_emails(&door.id), vec!["ada@example.com"]);
     assert_eq!(client.list_group_members(&door).await.unwrap(), vec![user]);
@@ -496,6 +499,71 @@ async fn group_manager_rows_are_neither_members_nor_removed() {
     assert_eq!(remaining[0].role_id, "group_manager");
 }
 
+/// Issue 12, point 6: rows that do not say their group are never taken as this group's rows,
+/// even when the server ignored the group filter; the person's rows elsewhere survive a revoke.
+#[tokio::test]
+async fn a_revoke_never_deletes_rows_that_do_not_say_their_group() {
+    let (sim, client) = start(KisiNotificationPolicy::Never).await;
+    let door = group(&sim, "Front door");
+    let lobby = group(&sim, "Lobby");
+    let user = sim.add_user("Ada", "ada@example.com").unwrap();
+    sim.dashboard_add_to_group(&user, &door.id).unwrap();
+    sim.dashboard_add_to_group(&user, &lobby.id).unwrap();
+    sim.set_role_assignment_quirks(RoleAssignmentQuirks {
+        ignore_group_filter: true,
+        omit_group_keys: true,
+    });
+
+    let revoke = client.remove_from_group(&user, &door).await;
+    let members = client.list_group_members(&door).await;
+    let grant = client.add_to_group(&user, &lobby, EXISTING).await;
+
+    assert_eq!(
+        sim.access_row_count(&user, &lobby.id),
+        1,
+        "the Lobby row was deleted by a Front door revoke"
+    );
+    for outcome in [revoke, grant, members.map(|_| ())] {
+        match outcome {
+            Err(VendorError::Http(HttpError::Protocol { detail, .. })) => {
+                assert!(detail.contains("does not say its"), "{detail}")
+            }
+            other => panic!("expected a protocol error, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        sim.write_calls(),
+        0,
+        "nothing written on rows it cannot place"
+    );
+}
+
+#[tokio::test]
+async fn rows_of_other_groups_returned_despite_the_filter_are_ignored() {
+    let (sim, client) = start(KisiNotificationPolicy::Never).await;
+    let door = group(&sim, "Front door");
+    let lobby = group(&sim, "Lobby");
+    let ada = sim.add_user("Ada", "ada@example.com").unwrap();
+    let bob = sim.add_user("Bob", "bob@example.com").unwrap();
+    sim.dashboard_add_to_group(&ada, &door.id).unwrap();
+    sim.dashboard_add_to_group(&ada, &lobby.id).unwrap();
+    sim.dashboard_add_to_group(&bob, &lobby.id).unwrap();
+    sim.set_role_assignment_quirks(RoleAssignmentQuirks {
+        ignore_group_filter: true,
+        omit_group_keys: false,
+    });
+
+    assert_eq!(
+        client.list_group_members(&door).await.unwrap(),
+        vec![ada.clone()]
+    );
+    client.remove_from_group(&ada, &door).await.unwrap();
+
+    assert_eq!(sim.access_row_count(&ada, &door.id), 0);
+    assert_eq!(sim.access_row_count(&ada, &lobby.id), 1);
+    assert_eq!(sim.access_row_count(&bob, &lobby.id), 1);
+}
+
 #[tokio::test]
 async fn a_grant_to_a_group_deleted_in_kisi_is_refused() {
     let (sim, client) = start(KisiNotificationPolicy::Never).await;
@@ -517,7 +585,7 @@ async fn a_grant_to_a_group_deleted_in_kisi_is_refused() {
 }
 
 #[tokio::test]
-async fn simulator_stacks_duplicate_rows_and_accepts_both_request_forms() {
+async fn simulator_stacks_duplicate_rows_and_refuses_the_deprecated_form() {
     let sim = Simulator::start(SimulatorOptions::default()).await.unwrap();
     let door = sim.add_group("Front door");
     let user = sim.add_user("Ada", "ada@example.com").unwrap();
@@ -537,7 +605,18 @@ async fn simulator_stacks_duplicate_rows_and_accepts_both_request_forms() {
         "group_id": door.parse::<u64>().unwrap(), "notify": false}}))
     .await
     .unwrap();
-    assert_eq!(legacy.status(), StatusCode::OK);
+    assert_eq!(legacy.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = legacy.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"errors": {"applies_to_type": ["can't be blank"]}})
+    );
+    let first = post(json!({"role_assignment": {
+        "assignee_type": "User", "assignee_id": user, "applies_to_type": "Group",
+        "applies_to_id": door, "role_id": "group_basic", "notify": false}}))
+    .await
+    .unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
     let current = post(json!({"role_assignment": {
         "assignee_type": "User", "assignee_id": user, "applies_to_type": "Group",
         "applies_to_id": door, "role_id": "group_basic", "notify": false}}))
@@ -561,10 +640,55 @@ async fn simulator_stacks_duplicate_rows_and_accepts_both_request_forms() {
     assert_eq!(
         origins,
         vec![
-            AssignmentOrigin::ApiLegacyForm,
+            AssignmentOrigin::ApiCurrentForm,
             AssignmentOrigin::ApiCurrentForm
         ]
     );
+    let listed: Vec<Value> = http
+        .get(format!(
+            "{}/role_assignments?applies_to_type=Group&applies_to_id={door}",
+            sim.base_url
+        ))
+        .header(
+            "Authorization",
+            format!("KISI-LOGIN {}", sim.api_key.expose()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2);
+    for key in [
+        "applies_to_type",
+        "applies_to_id",
+        "assignee_type",
+        "assignee_id",
+        "role_id",
+        "group_id",
+        "type",
+        "scope",
+    ] {
+        assert!(
+            listed[0].get(key).is_some(),
+            "rows carry {key}: {}",
+            listed[0]
+        );
+    }
+    let unpaired = http
+        .get(format!(
+            "{}/role_assignments?applies_to_id={door}",
+            sim.base_url
+        ))
+        .header(
+            "Authorization",
+            format!("KISI-LOGIN {}", sim.api_key.expose()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unpaired.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
     let unwrapped = post(json!({"user_id": 1, "group_id": 2})).await.unwrap();
     assert_eq!(unwrapped.status(), StatusCode::BAD_REQUEST);
@@ -574,10 +698,11 @@ async fn simulator_stacks_duplicate_rows_and_accepts_both_request_forms() {
         "{body}"
     );
 
-    let bad_role =
-        post(json!({"role_assignment": {"user_id": user, "group_id": door, "role_id": "owner"}}))
-            .await
-            .unwrap();
+    let bad_role = post(json!({"role_assignment": {
+        "assignee_type": "User", "assignee_id": user, "applies_to_type": "Group",
+        "applies_to_id": door, "role_id": "owner"}}))
+    .await
+    .unwrap();
     assert_eq!(bad_role.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: Value = bad_role.json().await.unwrap();
     assert_eq!(

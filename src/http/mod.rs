@@ -22,7 +22,9 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 
 pub use rate_limit::RateLimiter;
-pub use retry::{parse_retry_after, NetworkFailure, RetryDecision, RetryPolicy};
+pub use retry::{
+    parse_retry_after, NetworkFailure, RetryDecision, RetryPolicy, Throttle, ThrottleClassifier,
+};
 pub use token::{
     is_bearer_type, read_credential_reply, BearerAuth, BearerToken, Issued, RefreshPolicy, Renewal,
     Renewed, TokenCache, TokenSource,
@@ -315,6 +317,7 @@ pub struct ResilientClient {
     policy: RetryPolicy,
     limiter: Option<RateLimiter>,
     attempt_timeout: Duration,
+    throttle: Option<ThrottleClassifier>,
 }
 
 impl ResilientClient {
@@ -326,7 +329,14 @@ impl ResilientClient {
             policy: RetryPolicy::default(),
             limiter: None,
             attempt_timeout: Self::DEFAULT_ATTEMPT_TIMEOUT,
+            throttle: None,
         }
+    }
+
+    /// Lets `classifier` call refused replies throttling (see [`ThrottleClassifier`]).
+    pub fn with_throttle_classifier(mut self, classifier: ThrottleClassifier) -> Self {
+        self.throttle = Some(classifier);
+        self
     }
 
     pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
@@ -443,7 +453,7 @@ impl ResilientClient {
                     attempt -= 1;
                     continue;
                 }
-                Ok(response) => Failure::Status(Box::new(response)),
+                Ok(response) => self.refused(response).await,
                 Err(error) => Failure::Network(error),
             };
 
@@ -454,6 +464,14 @@ impl ResilientClient {
                     idempotent,
                     attempt,
                 ),
+                Failure::Read {
+                    status, headers, ..
+                } => self
+                    .policy
+                    .decide_status(*status, headers, idempotent, attempt),
+                Failure::Throttled {
+                    throttle, headers, ..
+                } => self.policy.decide_throttled(*throttle, headers, attempt),
                 Failure::Network(error) => {
                     self.policy
                         .decide_network(NetworkFailure::classify(error), idempotent, attempt)
@@ -476,6 +494,33 @@ impl ResilientClient {
     }
 }
 
+impl ResilientClient {
+    /// A refused reply, read whole when the client's [`ThrottleClassifier`] needs to see it.
+    async fn refused(&self, response: Response) -> Failure {
+        let status = response.status();
+        let Some(classify) = self
+            .throttle
+            .filter(|_| status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS)
+        else {
+            return Failure::Status(Box::new(response));
+        };
+        let headers = response.headers().clone();
+        let body = response.bytes().await.unwrap_or_default().to_vec();
+        match classify(status, &headers, &body) {
+            Some(throttle) => Failure::Throttled {
+                status,
+                headers,
+                throttle,
+            },
+            None => Failure::Read {
+                status,
+                headers,
+                body,
+            },
+        }
+    }
+}
+
 fn is_idempotent_method(method: &Method) -> bool {
     matches!(
         *method,
@@ -485,6 +530,18 @@ fn is_idempotent_method(method: &Method) -> bool {
 
 enum Failure {
     Status(Box<Response>),
+    /// A refused reply whose body was already read (for the throttle classifier).
+    Read {
+        status: StatusCode,
+        headers: reqwest::header::HeaderMap,
+        body: Vec<u8>,
+    },
+    /// A refused reply the vendor's classifier called throttling.
+    Throttled {
+        status: StatusCode,
+        headers: reqwest::header::HeaderMap,
+        throttle: Throttle,
+    },
     Network(reqwest::Error),
 }
 
@@ -492,6 +549,10 @@ impl Failure {
     fn describe(&self) -> String {
         match self {
             Self::Status(response) => response.status().to_string(),
+            Self::Read { status, .. } => status.to_string(),
+            Self::Throttled {
+                status, throttle, ..
+            } => format!("{status} (throttled: {throttle:?})"),
             Self::Network(error) => network_reason(error),
         }
     }
@@ -504,39 +565,61 @@ impl Failure {
                 attempts,
                 reason: network_reason(&error),
             },
+            Self::Throttled { headers, .. } => HttpError::RateLimited {
+                method,
+                path,
+                retry_after: parse_retry_after(&headers, chrono::Utc::now()),
+            },
             Self::Status(response) => {
                 let status = response.status();
                 let headers = response.headers().clone();
                 let body = response.bytes().await.unwrap_or_default();
-                match status {
-                    StatusCode::TOO_MANY_REQUESTS => HttpError::RateLimited {
-                        method,
-                        path,
-                        retry_after: parse_retry_after(&headers, chrono::Utc::now()),
-                    },
-                    StatusCode::UNAUTHORIZED => HttpError::Unauthorized { method, path },
-                    StatusCode::NOT_FOUND => HttpError::NotFound { method, path },
-                    status if status.is_server_error() => HttpError::Transient {
-                        method,
-                        path,
-                        attempts,
-                        reason: format!("{status}: {}", BodyExcerpt::from_body(&body)),
-                    },
-                    status if status.is_client_error() => HttpError::BadRequest {
-                        method,
-                        path,
-                        status,
-                        message: error_message(&body),
-                    },
-                    status => HttpError::Protocol {
-                        method,
-                        path,
-                        detail: format!("unexpected status {status}"),
-                        excerpt: BodyExcerpt::from_body(&body),
-                    },
-                }
+                status_error(method, path, attempts, status, &headers, &body)
             }
+            Self::Read {
+                status,
+                headers,
+                body,
+            } => status_error(method, path, attempts, status, &headers, &body),
         }
+    }
+}
+
+/// The error for a final refused reply.
+fn status_error(
+    method: Method,
+    path: String,
+    attempts: u32,
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+) -> HttpError {
+    match status {
+        StatusCode::TOO_MANY_REQUESTS => HttpError::RateLimited {
+            method,
+            path,
+            retry_after: parse_retry_after(headers, chrono::Utc::now()),
+        },
+        StatusCode::UNAUTHORIZED => HttpError::Unauthorized { method, path },
+        StatusCode::NOT_FOUND => HttpError::NotFound { method, path },
+        status if status.is_server_error() => HttpError::Transient {
+            method,
+            path,
+            attempts,
+            reason: format!("{status}: {}", BodyExcerpt::from_body(body)),
+        },
+        status if status.is_client_error() => HttpError::BadRequest {
+            method,
+            path,
+            status,
+            message: error_message(body),
+        },
+        status => HttpError::Protocol {
+            method,
+            path,
+            detail: format!("unexpected status {status}"),
+            excerpt: BodyExcerpt::from_body(body),
+        },
     }
 }
 

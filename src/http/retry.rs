@@ -5,6 +5,12 @@
 //! backoff only for idempotent requests; connect errors always (nothing reached the server). Other 4xx
 //! are never retried. Every call is bounded by an attempt count and a total time budget: a wait that
 //! would overrun the budget is not started, the error is returned at once instead.
+//!
+//! Some vendors throttle with another status than 429 (Brivo's Mashery proxy answers `403` with
+//! "Account Over Queries Per Second Limit"). A client that knows its vendor installs a
+//! [`ThrottleClassifier`]: it sees each refused reply (status, headers, body) and says whether it is
+//! throttling; everything it does not claim keeps the rules above, so a real 403 stays final. No
+//! classifier is installed by default: no vendor's 403 becomes retryable by accident.
 
 use std::time::Duration;
 
@@ -20,6 +26,21 @@ pub enum RetryDecision {
     /// Return the failure to the caller.
     GiveUp,
 }
+
+/// A vendor's reading of a refused reply that the generic rules would treat as final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Throttle {
+    /// A per-second limit: slow down and try again shortly. Retried like a 429, whatever the
+    /// method (the gateway refused before the request reached the service).
+    PerSecond,
+    /// A quota over a longer period is used up: retrying within this call cannot help. Not
+    /// retried; reported as [`super::HttpError::RateLimited`] (retry later), never as a refusal.
+    Quota,
+}
+
+/// Says whether a refused reply (`status`, `headers`, `body`) is throttling. Called for 4xx replies
+/// other than 429; `None` leaves the reply to the generic rules.
+pub type ThrottleClassifier = fn(StatusCode, &HeaderMap, &[u8]) -> Option<Throttle>;
 
 /// Bounds and timings of the retry loop in [`super::ResilientClient`].
 #[derive(Debug, Clone, PartialEq)]
@@ -116,6 +137,28 @@ impl RetryPolicy {
             return RetryDecision::RetryAfter(backoff.max(asked));
         }
         RetryDecision::GiveUp
+    }
+
+    /// Decision after attempt number `failed_attempt` (1-based) was refused with a reply the
+    /// vendor's [`ThrottleClassifier`] called throttling.
+    ///
+    /// Per-second throttling waits for `Retry-After` when the gateway sends one (never less), else
+    /// for [`Self::default_retry_after`]; either way at least the jittered backoff of this attempt,
+    /// so a gateway that keeps refusing is asked less and less often.
+    pub fn decide_throttled(
+        &self,
+        throttle: Throttle,
+        headers: &HeaderMap,
+        failed_attempt: u32,
+    ) -> RetryDecision {
+        match throttle {
+            Throttle::PerSecond => {
+                let asked =
+                    parse_retry_after(headers, Utc::now()).unwrap_or(self.default_retry_after);
+                RetryDecision::RetryAfter(asked.max(self.backoff(failed_attempt)))
+            }
+            Throttle::Quota => RetryDecision::GiveUp,
+        }
     }
 
     /// Decision after attempt number `failed_attempt` (1-based) failed below HTTP.
@@ -240,6 +283,137 @@ mod tests {
                 "{status}"
             );
         }
+    }
+
+    #[test]
+    fn throttling_waits_and_grows_while_a_quota_gives_up() {
+        let policy = RetryPolicy {
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(8),
+            default_retry_after: Duration::from_millis(300),
+            ..RetryPolicy::default()
+        };
+        let none = HeaderMap::new();
+        let RetryDecision::RetryAfter(first) =
+            policy.decide_throttled(Throttle::PerSecond, &none, 1)
+        else {
+            panic!("per-second throttling is retried");
+        };
+        assert_eq!(
+            first,
+            Duration::from_millis(300),
+            "no header: the default wait"
+        );
+        let RetryDecision::RetryAfter(late) =
+            policy.decide_throttled(Throttle::PerSecond, &none, 8)
+        else {
+            panic!("per-second throttling is retried");
+        };
+        assert!(late >= Duration::from_secs(4), "backoff grows: {late:?}");
+        assert_eq!(
+            policy.decide_throttled(Throttle::PerSecond, &headers_with_retry_after("2"), 1),
+            RetryDecision::RetryAfter(Duration::from_secs(2))
+        );
+        assert_eq!(
+            policy.decide_throttled(Throttle::Quota, &headers_with_retry_after("1"), 1),
+            RetryDecision::GiveUp
+        );
+    }
+
+    /// A server answering each connection with the next canned reply (then 200 `{}` forever);
+    /// returns its URL and how many requests it served.
+    async fn canned_server(
+        replies: Vec<&'static str>,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/x", listener.local_addr().unwrap());
+        let served = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counter = served.clone();
+        tokio::spawn(async move {
+            let mut replies = replies.into_iter();
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let reply = replies.next().unwrap_or(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+                );
+                let _ = socket.write_all(reply.as_bytes()).await;
+            }
+        });
+        (url, served)
+    }
+
+    const OVER_QPS: &str = "HTTP/1.1 403 Forbidden\r\ncontent-type: text/xml\r\nx-mashery-error-code: ERR_403_DEVELOPER_OVER_QPS\r\ncontent-length: 27\r\nconnection: close\r\n\r\n<h1>Developer Over Qps</h1>";
+    const DENIED: &str = "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: 67\r\nconnection: close\r\n\r\n{\"code\":403,\"message\":\"You are not allowed to perform that action\"}";
+
+    fn over_qps(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Option<Throttle> {
+        let marked = headers
+            .get("x-mashery-error-code")
+            .is_some_and(|code| code == "ERR_403_DEVELOPER_OVER_QPS");
+        (status == StatusCode::FORBIDDEN && marked && body.starts_with(b"<h1>"))
+            .then_some(Throttle::PerSecond)
+    }
+
+    fn quick(classifier: Option<ThrottleClassifier>) -> super::super::ResilientClient {
+        let client =
+            super::super::ResilientClient::new(reqwest::Client::new()).with_policy(RetryPolicy {
+                max_attempts: 4,
+                base_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(2),
+                default_retry_after: Duration::from_millis(1),
+                ..RetryPolicy::default()
+            });
+        match classifier {
+            Some(classifier) => client.with_throttle_classifier(classifier),
+            None => client,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_classified_403_is_retried_even_for_posts_and_a_plain_403_stays_final() {
+        let (url, served) = canned_server(vec![OVER_QPS, OVER_QPS]).await;
+        let client = quick(Some(over_qps));
+        client.send(|| client.http().post(&url)).await.unwrap();
+        assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 3);
+
+        let (url, served) = canned_server(vec![DENIED]).await;
+        let error = client.send(|| client.http().get(&url)).await.unwrap_err();
+        assert!(
+            matches!(&error, super::super::HttpError::BadRequest { status: StatusCode::FORBIDDEN, message, .. } if message.contains("not allowed")),
+            "{error:?}"
+        );
+        assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        // Without a classifier the same throttling reply is final: nothing changes for other vendors.
+        let (url, served) = canned_server(vec![OVER_QPS]).await;
+        let plain = quick(None);
+        let error = plain.send(|| plain.http().get(&url)).await.unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                super::super::HttpError::BadRequest {
+                    status: StatusCode::FORBIDDEN,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn throttling_that_outlasts_the_budget_is_rate_limited_not_refused() {
+        let (url, served) = canned_server(vec![OVER_QPS; 6]).await;
+        let client = quick(Some(over_qps));
+        let error = client.send(|| client.http().get(&url)).await.unwrap_err();
+        assert!(
+            matches!(error, super::super::HttpError::RateLimited { .. }),
+            "{error:?}"
+        );
+        assert!(error.is_retryable_later());
+        assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 4);
     }
 
     #[test]

@@ -8,21 +8,28 @@
 //! ID>&password=…` (or `grant_type=refresh_token&refresh_token=…`) and answer `{access_token,
 //! token_type:"bearer", refresh_token, expires_in, scope, jti}`; lists answer `{data, offset, pageSize,
 //! count}` with `count` the TOTAL; ids are integers; absent fields are omitted, not null; there is no
-//! email filter on `/users`, so people are matched on the full list; `PUT /users/{id}` clears every
-//! optional field not sent, so this client never PUTs a user (and never deletes one).
+//! email filter on `/users`, so people are matched on the full list, whose items carry no emails
+//! (users without an external id are read one by one, see [`wire::DETAIL_REUSE`]); `PUT
+//! /users/{id}` clears every optional field not sent, so this client never PUTs a user (and never
+//! deletes one). Throttling is Mashery's 403, retried with backoff ([`wire::mashery_throttle`]).
+//! The wire types and every fact with its source are in [`super::wire`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt, TryStreamExt};
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION};
 use reqwest::{Method, RequestBuilder, StatusCode};
-use serde::de::{DeserializeOwned, Deserializer};
-use serde::{Deserialize, Serialize};
+use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::wire::{self, API_KEY_HEADER, MAX_GROUPS_PER_USER, MAX_PAGE_SIZE, TOKEN_PATH};
+use super::wire::{
+    self, ContactEmail, ContactPhone, CreateUserBody, Page, TokenResponse, WireGroup, WireId,
+    WireUser, API_KEY_HEADER, MAX_GROUPS_PER_USER, MAX_PAGE_SIZE, TOKEN_PATH,
+};
 use super::{system_clock, BrivoMobilePassTarget, Clock};
 use crate::http::{
     is_bearer_type, read_credential_reply, Authorizer, BearerToken, BodyExcerpt, HttpError,
@@ -53,7 +60,8 @@ pub struct BrivoConfig {
     pub password: Secret,
     /// Where mobile passes of new users go.
     pub mobile_pass_target: BrivoMobilePassTarget,
-    /// Client-side limit for this account. Brivo publishes none; 20/s is one client's default.
+    /// Client-side limit for this account (see [`wire::DEFAULT_REQUESTS_PER_SECOND`]). Mashery's
+    /// throttling replies (403) are retried with backoff whatever the rate.
     pub requests_per_second: f64,
     pub attempt_timeout: Duration,
     pub retry: RetryPolicy,
@@ -69,7 +77,7 @@ impl BrivoConfig {
     /// EU region hosts.
     pub const EU_API_URL: &'static str = "https://api.eu.brivo.com/v1/api";
     pub const EU_AUTH_URL: &'static str = "https://auth.eu.brivo.com";
-    pub const DEFAULT_REQUESTS_PER_SECOND: f64 = 20.0;
+    pub const DEFAULT_REQUESTS_PER_SECOND: f64 = wire::DEFAULT_REQUESTS_PER_SECOND;
     pub const DEFAULT_TOKEN_REFRESH_FRACTION: f64 = 0.8;
 
     /// Production (US) endpoints and defaults for everything else.
@@ -165,171 +173,6 @@ pub enum InvitationOutcome {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Wire types
-
-/// Brivo ids are integers on the wire; tolerate strings too and keep them as strings.
-fn id_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-    match serde_json::Value::deserialize(deserializer)? {
-        serde_json::Value::Number(number) => Ok(number.to_string()),
-        serde_json::Value::String(text) if !text.is_empty() => Ok(text),
-        other => Err(serde::de::Error::custom(format!(
-            "expected an integer id, got {other}"
-        ))),
-    }
-}
-
-/// `externalId` is a string on the wire even when sent as a number (rec-03); accept both.
-fn optional_id_string<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<String>, D::Error> {
-    match Option::<serde_json::Value>::deserialize(deserializer)? {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::Number(number)) => Ok(Some(number.to_string())),
-        Some(serde_json::Value::String(text)) => Ok(Some(text)),
-        Some(other) => Err(serde::de::Error::custom(format!(
-            "expected a string externalId, got {other}"
-        ))),
-    }
-}
-
-/// The list envelope: `count` is the total across pages; `offset`/`pageSize` are echoed (and
-/// absent on sub-resource lists, which this client does not page).
-#[derive(Deserialize)]
-struct Page<T> {
-    data: Vec<T>,
-    count: u64,
-}
-
-trait WireId {
-    fn wire_id(&self) -> &str;
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WireUser {
-    #[serde(deserialize_with = "id_string")]
-    id: String,
-    #[serde(default, deserialize_with = "optional_id_string")]
-    external_id: Option<String>,
-    #[serde(default)]
-    first_name: Option<String>,
-    #[serde(default)]
-    last_name: Option<String>,
-    #[serde(default)]
-    emails: Option<Vec<WireEmail>>,
-}
-
-impl WireId for WireUser {
-    fn wire_id(&self) -> &str {
-        &self.id
-    }
-}
-
-#[derive(Deserialize)]
-struct WireEmail {
-    #[serde(default)]
-    address: Option<String>,
-    #[serde(rename = "type", default)]
-    kind: Option<String>,
-}
-
-impl WireUser {
-    /// The one email [`VendorUser`] carries: the first "work" address (the type we create, in any
-    /// case), else the first address. Brivo users may hold several.
-    fn preferred_email(&self) -> Option<String> {
-        let addresses: Vec<&WireEmail> = self
-            .emails
-            .iter()
-            .flatten()
-            .filter(|email| {
-                email
-                    .address
-                    .as_deref()
-                    .is_some_and(|address| !address.trim().is_empty())
-            })
-            .collect();
-        addresses
-            .iter()
-            .find(|email| {
-                email
-                    .kind
-                    .as_deref()
-                    .is_some_and(|kind| kind.eq_ignore_ascii_case(wire::CONTACT_TYPE))
-            })
-            .or_else(|| addresses.first())
-            .and_then(|email| email.address.as_deref())
-            .map(|address| address.trim().to_owned())
-    }
-
-    fn into_vendor_user(self) -> VendorUser {
-        let email = self.preferred_email();
-        let name = [self.first_name.as_deref(), self.last_name.as_deref()]
-            .into_iter()
-            .flatten()
-            .map(str::trim)
-            .filter(|part| !part.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
-        VendorUser {
-            id: self.id,
-            email,
-            external_id: self.external_id.filter(|id| !id.is_empty()),
-            name,
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct WireGroup {
-    #[serde(deserialize_with = "id_string")]
-    id: String,
-    #[serde(default)]
-    name: Option<String>,
-}
-
-impl WireId for WireGroup {
-    fn wire_id(&self) -> &str {
-        &self.id
-    }
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct CreateUserBody<'a> {
-    first_name: &'a str,
-    last_name: &'a str,
-    /// The OfficeRnD member id, sent as a string (Brivo stores strings either way).
-    external_id: &'a str,
-    emails: Vec<ContactEmail<'a>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    phone_numbers: Vec<ContactPhone<'a>>,
-}
-
-#[derive(Serialize)]
-struct ContactEmail<'a> {
-    address: &'a str,
-    #[serde(rename = "type")]
-    kind: &'a str,
-}
-
-#[derive(Serialize)]
-struct ContactPhone<'a> {
-    number: &'a str,
-    #[serde(rename = "type")]
-    kind: &'a str,
-}
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    #[serde(default)]
-    token_type: Option<String>,
-    #[serde(default)]
-    refresh_token: Option<String>,
-    expires_in: u64,
-}
-
-// ---------------------------------------------------------------------------------------------
 // Tokens
 
 /// Which grant a token request uses.
@@ -346,6 +189,21 @@ struct Inner {
     /// The `Authorization` header value itself (`bearer <token>`, marked sensitive), replaced after
     /// `token_refresh_fraction` of its lifetime.
     token: TokenCache<HeaderValue>,
+    /// Ages the reads in `details`.
+    clock: Clock,
+    /// Users read one by one because the list left their emails out (see [`wire::DETAIL_REUSE`]),
+    /// by user id.
+    details: Mutex<HashMap<String, Detail>>,
+}
+
+/// One `GET /users/{id}` read kept for reuse.
+#[derive(Clone)]
+struct Detail {
+    /// The `updated` time the list showed when the user was read (`None`: the list shows none).
+    listed_updated: Option<String>,
+    read_at: DateTime<Utc>,
+    /// `None`: the user was gone (404) when read.
+    user: Option<VendorUser>,
 }
 
 /// Brivo tokens: the refresh_token grant while a refresh token is kept, else (or when Brivo
@@ -497,7 +355,8 @@ impl BrivoClient {
         let resilient = ResilientClient::new(http)
             .with_policy(config.retry.clone())
             .with_rate_limiter(RateLimiter::new(config.requests_per_second))
-            .with_attempt_timeout(config.attempt_timeout);
+            .with_attempt_timeout(config.attempt_timeout)
+            .with_throttle_classifier(wire::mashery_throttle);
         let mut token_url = config.auth_url.clone();
         token_url
             .path_segments_mut()
@@ -512,16 +371,19 @@ impl BrivoClient {
                 token_url,
                 api_key,
                 token: TokenCache::new(refresh, system_clock()),
+                clock: system_clock(),
+                details: Mutex::new(HashMap::new()),
             }),
         })
     }
 
-    /// Uses `clock` for token refresh decisions. Call before the client is cloned; clones made
+    /// Uses `clock` for token refresh decisions and for the age of user reads. Call before the client is cloned; clones made
     /// earlier keep the previous clock.
     pub fn with_clock(self, clock: Clock) -> Self {
         match Arc::try_unwrap(self.inner) {
             Ok(mut inner) => {
-                inner.token.set_clock(clock);
+                inner.token.set_clock(clock.clone());
+                inner.clock = clock;
                 Self {
                     inner: Arc::new(inner),
                 }
@@ -591,6 +453,21 @@ impl BrivoClient {
                     wire::DEVELOPER_INACTIVE
                 ))
             }
+            // Brivo's own 403 (Mashery's throttling 403 never gets here: it is retried, then
+            // reported as rate limited). Final: only a change of the administrator's rights helps.
+            HttpError::BadRequest {
+                method,
+                path,
+                status: StatusCode::FORBIDDEN,
+                message,
+            } => VendorError::Http(HttpError::BadRequest {
+                method,
+                path,
+                status: StatusCode::FORBIDDEN,
+                message: format!(
+                    "{message}; the Brivo administrator flexgate logs in as lacks the permission for this call (a permission refusal, not throttling; not retried)"
+                ),
+            }),
             other => VendorError::Http(other),
         }
     }
@@ -716,6 +593,50 @@ impl BrivoClient {
         }
     }
 
+    /// `GET /users/{id}`: the whole user, emails included (lists leave them out); `None` when the
+    /// user does not exist (any longer).
+    pub async fn read_user(&self, user_id: &str) -> Result<Option<VendorUser>, VendorError> {
+        let url = self.url(&["users", user_id])?;
+        let read: Result<WireUser, HttpError> = self
+            .inner
+            .http
+            .send_json(&self.auth(), || self.inner.http.http().get(url.clone()))
+            .await;
+        match read {
+            Ok(user) => Ok(Some(user.into_vendor_user())),
+            Err(HttpError::NotFound { .. }) => Ok(None),
+            Err(error) => Err(self.vendor_error(error)),
+        }
+    }
+
+    /// Every user exactly as `GET /users` lists them (no completion of missing emails).
+    pub async fn list_user_summaries(&self) -> Result<Vec<WireUser>, VendorError> {
+        self.list_all(&["users"]).await
+    }
+
+    /// The listed users whose emails must be read one by one (see [`wire::DETAIL_REUSE`]) and
+    /// whose last read cannot be reused.
+    fn stale_details(&self, listed: &[WireUser]) -> Vec<(String, Option<String>)> {
+        let now = (self.inner.clock)();
+        let reuse = chrono::Duration::from_std(wire::DETAIL_REUSE).unwrap_or_default();
+        let details = self
+            .inner
+            .details
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        listed
+            .iter()
+            .filter(|user| !user.emails_known() && user.external_id.is_none())
+            .filter(|user| {
+                !details.get(&user.id).is_some_and(|detail| {
+                    detail.listed_updated == user.updated
+                        && (user.updated.is_some() || now - detail.read_at < reuse)
+                })
+            })
+            .map(|user| (user.id.clone(), user.updated.clone()))
+            .collect()
+    }
+
     /// Creates a mobile-pass invitation for `user_id` per the configured target (see
     /// [`wire::invitation_query`]). A pending invitation already at Brivo (409) counts as done.
     pub async fn invite_mobile_pass(
@@ -817,11 +738,56 @@ impl DoorVendor for BrivoClient {
             .collect())
     }
 
-    /// Every user with the emails Brivo holds; Brivo has no email filter, so callers match on this
-    /// list (case-insensitively), after trying the external id.
+    /// Every user; Brivo has no email filter, so callers match on this list (case-insensitively),
+    /// after trying the external id.
+    ///
+    /// Lists may leave the emails out (see [`wire::DETAIL_REUSE`]): a listed user without emails
+    /// and without an external id is read with `GET /users/{id}` (reads reused while fresh), so a
+    /// person created by hand in Brivo is recognised by email instead of being created again.
+    /// All-or-nothing like every list: a failed read fails the call.
     async fn list_users(&self) -> Result<Vec<VendorUser>, VendorError> {
-        let users: Vec<WireUser> = self.list_all(&["users"]).await?;
-        Ok(users.into_iter().map(WireUser::into_vendor_user).collect())
+        let listed = self.list_user_summaries().await?;
+        let stale = self.stale_details(&listed);
+        let reads: Vec<(String, Option<String>, Option<VendorUser>)> = stream::iter(stale)
+            .map(|(id, updated)| async move {
+                let user = self.read_user(&id).await?;
+                Ok::<_, VendorError>((id, updated, user))
+            })
+            .buffer_unordered(wire::DETAIL_READ_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let now = (self.inner.clock)();
+        let mut details = self
+            .inner
+            .details
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (id, listed_updated, user) in reads {
+            details.insert(
+                id,
+                Detail {
+                    listed_updated,
+                    read_at: now,
+                    user,
+                },
+            );
+        }
+        let listed_ids: HashSet<&str> = listed.iter().map(|user| user.id.as_str()).collect();
+        details.retain(|id, _| listed_ids.contains(id.as_str()));
+        Ok(listed
+            .into_iter()
+            .map(|user| {
+                let complete = (!user.emails_known() && user.external_id.is_none())
+                    .then(|| details.get(&user.id).and_then(|detail| detail.user.clone()))
+                    .flatten();
+                let mut summary = user.into_vendor_user();
+                if let Some(read) = complete {
+                    summary.email = read.email;
+                    summary.external_id = summary.external_id.or(read.external_id);
+                }
+                summary
+            })
+            .collect())
     }
 
     async fn list_group_members(&self, group: &VendorGroup) -> Result<Vec<String>, VendorError> {

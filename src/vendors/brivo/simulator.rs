@@ -8,7 +8,9 @@
 //! credentials, parameters in the form body or the query string (the recordings used the query);
 //! `{data, offset, pageSize, count}` lists with `count` the total, `pageSize` default 20 and max 100;
 //! sub-resource lists `{data, count}`; the `filter=field__op:value;…` grammar (wrong syntax → 400
-//! "Invalid filter format") without an email filter; users sorted by last name; `POST /users` → 200
+//! "Invalid filter format") without an email filter; users sorted by last name; user lists carry
+//! the recorded slice `{id, externalId?, firstName, lastName, suspended}` only (no `emails`, no
+//! `updated`: rec-08/rec-09), the emails come with `GET /users/{id}`; `POST /users` → 200
 //! without `customFields`, GETs with `customFields: []`; absent fields omitted, never null;
 //! `externalId` stored as a string; `PUT /users/{id}` clears omitted optional fields, `PATCH` keeps
 //! them; membership PUT/DELETE → 204; the 16-groups-per-user cap; `{"message", "code"}` errors with
@@ -19,7 +21,10 @@
 //! "Invalid criteria provided"; a malformed JSON body → 400 "Malformed JSON request"; a non-JSON
 //! content type → 415; a duplicate `externalId` → 400; wrong verbs and unknown paths → 596 "Service Not
 //! Found" (documented for wrong verbs); refresh tokens are reusable (Spring's default); server-side
-//! rate limiting answers 429 with `Retry-After: 1` (Brivo publishes no limits).
+//! rate limiting (Brivo publishes no limits) answers as its Mashery gateway does: 403 with
+//! `X-Mashery-Error-Code: ERR_403_DEVELOPER_OVER_QPS`, `X-Error-Detail-Header: Account Over
+//! Queries Per Second Limit` and `<h1>Developer Over Qps</h1>`, without `Retry-After` (some
+//! Mashery deployments send one, so a client must not need it; see [`wire::mashery_throttle`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -249,6 +254,7 @@ struct SimState {
     passes_available: Option<u32>,
     rate_limit: Option<u32>,
     recent_requests: VecDeque<Instant>,
+    quota_exhausted: bool,
     writes: Vec<String>,
 }
 
@@ -321,6 +327,7 @@ impl Simulator {
                 passes_available: options.mobile_passes_available,
                 rate_limit: None,
                 recent_requests: VecDeque::new(),
+                quota_exhausted: false,
                 writes: Vec::new(),
             }),
         });
@@ -633,12 +640,18 @@ impl SimulatorHandle {
         self.shared.lock().passes_available = passes;
     }
 
-    /// Server-side limit: more than `requests_per_second` requests within one second get 429 with
-    /// `Retry-After: 1`. `None` turns it off.
+    /// Server-side limit: more than `requests_per_second` requests within one second get Mashery's
+    /// throttling 403 (see the module doc). `None` turns it off.
     pub fn set_rate_limit(&self, requests_per_second: Option<u32>) {
         let mut state = self.shared.lock();
         state.rate_limit = requests_per_second;
         state.recent_requests.clear();
+    }
+
+    /// While `true`, every call gets Mashery's used-up-quota 403 (`ERR_403_DEVELOPER_OVER_RATE`),
+    /// as when the key's daily allowance is spent.
+    pub fn set_quota_exhausted(&self, exhausted: bool) {
+        self.shared.lock().quota_exhausted = exhausted;
     }
 
     /// Lifetime of tokens issued from now on.
@@ -712,6 +725,9 @@ fn router(shared: Arc<Shared>) -> Router {
 async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     {
         let mut state = shared.lock();
+        if state.quota_exhausted {
+            return over_rate();
+        }
         if let Some(limit) = state.rate_limit {
             let now = Instant::now();
             while state
@@ -722,11 +738,7 @@ async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next
                 state.recent_requests.pop_front();
             }
             if state.recent_requests.len() >= limit as usize {
-                let mut response = brivo_error(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return response;
+                return over_qps();
             }
             state.recent_requests.push_back(now);
         }
@@ -829,6 +841,38 @@ fn developer_inactive() -> Response {
     response
 }
 
+/// Mashery's reply to a key over its per-second limit: a 403, not a 429.
+fn over_qps() -> Response {
+    let mut response = (StatusCode::FORBIDDEN, wire::OVER_QPS_BODY).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    headers.insert(
+        wire::MASHERY_ERROR_CODE_HEADER,
+        HeaderValue::from_static(wire::OVER_QPS_CODE),
+    );
+    headers.insert(
+        wire::MASHERY_ERROR_DETAIL_HEADER,
+        HeaderValue::from_static(wire::OVER_QPS_DETAIL),
+    );
+    response
+}
+
+/// Mashery's reply to a key whose quota for the period is used up.
+fn over_rate() -> Response {
+    let mut response = (StatusCode::FORBIDDEN, wire::OVER_RATE_BODY).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    headers.insert(
+        wire::MASHERY_ERROR_CODE_HEADER,
+        HeaderValue::from_static(wire::OVER_RATE_CODE),
+    );
+    headers.insert(
+        wire::MASHERY_ERROR_DETAIL_HEADER,
+        HeaderValue::from_static(wire::OVER_RATE_DETAIL),
+    );
+    response
+}
+
 fn user_not_found() -> Response {
     brivo_error(StatusCode::NOT_FOUND, USER_NOT_FOUND)
 }
@@ -921,7 +965,8 @@ fn render_user(user: &SimUser, with_custom_fields: bool) -> Value {
     Value::Object(out)
 }
 
-/// A member entry of `GET /groups/{id}/users` (rec-16: a user summary).
+/// An entry of `GET /users` and `GET /groups/{id}/users` (rec-08, rec-16): the user summary,
+/// without emails, phone numbers or timestamps.
 fn render_member(user: &SimUser) -> Value {
     let mut out = Map::new();
     out.insert("id".into(), json!(user.id));
@@ -932,6 +977,9 @@ fn render_member(user: &SimUser) -> Value {
         "firstName".into(),
         Value::String(user.text("firstName").to_owned()),
     );
+    if let Some(middle) = user.fields.get("middleName") {
+        out.insert("middleName".into(), middle.clone());
+    }
     out.insert(
         "lastName".into(),
         Value::String(user.text("lastName").to_owned()),
@@ -1341,10 +1389,7 @@ async fn users_list(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery
         };
         users.retain(|user| keep(user));
     }
-    let items = users
-        .into_iter()
-        .map(|user| render_user(user, false))
-        .collect();
+    let items = users.into_iter().map(render_member).collect();
     page_of(items, &paging)
 }
 

@@ -6,7 +6,9 @@
 //! row for every `POST /role_assignments`, even for a user already in the group, so a grant first
 //! lists the user's rows in that group and posts only when there is none, and a revoke deletes every
 //! row of that user in that group (a 404 on delete means already gone). `group_manager` rows, which
-//! people set in the dashboard, are never listed as members, created or deleted.
+//! people set in the dashboard, are never listed as members, created or deleted. Grants use the
+//! current OpenAPI body form and rows are matched fail-closed (see [`super::wire::Reading`]): a
+//! row that does not name its group, user and role is never taken for a member.
 //!
 //! Notification policy (OfficeRnD's "Kisi configuration" tab):
 //! - `Never`: users are created as managed users (`send_emails: false, confirm: true`), never emailed
@@ -375,11 +377,17 @@ impl KisiClient {
     }
 
     /// The `group_basic` rows of `group_id` (of one user when given), each checked client-side.
+    ///
+    /// Fail-closed: a row counts only when it names its role, group and user; rows about other
+    /// groups (a server ignoring a filter) are dropped, and a row that does not say its group (or
+    /// user, or role) fails the call, so a revoke never deletes a row it cannot place and a grant
+    /// never stacks rows on a guess.
     async fn access_rows(
         &self,
         group_id: &str,
         user_id: Option<&str>,
     ) -> Result<Vec<WireRoleAssignment>, VendorError> {
+        let url = self.url(&[wire::ROLE_ASSIGNMENTS_PATH])?;
         let rows: Vec<WireRoleAssignment> = self
             .list_all(
                 wire::ROLE_ASSIGNMENTS_PATH,
@@ -388,10 +396,26 @@ impl KisiClient {
                 |row: &WireRoleAssignment| row.id.as_string(),
             )
             .await?;
-        Ok(rows
-            .into_iter()
-            .filter(|row| row.grants(group_id, user_id))
-            .collect())
+        let mut kept = Vec::new();
+        for row in rows {
+            match row.grants(group_id, user_id) {
+                Ok(true) => kept.push(row),
+                Ok(false) => {}
+                Err(key) => {
+                    return Err(HttpError::protocol(
+                        &Method::GET,
+                        url.path(),
+                        format!(
+                            "role assignment {} does not say its {key}; flexgate only counts rows that name their group, user and role, so nothing was granted or revoked in group {group_id}",
+                            row.id.as_string()
+                        ),
+                        BodyExcerpt::from_body(b""),
+                    )
+                    .into())
+                }
+            }
+        }
+        Ok(kept)
     }
 
     /// Looks a person up by email with `GET /users?query=` (free text over email, name and notes),
@@ -531,8 +555,8 @@ impl DoorVendor for KisiClient {
         let mut seen = HashSet::new();
         Ok(rows
             .into_iter()
-            .filter_map(|row| match row.user_side() {
-                wire::Side::Is(id) => Some(id),
+            .filter_map(|row| match row.reading() {
+                wire::Reading::DoorAccess { user, .. } => Some(user),
                 _ => None,
             })
             .filter(|id| seen.insert(id.clone()))

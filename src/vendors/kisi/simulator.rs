@@ -13,8 +13,16 @@
 //!
 //! Modelled explicitly: `POST /role_assignments` for a user already in the group CREATES A DUPLICATE
 //! ROW (as one production client reports; another reports 409 — this simulator takes the harsher
-//! side). Both request forms are accepted: the how-to `user_id`/`group_id` and the current
-//! `assignee_*`/`applies_to_*`. A grant "emails" the person (recorded in [`Notification`]s) when it
+//! side). Grants must carry every key the current OpenAPI marks required for a group role
+//! assignment (`applies_to_type`, `applies_to_id`, `assignee_type`, `assignee_id`, `role_id`); the
+//! how-to guides' deprecated `{user_id, group_id}` form alone is refused with 422 `{"errors":
+//! {"applies_to_type": ["can't be blank"]}}` (stricter than the live server is likely to be, which
+//! still lists those keys as deprecated properties; see [`super::wire`]). Rows are listed with every
+//! key the spec requires of a group role assignment (`applies_to*`, `assignee*`, the deprecated
+//! `user_id`, `group_id`, `group`, `type`/`scope` `"group"`…); `assignee_id`/`applies_to_id` filters
+//! without their `*_type` filter are a 422 (the spec says they must be used together). Test-only
+//! quirks ([`RoleAssignmentQuirks`]) make the listing ignore the group filter and leave the group
+//! keys out, as a server that does not honour a filter would. A grant "emails" the person (recorded in [`Notification`]s) when it
 //! carries `notify: true` (the default when omitted) and the user accepts emails (`send_emails`);
 //! managed users (`send_emails: false`) are never emailed. Creating a user emails nobody.
 //!
@@ -106,9 +114,8 @@ pub struct SimUser {
 /// How a role assignment came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AssignmentOrigin {
-    /// `POST /role_assignments` with `user_id`/`group_id` (the how-to guides' form).
-    ApiLegacyForm,
-    /// `POST /role_assignments` with `assignee_*`/`applies_to_*` (the current spec's form).
+    /// `POST /role_assignments` with `assignee_*`/`applies_to_*` (the current spec's form, the only
+    /// one accepted).
     ApiCurrentForm,
     /// A person in the Kisi dashboard.
     Dashboard,
@@ -123,6 +130,17 @@ pub struct SimRoleAssignment {
     pub group_id: String,
     pub notify: bool,
     pub origin: AssignmentOrigin,
+}
+
+/// Misbehaviours of `GET /role_assignments` for tests of a client against a server that does not
+/// honour its filters (the real one is documented to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RoleAssignmentQuirks {
+    /// `applies_to_*` and `group_id` filters are ignored: rows of every group come back.
+    pub ignore_group_filter: bool,
+    /// Rows leave out every key naming their group or scope (`applies_to*`, `group_id`, `group`,
+    /// `type`, `scope`), like the 2024 live sample (recorded/kisi/schema-01) had none.
+    pub omit_group_keys: bool,
 }
 
 /// An "access granted" email Kisi would have sent.
@@ -175,6 +193,7 @@ struct SimState {
     write_calls: u64,
     requests_per_second: Option<u32>,
     recent_requests: VecDeque<Instant>,
+    quirks: RoleAssignmentQuirks,
 }
 
 struct Shared {
@@ -251,6 +270,7 @@ impl Simulator {
             write_calls: 0,
             requests_per_second: options.requests_per_second,
             recent_requests: VecDeque::new(),
+            quirks: RoleAssignmentQuirks::default(),
         };
         let shared = Arc::new(Shared {
             api_key: options.api_key.clone(),
@@ -320,6 +340,11 @@ impl SimulatorHandle {
     /// A client configuration pointing at this simulator with its API key.
     pub fn client_config(&self) -> Result<KisiConfig, KisiConfigError> {
         KisiConfig::new(self.api_key.clone())?.with_base_url(&self.base_url)
+    }
+
+    /// Makes `GET /role_assignments` misbehave (see [`RoleAssignmentQuirks`]).
+    pub fn set_role_assignment_quirks(&self, quirks: RoleAssignmentQuirks) {
+        self.shared.lock().quirks = quirks;
     }
 
     /// The fault injection and request counters wrapped around this simulator.
@@ -800,15 +825,23 @@ fn user_json(id: u64, user: &UserRow, state: &SimState, organization_id: u64) ->
     })
 }
 
-fn assignment_json(id: u64, row: &AssignmentRow, state: &SimState, organization_id: u64) -> Value {
+/// A group role assignment with every key the spec requires of one (additionalProperties false:
+/// no `organization_id` on group rows); `quirks.omit_group_keys` drops the keys naming the group.
+fn assignment_json(id: u64, row: &AssignmentRow, state: &SimState) -> Value {
     let user = state.users.get(&row.user_id);
     let group = state.groups.get(&row.group_id);
     let person = json!({
         "id": row.user_id,
+        "resource_type": "User",
         "name": user.and_then(|user| user.name.clone()),
         "email": user.map(|user| user.email.clone()),
     });
-    json!({
+    let group_ref = json!({
+        "id": row.group_id,
+        "resource_type": "Group",
+        "name": group.map(|group| group.name.clone()),
+    });
+    let mut out = json!({
         "id": id,
         "resource_type": "RoleAssignment",
         "created_at": timestamp(row.created_at),
@@ -819,7 +852,7 @@ fn assignment_json(id: u64, row: &AssignmentRow, state: &SimState, organization_
         "valid_until": null,
         "applies_to_type": "Group",
         "applies_to_id": row.group_id,
-        "applies_to": {"id": row.group_id, "name": group.map(|group| group.name.clone())},
+        "applies_to": group_ref,
         "assignee_type": "User",
         "assignee_id": row.user_id,
         "assignee": person,
@@ -827,10 +860,30 @@ fn assignment_json(id: u64, row: &AssignmentRow, state: &SimState, organization_
         "created_by_id": null,
         "user_id": row.user_id,
         "user": person,
-        "group_id": row.group_id,
+        "assignee_team_id": null,
+        "guest_id": null,
+        "issued_by_id": null,
         "type": "group",
-        "organization_id": organization_id,
-    })
+        "scope": "group",
+        "group_id": row.group_id,
+        "group": group_ref,
+    });
+    if state.quirks.omit_group_keys {
+        if let Some(fields) = out.as_object_mut() {
+            for key in [
+                "applies_to_type",
+                "applies_to_id",
+                "applies_to",
+                "group_id",
+                "group",
+                "type",
+                "scope",
+            ] {
+                fields.remove(key);
+            }
+        }
+    }
+    out
 }
 
 async fn list_groups(State(shared): Sim, RawQuery(raw): RawQuery) -> ApiResult {
@@ -1000,8 +1053,26 @@ async fn list_role_assignments(State(shared): Sim, RawQuery(raw): RawQuery) -> A
             .get(key)
             .is_none_or(|kind| kind.eq_ignore_ascii_case(wanted))
     };
-    let kinds_match = type_ok("applies_to_type", "Group") && type_ok("assignee_type", "User");
-    let group = id_filter(&["applies_to_id", "group_id"]);
+    // "Filter by … ID. Must be used with `…_type`" (spec).
+    for (id_key, type_key) in [
+        ("assignee_id", "assignee_type"),
+        ("applies_to_id", "applies_to_type"),
+    ] {
+        if params.contains_key(id_key) && !params.contains_key(type_key) {
+            return Err(KisiError::invalid(
+                type_key,
+                &format!("must be given with {id_key}"),
+            ));
+        }
+    }
+    let ignore_group = state.quirks.ignore_group_filter;
+    let kinds_match =
+        (ignore_group || type_ok("applies_to_type", "Group")) && type_ok("assignee_type", "User");
+    let group = if ignore_group {
+        None
+    } else {
+        id_filter(&["applies_to_id", "group_id"])
+    };
     let user = id_filter(&["assignee_id", "user_id"]);
     let role = params.get("role_id");
     let items = state
@@ -1013,7 +1084,7 @@ async fn list_role_assignments(State(shared): Sim, RawQuery(raw): RawQuery) -> A
                 && user.is_none_or(|user| user == Some(row.user_id))
                 && role.is_none_or(|role| *role == row.role_id)
         })
-        .map(|(id, row)| assignment_json(*id, row, &state, shared.organization_id))
+        .map(|(id, row)| assignment_json(*id, row, &state))
         .collect();
     paged(
         items,
@@ -1030,7 +1101,7 @@ async fn get_role_assignment(State(shared): Sim, Path(id): Path<String>) -> ApiR
         .assignments
         .get(&id)
         .ok_or_else(KisiError::not_found)?;
-    Ok(Json(assignment_json(id, row, &state, shared.organization_id)).into_response())
+    Ok(Json(assignment_json(id, row, &state)).into_response())
 }
 
 /// An id field of a write body: an integer or a numeric string.
@@ -1045,6 +1116,19 @@ fn body_id(fields: &Map<String, Value>, key: &str) -> Option<Option<u64>> {
 
 async fn create_role_assignment(State(shared): Sim, body: Bytes) -> ApiResult {
     let fields = wrapped(&body, "role_assignment")?;
+    // Required by the spec's "Group Role Assignment" body; the deprecated `user_id`/`group_id`
+    // do not stand in for them.
+    for key in [
+        "applies_to_type",
+        "applies_to_id",
+        "assignee_type",
+        "assignee_id",
+        "role_id",
+    ] {
+        if fields.get(key).is_none_or(Value::is_null) {
+            return Err(KisiError::invalid(key, "can't be blank"));
+        }
+    }
     let role_id = optional_string(&fields, "role_id")?
         .filter(|role| role == wire::GROUP_ACCESS_ROLE || role == wire::GROUP_MANAGER_ROLE)
         .ok_or_else(|| KisiError::invalid("role_id", "is not included in the list"))?;
@@ -1057,9 +1141,8 @@ async fn create_role_assignment(State(shared): Sim, body: Bytes) -> ApiResult {
     if optional_string(&fields, "applies_to_type")?.is_some_and(|kind| kind != "Group") {
         return Err(KisiError::invalid("applies_to_type", "is not supported"));
     }
-    let current_form = fields.contains_key("assignee_id") || fields.contains_key("applies_to_id");
-    let user = body_id(&fields, "assignee_id").or_else(|| body_id(&fields, "user_id"));
-    let group = body_id(&fields, "applies_to_id").or_else(|| body_id(&fields, "group_id"));
+    let user = body_id(&fields, "assignee_id");
+    let group = body_id(&fields, "applies_to_id");
     let notify = optional_bool(&fields, "notify", true)?;
 
     let mut state = shared.lock();
@@ -1077,11 +1160,7 @@ async fn create_role_assignment(State(shared): Sim, body: Bytes) -> ApiResult {
         user_id: user,
         group_id: group,
         notify,
-        origin: if current_form {
-            AssignmentOrigin::ApiCurrentForm
-        } else {
-            AssignmentOrigin::ApiLegacyForm
-        },
+        origin: AssignmentOrigin::ApiCurrentForm,
         created_at: Utc::now(),
     });
     let recipient = state
@@ -1102,7 +1181,7 @@ async fn create_role_assignment(State(shared): Sim, body: Bytes) -> ApiResult {
     let created = state
         .assignments
         .get(&id)
-        .map(|row| assignment_json(id, row, &state, shared.organization_id))
+        .map(|row| assignment_json(id, row, &state))
         .unwrap_or(Value::Null);
     Ok(Json(created).into_response())
 }

@@ -7,6 +7,20 @@
 //! `/users` limit default 50 max 100, `/role_assignments` default 10 max 250, offset max 20 000;
 //! errors `{"code":"afc516","error":"…"}` and 422 `{"errors":{"field":["msg"]}}`; 5 requests/s per user.
 //!
+//! Role assignments, from Kisi's OpenAPI (`api.kisi.io/openapi/apps.yaml`, split copy
+//! api-evangelist/kisi `openapi/kisi-role-assignments-api-openapi.yml`): `POST /role_assignments`
+//! has one body form per scope; the "Group Role Assignment" form REQUIRES `applies_to_type:
+//! "Group"`, `applies_to_id`, `assignee_type` (`User|Team|Guest`), `assignee_id` and `role_id`, and
+//! still lists `user_id` and `group_id` as optional properties marked `deprecated` (the how-to guides'
+//! old form `{user_id, role_id, group_id}` carries none of the required keys). Every row of `GET
+//! /role_assignments` is documented with `applies_to_type`/`applies_to_id`/`applies_to` and
+//! `assignee_type`/`assignee_id`/`assignee` REQUIRED, plus the deprecated `user_id`, `type` and
+//! `scope` (`"group"` on group rows) and `group_id`/`group`. The list filters `assignee_id` and
+//! `applies_to_id` "must be used with" `assignee_type` / `applies_to_type`; `user_id`, `group_id`,
+//! `place_id` and `scope` filters are deprecated. The 2024 live sample (recorded/kisi/schema-01)
+//! had rows with only `type`, `scope`, `role_id`, `user_id`/`user` and `organization`: no group key
+//! at all (organization rows, or rows older than the current keys).
+//!
 //! Guessed (no source): the `/groups` page limits (we assume default 10, max 100 like `/users`); what
 //! Kisi does with a `limit` above the maximum (the simulator clamps; the client never sends one and
 //! does not rely on page sizes anyway); that filters on `/role_assignments` combine with AND; the
@@ -172,13 +186,20 @@ pub struct WireRef {
 }
 
 /// A role assignment in `GET /role_assignments`. Kisi sends the current `assignee_*`/`applies_to_*`
-/// keys and/or the deprecated `user_id`/`user`/`group_id` ones (the 2024 sample had only the
-/// deprecated user keys and no group key at all): every one is optional.
+/// keys and/or the deprecated `user_id`/`user`/`group_id`/`type`/`scope` ones (the 2024 sample had
+/// only the deprecated user keys and no group key at all): every one is optional when reading, and
+/// [`WireRoleAssignment::reading`] decides what a row says.
 #[derive(Debug, Clone, Deserialize)]
 pub struct WireRoleAssignment {
     pub id: WireId,
     #[serde(default)]
     pub role_id: Option<String>,
+    /// Deprecated scope word: `organization`, `place`, `group` (or `team`).
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// Deprecated, same words as `type`.
+    #[serde(default)]
+    pub scope: Option<String>,
     #[serde(default)]
     pub assignee_type: Option<String>,
     #[serde(default)]
@@ -195,15 +216,28 @@ pub struct WireRoleAssignment {
     pub group_id: Option<WireId>,
 }
 
-/// What a role assignment says about one side (user or group) of itself.
+/// What a role assignment says about one side (user, group or role) of itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Side {
-    /// It names this id.
+    /// It names this id (or role).
     Is(String),
-    /// It is about something else (another kind of assignee or scope).
+    /// It is about something else (another kind of assignee or scope, another role).
     Other,
-    /// It does not say: the server filter we asked for is trusted.
+    /// It does not say.
     Unstated,
+}
+
+/// What a role-assignment row says it is, read fail-closed: only a row that names its role, its
+/// group and its user counts as door access; a row that leaves one of them out is never taken as
+/// a match, however the list was filtered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reading {
+    /// `group_basic` for user `user` on group `group`.
+    DoorAccess { user: String, group: String },
+    /// Something else: another role, a place or organization scope, a team or guest assignee.
+    Other,
+    /// The row does not say this (a key name): it cannot be interpreted.
+    Unstated(&'static str),
 }
 
 impl WireRoleAssignment {
@@ -221,6 +255,8 @@ impl WireRoleAssignment {
         id.map_or(Side::Unstated, |id| Side::Is(id.as_string()))
     }
 
+    /// The group, from `applies_to_*` or, on rows without them, the deprecated `group_id` (whose
+    /// `type`/`scope`, when present, must say `group`).
     pub fn group_side(&self) -> Side {
         match &self.applies_to_type {
             Some(kind) if kind.eq_ignore_ascii_case("Group") => self
@@ -229,33 +265,61 @@ impl WireRoleAssignment {
                 .or(self.group_id.as_ref())
                 .map_or(Side::Unstated, |id| Side::Is(id.as_string())),
             Some(_) => Side::Other,
-            None => self
-                .group_id
-                .as_ref()
-                .map_or(Side::Unstated, |id| Side::Is(id.as_string())),
+            None => {
+                let scoped_elsewhere = [&self.kind, &self.scope]
+                    .into_iter()
+                    .flatten()
+                    .any(|word| !word.eq_ignore_ascii_case("group"));
+                if scoped_elsewhere {
+                    return Side::Other;
+                }
+                self.group_id
+                    .as_ref()
+                    .map_or(Side::Unstated, |id| Side::Is(id.as_string()))
+            }
         }
     }
 
-    /// Grants door access (role `group_basic`); a missing role is trusted to be the one filtered on.
-    pub fn is_group_access(&self) -> bool {
+    pub fn role_side(&self) -> Side {
         self.role_id
             .as_deref()
-            .is_none_or(|role| role == GROUP_ACCESS_ROLE)
+            .map_or(Side::Unstated, |role| Side::Is(role.to_owned()))
     }
 
-    /// Grants door access to `group` (and to `user`, when given), by what the row says of itself.
-    pub fn grants(&self, group: &str, user: Option<&str>) -> bool {
-        let group_matches = match self.group_side() {
-            Side::Is(id) => id == group,
-            Side::Other => false,
-            Side::Unstated => true,
+    /// What this row is (see [`Reading`]). A row that is clearly something else on any side is
+    /// [`Reading::Other`] even when another side is unstated.
+    pub fn reading(&self) -> Reading {
+        let (role, group, user) = (self.role_side(), self.group_side(), self.user_side());
+        let role_is_access = match &role {
+            Side::Is(role) => role == GROUP_ACCESS_ROLE,
+            Side::Other | Side::Unstated => false,
         };
-        let user_matches = match (self.user_side(), user) {
-            (Side::Other, _) => false,
-            (_, None) | (Side::Unstated, Some(_)) => true,
-            (Side::Is(id), Some(user)) => id == user,
-        };
-        self.is_group_access() && group_matches && user_matches
+        if (matches!(role, Side::Is(_)) && !role_is_access)
+            || group == Side::Other
+            || user == Side::Other
+        {
+            return Reading::Other;
+        }
+        match (role, group, user) {
+            (Side::Unstated, _, _) => Reading::Unstated("role_id"),
+            (_, Side::Unstated, _) => Reading::Unstated("applies_to_type/applies_to_id"),
+            (_, _, Side::Unstated) => Reading::Unstated("assignee_type/assignee_id"),
+            (_, Side::Is(group), Side::Is(user)) => Reading::DoorAccess { user, group },
+            _ => Reading::Other,
+        }
+    }
+
+    /// Whether this row grants door access to `group` (and to `user`, when given), by what the row
+    /// says of itself; `Err(key)` when it does not say (fail-closed: never counted as a match).
+    pub fn grants(&self, group: &str, user: Option<&str>) -> Result<bool, &'static str> {
+        match self.reading() {
+            Reading::DoorAccess {
+                user: row_user,
+                group: row_group,
+            } => Ok(row_group == group && user.is_none_or(|user| user == row_user)),
+            Reading::Other => Ok(false),
+            Reading::Unstated(key) => Err(key),
+        }
     }
 }
 
@@ -277,12 +341,12 @@ pub struct CreateUserFields {
     pub notes: String,
 }
 
-/// `POST /role_assignments` body: `{"role_assignment": {…}}`.
-///
-/// CHOICE: the how-to guides' form `{user_id, role_id, group_id, notify}` (what production clients
-/// send). The current OpenAPI marks `user_id`/`group_id` deprecated in favour of
-/// `assignee_type/assignee_id/applies_to_type/applies_to_id`; switching is a change to this struct
-/// only (the simulator accepts both).
+/// `POST /role_assignments` body: `{"role_assignment": {…}}`, in the current OpenAPI's "Group Role
+/// Assignment" form with every required key (`applies_to_type: "Group"`, `applies_to_id`,
+/// `assignee_type: "User"`, `assignee_id`, `role_id`) and none of the deprecated ones. The how-to
+/// guides' `{user_id, role_id, group_id}` form, which production clients send, lacks every required
+/// key; whether the live server still accepts it is not known (the deprecated keys are still listed
+/// as properties, so it probably does), so it is not relied on.
 #[derive(Debug, Clone, Serialize)]
 pub struct GrantRequest {
     pub role_assignment: GrantFields,
@@ -290,20 +354,29 @@ pub struct GrantRequest {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct GrantFields {
-    pub user_id: Value,
+    pub applies_to_type: &'static str,
+    pub applies_to_id: Value,
+    pub assignee_type: &'static str,
+    pub assignee_id: Value,
     pub role_id: &'static str,
-    pub group_id: Value,
     /// Always sent: whether Kisi omits the email when `notify` is missing is undocumented.
     pub notify: bool,
 }
+
+/// `applies_to_type` of a group role assignment.
+pub const APPLIES_TO_GROUP: &str = "Group";
+/// `assignee_type` of a user's role assignment.
+pub const ASSIGNEE_USER: &str = "User";
 
 impl GrantRequest {
     pub fn group_access(user_id: &str, group_id: &str, notify: bool) -> Self {
         Self {
             role_assignment: GrantFields {
-                user_id: id_value(user_id),
+                applies_to_type: APPLIES_TO_GROUP,
+                applies_to_id: id_value(group_id),
+                assignee_type: ASSIGNEE_USER,
+                assignee_id: id_value(user_id),
                 role_id: GROUP_ACCESS_ROLE,
-                group_id: id_value(group_id),
                 notify,
             },
         }
@@ -311,16 +384,16 @@ impl GrantRequest {
 }
 
 /// The query that lists the door-access rows of one group (and optionally one user) with the current
-/// filter names; the client re-checks every row with [`WireRoleAssignment::grants`] in case the
-/// server ignores a filter.
+/// filter names (each id filter with the type filter it must be used with); the client re-checks
+/// every row with [`WireRoleAssignment::grants`] in case the server ignores a filter.
 pub fn group_access_filters(group_id: &str, user_id: Option<&str>) -> Vec<(&'static str, String)> {
     let mut filters = vec![
-        ("applies_to_type", "Group".to_owned()),
+        ("applies_to_type", APPLIES_TO_GROUP.to_owned()),
         ("applies_to_id", group_id.to_owned()),
         ("role_id", GROUP_ACCESS_ROLE.to_owned()),
     ];
     if let Some(user_id) = user_id {
-        filters.push(("assignee_type", "User".to_owned()));
+        filters.push(("assignee_type", ASSIGNEE_USER.to_owned()));
         filters.push(("assignee_id", user_id.to_owned()));
     }
     filters
@@ -358,34 +431,78 @@ mod tests {
             "id": 1, "role_id": "group_basic", "user_id": 7, "group_id": 3
         }))
         .unwrap();
-        assert!(legacy.grants("3", Some("7")));
-        assert!(!legacy.grants("3", Some("8")));
-        assert!(!legacy.grants("4", None));
+        assert_eq!(legacy.grants("3", Some("7")), Ok(true));
+        assert_eq!(legacy.grants("3", Some("8")), Ok(false));
+        assert_eq!(legacy.grants("4", None), Ok(false));
 
         let current: WireRoleAssignment = serde_json::from_value(serde_json::json!({
             "id": "2", "role_id": "group_basic", "assignee_type": "User", "assignee_id": "7",
             "applies_to_type": "Group", "applies_to_id": 3
         }))
         .unwrap();
-        assert!(current.grants("3", Some("7")));
+        assert_eq!(current.grants("3", Some("7")), Ok(true));
 
         let place: WireRoleAssignment = serde_json::from_value(serde_json::json!({
             "id": 3, "role_id": "group_basic", "user_id": 7, "applies_to_type": "Place", "applies_to_id": 3
         }))
         .unwrap();
-        assert!(!place.grants("3", Some("7")));
+        assert_eq!(place.grants("3", Some("7")), Ok(false));
 
         let manager: WireRoleAssignment = serde_json::from_value(serde_json::json!({
             "id": 4, "role_id": "group_manager", "user_id": 7, "group_id": 3
         }))
         .unwrap();
-        assert!(!manager.grants("3", Some("7")));
+        assert_eq!(manager.grants("3", Some("7")), Ok(false));
 
-        let bare: WireRoleAssignment =
-            serde_json::from_value(serde_json::json!({"id": 5, "user": {"id": 7}})).unwrap();
-        assert!(
-            bare.grants("3", Some("7")),
-            "unstated group trusts the filter"
+        let organization: WireRoleAssignment = serde_json::from_value(serde_json::json!({
+            "id": 6, "role_id": "group_basic", "type": "organization", "scope": "organization",
+            "user_id": 7
+        }))
+        .unwrap();
+        assert_eq!(organization.grants("3", Some("7")), Ok(false));
+    }
+
+    #[test]
+    fn rows_that_do_not_say_their_group_user_or_role_never_match() {
+        let no_group: WireRoleAssignment = serde_json::from_value(
+            serde_json::json!({"id": 5, "role_id": "group_basic", "user": {"id": 7}}),
+        )
+        .unwrap();
+        assert_eq!(
+            no_group.grants("3", Some("7")),
+            Err("applies_to_type/applies_to_id"),
+            "fail-closed: an unstated group is not trusted to be the one filtered on"
+        );
+        let no_role: WireRoleAssignment =
+            serde_json::from_value(serde_json::json!({"id": 5, "group_id": 3, "user_id": 7}))
+                .unwrap();
+        assert_eq!(no_role.grants("3", Some("7")), Err("role_id"));
+        let no_user: WireRoleAssignment = serde_json::from_value(serde_json::json!({
+            "id": 5, "role_id": "group_basic", "applies_to_type": "Group", "applies_to_id": 3
+        }))
+        .unwrap();
+        assert_eq!(no_user.grants("3", None), Err("assignee_type/assignee_id"));
+        let team: WireRoleAssignment = serde_json::from_value(serde_json::json!({
+            "id": 5, "role_id": "group_basic", "assignee_type": "Team", "assignee_id": 9
+        }))
+        .unwrap();
+        assert_eq!(
+            team.grants("3", None),
+            Ok(false),
+            "clearly not a user's row"
+        );
+    }
+
+    #[test]
+    fn grants_are_sent_in_the_current_form_only() {
+        let body = serde_json::to_value(GrantRequest::group_access("7", "3", false)).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"role_assignment": {
+                "applies_to_type": "Group", "applies_to_id": 3,
+                "assignee_type": "User", "assignee_id": 7,
+                "role_id": "group_basic", "notify": false
+            }})
         );
     }
 
