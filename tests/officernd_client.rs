@@ -10,7 +10,7 @@ use flexgate::officernd::client::{
     BookingWindow, ListQuery, OfficeRndClient, OfficeRndConfig, OfficeRndError,
 };
 use flexgate::officernd::simulator::{ManualClock, Simulator, SimulatorHandle};
-use flexgate::officernd::{system_clock, Clock, Collection};
+use flexgate::officernd::{system_clock, Clock, Collection, CollectionSet};
 use flexgate::sandbox::faults::{Fault, FaultRule, RetryAfter, Route};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -524,6 +524,10 @@ async fn bookings_are_filtered_by_time_window() {
         booking(1, "2025-05-01T09:00:00.000Z", "2025-05-01T10:00:00.000Z"),
         booking(2, "2025-05-02T09:00:00.000Z", "2025-05-02T10:00:00.000Z"),
         booking(3, "2025-05-03T09:00:00.000Z", "2025-05-03T10:00:00.000Z"),
+        {"_id": format!("{:024x}", 0x404), "resource": "r1",
+         "start": "2025-04-01T09:00:00.000Z", "end": "2025-04-01T10:00:00.000Z",
+         "recurrence": {"rrule": "FREQ=DAILY;COUNT=60"},
+         "seriesStart": "2025-04-01T09:00:00.000Z", "seriesEnd": "2025-05-30T10:00:00.000Z"},
     ]});
     let (_sim, client) = start(seed, system_clock(), fast_retries()).await;
 
@@ -535,8 +539,58 @@ async fn bookings_are_filtered_by_time_window() {
 
     assert_eq!(
         ids(&found),
-        HashSet::from([format!("{:024x}", 0x401), format!("{:024x}", 0x402)])
+        HashSet::from([
+            format!("{:024x}", 0x401),
+            format!("{:024x}", 0x402),
+            format!("{:024x}", 0x404),
+        ]),
+        "the series started before the window and runs through it"
     );
+}
+
+#[tokio::test]
+async fn the_simulator_refuses_start_and_end_booking_filters_like_the_real_api() {
+    let seed = json!({"bookings": [{"_id": format!("{:024x}", 0x401), "resource": "r1",
+        "start": "2025-05-01T09:00:00.000Z", "end": "2025-05-01T10:00:00.000Z"}]});
+    let sim = Simulator::start(seed, system_clock()).await.unwrap();
+    let token = raw_token(&sim, "flex.space.bookings.read").await;
+    let bookings = |query: &str| {
+        let url = format!(
+            "{}{}?{query}",
+            sim.base_url,
+            sim.collection_path(Collection::Bookings)
+        );
+        let token = token.clone();
+        async move {
+            let response = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    };
+
+    for (field, query) in [
+        ("start", "start%5B%24lt%5D=2025-05-02T00:00:00.000Z"),
+        ("end", "end%5B%24gt%5D=2025-05-01T00:00:00.000Z"),
+        ("start", "start=2025-05-01T09:00:00.000Z"),
+    ] {
+        let (status, body) = bookings(query).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(
+            body,
+            json!({"statusCode": 400, "message": format!("property {field} should not exist"), "error": "Bad Request"})
+        );
+    }
+    let (status, body) = bookings(
+        "seriesStart%5B%24lt%5D=2025-05-02T00:00:00.000Z&seriesEnd%5B%24gte%5D=2025-05-01T00:00:00.000Z",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["results"].as_array().unwrap().len(), 1);
+    assert_eq!(body["results"][0]["seriesEnd"], "2025-05-01T10:00:00.000Z");
 }
 
 #[tokio::test]
@@ -603,24 +657,170 @@ async fn wrong_credentials_are_a_token_error_without_the_secret_in_it() {
 }
 
 #[tokio::test]
-async fn an_ungranted_scope_fails_the_token_request() {
+async fn a_call_asks_only_for_the_scope_it_reads() {
+    // An application granted two read scopes (issue #12: asking for all eleven got it no token).
+    let sim = Simulator::start(members_seed(3), system_clock())
+        .await
+        .unwrap();
+    sim.set_granted_scopes(Some(vec![
+        "flex.community.members.read".into(),
+        "flex.space.locations.read".into(),
+    ]));
+    let client = OfficeRndClient::new(config_for(&sim, fast_retries())).unwrap();
+
+    let members: Vec<Value> = client.list_members(None).await.unwrap();
+    let locations: Vec<Value> = client.list_locations().await.unwrap();
+
+    assert_eq!(members.len(), 3);
+    assert!(locations.is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_scope_is_named_with_what_needs_it() {
     let sim = Simulator::start(members_seed(1), system_clock())
         .await
         .unwrap();
-    sim.set_granted_scopes(Some(vec!["flex.community.members.read".into()]));
-    let client = OfficeRndClient::new(config_for(&sim, fast_retries())).unwrap();
+    sim.set_granted_scopes(Some(vec![
+        "flex.community.members.read".into(),
+        "flex.space.locations.read".into(),
+    ]));
+    let client = OfficeRndClient::new(config_for(&sim, fast_retries()))
+        .unwrap()
+        .reading(CollectionSet::of(&[
+            Collection::Members,
+            Collection::Locations,
+            Collection::Passes,
+        ]));
 
     let error = client.list_members::<Value>(None).await.unwrap_err();
 
-    match error {
-        OfficeRndError::Token {
-            source: HttpError::BadRequest { message, .. },
-            ..
-        } => {
-            assert_eq!(message, "invalid_scope");
+    match &error {
+        OfficeRndError::ScopeRefused { refused } => {
+            assert_eq!(refused, &vec!["flex.space.passes.read".to_owned()]);
         }
-        other => panic!("expected a token BadRequest, got {other:?}"),
+        other => panic!("expected ScopeRefused, got {other:?}"),
     }
+    let text = error.to_string();
+    assert!(text.contains("flex.space.passes.read"), "{text}");
+    assert!(text.contains("source.dayPasses"), "{text}");
+    assert!(!error.is_retryable_later());
+    // The refusal, then each of the three scopes alone.
+    assert_eq!(token_requests(&sim), 4);
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_not_blamed_on_a_scope() {
+    let sim = Simulator::start(members_seed(1), system_clock())
+        .await
+        .unwrap();
+    let mut config = config_for(&sim, fast_retries());
+    config.client_secret = "wrong".into();
+    let client = OfficeRndClient::new(config)
+        .unwrap()
+        .reading(CollectionSet::of(&[
+            Collection::Members,
+            Collection::Passes,
+        ]));
+
+    let error = client.list_members::<Value>(None).await.unwrap_err();
+
+    assert!(matches!(error, OfficeRndError::Token { .. }), "{error:?}");
+    assert_eq!(token_requests(&sim), 1, "no scope was probed");
+}
+
+#[tokio::test]
+async fn the_simulator_refuses_scopes_that_do_not_exist() {
+    let sim = Simulator::start(members_seed(1), system_clock())
+        .await
+        .unwrap();
+
+    let response = reqwest::Client::new()
+        .post(format!("{}/oauth/token", sim.base_url))
+        .form(&[
+            ("client_id", sim.client_id.as_str()),
+            ("client_secret", sim.client_secret.expose()),
+            ("grant_type", "client_credentials"),
+            (
+                "scope",
+                "flex.community.members.read flex.space.booking.read",
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"error": "invalid_scope"})
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_organization_slug_is_final_at_once_not_an_outage() {
+    let sim = Simulator::start(members_seed(3), system_clock())
+        .await
+        .unwrap();
+    let mut config = config_for(&sim, fast_retries());
+    config.org_slug = "no-such-org".into();
+    let client = OfficeRndClient::new(config).unwrap();
+
+    let error = client.list_members::<Value>(None).await.unwrap_err();
+
+    match &error {
+        OfficeRndError::OrganizationNotFound { slug } => assert_eq!(slug, "no-such-org"),
+        other => panic!("expected OrganizationNotFound, got {other:?}"),
+    }
+    assert!(!error.is_retryable_later());
+    assert!(error.to_string().contains("spec.officernd.organization"));
+    let wrong_members = Route::path("/api/v2/organizations/no-such-org/members");
+    assert_eq!(
+        sim.faults().requests_matching(&wrong_members),
+        1,
+        "not retried"
+    );
+}
+
+#[tokio::test]
+async fn an_outage_before_the_first_success_is_still_retried() {
+    let (sim, client) = start(members_seed(3), system_clock(), fast_retries()).await;
+    sim.faults().add(
+        FaultRule::new(
+            members_route(&sim),
+            Fault::Status {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                body: None,
+            },
+        )
+        .times(2),
+    );
+
+    let members: Vec<Value> = client.list_members(None).await.unwrap();
+
+    assert_eq!(members.len(), 3);
+    assert_eq!(sim.faults().requests_matching(&members_route(&sim)), 3);
+}
+
+#[tokio::test]
+async fn an_organization_gone_later_is_final_after_the_retries() {
+    let (sim, client) = start(members_seed(137), system_clock(), fast_retries()).await;
+    sim.faults().add(
+        FaultRule::new(
+            members_route(&sim),
+            Fault::Status {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                body: Some(json!({"statusCode": 500, "message": "Organization not found", "error": "Internal Server Error"})),
+            },
+        )
+        .after(1),
+    );
+
+    let error = client.list_members::<Value>(None).await.unwrap_err();
+
+    assert!(
+        matches!(error, OfficeRndError::OrganizationNotFound { .. }),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]

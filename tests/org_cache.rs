@@ -5,15 +5,18 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use flexgate::api::conditions::Reason;
 use flexgate::engine::Index;
 use flexgate::manifests;
 use flexgate::officernd::collection::Collection;
 use flexgate::officernd::webhooks::{parse_event, WebhookEvent};
+use flexgate::operator::connection::{self, MemberCount};
 use flexgate::operator::desired::engine_binding;
 use flexgate::operator::objects::Objects;
 use flexgate::operator::orgs::{Applied, OrgCache, OrgView};
 use flexgate::sandbox::faults::Route;
 use flexgate::sandbox::Sandbox;
+use kube::ResourceExt;
 use serde_json::{json, Value};
 
 const NS: &str = "default";
@@ -395,4 +398,186 @@ async fn a_signed_delivery_claiming_what_officernd_does_not_say_changes_nothing(
         "some(approved)",
         "the delivery's status was believed over OfficeRnD's"
     );
+}
+
+fn collection_requests(world: &World, collection: Collection) -> u64 {
+    world
+        .sandbox
+        .officernd
+        .faults()
+        .requests_matching(&Route::path(
+            world.sandbox.officernd.collection_path(collection),
+        ))
+}
+
+/// Issue #12: the picture reads (and asks scopes for) only the collections its bindings need;
+/// a binding of a new kind makes it read the organization again with what that one needs.
+#[tokio::test]
+async fn the_picture_reads_only_what_the_bindings_need() {
+    let mut world = World::new().await;
+    world
+        .objects
+        .bindings
+        .retain(|b| b.name_any() == "hot-desk-lobby");
+
+    let plan_only = world.view(HOUR).await;
+
+    assert!(plan_only.reads.contains(Collection::Plans));
+    for unread in [
+        Collection::Bookings,
+        Collection::Passes,
+        Collection::Visitors,
+        Collection::Assignments,
+        Collection::Floors,
+    ] {
+        assert!(!plan_only.reads.contains(unread), "{unread} read");
+        assert_eq!(collection_requests(&world, unread), 0, "{unread} listed");
+    }
+
+    let (documents, _) = manifests::load(&[PathBuf::from("examples")]);
+    let all = Objects::from_documents(&documents).unwrap();
+    world.objects.bindings = all.bindings;
+    let everything = world.view(HOUR).await;
+
+    assert!(
+        !std::sync::Arc::ptr_eq(&everything.index, &plan_only.index),
+        "bindings needing more made the picture be read again"
+    );
+    for read in [
+        Collection::Bookings,
+        Collection::Passes,
+        Collection::Visitors,
+        Collection::Floors,
+    ] {
+        assert!(everything.reads.contains(read), "{read} not read");
+        assert!(collection_requests(&world, read) > 0, "{read} not listed");
+    }
+}
+
+/// A delivery about a collection no binding reads changes nothing and reads nothing (the
+/// application may not even be granted its scope).
+#[tokio::test]
+async fn a_delivery_about_a_collection_no_binding_reads_is_ignored() {
+    let mut world = World::new().await;
+    world
+        .objects
+        .bindings
+        .retain(|b| b.name_any() == "hot-desk-lobby");
+    world.view(HOUR).await;
+    let before = world.officernd_requests();
+    let booking = world.sandbox.officernd.list(Collection::Bookings)[0].clone();
+
+    let applied = world
+        .cache
+        .apply(
+            NS,
+            "officernd",
+            &event("booking.updated", booking, "2026-11-23T08:00:00Z"),
+        )
+        .await;
+
+    assert!(matches!(applied, Applied::Nothing));
+    assert_eq!(world.officernd_requests(), before);
+}
+
+/// An application without the day-passes scope: the organization cannot be read for a day-pass
+/// binding, and the failure names the scope and what needs it (CredentialsInvalid).
+#[tokio::test]
+async fn a_refused_scope_is_named_in_the_read_failure() {
+    let world = World::new().await;
+    let granted: Vec<String> = flexgate::officernd::simulator::known_scopes()
+        .into_iter()
+        .filter(|scope| scope != "flex.space.passes.read")
+        .collect();
+    world.sandbox.officernd.set_granted_scopes(Some(granted));
+
+    let failure = world
+        .cache
+        .view(&world.objects, NS, "officernd", HOUR)
+        .await
+        .err()
+        .expect("the read fails");
+
+    assert_eq!(failure.reason, Reason::CredentialsInvalid);
+    assert!(
+        failure.message.contains("flex.space.passes.read"),
+        "{}",
+        failure.message
+    );
+    assert!(
+        failure.message.contains("source.dayPasses"),
+        "{}",
+        failure.message
+    );
+}
+
+/// The VendorConnection check asks for the scopes of everything reading through the connection,
+/// and names what is wrong: a refused scope (CredentialsInvalid, with what needs it), a slug that
+/// names no organization (ReferenceNotFound, at once).
+#[tokio::test]
+async fn the_connection_check_names_a_refused_scope_and_a_wrong_slug() {
+    let mut world = World::new().await;
+    let clock = world.sandbox.clock.clock();
+    let check = |objects: &Objects| {
+        let connection = objects.connection(NS, "officernd").unwrap().clone();
+        let objects = objects.clone();
+        let clock = clock.clone();
+        async move {
+            connection::check(&connection, &objects, &clock, MemberCount::Known(None))
+                .await
+                .outcome
+        }
+    };
+
+    // Only a plan binding: the app needs nothing but its five read scopes.
+    world
+        .objects
+        .bindings
+        .retain(|b| b.name_any() == "hot-desk-lobby");
+    world.objects.site_mappings.clear();
+    world.sandbox.officernd.set_granted_scopes(Some(
+        [
+            "flex.community.members.read",
+            "flex.community.companies.read",
+            "flex.community.memberships.read",
+            "flex.space.locations.read",
+            "flex.billing.plans.read",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ));
+    let minimal = check(&world.objects).await;
+    assert!(minimal.ready, "{minimal:?}");
+
+    // A day-pass binding on the same connection: its scope is missing, and named.
+    let (documents, _) = manifests::load(&[PathBuf::from("examples")]);
+    let all = Objects::from_documents(&documents).unwrap();
+    world.objects.bindings.extend(
+        all.bindings
+            .into_iter()
+            .filter(|b| b.name_any() == "day-passes"),
+    );
+    let refused = check(&world.objects).await;
+    assert!(!refused.ready);
+    assert_eq!(refused.reason, Reason::CredentialsInvalid);
+    assert!(
+        refused.message.contains("flex.space.passes.read")
+            && refused.message.contains("source.dayPasses")
+            && !refused.message.contains("flex.community.visitors.read"),
+        "{}",
+        refused.message
+    );
+
+    // A slug naming no organization: final, not an outage.
+    world.sandbox.officernd.set_granted_scopes(None);
+    for connection in &mut world.objects.connections {
+        if let Some(settings) = connection.spec.officernd.as_mut() {
+            settings.organization = "no-such-org".into();
+        }
+    }
+    let wrong = check(&world.objects).await;
+    assert!(!wrong.ready);
+    assert_eq!(wrong.reason, Reason::ReferenceNotFound);
+    assert!(!wrong.retrying);
+    assert!(wrong.message.contains("no-such-org"), "{}", wrong.message);
 }

@@ -13,6 +13,9 @@ pub const READY: &str = "Ready";
 pub const RECONCILING: &str = "Reconciling";
 /// The controller cannot make progress without a person acting.
 pub const STALLED: &str = "Stalled";
+/// VendorConnection of a vendor whose API contract is flexgate's own design, not the vendor's
+/// published one (essensys): True, with what to confirm. Informational: Ready is not affected.
+pub const CONTRACT_PROVISIONAL: &str = "ContractProvisional";
 
 /// Why a condition has its status. Each reason's doc says when it is used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,6 +54,9 @@ pub enum Reason {
     PartialFailure,
     /// The object is being deleted and its access revoked.
     Deleting,
+    /// `ContractProvisional`: the vendor publishes no API reference; flexgate's client follows a
+    /// contract of its own design that must be confirmed with the vendor.
+    NoPublishedApi,
 }
 
 impl Reason {
@@ -73,6 +79,7 @@ impl Reason {
             Reason::FrozenMappingChanged => "FrozenMappingChanged",
             Reason::PartialFailure => "PartialFailure",
             Reason::Deleting => "Deleting",
+            Reason::NoPublishedApi => "NoPublishedApi",
         }
     }
 

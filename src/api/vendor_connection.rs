@@ -78,6 +78,20 @@ pub struct VendorConnectionSpec {
     pub credentials_secret_ref: CredentialsSecretRef,
 
     /// OfficeRnD settings; required when vendor is OfficeRnD.
+    ///
+    /// OAuth scopes the OfficeRnD app needs (Settings → Developer Tools). Each token asks only for
+    /// the scopes of what reads through this connection; a scope the app lacks is named in the
+    /// status (reason CredentialsInvalid). Every connection: flex.community.members.read,
+    /// flex.space.locations.read. Every AccessGroupBinding adds flex.community.companies.read,
+    /// flex.community.memberships.read; source.plan adds flex.billing.plans.read; source.location
+    /// and source.assignableResource add flex.space.resources.read, flex.space.assignments.read;
+    /// source.floor adds flex.space.floors.read, flex.space.resources.read,
+    /// flex.space.assignments.read; source.bookableResource adds flex.space.resources.read,
+    /// flex.space.bookings.read, and with includeGuests flex.community.visitors.read;
+    /// source.dayPasses adds flex.space.passes.read. Every SiteMapping needs
+    /// flex.community.members.read, flex.community.companies.read, flex.space.locations.read,
+    /// flex.space.floors.read, flex.space.resources.read; with sync.syncCalendarBookings also
+    /// flex.space.bookings.read, and flex.space.bookings.create to sync tap-to-book bookings back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub officernd: Option<OfficeRndSettings>,
 
@@ -113,7 +127,8 @@ pub struct VendorConnectionSpec {
     pub sync_interval: String,
 
     /// Upper bound on API requests per second to this account (token bucket). Defaults to the
-    /// vendor's documented limit (Kisi: 5) or a conservative 10.
+    /// vendor's documented limit (Kisi: 5) or a conservative 10; OfficeRnD, which publishes no
+    /// number, 5.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000))]
     pub requests_per_second: Option<u32>,

@@ -182,7 +182,8 @@ async fn run_on_folder(folder: &Path, args: &RunArgs) -> Result<ExitCode, CliErr
             let result =
                 connection::check(vc, &objects, &clock, connection::MemberCount::ListAll).await;
             all_ready &= result.outcome.ready;
-            let conditions = crate::operator::status::conditions(
+            let conditions = connection::status_conditions(
+                vc,
                 &result.outcome,
                 vc.metadata.generation,
                 stamp.clone(),

@@ -1,26 +1,31 @@
-//! OfficeRnD Flex API v2 client: OAuth2 client-credentials tokens per operation group, cursor-paged
-//! listing (all-or-nothing), incremental refresh, booking creation and webhook registration.
+//! OfficeRnD Flex API v2 client: OAuth2 client-credentials tokens asking only for the scopes of
+//! what is read or written, cursor-paged listing (all-or-nothing), incremental refresh, booking
+//! creation and webhook registration.
 //!
-//! Wire facts used (vendor-apis.md §1, recorded/officernd): token `POST {identity}/oauth/token` (form:
-//! `client_id, client_secret, grant_type=client_credentials, scope` space-separated) →
-//! `{access_token, token_type:"Bearer", expires_in:3599, scope}`; API base
-//! `{api}/api/v2/organizations/{orgSlug}/{collection}`; list envelope `{results, cursorNext?, cursorPrev?,
-//! rangeStart, rangeEnd}` where `cursorNext` is ABSENT on the last page; `$limit` ≤ 50; a token missing a
-//! scope gets 401 (not 403); no rate-limit numbers are published.
+//! Wire facts used (vendor-apis.md §1, recorded/officernd, [`super::wire`]): token `POST
+//! {identity}/oauth/token` (form: `client_id, client_secret, grant_type=client_credentials, scope`
+//! space-separated) → `{access_token, token_type:"Bearer", expires_in:3599, scope}`; a request naming
+//! one scope the application lacks gets no token at all; API base
+//! `{api}/api/v2/organizations/{orgSlug}/{collection}`; list envelope `{results, cursorNext?,
+//! cursorPrev?, rangeStart, rangeEnd}` where `cursorNext` is ABSENT on the last page; `$limit` ≤ 50;
+//! a token missing a scope gets 401 (not 403); an unknown organization slug gets 500 "Organization
+//! not found"; no rate-limit numbers are published.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
-use reqwest::Method;
+use reqwest::{Method, RequestBuilder};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::collection::{Access, Collection};
-use super::{format_timestamp, system_clock, Clock};
+use super::collection::{Access, Collection, CollectionSet, Feature};
+use super::{format_timestamp, system_clock, wire, Clock};
 use crate::http::{
     is_bearer_type, read_credential_reply, BearerAuth, BearerToken, BodyExcerpt, HttpError,
     Idempotency, Issued, RateLimiter, RefreshPolicy, Renewal, Renewed, ResilientClient,
@@ -46,7 +51,8 @@ pub struct OfficeRndConfig {
     pub org_slug: String,
     pub client_id: String,
     pub client_secret: Secret,
-    /// Client-side limit for this organization. OfficeRnD publishes no numbers; 5/s is a cautious guess.
+    /// Client-side limit for this organization; OfficeRnD publishes no number
+    /// ([`wire::DEFAULT_REQUESTS_PER_SECOND`]).
     pub requests_per_second: f64,
     pub attempt_timeout: Duration,
     pub retry: RetryPolicy,
@@ -74,7 +80,7 @@ impl OfficeRndConfig {
             org_slug: org_slug.into(),
             client_id: client_id.into(),
             client_secret: client_secret.into(),
-            requests_per_second: 5.0,
+            requests_per_second: f64::from(wire::DEFAULT_REQUESTS_PER_SECOND),
             attempt_timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             page_size: MAX_PAGE_SIZE,
@@ -126,40 +132,29 @@ fn parse_url(what: &str, value: &str) -> Result<Url, OfficeRndError> {
         .map_err(|error| OfficeRndError::Config(format!("{what} {value:?} is not a URL: {error}")))
 }
 
-/// Groups of operations that each get a token with only the scopes they need.
+/// What a token is for; each purpose gets its own token with exactly its scopes.
 ///
 /// Separate tokens because the token request fails as a whole when it names a scope the app was not
-/// granted: a read-only app must still be able to sync even though booking creation is impossible.
+/// granted: an app that cannot create bookings, or is not granted the visitors scope, must still be
+/// able to sync whatever does not need them. Reads ask for the read scopes of the collections the
+/// read covers (see [`Feature`] for which use reads what), never for every collection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OperationGroup {
-    /// Reading every collection the sync uses.
-    SyncRead,
-    /// `POST /bookings`.
+pub enum TokenPurpose {
+    /// Reading these collections.
+    Read(CollectionSet),
+    /// `POST /bookings` (tap-to-book bookings synced back from essensys).
     CreateBookings,
     /// `POST /webhooks`.
     ManageWebhooks,
 }
 
-impl OperationGroup {
-    const ALL: [OperationGroup; 3] = [Self::SyncRead, Self::CreateBookings, Self::ManageWebhooks];
-
-    /// The exact scopes requested for this group.
+impl TokenPurpose {
+    /// The exact scopes requested for this purpose.
     pub fn scopes(self) -> Vec<String> {
         match self {
-            Self::SyncRead => Collection::ALL
-                .iter()
-                .map(|c| c.scope(Access::Read))
-                .collect(),
+            Self::Read(collections) => collections.read_scopes(),
             Self::CreateBookings => vec![Collection::Bookings.scope(Access::Create)],
             Self::ManageWebhooks => vec![WEBHOOKS_CREATE_SCOPE.to_owned()],
-        }
-    }
-
-    fn index(self) -> usize {
-        match self {
-            Self::SyncRead => 0,
-            Self::CreateBookings => 1,
-            Self::ManageWebhooks => 2,
         }
     }
 }
@@ -170,12 +165,23 @@ pub enum OfficeRndError {
     #[error("invalid OfficeRnD configuration: {0}")]
     Config(String),
     /// The identity server refused or failed to issue a token.
-    #[error("OfficeRnD token request for scopes [{scopes}] failed: {source}; check the client id/secret and that the app is granted exactly these scopes")]
+    #[error("OfficeRnD token request for scopes [{scopes}] failed: {source}; check the client id/secret and that the app is granted these scopes")]
     Token {
         scopes: String,
         #[source]
         source: HttpError,
     },
+    /// The identity server refused these scopes (each was asked for alone to find out): the
+    /// OfficeRnD application lacks them.
+    #[error("OfficeRnD refused the scope{} {} to this application; {}", plural(.refused.len()), .refused.join(", "), scope_advice(.refused))]
+    ScopeRefused {
+        /// The refused scopes, in the order they were requested.
+        refused: Vec<String>,
+    },
+    /// The organization slug names no organization (OfficeRnD answers 500 "Organization not
+    /// found"); final, not an outage.
+    #[error("OfficeRnD has no organization {slug:?}: check spec.officernd.organization (the part after /admin/ in https://app.officernd.com/admin/<slug>)")]
+    OrganizationNotFound { slug: String },
     /// The API refused a fresh token too: most likely a missing scope (OfficeRnD answers 401, not 403).
     #[error("OfficeRnD {operation}: access denied even with a fresh token; the app needs scopes [{scopes}]")]
     Unauthorized { operation: String, scopes: String },
@@ -187,6 +193,34 @@ pub enum OfficeRndError {
     },
     #[error("OfficeRnD: {0}")]
     Http(#[from] HttpError),
+}
+
+fn plural(count: usize) -> &'static str {
+    if count == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// What needs the refused scopes, and what to do.
+fn scope_advice(refused: &[String]) -> String {
+    let mut needed_by: Vec<&str> = refused
+        .iter()
+        .flat_map(|scope| Feature::needing(scope))
+        .map(Feature::describe)
+        .collect();
+    needed_by.dedup();
+    let who = if needed_by.is_empty() {
+        String::new()
+    } else {
+        format!(" (needed by {})", needed_by.join("; "))
+    };
+    format!(
+        "grant {} to the OfficeRnD app (Settings → Developer Tools){who}, or remove what needs {}",
+        if refused.len() == 1 { "it" } else { "them" },
+        if refused.len() == 1 { "it" } else { "them" },
+    )
 }
 
 impl OfficeRndError {
@@ -268,18 +302,26 @@ impl ListQuery {
             .iter()
             .any(|(name, _)| base_field(name) == field)
     }
+
+    /// Fields compared with a date operator (`field[$gt]` and the like; `[$in]` is not one).
+    fn date_fields(&self) -> impl Iterator<Item = &str> {
+        self.params
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .filter(|name| name.contains('[') && !name.ends_with("[$in]"))
+            .map(base_field)
+    }
 }
 
 fn base_field(param: &str) -> &str {
     param.split('[').next().unwrap_or(param)
 }
 
-/// A time window for bookings: those overlapping `[from, to)`.
+/// A time window for bookings: those whose series overlaps `[from, to)`.
 ///
-/// UNKNOWN WIRE SHAPE: no source documents a time-window filter on v2 `GET /bookings`. We send
-/// `start[$lt]=to&end[$gt]=from` (the date-operator syntax documented for `createdAt`/`modifiedAt`,
-/// applied to the booking's `start`/`end` fields). How recurring series are matched (first occurrence vs.
-/// series range) is unknown too; this is the one place to change when the real shape is known.
+/// Sent as `seriesStart[$lt]=to&seriesEnd[$gte]=from`: the API filters bookings by their series
+/// bounds only and rejects `start`/`end` ([`wire::BOOKING_WINDOW_FIELDS`]). A booking ending exactly
+/// at `from` is included; the engine decides by the booking's own dates anyway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BookingWindow {
     pub from: DateTime<Utc>,
@@ -288,9 +330,10 @@ pub struct BookingWindow {
 
 impl BookingWindow {
     fn apply(self, query: ListQuery) -> ListQuery {
+        let [series_start, series_end] = wire::BOOKING_WINDOW_FIELDS;
         query
-            .date("start", DateOp::Lt, self.to)
-            .date("end", DateOp::Gt, self.from)
+            .date(series_start, DateOp::Lt, self.to)
+            .date(series_end, DateOp::Gte, self.from)
     }
 }
 
@@ -304,12 +347,34 @@ pub struct RegisteredWebhook {
     pub secret: Secret,
 }
 
-/// The list envelope. `cursorNext` absent (or null/empty) means this was the last page.
-#[derive(Deserialize)]
-struct Page<T> {
-    results: Vec<T>,
+impl RegisteredWebhook {
+    /// Reads a webhook object (`{_id, url?, eventTypes?, secret, …}`, the registration reply and
+    /// each item of `GET /webhooks`); `url` and `event_types` fill in what the reply leaves out.
+    /// The error names the field, never a value: the object holds the signing secret.
+    pub fn from_reply(
+        body: &[u8],
+        url: &str,
+        event_types: &[&str],
+    ) -> Result<Self, serde_json::Error> {
+        let created: WebhookReply = serde_json::from_slice(body)?;
+        Ok(RegisteredWebhook {
+            id: created.id,
+            url: created.url.unwrap_or_else(|| url.to_owned()),
+            event_types: created
+                .event_types
+                .unwrap_or_else(|| event_types.iter().map(|s| (*s).to_owned()).collect()),
+            secret: Secret::new(created.secret),
+        })
+    }
+}
+
+/// The list envelope, as far as the client reads it. `cursorNext` absent (or null/empty) means this
+/// was the last page; `rangeStart`/`rangeEnd` are not read (the docs say 0-based, the wire is 1-based).
+#[derive(Debug, Deserialize)]
+pub struct ListPage<T> {
+    pub results: Vec<T>,
     #[serde(rename = "cursorNext", default)]
-    cursor_next: Option<String>,
+    pub cursor_next: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -323,7 +388,7 @@ struct TokenResponse {
 }
 
 #[derive(Deserialize)]
-struct WebhookCreated {
+struct WebhookReply {
     #[serde(rename = "_id")]
     id: String,
     #[serde(default)]
@@ -342,62 +407,50 @@ struct WebhookRegistration<'a> {
 }
 
 /// OfficeRnD v2 client for one organization. Cheap to clone; clones share tokens and the rate limit.
+///
+/// A client reads with the token of the collections it was told it reads ([`Self::reading`]),
+/// plus the one collection a call names: a whole read of the collections the bindings need uses one
+/// token, and a single call on a fresh client asks for nothing but its own scope.
 #[derive(Clone)]
 pub struct OfficeRndClient {
-    inner: std::sync::Arc<Inner>,
+    inner: Arc<Inner>,
+    reads: CollectionSet,
 }
 
 struct Inner {
     config: OfficeRndConfig,
     http: ResilientClient,
+    /// The same client without retries, for requests sent before any request proved that the
+    /// organization exists (see [`OfficeRndClient::read_json`]).
+    single: ResilientClient,
     token_url: Url,
-    /// One token per [`OperationGroup`], indexed by [`OperationGroup::index`].
-    tokens: [TokenCache; 3],
+    refresh: RefreshPolicy,
+    clock: Clock,
+    /// One token per purpose; a handful of purposes per organization in practice.
+    tokens: Mutex<HashMap<TokenPurpose, Arc<TokenCache>>>,
+    /// Set once any API request succeeded: the slug names an organization.
+    organization_confirmed: AtomicBool,
 }
 
 impl fmt::Debug for OfficeRndClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OfficeRndClient")
             .field("config", &self.inner.config)
+            .field("reads", &self.reads)
             .finish_non_exhaustive()
     }
 }
 
-/// The token request of one operation group: client credentials with exactly the group's scopes.
-struct GroupToken<'a> {
+/// The token request of one purpose: client credentials with exactly the purpose's scopes.
+struct PurposeToken<'a> {
     inner: &'a Inner,
-    group: OperationGroup,
+    purpose: TokenPurpose,
 }
 
-impl TokenSource for GroupToken<'_> {
+impl TokenSource for PurposeToken<'_> {
     async fn fetch(&self, _renewal: Renewal) -> Result<Renewed, HttpError> {
-        let (inner, group) = (self.inner, self.group);
-        let scopes = group.scopes();
-        let scope = scopes.join(" ");
-        let form = [
-            ("client_id", inner.config.client_id.as_str()),
-            ("client_secret", inner.config.client_secret.expose()),
-            ("grant_type", "client_credentials"),
-            ("scope", scope.as_str()),
-        ];
-        let response = inner
-            .http
-            .send_with(Idempotency::Idempotent, || {
-                inner
-                    .http
-                    .http()
-                    .post(inner.token_url.clone())
-                    .header(reqwest::header::ACCEPT, "application/json")
-                    .form(&form)
-            })
-            .await?;
-        let token: TokenResponse = read_credential_reply(
-            response,
-            inner.token_url.path(),
-            "token response",
-            "token response is not {access_token, expires_in, …}",
-        )
-        .await?;
+        let scopes = self.purpose.scopes();
+        let token = self.inner.request_token(&scopes).await?;
         if !is_bearer_type(token.token_type.as_deref()) {
             tracing::warn!(token_type = ?token.token_type, "OfficeRnD issued a non-bearer token; using it as bearer");
         }
@@ -411,13 +464,13 @@ impl TokenSource for GroupToken<'_> {
             if !missing.is_empty() {
                 tracing::warn!(
                     ?missing,
-                    ?group,
+                    purpose = ?self.purpose,
                     "OfficeRnD token lacks requested scopes; calls needing them will fail"
                 );
             }
         }
         tracing::debug!(
-            ?group,
+            purpose = ?self.purpose,
             expires_in = token.expires_in,
             "fetched OfficeRnD access token"
         );
@@ -426,10 +479,69 @@ impl TokenSource for GroupToken<'_> {
 }
 
 impl Inner {
-    async fn token(&self, group: OperationGroup) -> Result<BearerToken, HttpError> {
-        self.tokens[group.index()]
-            .token(&GroupToken { inner: self, group })
+    /// One token request for exactly `scopes`, cached nowhere.
+    async fn request_token(&self, scopes: &[String]) -> Result<TokenResponse, HttpError> {
+        let scope = scopes.join(" ");
+        let form = [
+            ("client_id", self.config.client_id.as_str()),
+            ("client_secret", self.config.client_secret.expose()),
+            ("grant_type", "client_credentials"),
+            ("scope", scope.as_str()),
+        ];
+        let response = self
+            .http
+            .send_with(Idempotency::Idempotent, || {
+                self.http
+                    .http()
+                    .post(self.token_url.clone())
+                    .header(reqwest::header::ACCEPT, "application/json")
+                    .form(&form)
+            })
+            .await?;
+        read_credential_reply(
+            response,
+            self.token_url.path(),
+            "token response",
+            "token response is not {access_token, expires_in, …}",
+        )
+        .await
+    }
+
+    fn cache(&self, purpose: TokenPurpose) -> Arc<TokenCache> {
+        let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+        tokens
+            .entry(purpose)
+            .or_insert_with(|| Arc::new(TokenCache::new(self.refresh, self.clock.clone())))
+            .clone()
+    }
+
+    async fn token(&self, purpose: TokenPurpose) -> Result<BearerToken, HttpError> {
+        self.cache(purpose)
+            .token(&PurposeToken {
+                inner: self,
+                purpose,
+            })
             .await
+    }
+
+    fn confirm_organization(&self) {
+        self.organization_confirmed.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Whether a token request failed in a way a refused scope explains: a 400 that is not one of the
+/// OAuth2 codes blaming the client credentials.
+fn may_be_a_refused_scope(error: &HttpError) -> bool {
+    match error {
+        HttpError::BadRequest {
+            status, message, ..
+        } => {
+            *status == reqwest::StatusCode::BAD_REQUEST
+                && !wire::CREDENTIAL_ERRORS
+                    .iter()
+                    .any(|code| message.contains(code))
+        }
+        _ => false,
     }
 }
 
@@ -446,6 +558,7 @@ impl OfficeRndClient {
             .with_policy(config.retry.clone())
             .with_rate_limiter(RateLimiter::new(config.requests_per_second))
             .with_attempt_timeout(config.attempt_timeout);
+        let single = resilient.clone().with_policy(RetryPolicy::no_retries());
         let mut token_url = config.identity_url.clone();
         token_url
             .path_segments_mut()
@@ -454,32 +567,61 @@ impl OfficeRndClient {
             .extend(TOKEN_PATH);
         let refresh = RefreshPolicy::Margin(config.token_refresh_margin);
         Ok(Self {
-            inner: std::sync::Arc::new(Inner {
+            inner: Arc::new(Inner {
                 config,
                 http: resilient,
+                single,
                 token_url,
-                tokens: OperationGroup::ALL.map(|_| TokenCache::new(refresh, system_clock())),
+                refresh,
+                clock: system_clock(),
+                tokens: Mutex::new(HashMap::new()),
+                organization_confirmed: AtomicBool::new(false),
             }),
+            reads: CollectionSet::EMPTY,
         })
     }
 
     /// Uses `clock` for token expiry decisions (tests and the sandbox share a controllable clock).
     /// Call before the client is cloned; clones made earlier keep the previous clock.
     pub fn with_clock(self, clock: Clock) -> Self {
-        match std::sync::Arc::try_unwrap(self.inner) {
+        let reads = self.reads;
+        match Arc::try_unwrap(self.inner) {
             Ok(mut inner) => {
-                for tokens in &mut inner.tokens {
-                    tokens.set_clock(clock.clone());
-                }
+                inner.clock = clock.clone();
+                // Only a fresh client is unshared; a cache made already is dropped, not re-clocked.
+                inner
+                    .tokens
+                    .get_mut()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clear();
                 Self {
-                    inner: std::sync::Arc::new(inner),
+                    inner: Arc::new(inner),
+                    reads,
                 }
             }
             Err(shared) => {
                 tracing::warn!("OfficeRndClient::with_clock on a shared client: clock unchanged");
-                Self { inner: shared }
+                Self {
+                    inner: shared,
+                    reads,
+                }
             }
         }
+    }
+
+    /// This client (sharing tokens and the rate limit) for a read of `reads`: every read call
+    /// uses the token for these collections (plus the collection it names), so a whole read asks
+    /// for one token with exactly the scopes it needs.
+    pub fn reading(&self, reads: CollectionSet) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            reads,
+        }
+    }
+
+    /// The collections this client was told it reads.
+    pub fn reads(&self) -> CollectionSet {
+        self.reads
     }
 
     pub fn config(&self) -> &OfficeRndConfig {
@@ -501,42 +643,121 @@ impl OfficeRndClient {
         Ok(url)
     }
 
-    /// [`Authorizer`](crate::http::Authorizer) for one operation group.
-    fn auth(&self, group: OperationGroup) -> BearerAuth<'_, GroupToken<'_>> {
-        BearerAuth::new(
-            &self.inner.tokens[group.index()],
-            GroupToken {
-                inner: &self.inner,
-                group,
-            },
-        )
+    /// The token purpose of a read of `collection`.
+    fn read_purpose(&self, collection: Collection) -> TokenPurpose {
+        TokenPurpose::Read(self.reads.with(collection))
     }
 
-    /// Fetches the group's token before the call so that token failures are reported as such.
-    async fn ensure_token(&self, group: OperationGroup) -> Result<(), OfficeRndError> {
-        self.inner
-            .token(group)
-            .await
-            .map(drop)
-            .map_err(|source| OfficeRndError::Token {
-                scopes: group.scopes().join(" "),
-                source,
-            })
+    /// Fetches the purpose's token before the call so that token failures are reported as such,
+    /// naming the refused scopes when the identity server refused some.
+    async fn ensure_token(&self, purpose: TokenPurpose) -> Result<(), OfficeRndError> {
+        let Err(source) = self.inner.token(purpose).await.map(drop) else {
+            return Ok(());
+        };
+        let scopes = purpose.scopes();
+        if may_be_a_refused_scope(&source) {
+            if let Some(refused) = self.refused_scopes(&scopes, &source).await {
+                return Err(OfficeRndError::ScopeRefused { refused });
+            }
+        }
+        Err(OfficeRndError::Token {
+            scopes: scopes.join(" "),
+            source,
+        })
+    }
+
+    /// Which of `scopes` the identity server refuses, asking for each alone (the refusal does not
+    /// name the scope, [`wire::INVALID_SCOPE`]); `None` when that does not single any out (every
+    /// one refused without an `invalid_scope` code, or a request failing otherwise).
+    async fn refused_scopes(&self, scopes: &[String], first: &HttpError) -> Option<Vec<String>> {
+        let mut refused = Vec::new();
+        let mut granted = 0;
+        for scope in scopes {
+            match self.inner.request_token(std::slice::from_ref(scope)).await {
+                Ok(_) => granted += 1,
+                Err(error) if may_be_a_refused_scope(&error) => refused.push(scope.clone()),
+                Err(_) => return None,
+            }
+        }
+        let said_invalid_scope = matches!(first, HttpError::BadRequest { message, .. } if message.contains(wire::INVALID_SCOPE));
+        (!refused.is_empty() && (granted > 0 || said_invalid_scope)).then_some(refused)
     }
 
     fn map_error(
         &self,
-        group: OperationGroup,
+        purpose: TokenPurpose,
         operation: &str,
         error: HttpError,
     ) -> OfficeRndError {
         match error {
             HttpError::Unauthorized { .. } => OfficeRndError::Unauthorized {
                 operation: operation.to_owned(),
-                scopes: group.scopes().join(" "),
+                scopes: purpose.scopes().join(" "),
             },
+            HttpError::Transient { ref reason, .. } if wire::is_organization_not_found(reason) => {
+                OfficeRndError::OrganizationNotFound {
+                    slug: self.inner.config.org_slug.clone(),
+                }
+            }
             other => OfficeRndError::Http(other),
         }
+    }
+
+    /// Sends a read and decodes its JSON.
+    ///
+    /// Until a request has proved that the organization exists, a request is first sent once
+    /// without retries: a wrong slug gets 500 "Organization not found", which the retry policy
+    /// cannot tell from an outage by its status, so it would otherwise be repeated as one. After
+    /// any other retryable failure of that attempt, the wait the policy would have made is made
+    /// (or the error returned when it does not fit the budget), and the request goes on through
+    /// the retry policy.
+    async fn read_json<T: DeserializeOwned>(
+        &self,
+        purpose: TokenPurpose,
+        operation: &str,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<T, OfficeRndError> {
+        let cache = self.inner.cache(purpose);
+        let auth = BearerAuth::new(
+            &cache,
+            PurposeToken {
+                inner: &self.inner,
+                purpose,
+            },
+        );
+        if !self.inner.organization_confirmed.load(Ordering::Relaxed) {
+            let started = tokio::time::Instant::now();
+            match self.inner.single.send_json(&auth, &build).await {
+                Ok(value) => {
+                    self.inner.confirm_organization();
+                    return Ok(value);
+                }
+                Err(error) => {
+                    // The wait the retry policy would have made after this first attempt.
+                    let policy = self.inner.http.policy();
+                    let delay = match &error {
+                        HttpError::RateLimited { retry_after, .. } => {
+                            retry_after.unwrap_or(policy.default_retry_after)
+                        }
+                        HttpError::Transient { .. } => policy.backoff(1),
+                        _ => Duration::MAX,
+                    };
+                    let error = self.map_error(purpose, operation, error);
+                    if !error.is_retryable_later() || !policy.allows(1, started.elapsed(), delay) {
+                        return Err(error);
+                    }
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+        let value = self
+            .inner
+            .http
+            .send_json(&auth, build)
+            .await
+            .map_err(|error| self.map_error(purpose, operation, error))?;
+        self.inner.confirm_organization();
+        Ok(value)
     }
 
     /// Lists a whole collection, following `$cursorNext` until it is absent.
@@ -548,26 +769,10 @@ impl OfficeRndClient {
         collection: Collection,
         query: &ListQuery,
     ) -> Result<Vec<T>, OfficeRndError> {
-        if query.has_field("modifiedAt") && !collection.supports_modified_filter() {
-            return Err(OfficeRndError::UnsupportedQuery {
-                collection,
-                reason: "the API does not accept modifiedAt filters here; list it whole".into(),
-            });
-        }
-        let required = collection.required_filters();
-        if !required.is_empty() && !required.iter().any(|field| query.has_field(field)) {
-            return Err(OfficeRndError::UnsupportedQuery {
-                collection,
-                reason: format!(
-                    "cannot be listed without one of the filters {}",
-                    required.join(", ")
-                ),
-            });
-        }
-        let group = OperationGroup::SyncRead;
-        self.ensure_token(group).await?;
+        self.check_query(collection, query)?;
+        let purpose = self.read_purpose(collection);
+        self.ensure_token(purpose).await?;
         let url = self.url(&[collection.path()])?;
-        let auth = self.auth(group);
         let page_size = self.inner.config.page_size.to_string();
         let operation = format!("GET {}", collection.path());
 
@@ -575,10 +780,8 @@ impl OfficeRndClient {
         let mut cursor: Option<String> = None;
         let mut seen_cursors = HashSet::new();
         for _ in 0..MAX_PAGES {
-            let page: Page<T> = self
-                .inner
-                .http
-                .send_json(&auth, || {
+            let page: ListPage<T> = self
+                .read_json(purpose, &operation, || {
                     let mut request = self
                         .inner
                         .http
@@ -592,8 +795,7 @@ impl OfficeRndClient {
                     }
                     request
                 })
-                .await
-                .map_err(|error| self.map_error(group, &operation, error))?;
+                .await?;
             items.extend(page.results);
             match page.cursor_next.filter(|next| !next.is_empty()) {
                 None => return Ok(items),
@@ -611,31 +813,84 @@ impl OfficeRndClient {
         ))
     }
 
+    /// Refuses, before sending, what the API would refuse: date filters it does not take (e.g.
+    /// `start` on bookings), and unfiltered lists of collections that need a parent filter.
+    fn check_query(&self, collection: Collection, query: &ListQuery) -> Result<(), OfficeRndError> {
+        if query.has_field("modifiedAt") && !collection.supports_modified_filter() {
+            return Err(OfficeRndError::UnsupportedQuery {
+                collection,
+                reason: "the API does not accept modifiedAt filters here; list it whole".into(),
+            });
+        }
+        if let Some(field) = query
+            .date_fields()
+            .find(|field| !collection.date_filters().contains(field))
+        {
+            return Err(OfficeRndError::UnsupportedQuery {
+                collection,
+                reason: format!(
+                    "the API rejects date filters on {field} here (it takes {})",
+                    collection.date_filters().join(", ")
+                ),
+            });
+        }
+        let required = collection.required_filters();
+        if !required.is_empty() && !required.iter().any(|field| query.has_field(field)) {
+            return Err(OfficeRndError::UnsupportedQuery {
+                collection,
+                reason: format!(
+                    "cannot be listed without one of the filters {}",
+                    required.join(", ")
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// One page of a list: `query` with `$limit=limit`, no cursor. For a check that must not list
+    /// a whole collection.
+    pub async fn first_page<T: DeserializeOwned>(
+        &self,
+        collection: Collection,
+        query: &ListQuery,
+        limit: u32,
+    ) -> Result<ListPage<T>, OfficeRndError> {
+        self.check_query(collection, query)?;
+        let purpose = self.read_purpose(collection);
+        self.ensure_token(purpose).await?;
+        let url = self.url(&[collection.path()])?;
+        let limit = limit.clamp(1, MAX_PAGE_SIZE).to_string();
+        let operation = format!("GET {}", collection.path());
+        self.read_json(purpose, &operation, || {
+            self.inner
+                .http
+                .http()
+                .get(url.clone())
+                .header(reqwest::header::ACCEPT, "application/json")
+                .query(query.params())
+                .query(&[("$limit", limit.as_str())])
+        })
+        .await
+    }
+
     /// The first page of a collection with `$limit=1`: proves the credentials and the read scope
     /// in one request, without listing the collection.
     pub async fn probe<T: DeserializeOwned>(
         &self,
         collection: Collection,
     ) -> Result<Vec<T>, OfficeRndError> {
-        let group = OperationGroup::SyncRead;
-        self.ensure_token(group).await?;
-        let url = self.url(&[collection.path()])?;
-        let auth = self.auth(group);
-        let operation = format!("GET {}", collection.path());
-        let page: Page<T> = self
-            .inner
-            .http
-            .send_json(&auth, || {
-                self.inner
-                    .http
-                    .http()
-                    .get(url.clone())
-                    .header(reqwest::header::ACCEPT, "application/json")
-                    .query(&[("$limit", "1")])
-            })
+        self.first_page(collection, &ListQuery::new(), 1)
             .await
-            .map_err(|error| self.map_error(group, &operation, error))?;
-        Ok(page.results)
+            .map(|page| page.results)
+    }
+
+    /// Asks for a token with the read scopes of `reads` (nothing else), so that a refused scope is
+    /// reported, by name, before anything needs it.
+    pub async fn check_read_scopes(&self, reads: CollectionSet) -> Result<(), OfficeRndError> {
+        if reads.is_empty() {
+            return Ok(());
+        }
+        self.ensure_token(TokenPurpose::Read(reads)).await
     }
 
     /// `GET /{collection}/{id}`; a missing object is [`HttpError::NotFound`].
@@ -644,17 +899,18 @@ impl OfficeRndClient {
         collection: Collection,
         id: &str,
     ) -> Result<T, OfficeRndError> {
-        let group = OperationGroup::SyncRead;
-        self.ensure_token(group).await?;
+        let purpose = self.read_purpose(collection);
+        self.ensure_token(purpose).await?;
         let url = self.url(&[collection.path(), id])?;
         let operation = format!("GET {}/{{id}}", collection.path());
-        self.inner
-            .http
-            .send_json(&self.auth(group), || {
-                self.inner.http.http().get(url.clone())
-            })
-            .await
-            .map_err(|error| self.map_error(group, &operation, error))
+        self.read_json(purpose, &operation, || {
+            self.inner
+                .http
+                .http()
+                .get(url.clone())
+                .header(reqwest::header::ACCEPT, "application/json")
+        })
+        .await
     }
 
     /// Members; only those modified after `modified_after` when given.
@@ -739,8 +995,8 @@ impl OfficeRndClient {
         .await
     }
 
-    /// Bookings overlapping `window` (see [`BookingWindow`] for the assumed filter shape), optionally
-    /// only those modified after `modified_after`.
+    /// Bookings whose series overlaps `window` (see [`BookingWindow`]), optionally only those
+    /// modified after `modified_after`.
     pub async fn list_bookings<T: DeserializeOwned>(
         &self,
         window: Option<BookingWindow>,
@@ -776,16 +1032,27 @@ impl OfficeRndClient {
         &self,
         booking: &B,
     ) -> Result<T, OfficeRndError> {
-        let group = OperationGroup::CreateBookings;
-        self.ensure_token(group).await?;
+        let purpose = TokenPurpose::CreateBookings;
+        self.ensure_token(purpose).await?;
         let url = self.url(&[Collection::Bookings.path()])?;
-        self.inner
+        let cache = self.inner.cache(purpose);
+        let auth = BearerAuth::new(
+            &cache,
+            PurposeToken {
+                inner: &self.inner,
+                purpose,
+            },
+        );
+        let created = self
+            .inner
             .http
-            .send_json(&self.auth(group), || {
+            .send_json(&auth, || {
                 self.inner.http.http().post(url.clone()).json(booking)
             })
             .await
-            .map_err(|error| self.map_error(group, "POST bookings", error))
+            .map_err(|error| self.map_error(purpose, "POST bookings", error))?;
+        self.inner.confirm_organization();
+        Ok(created)
     }
 
     /// `POST /webhooks {url, eventTypes, description}`; the answer carries `_id` and the signing secret.
@@ -795,18 +1062,26 @@ impl OfficeRndClient {
         event_types: &[&str],
         description: &str,
     ) -> Result<RegisteredWebhook, OfficeRndError> {
-        let group = OperationGroup::ManageWebhooks;
-        self.ensure_token(group).await?;
+        let purpose = TokenPurpose::ManageWebhooks;
+        self.ensure_token(purpose).await?;
         let endpoint = self.url(&["webhooks"])?;
         let registration = WebhookRegistration {
             url,
             event_types,
             description,
         };
+        let cache = self.inner.cache(purpose);
+        let auth = BearerAuth::new(
+            &cache,
+            PurposeToken {
+                inner: &self.inner,
+                purpose,
+            },
+        );
         let response = self
             .inner
             .http
-            .send_authorized(&self.auth(group), || {
+            .send_authorized(&auth, || {
                 self.inner
                     .http
                     .http()
@@ -814,36 +1089,37 @@ impl OfficeRndClient {
                     .json(&registration)
             })
             .await
-            .map_err(|error| self.map_error(group, "POST webhooks", error))?;
+            .map_err(|error| self.map_error(purpose, "POST webhooks", error))?;
+        self.inner.confirm_organization();
         let body = response.bytes().await.map_err(|_| HttpError::Transient {
             method: Method::POST,
             path: endpoint.path().to_owned(),
             attempts: 1,
             reason: "webhook registration response interrupted".into(),
         })?;
-        let created: WebhookCreated = serde_json::from_slice(&body).map_err(|error| {
-            HttpError::protocol(
+        RegisteredWebhook::from_reply(&body, url, event_types).map_err(|error| {
+            OfficeRndError::Http(HttpError::protocol(
                 &Method::POST,
                 endpoint.path(),
                 format!("webhook registration reply lacks _id/secret: {error}"),
                 // The body holds the signing secret.
                 BodyExcerpt::withheld(),
-            )
-        })?;
-        Ok(RegisteredWebhook {
-            id: created.id,
-            url: created.url.unwrap_or_else(|| url.to_owned()),
-            event_types: created
-                .event_types
-                .unwrap_or_else(|| event_types.iter().map(|s| (*s).to_owned()).collect()),
-            secret: Secret::new(created.secret),
+            ))
         })
     }
 
     /// Drops every cached token (e.g. after the client secret was rotated).
     pub async fn forget_tokens(&self) {
-        for tokens in &self.inner.tokens {
-            tokens.forget().await;
+        let caches: Vec<Arc<TokenCache>> = self
+            .inner
+            .tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        for cache in caches {
+            cache.forget().await;
         }
     }
 }
@@ -893,18 +1169,54 @@ mod tests {
     }
 
     #[test]
-    fn scopes_are_minimal_per_group() {
+    fn scopes_are_minimal_per_purpose() {
         assert_eq!(
-            OperationGroup::CreateBookings.scopes(),
+            TokenPurpose::CreateBookings.scopes(),
             vec!["flex.space.bookings.create"]
         );
         assert_eq!(
-            OperationGroup::ManageWebhooks.scopes(),
+            TokenPurpose::ManageWebhooks.scopes(),
             vec!["flex.settings.webhooks.create"]
         );
-        let read = OperationGroup::SyncRead.scopes();
-        assert!(read.iter().all(|scope| scope.ends_with(".read")));
-        assert!(read.contains(&"flex.space.assignments.read".to_owned()));
+        let read = TokenPurpose::Read(CollectionSet::of(&[
+            Collection::Members,
+            Collection::Passes,
+        ]))
+        .scopes();
+        assert_eq!(
+            read,
+            vec!["flex.community.members.read", "flex.space.passes.read"]
+        );
+    }
+
+    #[test]
+    fn booking_windows_use_the_series_bounds_and_start_filters_are_refused_before_sending() {
+        let window = BookingWindow {
+            from: DateTime::parse_from_rfc3339("2025-05-01T00:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+            to: DateTime::parse_from_rfc3339("2025-05-02T00:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        };
+        let names: Vec<String> = window
+            .apply(ListQuery::new())
+            .params()
+            .iter()
+            .map(|(name, _)| name.clone())
+            .collect();
+        assert_eq!(names, vec!["seriesStart[$lt]", "seriesEnd[$gte]"]);
+
+        let client =
+            OfficeRndClient::new(OfficeRndConfig::new("acme", "id", "secret").unwrap()).unwrap();
+        let start = ListQuery::new().date("start", DateOp::Lt, window.to);
+        assert!(matches!(
+            client.check_query(Collection::Bookings, &start),
+            Err(OfficeRndError::UnsupportedQuery { .. })
+        ));
+        assert!(client
+            .check_query(Collection::Bookings, &window.apply(ListQuery::new()))
+            .is_ok());
     }
 
     #[test]

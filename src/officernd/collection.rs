@@ -146,9 +146,12 @@ impl Collection {
     }
 
     /// Date fields accepting `[$gt|$gte|$lt|$lte]` on the list endpoint.
+    ///
+    /// Bookings are windowed by their series bounds only: the API rejects `start`/`end` filters
+    /// (see [`super::wire::BOOKING_WINDOW_FIELDS`]).
     pub fn date_filters(self) -> &'static [&'static str] {
         match self {
-            Self::Bookings => &["createdAt", "modifiedAt", "start", "end"],
+            Self::Bookings => &["createdAt", "modifiedAt", "seriesStart", "seriesEnd"],
             c if c.supports_modified_filter() => &["createdAt", "modifiedAt"],
             _ => &[],
         }
@@ -169,6 +172,163 @@ impl Collection {
             self,
             Self::Plans | Self::Locations | Self::Floors | Self::Resources
         )
+    }
+}
+
+/// A set of collections: what one read covers, and so which read scopes its token asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct CollectionSet(u16);
+
+impl CollectionSet {
+    pub const EMPTY: CollectionSet = CollectionSet(0);
+
+    /// The set holding exactly `collections`.
+    pub const fn of(collections: &[Collection]) -> Self {
+        let mut bits = 0;
+        let mut i = 0;
+        while i < collections.len() {
+            bits |= 1 << collections[i] as u16;
+            i += 1;
+        }
+        CollectionSet(bits)
+    }
+
+    pub const fn with(self, collection: Collection) -> Self {
+        CollectionSet(self.0 | 1 << collection as u16)
+    }
+
+    pub const fn union(self, other: CollectionSet) -> Self {
+        CollectionSet(self.0 | other.0)
+    }
+
+    pub const fn contains(self, collection: Collection) -> bool {
+        self.0 & (1 << collection as u16) != 0
+    }
+
+    /// Whether every collection of `other` is in this set.
+    pub const fn covers(self, other: CollectionSet) -> bool {
+        other.0 & !self.0 == 0
+    }
+
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The collections, in [`Collection::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Collection> {
+        Collection::ALL
+            .into_iter()
+            .filter(move |collection| self.contains(*collection))
+    }
+
+    /// The read scopes of the collections, in [`Collection::ALL`] order.
+    pub fn read_scopes(self) -> Vec<String> {
+        self.iter().map(|c| c.scope(Access::Read)).collect()
+    }
+}
+
+impl FromIterator<Collection> for CollectionSet {
+    fn from_iter<I: IntoIterator<Item = Collection>>(iter: I) -> Self {
+        iter.into_iter().fold(Self::EMPTY, Self::with)
+    }
+}
+
+impl fmt::Display for CollectionSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.iter().map(Collection::path).collect();
+        f.write_str(&names.join(", "))
+    }
+}
+
+/// What flexgate does with an OfficeRnD connection, and the collections each use reads. The
+/// token of a read asks for exactly the read scopes of the collections it reads (the union over
+/// the features in use), never for all of them: an OfficeRnD application lacking one scope gets no
+/// token at all, so asking for a scope nothing needs would stop everything.
+///
+/// This table is the one source of the scope list in the README and in `kubectl explain
+/// vendorconnection.spec.officernd` (a test compares them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Feature {
+    /// The VendorConnection check: counts locations and members.
+    ConnectionCheck,
+    /// Every AccessGroupBinding: who is a member, of which company, with which membership
+    /// (whole-team grants, the active-membership gate), and each location's time zone.
+    DoorBindings,
+    /// `source.plan`: plans by id or name.
+    PlanBindings,
+    /// `source.location` and `source.assignableResource`: desks and offices and who is assigned.
+    AssignmentBindings,
+    /// `source.floor`: as assignments, plus floors by id or name.
+    FloorBindings,
+    /// `source.bookableResource`: bookings of the room.
+    BookingBindings,
+    /// `includeGuests: true` on a bookable-resource binding: the guests of those bookings.
+    BookingGuests,
+    /// `source.dayPasses`.
+    DayPassBindings,
+    /// Every SiteMapping: the location's floors, resources, companies and active members.
+    SiteMappings,
+    /// `sync.syncCalendarBookings: true` on a SiteMapping: the location's bookings.
+    SiteMappingBookings,
+}
+
+impl Feature {
+    pub const ALL: [Feature; 10] = [
+        Self::ConnectionCheck,
+        Self::DoorBindings,
+        Self::PlanBindings,
+        Self::AssignmentBindings,
+        Self::FloorBindings,
+        Self::BookingBindings,
+        Self::BookingGuests,
+        Self::DayPassBindings,
+        Self::SiteMappings,
+        Self::SiteMappingBookings,
+    ];
+
+    /// The collections this feature reads.
+    pub const fn reads(self) -> CollectionSet {
+        use Collection::*;
+        match self {
+            Self::ConnectionCheck => CollectionSet::of(&[Members, Locations]),
+            Self::DoorBindings => CollectionSet::of(&[Members, Companies, Memberships, Locations]),
+            Self::PlanBindings => CollectionSet::of(&[Plans]),
+            Self::AssignmentBindings => CollectionSet::of(&[Resources, Assignments]),
+            Self::FloorBindings => CollectionSet::of(&[Floors, Resources, Assignments]),
+            Self::BookingBindings => CollectionSet::of(&[Resources, Bookings]),
+            Self::BookingGuests => CollectionSet::of(&[Visitors]),
+            Self::DayPassBindings => CollectionSet::of(&[Passes]),
+            Self::SiteMappings => {
+                CollectionSet::of(&[Members, Companies, Locations, Floors, Resources])
+            }
+            Self::SiteMappingBookings => CollectionSet::of(&[Bookings]),
+        }
+    }
+
+    /// Who needs it, in the words of the manifests.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::ConnectionCheck => "every OfficeRnD connection (its check)",
+            Self::DoorBindings => "every AccessGroupBinding",
+            Self::PlanBindings => "bindings with source.plan",
+            Self::AssignmentBindings => {
+                "bindings with source.location or source.assignableResource"
+            }
+            Self::FloorBindings => "bindings with source.floor",
+            Self::BookingBindings => "bindings with source.bookableResource",
+            Self::BookingGuests => "bookable-resource bindings with includeGuests: true",
+            Self::DayPassBindings => "bindings with source.dayPasses",
+            Self::SiteMappings => "every SiteMapping",
+            Self::SiteMappingBookings => "SiteMappings with sync.syncCalendarBookings: true",
+        }
+    }
+
+    /// The uses that need `scope`, for a refusal message ("needed by ...").
+    pub fn needing(scope: &str) -> Vec<Feature> {
+        Self::ALL
+            .into_iter()
+            .filter(|feature| feature.reads().read_scopes().iter().any(|s| s == scope))
+            .collect()
     }
 }
 
@@ -216,5 +376,72 @@ mod tests {
             "flex.billing.plans.read"
         );
         assert!("teams".parse::<Collection>().is_err());
+    }
+
+    #[test]
+    fn sets_cover_and_list_their_read_scopes_in_table_order() {
+        let set = CollectionSet::of(&[Collection::Passes, Collection::Members]);
+        assert_eq!(
+            set.read_scopes(),
+            vec!["flex.community.members.read", "flex.space.passes.read"]
+        );
+        assert!(set.covers(CollectionSet::of(&[Collection::Members])));
+        assert!(!set.covers(CollectionSet::of(&[Collection::Visitors])));
+        assert!(CollectionSet::EMPTY.is_empty());
+        assert_eq!(set.to_string(), "members, passes");
+        assert_eq!(
+            Feature::needing("flex.space.passes.read"),
+            vec![Feature::DayPassBindings]
+        );
+    }
+
+    /// The spec's `officernd` description as `kubectl explain vendorconnection.spec.officernd`
+    /// shows it.
+    fn explained(field: &str) -> String {
+        let crd =
+            serde_json::to_value(<crate::api::VendorConnection as kube::CustomResourceExt>::crd())
+                .expect("the CRD serializes");
+        crd.pointer(&format!(
+            "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/{field}/description"
+        ))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+    }
+
+    #[test]
+    fn every_scope_a_feature_reads_is_listed_in_the_readme_and_in_kubectl_explain() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("#### OfficeRnD scopes")
+            .nth(1)
+            .and_then(|rest| rest.split("\n#").next())
+            .expect("README has an OfficeRnD scopes section");
+        let explain = explained("officernd");
+        let bookings_create = Collection::Bookings.scope(Access::Create);
+        for feature in Feature::ALL {
+            for scope in feature.reads().read_scopes() {
+                assert!(
+                    section.contains(&format!("`{scope}`")),
+                    "README lacks {scope} ({feature:?})"
+                );
+                assert!(explain.contains(&scope), "CRD lacks {scope} ({feature:?})");
+            }
+        }
+        assert!(section.contains(&bookings_create));
+        assert!(explain.contains(&bookings_create));
+    }
+
+    #[test]
+    fn the_request_rate_default_is_the_documented_one() {
+        let default = super::super::wire::DEFAULT_REQUESTS_PER_SECOND;
+        let config = super::super::OfficeRndConfig::new("acme", "id", "secret").expect("valid");
+        assert_eq!(config.requests_per_second, f64::from(default));
+        let explain = explained("requestsPerSecond");
+        assert!(
+            explain.contains(&format!("OfficeRnD, which publishes no\nnumber, {default}"))
+                || explain.contains(&format!("OfficeRnD, which publishes no number, {default}")),
+            "{explain}"
+        );
     }
 }

@@ -9,11 +9,12 @@ pub mod model;
 pub mod simulator;
 pub mod snapshot;
 pub mod webhooks;
+pub mod wire;
 
 use chrono::{DateTime, Utc};
 
 pub use client::{OfficeRndClient, OfficeRndConfig, OfficeRndError};
-pub use collection::{Access, Collection};
+pub use collection::{Access, Collection, CollectionSet, Feature};
 
 pub use crate::clock::{system_clock, Clock};
 

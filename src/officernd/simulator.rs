@@ -9,12 +9,18 @@
 //! `"property <name> should not exist"`; date filters rejected on memberships; NestJS error bodies
 //! `{statusCode, message, error}`; 401 `"Unauthorized access"` also for a token lacking the scope;
 //! 404 `"Item with Id (<id>)"`; unknown org slug → 500 `"Organization not found"`; both cursors → 504;
-//! tampered cursor → 500; `DELETE` returns the deleted object with 200; `POST` returns 201.
+//! tampered cursor → 500; `DELETE` returns the deleted object with 200; `POST` returns 201; bookings
+//! filtered by `seriesStart`/`seriesEnd` only, `start`/`end` filters refused like any unknown
+//! parameter ([`super::wire::BOOKING_WINDOW_FIELDS`]); a token request naming a scope the simulated
+//! application lacks (or a scope that does not exist) refused whole with 400 `{"error":
+//! "invalid_scope"}` ([`super::wire::INVALID_SCOPE`]).
 //!
 //! Simulator choices where the real behaviour is unknown: paging order is ascending `_id` (keyset
 //! cursors); an empty page has `rangeStart = rangeEnd = 0`; negative `$limit` → 400; `$sort` is accepted
 //! and ignored (except on memberships, which reject it); webhook deliveries are sent once, in order,
-//! without redelivery; a webhook with an empty `eventTypes` list receives every event.
+//! without redelivery; a webhook with an empty `eventTypes` list receives every event; a booking
+//! without `seriesStart` gets its `start`, and a one-off booking's `seriesEnd` is its `end` (a
+//! recurring one keeps the `seriesEnd` it was given, or none).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -35,6 +41,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::client::OfficeRndConfig;
 use super::collection::{Access, Collection};
 use super::webhooks::{sign, SIGNATURE_HEADER};
+use super::wire::INVALID_SCOPE;
 use super::{format_timestamp, Clock};
 use crate::http::Secret;
 use crate::sandbox::faults::Faults;
@@ -68,7 +75,8 @@ pub struct SimulatorOptions {
     pub client_id: String,
     pub client_secret: Secret,
     pub token_lifetime: Duration,
-    /// Scopes the app is granted; `None` grants every scope asked for.
+    /// Scopes the app is granted; `None` grants every scope the simulator knows
+    /// ([`known_scopes`]), so a misspelt scope is still refused.
     pub granted_scopes: Option<Vec<String>>,
     pub faults: Faults,
 }
@@ -305,6 +313,7 @@ fn load_seed_into(
                     .entry(stamp)
                     .or_insert_with(|| Value::String(format_timestamp(now)));
             }
+            stamp_series(collection, &mut object);
             let objects = state.collections.entry(collection).or_default();
             if objects.insert(id.clone(), Value::Object(object)).is_some() {
                 return Err(SimulatorError::Seed(format!("{key}: duplicate _id {id}")));
@@ -390,7 +399,8 @@ impl SimulatorHandle {
         self.shared.lock().tokens.clear();
     }
 
-    /// Scopes the app may request (`None`: any). Tokens already issued keep their scopes.
+    /// Scopes the app may request (`None`: every known scope). Tokens already issued keep their
+    /// scopes.
     pub fn set_granted_scopes(&self, scopes: Option<Vec<String>>) {
         self.shared.lock().granted_scopes = scopes.map(|scopes| scopes.into_iter().collect());
     }
@@ -442,6 +452,7 @@ impl SimulatorHandle {
             .cloned()
             .unwrap_or_else(|| Value::String(format_timestamp(now)));
         object.entry("createdAt").or_insert(created_at);
+        stamp_series(collection, &mut object);
         let stored = Value::Object(object);
         state
             .collections
@@ -517,6 +528,38 @@ impl SimulatorHandle {
     pub fn shutdown(mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
+        }
+    }
+}
+
+/// Every scope the simulator serves: each collection with each access, and the webhooks ones.
+pub fn known_scopes() -> HashSet<String> {
+    let accesses = [Access::Read, Access::Create, Access::Update, Access::Delete];
+    Collection::ALL
+        .iter()
+        .flat_map(|collection| accesses.map(|access| collection.scope(access)))
+        .chain(accesses.map(webhook_scope))
+        .collect()
+}
+
+/// Gives a booking the series bounds the real API reports (inferred for one-off bookings: the
+/// series is the booking itself; see the module doc for recurring ones).
+fn stamp_series(collection: Collection, object: &mut Map<String, Value>) {
+    if collection != Collection::Bookings {
+        return;
+    }
+    let recurring = object
+        .get("recurrence")
+        .and_then(|r| r.get("rrule"))
+        .is_some_and(Value::is_string);
+    if let Some(start) = object.get("start").cloned() {
+        if !recurring || !object.contains_key("seriesStart") {
+            object.insert("seriesStart".into(), start);
+        }
+    }
+    if !recurring {
+        if let Some(end) = object.get("end").cloned() {
+            object.insert("seriesEnd".into(), end);
         }
     }
 }
@@ -782,11 +825,13 @@ async fn issue_token(State(sim): Sim, body: Bytes) -> Response {
         .map(str::to_owned)
         .collect();
     let mut state = sim.lock();
-    if let Some(granted) = &state.granted_scopes {
+    let granted = match &state.granted_scopes {
+        Some(granted) => requested.is_subset(granted),
+        None => requested.iter().all(|scope| known_scopes().contains(scope)),
+    };
+    if !granted {
         // The real identity server refuses the whole request when one scope is not granted.
-        if !requested.is_subset(granted) {
-            return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope");
-        }
+        return oauth_error(StatusCode::BAD_REQUEST, INVALID_SCOPE);
     }
     let now = state.now(&sim.clock);
     let lifetime = state.token_lifetime;
@@ -1219,6 +1264,7 @@ async fn create_item(
     object.insert("_id".into(), Value::String(id.clone()));
     object.insert("createdAt".into(), Value::String(format_timestamp(now)));
     object.insert("modifiedAt".into(), Value::String(format_timestamp(now)));
+    stamp_series(collection, &mut object);
     let stored = Value::Object(object);
     state
         .collections
@@ -1265,6 +1311,7 @@ async fn update_item(
         }
     }
     updated.insert("modifiedAt".into(), Value::String(format_timestamp(now)));
+    stamp_series(collection, &mut updated);
     let stored = Value::Object(updated);
     state
         .collections

@@ -1,20 +1,21 @@
 //! Checks a VendorConnection: are its credentials accepted, and what does the account offer.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 
-use crate::api::conditions::Reason;
+use crate::api::conditions::{condition, Reason, CONTRACT_PROVISIONAL};
 use crate::api::vendor_connection::{AccountSummary, VendorConnection};
 use crate::api::Vendor;
 use crate::clock::Clock;
 use crate::http::HttpError;
-use crate::officernd::collection::Collection;
+use crate::officernd::collection::{Collection, Feature};
 use crate::officernd::model::{Location, Member};
 use crate::officernd::OfficeRndError;
 use crate::vendors::essensys::EssensysApi;
 use crate::vendors::{DoorVendor, VendorError};
 
 use super::objects::Objects;
-use super::status::Outcome;
+use super::status::{self, Outcome};
 use super::{clients, credentials};
 
 /// What checking a connection found.
@@ -68,6 +69,17 @@ pub async fn check(
                 Ok(client) => client,
                 Err(error) => return failed(Reason::InvalidSpec, error),
             };
+            // The scopes of everything that reads through this connection, asked for in one
+            // token: a scope the application lacks is named here, before a sync needs it.
+            let reads = super::context::reads_for(objects, &namespace, &connection.name_any())
+                .union(Feature::ConnectionCheck.reads());
+            let client = client.reading(reads);
+            if let Err(error) = client.check_read_scopes(reads).await {
+                return failed(
+                    officernd_reason(&error),
+                    format!("OfficeRnD refused or failed: {error}"),
+                );
+            }
             let members = async {
                 match member_count {
                     MemberCount::ListAll => client
@@ -163,16 +175,122 @@ pub fn vendor_reason(error: &VendorError) -> Reason {
     }
 }
 
-/// Why OfficeRnD refused: bad configuration, bad credentials or scopes, or anything else.
+/// Why OfficeRnD refused: bad configuration, bad credentials or scopes, an organization that
+/// does not exist, or anything else (retried).
 pub fn officernd_reason(error: &OfficeRndError) -> Reason {
     match error {
         OfficeRndError::Config(_) => Reason::InvalidSpec,
-        OfficeRndError::Unauthorized { .. }
+        OfficeRndError::OrganizationNotFound { .. } => Reason::ReferenceNotFound,
+        OfficeRndError::ScopeRefused { .. }
+        | OfficeRndError::Unauthorized { .. }
         | OfficeRndError::Http(HttpError::Unauthorized { .. })
         | OfficeRndError::Token {
             source: HttpError::Unauthorized { .. } | HttpError::BadRequest { .. },
             ..
         } => Reason::CredentialsInvalid,
         _ => Reason::VendorUnreachable,
+    }
+}
+
+/// What must be confirmed with essensys before a production deployment relies on flexgate's
+/// essensys client (the README section "essensys: what to confirm" says the same).
+pub const ESSENSYS_PROVISIONAL_MESSAGE: &str = "essensys publishes no Platform API reference: flexgate talks to it through a contract of its own design (src/vendors/essensys), built from essensys's documented behaviour. Before relying on it in production, confirm with essensys (partner team) the endpoints and their bodies, the sign-in, paging, error and rate-limit behaviour, and how tap-to-book bookings and Wi-Fi invitations are reported; see the README, \"essensys: what to confirm\". Syncing is not affected by this notice.";
+
+/// A connection's conditions: Ready, Reconciling and Stalled from `outcome`, plus
+/// `ContractProvisional` (True) for a vendor whose contract is flexgate's own design (essensys),
+/// which never changes Ready.
+pub fn status_conditions(
+    connection: &VendorConnection,
+    outcome: &Outcome,
+    generation: Option<i64>,
+    now: Time,
+    previous: &[Condition],
+) -> Vec<Condition> {
+    let mut conditions = status::conditions(outcome, generation, now.clone(), previous);
+    if connection.spec.vendor == Vendor::Essensys {
+        conditions.push(condition(
+            CONTRACT_PROVISIONAL,
+            true,
+            Reason::NoPublishedApi,
+            ESSENSYS_PROVISIONAL_MESSAGE,
+            generation,
+            now,
+            previous,
+        ));
+    }
+    conditions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::conditions::{find, READY};
+
+    fn connection(vendor: &str, settings: serde_json::Value) -> VendorConnection {
+        let mut spec = serde_json::json!({
+            "vendor": vendor,
+            "credentialsSecretRef": {"name": "credentials"},
+        });
+        if let (Some(spec), Some(settings)) = (spec.as_object_mut(), settings.as_object()) {
+            spec.extend(settings.clone());
+        }
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "flexgate.dev/v1alpha1",
+            "kind": "VendorConnection",
+            "metadata": {"name": "c", "namespace": "default", "generation": 3},
+            "spec": spec,
+        }))
+        .expect("a valid VendorConnection")
+    }
+
+    fn now() -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(1_800_000_000).expect("a valid instant"))
+    }
+
+    #[test]
+    fn an_essensys_connection_says_its_contract_is_provisional_without_touching_ready() {
+        let essensys = connection(
+            "Essensys",
+            serde_json::json!({"essensys": {"platformUrl": "https://example.essensys.tech"}}),
+        );
+        let ready = Outcome::ready(Reason::Synced, "credentials accepted: 2 sites");
+
+        let conditions = status_conditions(&essensys, &ready, Some(3), now(), &[]);
+
+        let provisional = find(&conditions, CONTRACT_PROVISIONAL).expect("ContractProvisional");
+        assert_eq!(provisional.status, "True");
+        assert_eq!(provisional.reason, "NoPublishedApi");
+        assert!(provisional.message.contains("confirm with essensys"));
+        assert_eq!(
+            find(&conditions, READY).map(|c| c.status.as_str()),
+            Some("True")
+        );
+        // It stays when the check fails, and never turns Ready false by itself.
+        let refused = Outcome::not_ready(Reason::CredentialsInvalid, "refused");
+        let failing = status_conditions(&essensys, &refused, Some(3), now(), &conditions);
+        assert_eq!(
+            find(&failing, CONTRACT_PROVISIONAL).map(|c| &c.last_transition_time),
+            Some(&provisional.last_transition_time)
+        );
+
+        let kisi = connection("Kisi", serde_json::json!({}));
+        let conditions = status_conditions(&kisi, &ready, Some(3), now(), &[]);
+        assert!(find(&conditions, CONTRACT_PROVISIONAL).is_none());
+    }
+
+    #[test]
+    fn officernd_failures_map_to_reasons_a_person_can_act_on() {
+        assert_eq!(
+            officernd_reason(&OfficeRndError::OrganizationNotFound {
+                slug: "typo".into()
+            }),
+            Reason::ReferenceNotFound
+        );
+        assert_eq!(
+            officernd_reason(&OfficeRndError::ScopeRefused {
+                refused: vec!["flex.space.passes.read".into()]
+            }),
+            Reason::CredentialsInvalid
+        );
     }
 }

@@ -9,9 +9,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 
 use crate::api::conditions::Reason;
-use crate::api::{AccessGroupBinding, VendorConnection};
+use crate::api::{AccessGroupBinding, SiteMapping, VendorConnection};
 use crate::engine::{Binding, BindingKey, Index};
-use crate::officernd::{snapshot, OfficeRndClient};
+use crate::officernd::{snapshot, CollectionSet, Feature, OfficeRndClient};
 
 use super::binding::Entitlements;
 use super::credentials;
@@ -107,7 +107,10 @@ async fn build(
     let connection = ReadFailure::connection(objects, namespace, name)?;
     let secret = objects.secret(namespace, &connection.spec.credentials_secret_ref.name);
     let client = ReadFailure::client_for(connection, namespace, secret)?;
-    let (index, members) = read_indexed(&client).await?;
+    let reads = bindings.iter().fold(CollectionSet::EMPTY, |reads, b| {
+        reads.union(binding_reads(b))
+    });
+    let (index, members) = read_indexed(&client, reads).await?;
     Ok(Context::new(
         format!("{namespace}/{name}"),
         Arc::new(index),
@@ -164,18 +167,88 @@ impl ReadFailure {
     }
 }
 
+/// The collections an evaluation of `binding` reads ([`Feature`] says which use needs which).
+pub fn binding_reads(binding: &AccessGroupBinding) -> CollectionSet {
+    let source = &binding.spec.source;
+    let mut features = vec![Feature::DoorBindings];
+    if source.plan.is_some() {
+        features.push(Feature::PlanBindings);
+    }
+    if source.location.is_some() || source.assignable_resource.is_some() {
+        features.push(Feature::AssignmentBindings);
+    }
+    if source.floor.is_some() {
+        features.push(Feature::FloorBindings);
+    }
+    if source.bookable_resource.is_some() {
+        features.push(Feature::BookingBindings);
+        if binding.spec.include_guests {
+            features.push(Feature::BookingGuests);
+        }
+    }
+    if source.day_passes.is_some() {
+        features.push(Feature::DayPassBindings);
+    }
+    features
+        .into_iter()
+        .fold(CollectionSet::EMPTY, |reads, f| reads.union(f.reads()))
+}
+
+/// The collections a sync of `mapping` reads.
+pub fn site_mapping_reads(mapping: &SiteMapping) -> CollectionSet {
+    let reads = Feature::SiteMappings.reads();
+    if mapping.spec.sync.sync_calendar_bookings {
+        reads.union(Feature::SiteMappingBookings.reads())
+    } else {
+        reads
+    }
+}
+
+/// What the bindings of `objects` that use the OfficeRnD connection `namespace/name` read (their
+/// shared picture of the organization); empty when none does.
+pub fn bindings_read(objects: &Objects, namespace: &str, name: &str) -> CollectionSet {
+    objects
+        .bindings
+        .iter()
+        .filter(|b| {
+            b.namespace().as_deref() == Some(namespace) && b.spec.officernd_ref.name == name
+        })
+        .map(binding_reads)
+        .fold(CollectionSet::EMPTY, CollectionSet::union)
+}
+
+/// What is read through the OfficeRnD connection `namespace/name` by the bindings and site
+/// mappings of `objects` that use it (what its check asks a token for); empty when none does.
+pub fn reads_for(objects: &Objects, namespace: &str, name: &str) -> CollectionSet {
+    objects
+        .site_mappings
+        .iter()
+        .filter(|m| {
+            m.namespace().as_deref() == Some(namespace) && m.spec.officernd_ref.name == name
+        })
+        .map(site_mapping_reads)
+        .fold(
+            bindings_read(objects, namespace, name),
+            CollectionSet::union,
+        )
+}
+
 /// The longest a whole OfficeRnD read may take: generous, since a large organization is
 /// thousands of paged requests at the connection's rate limit (50,000 members and 300,000
-/// bookings are about 8,000 requests, 14 minutes at 10 requests/s).
-pub const READ_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+/// bookings are about 8,000 requests, 27 minutes at the default 5 requests/s).
+pub const READ_DEADLINE: std::time::Duration = std::time::Duration::from_secs(45 * 60);
 
-/// Reads OfficeRnD whole and indexes it (indexing is CPU work: off the async workers); returns
-/// the index and how many members it holds. Fails whole, never with a partial picture.
-pub(crate) async fn read_indexed(client: &OfficeRndClient) -> Result<(Index, usize), ReadFailure> {
+/// Reads the collections `reads` of OfficeRnD whole and indexes them (indexing is CPU work: off
+/// the async workers); returns the index and how many members it holds. Fails whole, never with a
+/// partial picture.
+pub(crate) async fn read_indexed(
+    client: &OfficeRndClient,
+    reads: CollectionSet,
+) -> Result<(Index, usize), ReadFailure> {
     let fetched = super::deadline::within(
         READ_DEADLINE,
         "reading OfficeRnD whole",
-        snapshot::fetch(client),
+        snapshot::fetch(client, reads),
     )
     .await
     .map_err(|exceeded| ReadFailure::new(Reason::VendorUnreachable, exceeded.to_string()))?;

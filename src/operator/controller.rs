@@ -1692,7 +1692,13 @@ fn connection_status(
     let generation = connection.meta().generation;
     let mut next = VendorConnectionStatus {
         observed_generation: generation,
-        conditions: status::conditions(outcome, generation, status_time(at), &previous.conditions),
+        conditions: super::connection::status_conditions(
+            connection,
+            outcome,
+            generation,
+            status_time(at),
+            &previous.conditions,
+        ),
         last_sync_time: previous.last_sync_time.clone(),
         last_handled_reconcile_at: connection
             .annotations()
@@ -1732,7 +1738,8 @@ async fn reconcile_connection_inner(
     ctx.caches_ready().await?;
     let namespace = connection.namespace().unwrap_or_default();
     let name = connection.name_any();
-    let mut objects = ctx.objects(&namespace, Vec::new(), Vec::new()).await?;
+    let siblings = ctx.siblings(&namespace);
+    let mut objects = ctx.objects(&namespace, siblings, Vec::new()).await?;
     // The connection as delivered (the cache may lag a moment behind its own watch), and its
     // Secret read fresh.
     objects

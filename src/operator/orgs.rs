@@ -30,7 +30,7 @@ use crate::clock::Clock;
 use crate::engine::{Index, Touched};
 use crate::http::HttpError;
 use crate::officernd::client::OfficeRndError;
-use crate::officernd::collection::Collection;
+use crate::officernd::collection::{Collection, CollectionSet};
 use crate::officernd::model::{Assignment, Booking, Company, Member, Membership, Pass};
 use crate::officernd::webhooks::{AffectedObject, WebhookEvent};
 use crate::officernd::OfficeRndClient;
@@ -72,6 +72,8 @@ struct OrgState {
     replay: Option<Vec<Change>>,
     /// The newest event time applied per object.
     applied: HashMap<(Collection, String), DateTime<Utc>>,
+    /// What the bindings evaluated last needed read (the background read reads that).
+    needs: CollectionSet,
 }
 
 /// An immutable, indexed picture of one organization, shared by the reconciles that use it.
@@ -83,6 +85,8 @@ pub struct OrgView {
     pub members: usize,
     /// When the whole read this picture rests on started.
     pub read_at: DateTime<Utc>,
+    /// The collections it holds; only their scopes were asked for.
+    pub reads: CollectionSet,
 }
 
 /// What a webhook did to the picture.
@@ -176,10 +180,14 @@ impl OrgCache {
         max_age: Duration,
     ) -> Result<OrgView, ReadFailure> {
         let org = self.org(objects, namespace, name)?;
+        let needs = super::context::bindings_read(objects, namespace, name)
+            .union(crate::officernd::Feature::DoorBindings.reads());
         let mut state = org.state.lock().await;
+        state.needs = needs;
         let now = (self.clock)();
         if state.stale.is_none() {
-            if let Some(view) = state.view.clone() {
+            // A binding needing a collection the picture lacks (a new kind of source) reads anew.
+            if let Some(view) = state.view.clone().filter(|view| view.reads.covers(needs)) {
                 let age = (now - view.read_at).to_std().unwrap_or(Duration::ZERO);
                 if age >= max_age && state.replay.is_none() {
                     state.replay = Some(Vec::new());
@@ -188,9 +196,13 @@ impl OrgCache {
                 return Ok(view);
             }
         }
-        let why = state.stale.as_deref().unwrap_or("no picture yet");
+        let why = match (&state.stale, &state.view) {
+            (Some(why), _) => why.as_str(),
+            (None, Some(_)) => "a binding needs collections the picture does not hold",
+            (None, None) => "no picture yet",
+        };
         tracing::info!(officernd = %org.label, %why, "reading OfficeRnD whole");
-        let view = read_whole(&org.client, now).await?;
+        let view = read_whole(&org.client, needs, now).await?;
         state.view = Some(view.clone());
         state.stale = None;
         org.announce_read();
@@ -205,7 +217,13 @@ impl OrgCache {
         let Some(org) = self.cached(namespace, name) else {
             return Applied::Everything("nothing cached yet".to_owned());
         };
-        let changes = match changes_of(&org.client, event).await {
+        let held = org.state.lock().await.view.as_ref().map(|view| view.reads);
+        if held.is_some_and(|reads| !reads.contains(own.collection)) {
+            // No binding reads this collection (and the application may lack its scope).
+            return Applied::Nothing;
+        }
+        let client = org.client.reading(held.unwrap_or_default());
+        let changes = match changes_of(&client, event).await {
             Ok(changes) => changes,
             Err(why) => {
                 let mut state = org.state.lock().await;
@@ -320,16 +338,18 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Reads every collection and indexes it.
+/// Reads the collections `reads` and indexes them.
 async fn read_whole(
     client: &OfficeRndClient,
+    reads: CollectionSet,
     started: DateTime<Utc>,
 ) -> Result<OrgView, ReadFailure> {
-    let (index, members) = super::context::read_indexed(client).await?;
+    let (index, members) = super::context::read_indexed(client, reads).await?;
     Ok(OrgView {
         index: Arc::new(index),
         members,
         read_at: started,
+        reads,
     })
 }
 
@@ -337,7 +357,8 @@ async fn read_whole(
 /// serves meanwhile; changes applied to it during the read are replayed on the result.
 async fn refresh_in_background(org: Arc<Org>) {
     let started = (org.clock)();
-    let result = read_whole(&org.client, started).await;
+    let needs = org.state.lock().await.needs;
+    let result = read_whole(&org.client, needs, started).await;
     let mut state = org.state.lock().await;
     let replay = state.replay.take().unwrap_or_default();
     if state.view.as_ref().is_some_and(|v| v.read_at > started) {
@@ -389,6 +410,9 @@ async fn changes_of(client: &OfficeRndClient, event: &WebhookEvent) -> Result<Ve
             else {
                 return Ok(vec![Change::Remove(own.collection, own.id.clone())]);
             };
+            if !client.reads().contains(Collection::Assignments) {
+                return Ok(vec![Change::Membership(membership)]);
+            }
             let assignments = client
                 .list_assignments_for_membership::<Assignment>(&membership.id)
                 .await

@@ -619,13 +619,14 @@ pub async fn run(
             return SiteMappingResult::carry(previous, Outcome::not_ready(reason, message))
         }
     };
-    let snapshot = match snapshot::fetch(&officernd).await {
+    let reads = super::context::site_mapping_reads(mapping);
+    let snapshot = match snapshot::fetch(&officernd, reads).await {
         Ok(snapshot) => snapshot,
         Err(error) => {
             return SiteMappingResult::carry(
                 previous,
                 Outcome::not_ready(
-                    Reason::VendorUnreachable,
+                    super::connection::officernd_reason(&error),
                     format!("reading OfficeRnD failed, nothing was changed: {error}"),
                 ),
             )

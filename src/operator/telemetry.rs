@@ -282,6 +282,7 @@ pub fn category(reason: crate::api::conditions::Reason) -> &'static str {
         | Reason::Planned
         | Reason::Progressing
         | Reason::Suspended
-        | Reason::Deleting => "none",
+        | Reason::Deleting
+        | Reason::NoPublishedApi => "none",
     }
 }

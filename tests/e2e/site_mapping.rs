@@ -764,6 +764,18 @@ async fn the_site_sync_records_normal_events_and_a_warning_only_when_deserved() 
         connection_ready(&world.connection("essensys").await.unwrap())
             .is_some_and(|(status, _)| status == "True")
     );
+    // Issue #12: the provisional essensys contract is said next to Ready, as the server stores it.
+    let essensys = world.connection("essensys").await.unwrap();
+    let provisional = essensys.status.as_ref().and_then(|s| {
+        flexgate::api::conditions::find(
+            &s.conditions,
+            flexgate::api::conditions::CONTRACT_PROVISIONAL,
+        )
+    });
+    assert!(
+        provisional.is_some_and(|c| c.status == "True" && c.reason == "NoPublishedApi"),
+        "{provisional:?}"
+    );
     operator.stop().await;
     world.finish().await;
 }
