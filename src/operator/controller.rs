@@ -500,6 +500,24 @@ type StatusKey = (&'static str, String, String);
 /// The sync lock of one vendor account.
 type AccountLock = Arc<tokio::sync::Mutex<()>>;
 
+/// How often the per-object maps are pruned of deleted objects.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(10 * 60);
+
+fn forget_deleted(
+    failures: &mut HashMap<(String, String, String), u32>,
+    written: &mut HashMap<StatusKey, u64>,
+    triggered: &mut HashMap<(String, String), tokio::time::Instant>,
+    accounts: &mut HashMap<(String, String), AccountLock>,
+    exists: impl Fn(&str, &str, &str) -> bool,
+) {
+    failures.retain(|(kind, namespace, name), _| exists(kind, namespace, name));
+    written.retain(|(kind, namespace, name), _| exists(kind, namespace, name));
+    triggered.retain(|(namespace, name), _| exists(BINDING_KIND, namespace, name));
+    accounts.retain(|(namespace, name), account| {
+        exists(CONNECTION_KIND, namespace, name) || Arc::strong_count(account) > 1
+    });
+}
+
 fn status_hash<S: serde::Serialize>(status: &S) -> Option<u64> {
     let json = serde_json::to_string(status).ok()?;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -536,6 +554,19 @@ impl Ctx {
             .await
             .map(|_| ())
             .map_err(|_| ReconcileError::Stopping)
+    }
+
+    /// Forgets what the per-object maps hold for objects that no longer exist (`exists` says
+    /// which do), so a long-running operator's memory follows the objects it manages. An
+    /// account lock someone still holds is kept.
+    fn forget_deleted(&self, exists: impl Fn(&str, &str, &str) -> bool) {
+        forget_deleted(
+            &mut lock(&self.failures),
+            &mut lock(&self.written),
+            &mut lock(&self.triggered),
+            &mut lock(&self.accounts),
+            exists,
+        );
     }
 
     /// The sync lock of the binding's vendor account.
@@ -1100,6 +1131,7 @@ async fn run_controllers(
     };
     let own_connection_reader_for_gate = own_connection_reader.clone();
     let mapping_reader_for_gate = mapping_reader.clone();
+    let mapping_reader_for_pruning = mapping_reader.clone();
     let connection_controller = {
         let connections = own_connection_reader.clone();
         Controller::for_stream(connections_stream, own_connection_reader)
@@ -1191,12 +1223,42 @@ async fn run_controllers(
             }
         }
     };
+    let pruning = {
+        let (ctx, bindings, connections, mappings) = (
+            ctx.clone(),
+            binding_reader.clone(),
+            connection_reader.clone(),
+            mapping_reader_for_pruning,
+        );
+        let mut stop = stop.clone();
+        async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(PRUNE_INTERVAL) => {}
+                    _ = stop.wait_for(|raised| *raised) => return,
+                }
+                ctx.forget_deleted(|kind, namespace, name| match kind {
+                    BINDING_KIND => bindings
+                        .get(&ObjectRef::new(name).within(namespace))
+                        .is_some(),
+                    CONNECTION_KIND => connections
+                        .get(&ObjectRef::new(name).within(namespace))
+                        .is_some(),
+                    SITE_MAPPING_KIND => mappings
+                        .get(&ObjectRef::new(name).within(namespace))
+                        .is_some(),
+                    _ => true,
+                });
+            }
+        }
+    };
     tracing::info!(namespace = ?options.namespace, "controllers started; waiting for the caches");
     futures::join!(
         caches_filled,
         binding_controller,
         connection_controller,
-        mapping_controller
+        mapping_controller,
+        pruning
     );
     tracing::info!("controllers stopped");
     if let Some(server) = webhook_server {

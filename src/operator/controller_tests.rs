@@ -398,3 +398,52 @@ async fn missing_crds_are_a_clear_error_naming_the_fix() {
     );
     assert!(!serves_site_mappings(&client, Some("doors")).await.unwrap());
 }
+
+#[test]
+fn the_per_object_maps_forget_deleted_objects_but_not_a_held_account_lock() {
+    let key = |kind: &'static str, name: &str| (kind, "doors".to_owned(), name.to_owned());
+    let mut failures: HashMap<(String, String, String), u32> = HashMap::from([
+        ((BINDING_KIND.into(), "doors".into(), "kept".into()), 1),
+        ((BINDING_KIND.into(), "doors".into(), "deleted".into()), 3),
+    ]);
+    let mut written: HashMap<StatusKey, u64> = HashMap::from([
+        (key(BINDING_KIND, "kept"), 1),
+        (key(SITE_MAPPING_KIND, "deleted"), 2),
+        (key(CONNECTION_KIND, "kisi"), 3),
+    ]);
+    let now = tokio::time::Instant::now();
+    let mut triggered = HashMap::from([
+        (("doors".to_owned(), "kept".to_owned()), now),
+        (("doors".to_owned(), "deleted".to_owned()), now),
+    ]);
+    let held = AccountLock::default();
+    let mut accounts: HashMap<(String, String), AccountLock> = HashMap::from([
+        (
+            ("doors".to_owned(), "kisi".to_owned()),
+            AccountLock::default(),
+        ),
+        (
+            ("doors".to_owned(), "gone".to_owned()),
+            AccountLock::default(),
+        ),
+        (
+            ("doors".to_owned(), "gone-but-held".to_owned()),
+            held.clone(),
+        ),
+    ]);
+    forget_deleted(
+        &mut failures,
+        &mut written,
+        &mut triggered,
+        &mut accounts,
+        |_, _, name| name == "kept" || name == "kisi",
+    );
+    assert_eq!(failures.len(), 1);
+    let mut names: Vec<&str> = written.keys().map(|(_, _, name)| name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["kept", "kisi"]);
+    assert_eq!(triggered.len(), 1);
+    let mut accounts: Vec<&str> = accounts.keys().map(|(_, name)| name.as_str()).collect();
+    accounts.sort();
+    assert_eq!(accounts, ["gone-but-held", "kisi"]);
+}
