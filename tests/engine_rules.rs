@@ -1080,4 +1080,14 @@ fn people_are_found_by_email_whatever_its_case_spaces_or_composition() {
         evaluation.groups[&group("hot")][&member("eva")].email,
         "E\u{301}va.Ñúñez@Bücher.DE"
     );
+    // A change applied in place (as a webhook's is) re-keys the person by the same identity.
+    let mut index = index;
+    let mut dim = index.member("dim").cloned().expect("dim exists");
+    dim.email = Some("  Дмитрий.Иванов@Почта.РФ".to_owned());
+    index.upsert_member(dim);
+    assert!(explain(&index, &bindings, at, "дмитрий@почта.рф")
+        .people
+        .is_empty());
+    let explanation = explain(&index, &bindings, at, "ДМИТРИЙ.ИВАНОВ@ПОЧТА.РФ");
+    assert_eq!(explanation.people, vec![member("dim")]);
 }
