@@ -283,7 +283,7 @@ fn generate_bindings(scale: &Scale, rng: &mut Rng) -> Vec<Binding> {
                     "r",
                     assignable + rng.below(scale.resources - assignable),
                 ))),
-                _ => Source::DayPasses,
+                _ => Source::DayPasses(None),
             };
             Binding {
                 key: BindingKey {
@@ -521,7 +521,7 @@ fn profile_by_source(index: &Index, bindings: &[Binding], at: DateTime<Utc>) {
             Source::Floor(_) => "floor",
             Source::AssignableResource(_) => "assignable",
             Source::BookableResource(_) => "bookable",
-            Source::DayPasses => "day passes",
+            Source::DayPasses(_) => "day passes",
         };
         let started = Instant::now();
         let _ = flexgate::engine::evaluate_binding(index, binding, at);

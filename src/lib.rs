@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod engine;
 pub mod http;
+pub mod identity;
 pub mod manifests;
 pub mod matching;
 pub mod officernd;

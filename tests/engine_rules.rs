@@ -80,8 +80,70 @@ fn not_approved_membership_grants_nothing() {
     assert!(people(&evaluation, "hot").is_empty());
 }
 
+/// More members of Acme, one per status the whole-team rule must get right: drop-in, lead, contact,
+/// none at all, a status this version does not know, and not approved.
+fn whole_team() -> serde_json::Value {
+    json!([
+        {"_id": "ida", "name": "Ida", "email": "ida@example.com", "company": "acme", "status": "drop-in"},
+        {"_id": "lee", "name": "Lee", "email": "lee@example.com", "company": "acme", "status": "lead"},
+        {"_id": "con", "name": "Con", "email": "con@example.com", "company": "acme", "status": "contact"},
+        {"_id": "kim", "name": "Kim", "email": "kim@example.com", "company": "acme"},
+        {"_id": "odd", "name": "Odd", "email": "odd@example.com", "company": "acme", "status": "sabbatical"},
+        {"_id": "nat", "name": "Nat", "email": "nat@example.com", "company": "acme", "status": "not_approved"},
+        {"_id": "nol", "name": "Nol", "email": "  ", "company": "acme", "status": "drop-in"}
+    ])
+}
+
+/// Everyone in Acme whom the guides do not bar: all but Cid (former), Dan and Nol (no email), Nat (not
+/// approved).
+fn acme_team() -> Vec<flexgate::engine::PersonId> {
+    let mut team: Vec<_> = ["ann", "bob", "con", "eve", "ida", "kim", "lee", "odd"]
+        .into_iter()
+        .map(member)
+        .collect();
+    team.sort();
+    team
+}
+
 #[test]
-fn company_membership_without_member_grants_every_active_member_of_the_company() {
+fn company_membership_without_member_grants_the_whole_team_but_the_barred() {
+    let index = org(json!({
+        "members": whole_team(),
+        "memberships": [{"_id": "cm", "isPersonal": false, "status": "approved",
+            "company": "acme", "plan": "hot", "startDate": "2026-01-01T00:00:00.000Z"}]
+    }));
+    let evaluation = evaluate(
+        &index,
+        &[binding("hot", Source::Plan(id("hot")))],
+        t("2026-03-10T12:00:00Z"),
+    );
+    // Seeds 002/003: "access will be granted to the whole team": the drop-in, pending, lead, contact and
+    // status-less members too. Cid is former, Nat not approved, Dan and Nol have no email; Fay and Gus
+    // are not in Acme.
+    assert_eq!(people(&evaluation, "hot"), acme_team());
+    let ida = &evaluation.groups[&group("hot")][&member("ida")];
+    assert_eq!(ida.email, "ida@example.com");
+    assert_eq!(
+        ida.reasons[0].grant,
+        Grant::Membership {
+            membership: "cm".into(),
+            plan: "hot".into(),
+            company: Some("acme".into())
+        }
+    );
+    // The members without an email are reported; the former and not approved ones are not problems.
+    let problems = problem_texts(&evaluation);
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems
+        .iter()
+        .any(|p| p.contains("member dan (Dan) has no email")));
+    assert!(problems
+        .iter()
+        .any(|p| p.contains("member nol (Nol) has no email")));
+}
+
+#[test]
+fn company_membership_without_member_grants_every_non_barred_member_of_the_base_company() {
     let index = org(
         json!({"memberships": [{"_id": "cm", "isPersonal": false, "status": "approved",
         "company": "acme", "plan": "hot", "startDate": "2026-01-01T00:00:00.000Z"}]}),
@@ -91,10 +153,10 @@ fn company_membership_without_member_grants_every_active_member_of_the_company()
         &[binding("hot", Source::Plan(id("hot")))],
         t("2026-03-10T12:00:00Z"),
     );
-    // Ann and Bob are active; Cid is former, Dan has no email, Eve is pending; Fay and Gus are elsewhere.
+    // Ann and Bob are active, Eve is pending; Cid is former, Dan has no email; Fay and Gus are elsewhere.
     assert_eq!(
         people(&evaluation, "hot"),
-        vec![member("ann"), member("bob")]
+        vec![member("ann"), member("bob"), member("eve")]
     );
     let reason = &evaluation.groups[&group("hot")][&member("bob")].reasons[0];
     assert_eq!(
@@ -283,7 +345,33 @@ fn company_membership_assigned_to_an_office_grants_the_team() {
         &[binding("o", Source::AssignableResource(id("office9")))],
         t("2026-03-10T12:00:00Z"),
     );
-    assert_eq!(people(&evaluation, "o"), vec![member("ann"), member("bob")]);
+    assert_eq!(
+        people(&evaluation, "o"),
+        vec![member("ann"), member("bob"), member("eve")]
+    );
+}
+
+#[test]
+fn a_company_office_and_its_location_and_floor_grant_drop_in_team_members() {
+    let index = org(json!({
+        "members": whole_team(),
+        "memberships": [{"_id": "cm", "isPersonal": false, "status": "approved", "company": "acme",
+            "plan": "po1", "startDate": "2026-01-01T00:00:00.000Z"}],
+        "assignments": [{"_id": "a1", "resource": "desk4", "membership": "cm"}]
+    }));
+    let bindings = [
+        binding("desk", Source::AssignableResource(id("desk4"))),
+        binding("floor", Source::Floor(id("f1"))),
+        binding("london", Source::Location(id("lon"))),
+    ];
+    let evaluation = evaluate(&index, &bindings, t("2026-03-10T12:00:00Z"));
+    for name in ["desk", "floor", "london"] {
+        assert_eq!(people(&evaluation, name), acme_team(), "{name}");
+    }
+    assert!(matches!(
+        &evaluation.groups[&group("london")][&member("ida")].reasons[0].grant,
+        Grant::Assignment { company: Some(company), .. } if &**company == "acme"
+    ));
 }
 
 // ----- Bookings -------------------------------------------------------------------------------------------------
@@ -456,7 +544,7 @@ fn day_passes_grant_while_valid_and_not_used_up() {
         {"_id": "p2", "member": "fay", "isPersonal": true, "count": 5, "usedCount": 5,
          "validFrom": "2026-03-01T00:00:00.000Z", "validTo": "2026-03-31T00:00:00.000Z"}
     ]}));
-    let bindings = [binding("dp", Source::DayPasses)];
+    let bindings = [binding("dp", Source::DayPasses(None))];
     let evaluation = evaluate(&index, &bindings, t("2026-03-10T12:00:00Z"));
     assert_eq!(
         people(&evaluation, "dp"),
@@ -484,7 +572,7 @@ fn using_the_last_pass_revokes_access() {
         "usedCount": 0, "validFrom": "2026-03-01T00:00:00.000Z"}]}),
     );
     let at = t("2026-03-10T12:00:00Z");
-    let mut engine = Engine::new(index, vec![binding("dp", Source::DayPasses)], at);
+    let mut engine = Engine::new(index, vec![binding("dp", Source::DayPasses(None))], at);
     assert_eq!(engine.group(&group("dp")).len(), 1);
     let mut pass = engine.index().pass("p1").cloned().expect("pass exists");
     pass.used_count = Some(1);
@@ -494,19 +582,99 @@ fn using_the_last_pass_revokes_access() {
 }
 
 #[test]
-fn company_pass_set_grants_the_active_team() {
-    let index = org(
-        json!({"passes": [{"_id": "p1", "company": "acme", "isPersonal": false, "count": "10",
-        "usedCount": 3, "startDate": "2026-03-01T00:00:00.000Z", "endDate": "2026-03-31T00:00:00.000Z"}]}),
-    );
+fn company_pass_set_grants_the_whole_team_drop_in_members_included() {
+    let index = org(json!({
+        "members": whole_team(),
+        "passes": [{"_id": "p1", "company": "acme", "isPersonal": false, "count": "10",
+            "usedCount": 3, "startDate": "2026-03-01T00:00:00.000Z", "endDate": "2026-03-31T00:00:00.000Z"}]
+    }));
     let evaluation = evaluate(
         &index,
-        &[binding("dp", Source::DayPasses)],
+        &[binding("dp", Source::DayPasses(None))],
         t("2026-03-10T12:00:00Z"),
     );
+    // Seeds 001/002/003: "every member or team that has day passes".
+    assert_eq!(people(&evaluation, "dp"), acme_team());
     assert_eq!(
-        people(&evaluation, "dp"),
-        vec![member("ann"), member("bob")]
+        evaluation.groups[&group("dp")][&member("ida")].reasons[0].grant,
+        Grant::DayPass {
+            pass: "p1".into(),
+            remaining: 7,
+            company: Some("acme".into())
+        }
+    );
+    // Used up: nobody, drop-in or not.
+    let mut index = index;
+    let mut pass = index.pass("p1").cloned().expect("pass exists");
+    pass.used_count = Some(10);
+    index.upsert_pass(pass);
+    let evaluation = evaluate(
+        &index,
+        &[binding("dp", Source::DayPasses(None))],
+        t("2026-03-10T12:00:00Z"),
+    );
+    assert!(people(&evaluation, "dp").is_empty());
+}
+
+#[test]
+fn a_status_change_of_a_team_member_reevaluates_the_company_grants() {
+    let index = org(json!({
+        "members": whole_team(),
+        "memberships": [{"_id": "cm", "isPersonal": false, "status": "approved", "company": "acme",
+            "plan": "hot", "startDate": "2026-01-01T00:00:00.000Z"}],
+        "assignments": [{"_id": "a1", "resource": "desk4", "membership": "cm"}],
+        "passes": [{"_id": "p1", "company": "acme", "isPersonal": false, "count": 10, "usedCount": 0}]
+    }));
+    let bindings = vec![
+        binding("hot", Source::Plan(id("hot"))),
+        binding("desk", Source::AssignableResource(id("desk4"))),
+        binding("dp", Source::DayPasses(None)),
+        binding("room", Source::BookableResource(id("room"))),
+    ];
+    let at = t("2026-03-10T12:00:00Z");
+    let mut engine = Engine::new(index, bindings, at);
+    let team_groups = [group("desk"), group("dp"), group("hot")];
+    let has_ida =
+        |engine: &Engine, name: &str| engine.group(&group(name)).contains_key(&member("ida"));
+    for (status, granted) in [
+        ("active", true),
+        ("former", false),
+        ("drop-in", true),
+        ("not_approved", false),
+        ("lead", true),
+        ("drop-in", true),
+    ] {
+        let was = has_ida(&engine, "hot");
+        let mut ida = engine.index().member("ida").cloned().expect("ida exists");
+        ida.status = serde_json::from_value(json!(status)).expect("a status");
+        let recomputed = engine.update(|index| index.upsert_member(ida));
+        for name in ["hot", "desk", "dp"] {
+            assert_eq!(has_ida(&engine, name), granted, "{status}: {name}");
+        }
+        if was != granted {
+            assert_eq!(
+                recomputed.changed_groups.into_iter().collect::<Vec<_>>(),
+                team_groups,
+                "{status}"
+            );
+        }
+        assert_eq!(
+            engine.evaluation(),
+            evaluate(engine.index(), engine.bindings(), at),
+            "{status}"
+        );
+    }
+    // Losing the email is a bar like the others, and a problem while the team's grants run.
+    let mut ida = engine.index().member("ida").cloned().expect("ida exists");
+    ida.email = None;
+    engine.update(|index| index.upsert_member(ida));
+    assert!(!has_ida(&engine, "dp"));
+    assert!(problem_texts(&engine.evaluation())
+        .iter()
+        .any(|p| p.contains("member ida (Ida) has no email")));
+    assert_eq!(
+        engine.evaluation(),
+        evaluate(engine.index(), engine.bindings(), at)
     );
 }
 
@@ -520,7 +688,7 @@ fn two_bindings_on_one_group_form_a_union_with_all_reasons() {
                    {"_id": "p2", "member": "fay", "count": 5, "usedCount": 0}]
     }));
     let mut plan = binding("plan", Source::Plan(id("hot")));
-    let mut passes = binding("passes", Source::DayPasses);
+    let mut passes = binding("passes", Source::DayPasses(None));
     plan.groups = vec![group("front-door")];
     passes.groups = vec![group("front-door")];
     let evaluation = evaluate(&index, &[plan, passes], t("2026-03-10T12:00:00Z"));
@@ -561,6 +729,81 @@ fn location_scope_limits_a_binding_to_its_locations() {
 }
 
 #[test]
+fn a_day_pass_location_and_the_connection_scope_intersect() {
+    // Pass sets in London (Ann's own location) and Paris (Fay's; Globex's for Gus, a drop-in member).
+    let index = org(json!({
+        "members": [{"_id": "hal", "name": "Hal", "email": "hal@example.com", "company": "globex",
+            "status": "drop-in"}],
+        "passes": [
+            {"_id": "p1", "member": "ann", "isPersonal": true, "count": 5, "usedCount": 0},
+            {"_id": "p2", "member": "fay", "isPersonal": true, "count": 5, "usedCount": 0},
+            {"_id": "p3", "company": "globex", "isPersonal": false, "count": 5, "usedCount": 0}
+        ]
+    }));
+    let at = t("2026-03-10T12:00:00Z");
+    let passes = |scope: Option<Vec<flexgate::engine::ObjectRef>>, location| {
+        let mut bound = binding("dp", Source::DayPasses(location));
+        bound.location_scope = scope;
+        evaluate(&index, &[bound], at)
+    };
+    let paris_team = vec![member("fay"), member("gus"), member("hal")];
+
+    // A London-only connection and a Paris binding: nobody, and the binding says why (the binding's
+    // location used to replace the connection's scope, granting Paris through a London-only account).
+    let empty = passes(Some(vec![name("London")]), Some(name("Paris")));
+    assert!(people(&empty, "dp").is_empty());
+    assert_eq!(
+        problem_texts(&empty),
+        vec!["binding default/dp: day-pass location par is outside the connection's locations"]
+    );
+    assert_eq!(empty.next_change_at, None);
+
+    // Both name London: London only.
+    let london = passes(Some(vec![id("lon")]), Some(name("London")));
+    assert_eq!(people(&london, "dp"), vec![member("ann")]);
+    assert!(london.problems.is_empty());
+    // A wider connection: the binding's location narrows it.
+    let narrowed = passes(Some(vec![name("London"), name("Paris")]), Some(id("par")));
+    assert_eq!(people(&narrowed, "dp"), paris_team);
+    // Either alone.
+    assert_eq!(people(&passes(None, Some(name("Paris"))), "dp"), paris_team);
+    assert_eq!(
+        people(&passes(Some(vec![name("Paris")]), None), "dp"),
+        paris_team
+    );
+    let mut everyone = paris_team.clone();
+    everyone.insert(0, member("ann"));
+    assert_eq!(people(&passes(None, None), "dp"), everyone);
+    // A location that does not exist is a problem, not "everywhere".
+    let unknown = passes(None, Some(name("Atlantis")));
+    assert!(people(&unknown, "dp").is_empty());
+    assert_eq!(
+        problem_texts(&unknown),
+        vec!["binding default/dp: location 'Atlantis' not found"]
+    );
+
+    // explain says the same to the front desk.
+    let mut bound = binding("dp", Source::DayPasses(Some(name("Paris"))));
+    bound.location_scope = Some(vec![name("London")]);
+    let explanation = explain(&index, &[bound], at, "fay@example.com");
+    let verdict = &explanation.groups[&group("dp")];
+    assert!(!verdict.granted);
+    assert_eq!(
+        verdict.bindings[0].messages[0],
+        "this binding's day-pass location Paris is outside the connection's locations, so it grants nobody"
+    );
+    let explanation = explain(
+        &index,
+        &[binding("dp", Source::DayPasses(Some(name("Paris"))))],
+        at,
+        "ann@example.com",
+    );
+    assert!(explanation.groups[&group("dp")].bindings[0]
+        .messages
+        .contains(&"day passes are for London, not this binding's location Paris".to_owned()));
+}
+
+#[test]
 fn require_active_membership_holds_back_bookers_without_a_running_membership() {
     let index = org(json!({
         "memberships": [personal("m1", "ann", "hot", "2026-03-11T00:00:00.000Z", None)],
@@ -588,7 +831,7 @@ fn a_changed_booking_reevaluates_only_bindings_on_its_resource() {
     let bindings = vec![
         binding("hot", Source::Plan(id("hot"))),
         binding("room", Source::BookableResource(id("room"))),
-        binding("dp", Source::DayPasses),
+        binding("dp", Source::DayPasses(None)),
     ];
     let at = t("2026-03-10T10:30:00Z");
     let mut engine = Engine::new(index, bindings, at);
@@ -670,7 +913,7 @@ fn explain_says_why_and_why_not() {
         binding("ded", Source::Plan(id("ded"))),
         binding("po", Source::Plan(id("po1"))),
         room,
-        binding("dp", Source::DayPasses),
+        binding("dp", Source::DayPasses(None)),
     ];
     let explanation = explain(
         &index,
@@ -752,4 +995,99 @@ fn explain_lists_the_reasons_of_granted_groups() {
         group.bindings[0].messages,
         vec!["membership on Hot Desk is active"]
     );
+}
+
+#[test]
+fn explain_tells_a_drop_in_member_they_are_covered_as_part_of_the_team() {
+    let index = org(json!({
+        "members": whole_team(),
+        "memberships": [{"_id": "cm", "isPersonal": false, "status": "approved", "company": "acme",
+            "plan": "hot", "startDate": "2026-01-01T00:00:00.000Z", "endDate": "2026-06-30T00:00:00.000Z"}],
+        "passes": [{"_id": "p1", "company": "acme", "isPersonal": false, "count": 4, "usedCount": 1}]
+    }));
+    let bindings = [
+        binding("hot", Source::Plan(id("hot"))),
+        binding("dp", Source::DayPasses(None)),
+    ];
+    let at = t("2026-03-10T12:00:00Z");
+    let explanation = explain(&index, &bindings, at, "IDA@example.com");
+    let hot = &explanation.groups[&group("hot")];
+    assert!(hot.granted);
+    assert_eq!(
+        hot.bindings[0].messages,
+        vec!["membership on Hot Desk (whole team of Acme) is active through 2026-06-30"]
+    );
+    let dp = &explanation.groups[&group("dp")];
+    assert!(dp.granted);
+    assert_eq!(
+        dp.bindings[0].messages,
+        vec!["3 day passes left (company pass set of Acme, for the whole team)"]
+    );
+    // A barred teammate hears the bar, and no claim that the team rule left them out.
+    let explanation = explain(&index, &bindings, at, "nat@example.com");
+    let hot = &explanation.groups[&group("hot")];
+    assert!(!hot.granted);
+    assert_eq!(
+        hot.bindings[0].messages,
+        vec![
+            "member not approved",
+            "membership on Hot Desk (whole team of Acme) is active through 2026-06-30"
+        ]
+    );
+}
+
+// ----- Email identity ---------------------------------------------------------------------------------------------
+
+#[test]
+fn people_are_found_by_email_whatever_its_case_spaces_or_composition() {
+    // "é" decomposed (e + combining acute) in OfficeRnD, typed composed and in capitals at the desk.
+    let index = org(json!({
+        "members": [
+            {"_id": "eva", "name": "Éva", "email": " E\u{301}va.Ñúñez@Bücher.DE ", "status": "drop-in",
+             "company": "acme"},
+            {"_id": "dim", "name": "Дмитрий", "email": "ДМИТРИЙ@ПОЧТА.РФ", "status": "active"}
+        ],
+        "visitors": [{"_id": "v9", "name": "Ren", "email": "REN\u{c9}@CAF\u{c9}.fr"}],
+        "memberships": [
+            {"_id": "cm", "isPersonal": false, "status": "approved", "company": "acme", "plan": "hot",
+             "startDate": "2026-01-01T00:00:00.000Z"},
+            personal("m2", "dim", "hot", "2026-01-01T00:00:00.000Z", None)
+        ]
+    }));
+    let bindings = [binding("hot", Source::Plan(id("hot")))];
+    let at = t("2026-03-10T12:00:00Z");
+    for typed in [
+        "éva.ñúñez@bücher.de",
+        "\u{a0}ÉVA.ÑÚÑEZ@BÜCHER.DE\t",
+        "e\u{301}va.n\u{303}u\u{301}n\u{303}ez@bu\u{308}cher.de",
+    ] {
+        let explanation = explain(&index, &bindings, at, typed);
+        assert_eq!(explanation.people, vec![member("eva")], "{typed:?}");
+        assert!(explanation.groups[&group("hot")].granted, "{typed:?}");
+    }
+    let explanation = explain(&index, &bindings, at, "дмитрий@почта.рф");
+    assert_eq!(explanation.people, vec![member("dim")]);
+    let explanation = explain(&index, &bindings, at, " rené@café.FR ");
+    assert_eq!(explanation.people, vec![guest("v9")]);
+    // Another letter is another person; a blank query is nobody.
+    assert!(explain(&index, &bindings, at, "eva.nunez@bucher.de")
+        .people
+        .is_empty());
+    assert!(explain(&index, &bindings, at, "   ").people.is_empty());
+    // The vendor gets the address as OfficeRnD holds it, trimmed.
+    let evaluation = evaluate(&index, &bindings, at);
+    assert_eq!(
+        evaluation.groups[&group("hot")][&member("eva")].email,
+        "E\u{301}va.Ñúñez@Bücher.DE"
+    );
+    // A change applied in place (as a webhook's is) re-keys the person by the same identity.
+    let mut index = index;
+    let mut dim = index.member("dim").cloned().expect("dim exists");
+    dim.email = Some("  Дмитрий.Иванов@Почта.РФ".to_owned());
+    index.upsert_member(dim);
+    assert!(explain(&index, &bindings, at, "дмитрий@почта.рф")
+        .people
+        .is_empty());
+    let explanation = explain(&index, &bindings, at, "ДМИТРИЙ.ИВАНОВ@ПОЧТА.РФ");
+    assert_eq!(explanation.people, vec![member("dim")]);
 }

@@ -184,3 +184,185 @@ async fn plan_json_has_the_documented_shape() {
     assert!(guest["officerndMemberId"].is_null());
     assert!(guest["officerndVisitorId"].is_string());
 }
+
+/// Kills the sandbox process when the test ends, whether it passes or not.
+struct Serving(std::process::Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The demo organization plus drop-in members: Jo in Acme (whose company membership holds Office
+/// 101) and Kai in Globex, which gets a company day-pass set.
+fn seed_with_drop_in_members() -> serde_json::Value {
+    let mut seed: serde_json::Value =
+        serde_json::from_str(include_str!("../src/sandbox/demo-seed.json")).unwrap();
+    let members = seed["members"].as_array_mut().unwrap();
+    members.push(
+        serde_json::json!({"_id": "3e3be00000000000000000a1", "name": "Jo Drop",
+        "email": "jo.drop@example.com", "status": "drop-in", "company": "c0000000000000000000000e",
+        "location": "10ca71000000000000000001"}),
+    );
+    members.push(serde_json::json!({"_id": "3e3be00000000000000000a2", "name": "Kai Pass",
+        "email": "Kai.Pass@Example.com", "status": "drop-in", "company": "c0000000000000000000000f"}));
+    seed["passes"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+        "_id": "9a55000000000000000000a3", "count": 10, "usedCount": 4,
+        "company": "c0000000000000000000000f", "isPersonal": false, "status": "valid",
+        "validFrom": "2026-11-01T00:00:00.000Z", "validTo": "2026-11-30T00:00:00.000Z"}));
+    seed
+}
+
+/// `flexgate plan --output json` as a user runs it, on the sandbox serving `seed`.
+fn plan_json(seed: &serde_json::Value, at: &str) -> serde_json::Value {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = std::env::temp_dir().join(format!(
+        "flexgate-plan-drop-in-{}-{}",
+        std::process::id(),
+        at.replace(':', "")
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let seed_file = dir.join("seed.json");
+    std::fs::write(&seed_file, serde_json::to_vec(seed).unwrap()).unwrap();
+    let manifests = dir.join("sbx");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flexgate"))
+        .arg("sandbox")
+        .arg("--seed")
+        .arg(&seed_file)
+        .arg("--write-manifests")
+        .arg(&manifests)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _serving = Serving(child);
+    let mut printed = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let ready = line.starts_with("serving until interrupted");
+        printed.push(line);
+        if ready {
+            break;
+        }
+    }
+    assert!(
+        printed
+            .iter()
+            .any(|l| l.starts_with("serving until interrupted")),
+        "the sandbox stopped: {printed:?}"
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_flexgate"))
+        .arg("plan")
+        .arg("--manifests")
+        .arg(&manifests)
+        .args(["--at", at, "--output", "json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// The members of `group` in a plan's JSON, by email, with the `via` of each of their reasons.
+fn group_members(plan: &serde_json::Value, group: &str) -> Vec<(String, Vec<String>)> {
+    plan["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["group"] == group)
+        .flat_map(|g| g["members"].as_array().unwrap().iter())
+        .map(|m| {
+            let via = m["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["via"].as_str().unwrap().to_owned())
+                .collect();
+            (m["email"].as_str().unwrap().to_owned(), via)
+        })
+        .collect()
+}
+
+#[test]
+fn plan_json_grants_drop_in_members_of_a_team() {
+    let plan = plan_json(&seed_with_drop_in_members(), "2026-11-23T09:50:00Z");
+    // Acme's company membership is assigned to Office 101: the whole team, Jo (drop-in) included.
+    // Eli has no email.
+    let office = group_members(&plan, "name:OFFICERND_Office 101");
+    let emails: Vec<&str> = office.iter().map(|(email, _)| email.as_str()).collect();
+    assert_eq!(
+        emails,
+        [
+            "cyd.park@example.com",
+            "dee.moss@example.com",
+            "jo.drop@example.com"
+        ]
+    );
+    assert_eq!(
+        office[2].1,
+        ["assignment a55000000000000000000020 of membership 3e3b5000000000000000001c (whole company c0000000000000000000000e)"]
+    );
+    // The location and floor bindings follow the same assignment.
+    for group in ["name:OFFICERND_London Building", "name:OFFICERND_Floor 1"] {
+        assert!(
+            group_members(&plan, group)
+                .iter()
+                .any(|(email, _)| email == "jo.drop@example.com"),
+            "{group}: {plan}"
+        );
+    }
+    // Globex's company day passes cover Kai, a drop-in member (email kept as OfficeRnD holds it).
+    let lobby = group_members(&plan, "name:OFFICERND_Lobby");
+    let kai = lobby
+        .iter()
+        .find(|(email, _)| email == "Kai.Pass@Example.com")
+        .unwrap_or_else(|| panic!("Kai is not in the lobby: {lobby:?}"));
+    assert_eq!(
+        kai.1,
+        ["day pass set 9a55000000000000000000a3 (6 left) (whole company c0000000000000000000000f)"]
+    );
+}
+
+#[tokio::test]
+async fn booking_reasons_print_timestamps_as_rfc_3339() {
+    let (_sandbox, contexts, _) = demo_contexts().await;
+    let report = plan_report(&contexts, vec![], at(105));
+    let room = report
+        .groups
+        .iter()
+        .find(|g| g.group == "name:OFFICERND_Elephant Room")
+        .unwrap();
+    let vias: Vec<&str> = room
+        .members
+        .iter()
+        .flat_map(|m| m.reasons.iter().map(|r| r.via.as_str()))
+        .collect();
+    // The booking starts 10:00 London (UTC in November): upper-case T and Z, lower-case role.
+    assert_eq!(
+        vias,
+        [
+            "booking b00000000000000000000024 at 2026-11-23T10:00:00Z as booker",
+            "booking b00000000000000000000024 at 2026-11-23T10:00:00Z as teammate",
+            "booking b00000000000000000000024 at 2026-11-23T10:00:00Z as guest",
+        ]
+    );
+    let until: Vec<Option<&str>> = room
+        .members
+        .iter()
+        .flat_map(|m| m.reasons.iter().map(|r| r.until.as_deref()))
+        .collect();
+    assert_eq!(until, [Some("2026-11-23T11:05:00Z"); 3]);
+}

@@ -10,7 +10,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use super::CliError;
-use crate::engine::{self, Entitlement, Grant, PersonId, Reason, SharedId, Source};
+use crate::engine::{self, BookingRole, Entitlement, Grant, PersonId, Reason, SharedId, Source};
 use crate::manifests;
 use crate::operator::context::{self, Context};
 use crate::operator::objects::Objects;
@@ -123,7 +123,8 @@ pub fn describe_source(source: &Source) -> String {
         Source::Floor(r) => format!("floor {r}"),
         Source::AssignableResource(r) => format!("assignable resource {r}"),
         Source::BookableResource(r) => format!("bookable resource {r}"),
-        Source::DayPasses => "day passes".to_owned(),
+        Source::DayPasses(None) => "day passes".to_owned(),
+        Source::DayPasses(Some(r)) => format!("day passes in location {r}"),
     }
 }
 
@@ -157,10 +158,14 @@ pub fn describe_grant(grant: &Grant) -> String {
             role,
             ..
         } => format!(
-            "booking {booking} at {} as {role:?}",
-            timestamp(*occurrence_start)
-        )
-        .to_lowercase(),
+            "booking {booking} at {} as {}",
+            timestamp(*occurrence_start),
+            match role {
+                BookingRole::Booker => "booker",
+                BookingRole::Teammate => "teammate",
+                BookingRole::Guest => "guest",
+            }
+        ),
         Grant::DayPass {
             pass,
             remaining,

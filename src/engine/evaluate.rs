@@ -545,7 +545,12 @@ impl<'a> Collector<'a> {
                     .get(id)
                     .and_then(|r| r.location.as_deref()),
             ),
-            ResolvedSource::Plan(_) | ResolvedSource::DayPasses => return,
+            // The binding's own location for day passes: with the connection's scope, the pass sets must
+            // lie in both, so a location outside the scope leaves nobody to grant, which is said here.
+            ResolvedSource::DayPasses(Some(id)) => {
+                (format!("day-pass location {id}"), Some(id.as_str()))
+            }
+            ResolvedSource::Plan(_) | ResolvedSource::DayPasses(None) => return,
         };
         if !self.in_scope(location) {
             self.problem(ProblemKind::OutsideLocationScope { what });
@@ -575,14 +580,14 @@ impl<'a> Collector<'a> {
             }
             ResolvedSource::AssignableResource(resource) => self.collect_assignments(resource),
             ResolvedSource::BookableResource(resource) => self.collect_bookings(resource),
-            ResolvedSource::DayPasses => self.collect_day_passes(),
+            ResolvedSource::DayPasses(location) => self.collect_day_passes(location.as_deref()),
         }
     }
 
     // ----- plans & assignments -----------------------------------------------------------------------
 
     /// Plan rule (seeds 002, 003, 001): holders of an approved membership on the plan whose period contains
-    /// the instant; a company membership grants the company's active members.
+    /// the instant; a company membership grants the whole team ([`company_members`]).
     fn collect_plan(&mut self, plan: &str) {
         let index = self.index;
         let plan_id = index.plans.share_existing(plan);
@@ -826,20 +831,33 @@ impl<'a> Collector<'a> {
 
     // ----- day passes --------------------------------------------------------------------------------
 
-    /// DayPasses rule (seeds 002, 003, 001): members, or every active member of the company for a company
+    /// DayPasses rule (seeds 002, 003, 001): members, or the whole team ([`company_members`]) for a company
     /// pass set, holding a pass set valid at the instant with uses left; "revoked once all the day passes are
-    /// used up or when their validity ends".
-    fn collect_day_passes(&mut self) {
+    /// used up or when their validity ends". With `location`, only pass sets of that location, which must
+    /// also lie in the connection's scope (the two intersect).
+    fn collect_day_passes(&mut self, location: Option<&str>) {
         let index = self.index;
+        if location.is_some() && !self.in_scope(location) {
+            // Reported by `check_source_in_scope`: no pass set can lie in both.
+            return;
+        }
+        let located = self.scope.is_some() || location.is_some();
         for (slot, pass) in index.passes.iter() {
             let remaining = pass_remaining(pass);
             if remaining == 0 || pass_status_is_final(pass) {
                 continue;
             }
             let window = pass_window_at(index, slot, pass);
-            let in_scope = self.scope.is_none() || self.in_scope(pass_location(index, pass));
-            if window.is_empty() || !in_scope {
+            if window.is_empty() {
                 continue;
+            }
+            if located {
+                // The location only matters to a scope (and takes up to two look-ups).
+                let pass_location = pass_location(index, pass);
+                let here = location.is_none_or(|location| pass_location == Some(location));
+                if !here || !self.in_scope(pass_location) {
+                    continue;
+                }
             }
             let pass_id = IdRef::at(&index.passes, slot, &pass.id);
             let grant = |company| GrantRef::DayPass {

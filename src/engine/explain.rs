@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::engine::calendar::{calendar_date, earlier, later, Phase, Window, MAX_BOOKING_MARGIN};
 use crate::engine::evaluate::evaluate_binding;
-use crate::engine::index::{normalize_email, pass_holder, Index, PassHolder, ResolvedSource};
+use crate::engine::index::{pass_holder, Index, PassHolder, ResolvedSource};
 use crate::engine::recurrence::{expand, ExpansionWindow};
 use crate::engine::rules::{
     assignment_window, booking_window, booking_zone, member_bar, membership_gate,
@@ -15,7 +15,8 @@ use crate::engine::rules::{
     pass_status_is_final, pass_window, visitor_bar, Bar,
 };
 use crate::engine::types::{Binding, BindingKey, GroupKey, ObjectKind, PersonId, Reason};
-use crate::officernd::model::{Booking, Member, MemberStatus, Membership, PassStatus, Visitor};
+use crate::identity::canonical_email;
+use crate::officernd::model::{Booking, Member, Membership, PassStatus, Visitor};
 
 /// How far around the instant bookings are described when a person is not granted by a booking binding.
 const BOOKING_HORIZON: Duration = Duration::days(7);
@@ -25,7 +26,8 @@ const BOOKING_HORIZON: Duration = Duration::days(7);
 pub struct Explanation {
     pub email: String,
     pub at: DateTime<Utc>,
-    /// Members and guests with this email (case-insensitive).
+    /// Members and guests with this email (by [`canonical_email`]: whatever the case, spaces around it or
+    /// the composition of accented letters).
     pub people: Vec<PersonId>,
     /// Every bound group.
     pub groups: BTreeMap<GroupKey, GroupExplanation>,
@@ -50,7 +52,8 @@ pub struct BindingVerdict {
 
 /// Explains, for the person(s) with `email`, every bound group they are and are not in at `at`.
 pub fn explain(index: &Index, bindings: &[Binding], at: DateTime<Utc>, email: &str) -> Explanation {
-    let email = normalize_email(email);
+    // A blank query names nobody (blank emails are never indexed).
+    let email = canonical_email(email).unwrap_or_default();
     let members: Vec<&Member> = index
         .members_by_email
         .get(&email)
@@ -158,7 +161,9 @@ impl Explainer<'_> {
             ResolvedSource::BookableResource(resource) => {
                 self.member_bookings(member, resource, out)
             }
-            ResolvedSource::DayPasses => self.day_passes(member, out),
+            ResolvedSource::DayPasses(location) => {
+                self.day_passes(member, location.as_deref(), out)
+            }
         }
         if out.len() == before {
             out.push(format!(
@@ -194,9 +199,8 @@ impl Explainer<'_> {
             out.push(format!("no membership on plan {plan_name}"));
         }
         for membership in on_plan {
-            let what = format!("membership on {plan_name}");
+            let what = format!("membership on {plan_name}{}", self.team(membership));
             self.membership_state(
-                member,
                 membership,
                 &what,
                 membership_window(self.index, membership),
@@ -230,12 +234,13 @@ impl Explainer<'_> {
                 }
                 any = true;
                 let what = format!(
-                    "assignment of membership {} to {}",
+                    "assignment of membership {}{} to {}",
                     membership.name.as_deref().unwrap_or(&membership.id),
+                    self.team(membership),
                     resource.name.as_deref().unwrap_or(&resource.id)
                 );
                 let window = assignment_window(self.index, assignment, membership);
-                self.membership_state(member, membership, &what, window, out);
+                self.membership_state(membership, &what, window, out);
                 if !self.in_scope(resource.location.as_deref()) {
                     out.push(format!("{what} is outside the connection's locations"));
                 }
@@ -249,10 +254,27 @@ impl Explainer<'_> {
         }
     }
 
-    /// Approval, team coverage, scope and period of a membership-based fact.
+    /// " (whole team of Acme)" for a company membership (no member: it covers every member of the company
+    /// who is not barred, whatever their status), else nothing.
+    fn team(&self, membership: &Membership) -> String {
+        match (&membership.member, &membership.company) {
+            (None, Some(company)) => format!(" (whole team of {})", self.company_name(company)),
+            _ => String::new(),
+        }
+    }
+
+    fn company_name(&self, id: &str) -> String {
+        self.index
+            .companies
+            .get(id)
+            .and_then(|c| c.name.clone())
+            .unwrap_or_else(|| id.to_owned())
+    }
+
+    /// Approval, scope and period of a membership-based fact. (Team coverage needs no message: a company
+    /// membership covers every member of the company; bars are said once per person.)
     fn membership_state(
         &self,
-        member: &Member,
         membership: &Membership,
         what: &str,
         window: Window,
@@ -261,11 +283,6 @@ impl Explainer<'_> {
         if !membership_is_approved(membership) {
             out.push(format!("{what}: membership not approved"));
             return;
-        }
-        if membership.member.is_none() && member.status != Some(MemberStatus::Active) {
-            out.push(format!(
-                "{what} is a company membership, which covers active members only"
-            ));
         }
         if !self.in_scope(self.index.membership_location(membership)) {
             out.push(format!("{what} is outside the connection's locations"));
@@ -399,7 +416,16 @@ impl Explainer<'_> {
         starts
     }
 
-    fn day_passes(&self, member: &Member, out: &mut Vec<String>) {
+    /// Every pass set covering the member (their own, their company's), with `location` the binding's own.
+    fn day_passes(&self, member: &Member, location: Option<&str>, out: &mut Vec<String>) {
+        if let Some(location) = location {
+            if !self.in_scope(Some(location)) {
+                out.push(format!(
+                    "this binding's day-pass location {} is outside the connection's locations, so it grants nobody",
+                    self.name(ObjectKind::Location, location)
+                ));
+            }
+        }
         let personal = self.index.passes_by_member.get(&member.id).iter();
         let company = member
             .company
@@ -412,31 +438,51 @@ impl Explainer<'_> {
             .filter_map(|slot| self.index.passes.at(*slot))
         {
             any = true;
-            let zone = self.index.zone_of(pass_location(self.index, pass));
-            if matches!(pass_holder(pass), PassHolder::Company(_))
-                && member.status != Some(MemberStatus::Active)
-            {
-                out.push("company day passes cover active members only".to_owned());
-            }
+            let pass_location = pass_location(self.index, pass);
+            let zone = self.index.zone_of(pass_location);
+            // A company pass set covers every member of the company (bars are said once per person).
+            let team = match pass_holder(pass) {
+                PassHolder::Company(company) => {
+                    format!(
+                        " (company pass set of {}, for the whole team)",
+                        self.company_name(company)
+                    )
+                }
+                PassHolder::Member(_) | PassHolder::Nobody => String::new(),
+            };
             if pass_remaining(pass) == 0 || pass.status == Some(PassStatus::Used) {
-                out.push("day passes used up".to_owned());
+                out.push(format!("day passes used up{team}"));
                 continue;
             }
             if pass_status_is_final(pass) {
-                out.push("day pass set expired".to_owned());
+                out.push(format!("day pass set expired{team}"));
                 continue;
             }
-            if !self.in_scope(pass_location(self.index, pass)) {
-                out.push("day passes are outside the connection's locations".to_owned());
+            if !self.in_scope(pass_location) {
+                out.push(format!(
+                    "day passes are outside the connection's locations{team}"
+                ));
+            }
+            if let Some(location) = location.filter(|l| pass_location != Some(*l)) {
+                out.push(format!(
+                    "day passes are for {}, not this binding's location {}{team}",
+                    pass_location.map_or_else(
+                        || "no known location".to_owned(),
+                        |l| self.name(ObjectKind::Location, l)
+                    ),
+                    self.name(ObjectKind::Location, location)
+                ));
             }
             match pass_window(self.index, pass).phase(self.at) {
-                Phase::Active => out.push(format!("{} day passes left", pass_remaining(pass))),
+                Phase::Active => {
+                    out.push(format!("{} day passes left{team}", pass_remaining(pass)))
+                }
                 Phase::Upcoming(start) => out.push(format!(
-                    "day passes valid from {}",
+                    "day passes valid from {}{team}",
                     calendar_date(start, zone)
                 )),
                 Phase::Over(end) => out.push(format!(
-                    "day pass validity ended {}",
+                    "day pass validity ended {}{team}",
                     calendar_date(earlier(end, Duration::seconds(1)), zone)
                 )),
             }
@@ -486,7 +532,10 @@ impl Explainer<'_> {
             ResolvedSource::AssignableResource(id) | ResolvedSource::BookableResource(id) => {
                 self.name(ObjectKind::Resource, id)
             }
-            ResolvedSource::DayPasses => "day passes".to_owned(),
+            ResolvedSource::DayPasses(None) => "day passes".to_owned(),
+            ResolvedSource::DayPasses(Some(id)) => {
+                format!("day passes in {}", self.name(ObjectKind::Location, id))
+            }
         }
     }
 }

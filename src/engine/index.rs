@@ -15,6 +15,7 @@ use crate::engine::hash::{FastMap, FastSet, FxHasher};
 use crate::engine::recurrence::{parse_recurrence, SeriesRule};
 use crate::engine::rules::{member_bar, Bar};
 use crate::engine::types::{Binding, ObjectKind, ObjectRef, Problem, ProblemKind, Source};
+use crate::identity::canonical_email;
 use crate::officernd::model::{
     Assignment, Booking, Company, Floor, Location, Member, Membership, ObjectId, Pass, Plan,
     Resource, Snapshot, Visitor,
@@ -295,11 +296,6 @@ fn set_at<V: Clone + Default>(values: &mut Vec<V>, slot: Slot, value: V) {
     values[slot] = value;
 }
 
-/// Emails are compared trimmed and lower-cased (OfficeRnD's email filter is exact-match only).
-pub fn normalize_email(email: &str) -> String {
-    email.trim().to_lowercase()
-}
-
 /// Per-slot memo of a time-independent window (membership periods, pass validity): computing one needs
 /// time-zone conversions, and every binding over the same objects would otherwise repeat them.
 #[derive(Debug, Clone, Default)]
@@ -426,7 +422,8 @@ pub(crate) enum ResolvedSource {
     Floor(ObjectId),
     AssignableResource(ObjectId),
     BookableResource(ObjectId),
-    DayPasses,
+    /// Day passes, of one location when set.
+    DayPasses(Option<ObjectId>),
 }
 
 /// The index. Build it once with [`Index::build`], then keep it current with the `upsert_*`/`remove_*`
@@ -760,7 +757,10 @@ impl Index {
             Source::BookableResource(resource) => {
                 ResolvedSource::BookableResource(self.resolve(ObjectKind::Resource, resource)?)
             }
-            Source::DayPasses => ResolvedSource::DayPasses,
+            Source::DayPasses(None) => ResolvedSource::DayPasses(None),
+            Source::DayPasses(Some(location)) => {
+                ResolvedSource::DayPasses(Some(self.resolve(ObjectKind::Location, location)?))
+            }
         })
     }
 
@@ -820,7 +820,7 @@ impl Index {
                     resource == bound && (!gated_only || binding.require_active_membership),
                     None,
                 ),
-                (Touch::DayPasses { gated_only }, ResolvedSource::DayPasses) => {
+                (Touch::DayPasses { gated_only }, ResolvedSource::DayPasses(_)) => {
                     (!gated_only || binding.require_active_membership, None)
                 }
                 (Touch::Everything, _) => (true, None),
@@ -1046,8 +1046,8 @@ impl Index {
                 member.company.as_deref(),
                 slot,
             );
-            if let Some(email) = member.email.as_deref() {
-                self.members_by_email.add(&normalize_email(email), slot);
+            if let Some(email) = member.email.as_deref().and_then(canonical_email) {
+                self.members_by_email.add(&email, slot);
             }
             let current = self.touches_of_member(member);
             touched.merge(current);
@@ -1074,7 +1074,7 @@ impl Index {
             return;
         };
         let company = member.company.clone();
-        let email = member.email.as_deref().map(normalize_email);
+        let email = member.email.as_deref().and_then(canonical_email);
         remove_opt(&mut self.members_by_company, company.as_deref(), slot);
         remove_opt(&mut self.members_by_email, email.as_deref(), slot);
     }
@@ -1126,8 +1126,8 @@ impl Index {
         let (slot, _) = self.visitors.upsert(visitor);
         let mut touched = Touched::default();
         if let Some(visitor) = self.visitors.at(slot) {
-            if let Some(email) = visitor.email.as_deref() {
-                self.visitors_by_email.add(&normalize_email(email), slot);
+            if let Some(email) = visitor.email.as_deref().and_then(canonical_email) {
+                self.visitors_by_email.add(&email, slot);
             }
             touched = self.touches_of_visitor(&visitor.id);
         }
@@ -1149,7 +1149,7 @@ impl Index {
             .visitors
             .at(slot)
             .and_then(|v| v.email.as_deref())
-            .map(normalize_email);
+            .and_then(canonical_email);
         remove_opt(&mut self.visitors_by_email, email.as_deref(), slot);
     }
 

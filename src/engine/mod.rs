@@ -16,7 +16,7 @@ pub mod types;
 
 pub use evaluate::{assemble, evaluate, evaluate_binding, BindingEvaluation, Engine, Recomputed};
 pub use explain::{explain, BindingVerdict, Explanation, GroupExplanation};
-pub use index::{normalize_email, Index, Touch, Touched};
+pub use index::{Index, Touch, Touched};
 pub use types::{
     Binding, BindingKey, BookingRole, Entitlement, Evaluation, Grant, GroupKey, ObjectKind,
     ObjectRef, PersonId, Problem, ProblemKind, Reason, SharedId, Source,

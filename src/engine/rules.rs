@@ -44,7 +44,12 @@ pub(crate) fn visitor_bar(visitor: &Visitor) -> Option<Bar> {
 }
 
 /// "If the membership does not have a member assigned, access will be granted to the whole team" (seeds
-/// 002, 003): the team is every member of the company whose status is `active`.
+/// 002, 003), and "every member or team that has day passes" (seeds 001, 002, 003): the team is every
+/// member of the company, whatever their status. Who is barred is decided per person, exactly as for a
+/// personal grant ([`member_bar`]: former and not-approved members, people without an email); a `drop-in`,
+/// `pending` or `lead` member of the team is covered like an `active` one (drop-in members are the typical
+/// users of a company's day passes). Unapproved memberships never get this far
+/// ([`membership_is_approved`]).
 pub(crate) fn company_members<'a>(
     index: &'a Index,
     company: &str,
@@ -54,7 +59,6 @@ pub(crate) fn company_members<'a>(
         .get(company)
         .iter()
         .filter_map(|slot| Some((*slot, index.members.at(*slot)?)))
-        .filter(|(_, member)| member.status == Some(MemberStatus::Active))
 }
 
 /// Only approved memberships grant (`status: approved`); a missing status is not approval.

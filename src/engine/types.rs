@@ -68,8 +68,10 @@ pub enum Source {
     AssignableResource(ObjectRef),
     /// Bookers, teammates and (optionally) guests of bookings of the resource, around the booking.
     BookableResource(ObjectRef),
-    /// Members (or whole companies) holding valid day passes with uses left.
-    DayPasses,
+    /// Members (or whole companies) holding valid day passes with uses left; with a location, only pass
+    /// sets of that location (the binding's own location, which narrows the connection's scope: a pass set
+    /// must lie in both).
+    DayPasses(Option<ObjectRef>),
 }
 
 /// The kind of OfficeRnD object a reference names, for problem messages.
@@ -105,7 +107,9 @@ pub struct Binding {
     /// Bookings only: also grant the booking's guests (`visitors[]`). Seeds 002/003: "Inviting a guest to a
     /// booking will grant them door access".
     pub include_guests: bool,
-    /// The connection is activated for these locations only (Salto KS, seed 002 step 2); `None` = all.
+    /// The connection is activated for these locations only (Salto KS, seed 002 step 2); `None` = all. A
+    /// source's own location (a location source, a floor's or resource's location, day passes' location)
+    /// narrows it and never widens it: outside the scope it is a problem and grants nobody.
     pub location_scope: Option<Vec<ObjectRef>>,
     /// Salto KS (seed 002): "Members will only be added to Salto KS once their membership becomes active".
     /// When set, a member is granted by this binding only while holding an active, approved membership

@@ -1,8 +1,9 @@
 //! Member → user matching by exact email, as the essensys mapping screen reports it: a count of
 //! matched members plus the problems to fix, never the individual matches.
 //!
-//! Emails are compared after trimming whitespace and ASCII case-folding (essensys uses the email as
-//! the user's unique identifier; non-ASCII letters are compared as written).
+//! Emails are compared by their identity ([`crate::identity::canonical_email`]: trimmed, Unicode
+//! lower-case, NFC), the same one the engine and the door sync use (essensys uses the email as the
+//! user's unique identifier).
 
 use std::collections::{HashMap, HashSet};
 
@@ -45,11 +46,7 @@ pub struct EmailMatchReport {
     pub errors: Vec<EmailMatchError>,
 }
 
-/// Trimmed, ASCII-lower-cased email, or `None` when blank.
-pub fn canonical_email(email: &str) -> Option<String> {
-    let trimmed = email.trim();
-    (!trimmed.is_empty()).then(|| trimmed.to_ascii_lowercase())
-}
+pub use crate::identity::canonical_email;
 
 /// Matches each member to the user with the same canonical email.
 ///
@@ -117,4 +114,42 @@ pub fn match_emails(members: &[Person], users: &[Person]) -> EmailMatchReport {
         }
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(id: &str, email: &str) -> Person {
+        Person {
+            id: id.into(),
+            email: Some(email.into()),
+        }
+    }
+
+    #[test]
+    fn non_ascii_members_match_users_whatever_their_case_spaces_or_composition() {
+        let members = [
+            person("m1", " ÉVA@Bücher.DE "),
+            person("m2", "ДМИТРИЙ@ПОЧТА.РФ"),
+            person("m3", "rene\u{301}@cafe\u{301}.fr"),
+            person("m4", "ÅSA@example.se"),
+            person("m5", "åsa@EXAMPLE.se\t"),
+        ];
+        let users = [
+            person("u1", "éva@bücher.de"),
+            person("u2", "\u{a0}дмитрий@почта.рф"),
+            person("u3", "REN\u{c9}@CAF\u{c9}.FR"),
+        ];
+        let report = match_emails(&members, &users);
+        assert_eq!(report.matched, 3, "{report:?}");
+        // Two spellings of one address among members are one address used twice.
+        assert_eq!(
+            report.errors,
+            vec![EmailMatchError::DuplicateMemberEmail {
+                email: "åsa@example.se".into(),
+                member_ids: vec!["m4".into(), "m5".into()],
+            }]
+        );
+    }
 }

@@ -109,7 +109,7 @@ pub fn engine_binding(
     }
     let grant_before = booking_margin("grantBefore", &spec.grant_before)?;
     let revoke_after = booking_margin("revokeAfter", &spec.revoke_after)?;
-    let mut location_scope = vendor
+    let location_scope = vendor
         .spec
         .salto_ks
         .as_ref()
@@ -138,10 +138,9 @@ pub fn engine_binding(
     } else if let Some(resource) = &source.bookable_resource {
         Source::BookableResource(located(resource, index, resources)?)
     } else if let Some(passes) = &source.day_passes {
-        if let Some(location) = &passes.location {
-            location_scope = Some(vec![object_ref(location)]);
-        }
-        Source::DayPasses
+        // The binding's own location narrows the connection's scope, never replaces it: the engine
+        // grants pass sets lying in both and reports a location outside the scope.
+        Source::DayPasses(passes.location.as_deref().map(object_ref))
     } else {
         return Err(Unmapped::invalid(
             "spec.source names nothing; set exactly one source",
@@ -259,6 +258,11 @@ mod tests {
                 "\n  officernd: {organization: example}",
             ),
             ("kisi", "Kisi", ""),
+            (
+                "salto",
+                "SaltoKS",
+                "\n  saltoKs: {siteId: site-1, locations: [London]}",
+            ),
         ]
         .into_iter()
         .map(|(name, vendor, extra)| {
@@ -316,5 +320,108 @@ spec:
             );
             assert!(error.message.contains("longer than 24h"), "{error}");
         }
+    }
+
+    fn day_passes(vendor: &str, location: Option<&str>) -> AccessGroupBinding {
+        let source = match location {
+            Some(location) => format!("{{dayPasses: {{location: {location}}}}}"),
+            None => "{dayPasses: {}}".to_owned(),
+        };
+        serde_yaml::from_str(&format!(
+            "apiVersion: flexgate.dev/v1alpha1
+kind: AccessGroupBinding
+metadata: {{name: passes, namespace: doors}}
+spec:
+  officerndRef: {{name: officernd}}
+  vendorRef: {{name: {vendor}}}
+  source: {source}
+  groups: [{{name: OFFICERND_Passes}}]
+"
+        ))
+        .unwrap()
+    }
+
+    /// London and Paris, a pass holder in each (Pia a drop-in member).
+    fn two_cities() -> Index {
+        let snapshot: Snapshot = serde_json::from_value(serde_json::json!({
+            "locations": [
+                {"_id": "10ca71000000000000000001", "name": "London", "timezone": "Europe/London"},
+                {"_id": "10ca71000000000000000002", "name": "Paris", "timezone": "Europe/Paris"}
+            ],
+            "members": [
+                {"_id": "ann", "name": "Ann", "email": "ann@example.com", "status": "active",
+                 "location": "10ca71000000000000000001"},
+                {"_id": "pia", "name": "Pia", "email": "pia@example.com", "status": "drop-in",
+                 "location": "10ca71000000000000000002"}
+            ],
+            // Salto KS grants day passes only to holders of a running membership (seed 002).
+            "plans": [{"_id": "hot", "name": "Hot Desk"}],
+            "memberships": [
+                {"_id": "m1", "member": "ann", "plan": "hot", "status": "approved",
+                 "startDate": "2026-01-01T00:00:00.000Z"},
+                {"_id": "m2", "member": "pia", "plan": "hot", "status": "approved",
+                 "startDate": "2026-01-01T00:00:00.000Z"}
+            ],
+            "passes": [
+                {"_id": "p1", "member": "ann", "isPersonal": true, "count": 5, "usedCount": 0},
+                {"_id": "p2", "member": "pia", "isPersonal": true, "count": 5, "usedCount": 0}
+            ]
+        }))
+        .unwrap();
+        Index::build(snapshot)
+    }
+
+    fn granted(binding: &AccessGroupBinding, index: &Index) -> (Vec<String>, Vec<String>) {
+        let at = "2026-03-10T12:00:00Z".parse().unwrap();
+        let mapped = engine_binding(binding, &objects(), index).unwrap();
+        let evaluation = crate::engine::evaluate(index, &[mapped], at);
+        let people = evaluation
+            .groups
+            .values()
+            .flat_map(|members| members.values().map(|e| e.email.clone()))
+            .collect();
+        let problems = evaluation
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        (people, problems)
+    }
+
+    #[test]
+    fn a_day_pass_location_narrows_the_connection_scope_and_never_replaces_it() {
+        let index = two_cities();
+        // Salto KS is active for London only; the binding asks for Paris: nobody, and it says so
+        // (before, Paris replaced the connection's scope and Pia was granted through a London-only
+        // connection).
+        let paris = day_passes("salto", Some("Paris"));
+        let mapped = engine_binding(&paris, &objects(), &index).unwrap();
+        assert_eq!(
+            mapped.location_scope,
+            Some(vec![ObjectRef::Name("London".into())])
+        );
+        assert_eq!(
+            mapped.source,
+            Source::DayPasses(Some(ObjectRef::Name("Paris".into())))
+        );
+        let (people, problems) = granted(&paris, &index);
+        assert!(people.is_empty(), "{people:?}");
+        assert_eq!(
+            problems,
+            ["binding doors/passes: day-pass location 10ca71000000000000000002 is outside the connection's locations"]
+        );
+        // Both say London: the London holder only.
+        let (people, problems) = granted(&day_passes("salto", Some("London")), &index);
+        assert_eq!(
+            (people, problems),
+            (vec!["ann@example.com".to_owned()], vec![])
+        );
+        // The connection's scope alone still applies; the binding's location alone too.
+        let (people, _) = granted(&day_passes("salto", None), &index);
+        assert_eq!(people, ["ann@example.com"]);
+        let (people, _) = granted(&day_passes("kisi", Some("Paris")), &index);
+        assert_eq!(people, ["pia@example.com"]);
+        let (people, _) = granted(&day_passes("kisi", None), &index);
+        assert_eq!(people, ["ann@example.com", "pia@example.com"]);
     }
 }

@@ -14,10 +14,9 @@ pub struct UserIndex<'a> {
     by_email: HashMap<String, Vec<&'a VendorUser>>,
 }
 
-/// Canonical form of an email for matching: trimmed and ASCII-lowercased.
-pub fn canonical_email(email: &str) -> String {
-    email.trim().to_ascii_lowercase()
-}
+/// People and vendor users are the same person when their emails' identities are equal (one
+/// definition for the whole crate: trimmed, Unicode lower-case, NFC).
+pub use crate::identity::canonical_email;
 
 impl<'a> UserIndex<'a> {
     /// Indexes vendor users by external id (the OfficeRnD id we stored on creation) and email.
@@ -27,12 +26,8 @@ impl<'a> UserIndex<'a> {
             if let Some(external_id) = user.external_id.as_deref().filter(|id| !id.is_empty()) {
                 index.by_external_id.insert(external_id, user);
             }
-            if let Some(email) = user.email.as_deref().filter(|e| !e.trim().is_empty()) {
-                index
-                    .by_email
-                    .entry(canonical_email(email))
-                    .or_default()
-                    .push(user);
+            if let Some(email) = user.email.as_deref().and_then(canonical_email) {
+                index.by_email.entry(email).or_default().push(user);
             }
         }
         index
@@ -45,11 +40,10 @@ impl<'a> UserIndex<'a> {
         if let Some(user) = self.by_external_id.get(person.officernd_id.as_str()) {
             return Lookup::Found(user);
         }
-        match self
-            .by_email
-            .get(&canonical_email(&person.email))
-            .map(Vec::as_slice)
-        {
+        let Some(email) = canonical_email(&person.email) else {
+            return Lookup::Missing;
+        };
+        match self.by_email.get(&email).map(Vec::as_slice) {
             None | Some([]) => Lookup::Missing,
             Some([user]) => Lookup::Found(user),
             Some(several) => Lookup::Ambiguous(several.len()),
@@ -221,6 +215,44 @@ mod tests {
             index.find(&person("m3", "zed@example.com")),
             Lookup::Missing
         );
+    }
+
+    #[test]
+    fn non_ascii_emails_match_whatever_their_case_spaces_or_composition() {
+        // The vendor holds what was typed at creation; OfficeRnD may hold another spelling of
+        // the same address: upper case, spaces around it, a decomposed accent.
+        let users = vec![
+            user("1", "ÉVA.Ñúñez@Bücher.de", None),
+            user("2", "дмитрий@почта.рф", None),
+            user("3", "rene\u{301}@cafe\u{301}.fr", Some("m3")),
+        ];
+        let index = UserIndex::new(&users);
+        assert_eq!(
+            index.find(&person("m1", "  éva.ñúñez@BÜCHER.DE ")),
+            Lookup::Found(&users[0])
+        );
+        assert_eq!(
+            index.find(&person("m2", "\u{a0}ДМИТРИЙ@ПОЧТА.РФ")),
+            Lookup::Found(&users[1])
+        );
+        assert_eq!(
+            index.find(&person("m9", "eva.nunez@bucher.de")),
+            Lookup::Missing,
+            "a letter without its accent is another address"
+        );
+        assert_eq!(index.find(&person("m8", "   ")), Lookup::Missing);
+        // Matched by id with the same address spelled differently: not an email change.
+        let plan = plan_group(
+            &[
+                person("m1", "ÉVA.ÑÚÑEZ@bücher.de"),
+                person("m3", "REN\u{e9}@CAF\u{e9}.FR"),
+            ],
+            &["1".into(), "3".into()],
+            &index,
+            &users,
+        );
+        assert_eq!(plan.kept, 2);
+        assert!(plan.email_mismatches.is_empty(), "{plan:?}");
     }
 
     #[test]
