@@ -435,7 +435,7 @@ impl KisiClient {
             .find(|user| {
                 user.email
                     .as_deref()
-                    .is_some_and(|have| have.trim().eq_ignore_ascii_case(wanted))
+                    .is_some_and(|have| crate::identity::same_email(have, wanted))
             })
             .map(vendor_user))
     }

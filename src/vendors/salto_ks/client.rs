@@ -574,7 +574,7 @@ impl SaltoKsClient {
             user.user
                 .email
                 .as_deref()
-                .is_some_and(|found| found.trim().eq_ignore_ascii_case(email.trim()))
+                .is_some_and(|found| crate::identity::same_email(found, email))
         });
         Ok(match found {
             Some(user) => {
