@@ -423,7 +423,7 @@ fn last_sync_of(
         .iter()
         .filter(|b| contributing.contains(&binding_key(b)))
         .filter_map(|b| b.status.as_ref()?.last_sync_time.as_ref())
-        .filter_map(|time| DateTime::from_timestamp_millis(time.0.as_millisecond()))
+        .map(super::site_mapping::from_time)
         .max()
 }
 

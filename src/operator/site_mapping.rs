@@ -153,7 +153,8 @@ fn to_time(at: DateTime<Utc>) -> Time {
     Time(k8s_openapi::jiff::Timestamp::from_millisecond(at.timestamp_millis()).unwrap_or_default())
 }
 
-fn from_time(time: &Time) -> DateTime<Utc> {
+/// A Kubernetes timestamp as an instant (millisecond precision).
+pub(super) fn from_time(time: &Time) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(time.0.as_millisecond()).unwrap_or_default()
 }
 

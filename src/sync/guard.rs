@@ -76,13 +76,18 @@ pub fn exposure(
         .chain(standing.entitled_elsewhere.iter())
         .map(|person| (person.officernd_id.as_str(), person))
         .collect();
-    let keeping = found(&mut entitled.values().copied());
     // Entitled people the vendor does not know yet are about to get access: they belong to
     // the space the share is taken of, so the order in which bindings sync does not matter.
-    let arriving = entitled
-        .values()
-        .filter(|person| !matches!(users.find(person), Lookup::Found(_)))
-        .count();
+    let mut keeping = BTreeSet::new();
+    let mut arriving = 0usize;
+    for person in entitled.values() {
+        match users.find(person) {
+            Lookup::Found(user) => {
+                keeping.insert(user.id.clone());
+            }
+            Lookup::Missing | Lookup::Ambiguous(_) => arriving += 1,
+        }
+    }
     let entitled_before = found(&mut standing.entitled_at_last_sync.iter());
     let mut losing_all = BTreeSet::new();
     let mut expired = BTreeSet::new();
