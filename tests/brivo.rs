@@ -884,13 +884,7 @@ async fn a_full_cycle_never_puts_or_deletes_a_user() {
         .await
         .unwrap();
     client
-        .add_to_group(
-            &created.id,
-            &lobby,
-            GrantContext {
-                user_created_now: true,
-            },
-        )
+        .add_to_group(&created.id, &lobby, GrantContext { notify: true })
         .await
         .unwrap();
     client.remove_from_group(&created.id, &lobby).await.unwrap();

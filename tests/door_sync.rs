@@ -233,6 +233,10 @@ async fn vendor_specific_rules_hold() {
             .count(),
         1
     );
+    // A restarted operator (new clients, nothing remembered) tells nobody again.
+    world.clients = ClientCache::default();
+    assert_all_synced(&world.sync_at(at(1)).await);
+    assert_eq!(world.sandbox.kisi.notified_emails(), notified);
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use flexgate::http::{HttpError, RetryPolicy};
 use flexgate::sandbox::faults::{Fault, FaultRule, Route};
+use flexgate::sync::{self, DesiredGroup, Mode, SnapshotHealth, SyncRequest};
 use flexgate::vendors::kisi::simulator::{
     AssignmentOrigin, RoleAssignmentQuirks, Simulator, SimulatorHandle, SimulatorOptions,
 };
@@ -62,12 +63,8 @@ fn route(method: Method, path: &str) -> Route {
     Route::path(path).method(method)
 }
 
-const CREATED: GrantContext = GrantContext {
-    user_created_now: true,
-};
-const EXISTING: GrantContext = GrantContext {
-    user_created_now: false,
-};
+const NOTIFY: GrantContext = GrantContext { notify: true };
+const SILENT: GrantContext = GrantContext { notify: false };
 
 // --- auth -----------------------------------------------------------------------------------------
 
@@ -378,8 +375,8 @@ async fn add_to_group_posts_once_in_the_current_form_and_is_idempotent() {
     let door = group(&sim, "Front door");
     let user = sim.add_user("Ada", "ada@example.com").unwrap();
 
-    client.add_to_group(&user, &door, EXISTING).await.unwrap();
-    client.add_to_group(&user, &door, EXISTING).await.unwrap();
+    client.add_to_group(&user, &door, SILENT).await.unwrap();
+    client.add_to_group(&user, &door, SILENT).await.unwrap();
 
     assert_eq!(sim.access_row_count(&user, &door.id), 1);
     assert_eq!(sim.write_calls(), 1);
@@ -410,7 +407,7 @@ async fn a_membership_added_by_hand_is_not_duplicated() {
     let user = sim.add_user("Ada", "ada@example.com").unwrap();
     sim.dashboard_add_to_group(&user, &door.id).unwrap();
 
-    client.add_to_group(&user, &door, EXISTING).await.unwrap();
+    client.add_to_group(&user, &door, SILENT).await.unwrap();
 
     assert_eq!(sim.access_row_count(&user, &door.id), 1);
     assert_eq!(sim.write_calls(), 0);
@@ -424,7 +421,7 @@ async fn remove_deletes_every_duplicate_row_and_then_is_a_no_op() {
     let lobby = group(&sim, "Lobby");
     let user = sim.add_user("Ada", "ada@example.com").unwrap();
     let bystander = sim.add_user("Bob", "bob@example.com").unwrap();
-    client.add_to_group(&user, &door, EXISTING).await.unwrap();
+    client.add_to_group(&user, &door, SILENT).await.unwrap();
     sim.dashboard_add_to_group(&user, &door.id).unwrap();
     sim.dashboard_add_to_group(&user, &door.id).unwrap();
     sim.dashboard_add_to_group(&user, &lobby.id).unwrap();
@@ -487,10 +484,7 @@ async fn group_manager_rows_are_neither_members_nor_removed() {
         .unwrap();
 
     assert!(client.list_group_members(&door).await.unwrap().is_empty());
-    client
-        .add_to_group(&manager, &door, EXISTING)
-        .await
-        .unwrap();
+    client.add_to_group(&manager, &door, SILENT).await.unwrap();
     assert_eq!(sim.access_row_count(&manager, &door.id), 1);
     client.remove_from_group(&manager, &door).await.unwrap();
 
@@ -516,7 +510,7 @@ async fn a_revoke_never_deletes_rows_that_do_not_say_their_group() {
 
     let revoke = client.remove_from_group(&user, &door).await;
     let members = client.list_group_members(&door).await;
-    let grant = client.add_to_group(&user, &lobby, EXISTING).await;
+    let grant = client.add_to_group(&user, &lobby, SILENT).await;
 
     assert_eq!(
         sim.access_row_count(&user, &lobby.id),
@@ -573,10 +567,7 @@ async fn a_grant_to_a_group_deleted_in_kisi_is_refused() {
         name: "Deleted group".into(),
     };
 
-    let error = client
-        .add_to_group(&user, &gone, EXISTING)
-        .await
-        .unwrap_err();
+    let error = client.add_to_group(&user, &gone, SILENT).await.unwrap_err();
 
     match error {
         VendorError::Refused(message) => assert!(message.contains("must exist"), "{message}"),
@@ -754,144 +745,270 @@ async fn simulator_stacks_duplicate_rows_and_refuses_the_deprecated_form() {
 }
 
 // --- notification policy --------------------------------------------------------------------------
+//
+// The client keeps no memory of whom it notified: the door sync decides per grant. These tests run
+// the sync (`sync::run`) with a fresh client each time, as a restarted operator would.
+
+fn sync_request(groups: &[&VendorGroup], people: &[NewUser]) -> SyncRequest {
+    SyncRequest {
+        groups: groups
+            .iter()
+            .map(|group| DesiredGroup {
+                group: (*group).clone(),
+                people: people.to_vec(),
+            })
+            .collect(),
+        mode: Mode::Apply,
+        snapshot: SnapshotHealth::Complete {
+            members: people.len(),
+        },
+        max_revocation_percent: 100,
+        acknowledged_plan: None,
+    }
+}
+
+/// One sync by a client built for it: a new process each time.
+async fn sync_fresh(
+    sim: &SimulatorHandle,
+    policy: KisiNotificationPolicy,
+    request: &SyncRequest,
+) -> sync::SyncReport {
+    let client = KisiClient::new(config_for(sim, policy)).unwrap();
+    sync::run(&client, request).await.unwrap()
+}
+
+fn existing_person(officernd_id: &str, email: &str) -> NewUser {
+    NewUser {
+        officernd_id: officernd_id.into(),
+        first_name: "Existing".into(),
+        last_name: String::new(),
+        email: email.into(),
+        phone: None,
+    }
+}
+
+fn notify_flags(sim: &SimulatorHandle, user_id: &str) -> Vec<bool> {
+    sim.role_assignments()
+        .iter()
+        .filter(|row| row.user_id == user_id)
+        .map(|row| row.notify)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_client_puts_the_decided_flag_on_the_wire_whatever_it_sent_before() {
+    let (sim, client) = start(KisiNotificationPolicy::KisiDefault).await;
+    let door = group(&sim, "Front door");
+    let lobby = group(&sim, "Lobby");
+    let user = sim.add_user("Ada", "ada@example.com").unwrap();
+
+    client.add_to_group(&user, &door, NOTIFY).await.unwrap();
+    client.add_to_group(&user, &lobby, NOTIFY).await.unwrap();
+
+    assert_eq!(notify_flags(&sim, &user), vec![true, true]);
+    assert_eq!(
+        client.grant_notices(),
+        flexgate::vendors::GrantNotices::FirstAccess
+    );
+}
+
+#[tokio::test]
+async fn holds_access_reads_any_role_of_the_user_fresh() {
+    let (sim, client) = start(KisiNotificationPolicy::KisiDefault).await;
+    let door = group(&sim, "Front door");
+    let ada = sim.add_user("Ada", "ada@example.com").unwrap();
+    let bob = sim.add_user("Bob", "bob@example.com").unwrap();
+    let manager = sim.add_user("Mia", "mia@example.com").unwrap();
+    sim.dashboard_add_to_group(&bob, &door.id).unwrap();
+    sim.dashboard_assign(&manager, &door.id, "group_manager")
+        .unwrap();
+
+    assert!(!client.holds_access(&ada).await.unwrap());
+    assert!(client.holds_access(&bob).await.unwrap());
+    assert!(client.holds_access(&manager).await.unwrap());
+    client.add_to_group(&ada, &door, SILENT).await.unwrap();
+    assert!(client.holds_access(&ada).await.unwrap());
+    client.remove_from_group(&bob, &door).await.unwrap();
+    assert!(!client.holds_access(&bob).await.unwrap());
+}
 
 #[tokio::test]
 async fn never_creates_managed_users_and_never_notifies() {
-    let (sim, client) = start(KisiNotificationPolicy::Never).await;
+    let sim = Simulator::start(SimulatorOptions::default()).await.unwrap();
     let door = group(&sim, "Front door");
     let lobby = group(&sim, "Lobby");
-    let existing = sim.add_user("Existing", "existing@example.com").unwrap();
+    sim.add_user("Existing", "existing@example.com").unwrap();
+    let people = [
+        new_user(1),
+        existing_person("66a0000000000000000000ee", "existing@example.com"),
+    ];
 
-    let created = client.create_user(&new_user(1)).await.unwrap();
-    client
-        .add_to_group(&created.id, &door, CREATED)
-        .await
-        .unwrap();
-    client
-        .add_to_group(&created.id, &lobby, CREATED)
-        .await
-        .unwrap();
-    client
-        .add_to_group(&existing, &door, EXISTING)
-        .await
-        .unwrap();
+    let report = sync_fresh(
+        &sim,
+        KisiNotificationPolicy::Never,
+        &sync_request(&[&door, &lobby], &people),
+    )
+    .await;
 
-    let stored = sim.user(&created.id).unwrap();
-    assert!(!stored.send_emails, "managed user");
-    assert!(stored.confirmed);
+    assert_eq!((report.created_users, report.applied_grants), (1, 4));
+    let created = sim.user_by_email("person1@example.com").unwrap();
+    assert!(!created.send_emails, "managed user");
+    assert!(created.confirmed);
     let sent = &sim.created_user_payloads()[0];
     assert_eq!(
         (&sent["send_emails"], &sent["confirm"]),
         (&json!(false), &json!(true))
     );
+    assert_eq!(sim.role_assignments().len(), 4);
     assert!(sim.role_assignments().iter().all(|row| !row.notify));
     assert!(sim.notifications().is_empty(), "{:?}", sim.notifications());
 }
 
 #[tokio::test]
-async fn always_notifies_on_every_new_grant() {
-    let (sim, client) = start(KisiNotificationPolicy::Always).await;
+async fn always_notifies_on_every_new_grant_and_only_new_ones() {
+    let sim = Simulator::start(SimulatorOptions::default()).await.unwrap();
     let door = group(&sim, "Front door");
     let lobby = group(&sim, "Lobby");
     let existing = sim.add_user("Existing", "existing@example.com").unwrap();
+    sim.dashboard_add_to_group(&existing, &lobby.id).unwrap();
+    let people = [
+        new_user(1),
+        existing_person("66a0000000000000000000ee", "existing@example.com"),
+    ];
+    let request = sync_request(&[&door, &lobby], &people);
 
-    let created = client.create_user(&new_user(1)).await.unwrap();
-    client
-        .add_to_group(&created.id, &door, CREATED)
-        .await
-        .unwrap();
-    client
-        .add_to_group(&created.id, &lobby, CREATED)
-        .await
-        .unwrap();
-    client
-        .add_to_group(&created.id, &lobby, CREATED)
-        .await
-        .unwrap(); // already there: no grant
-    client
-        .add_to_group(&existing, &door, EXISTING)
-        .await
-        .unwrap();
+    sync_fresh(&sim, KisiNotificationPolicy::Always, &request).await;
+    sync_fresh(&sim, KisiNotificationPolicy::Always, &request).await;
 
-    assert!(sim.user(&created.id).unwrap().send_emails);
-    assert_eq!(
-        sim.notified_emails(),
-        vec![
-            "person1@example.com",
-            "person1@example.com",
-            "existing@example.com"
-        ]
+    assert!(
+        sim.user_by_email("person1@example.com")
+            .unwrap()
+            .send_emails
     );
-    let groups: Vec<String> = sim
+    let mut told: Vec<(String, String)> = sim
         .notifications()
-        .iter()
-        .map(|notification| notification.group_id.clone())
+        .into_iter()
+        .map(|n| (n.email, n.group_id))
         .collect();
-    assert_eq!(groups, vec![door.id.clone(), lobby.id, door.id]);
+    told.sort();
+    let mut expected = vec![
+        ("existing@example.com".to_owned(), door.id.clone()),
+        ("person1@example.com".to_owned(), door.id.clone()),
+        ("person1@example.com".to_owned(), lobby.id.clone()),
+    ];
+    expected.sort();
+    assert_eq!(told, expected, "the second sync grants nothing new");
 }
 
 #[tokio::test]
-async fn kisi_default_notifies_only_the_first_access_of_a_new_user() {
-    let (sim, client) = start(KisiNotificationPolicy::KisiDefault).await;
+async fn kisi_default_tells_a_new_member_in_three_groups_exactly_once() {
+    let sim = Simulator::start(SimulatorOptions::default()).await.unwrap();
+    let groups = [
+        group(&sim, "Front door"),
+        group(&sim, "Lobby"),
+        group(&sim, "Office 101"),
+    ];
+    let existing = sim.add_user("Existing", "existing@example.com").unwrap();
+    let people = [
+        new_user(1),
+        existing_person("66a0000000000000000000ee", "existing@example.com"),
+    ];
+
+    let report = sync_fresh(
+        &sim,
+        KisiNotificationPolicy::KisiDefault,
+        &sync_request(&groups.iter().collect::<Vec<_>>(), &people),
+    )
+    .await;
+
+    assert_eq!((report.created_users, report.applied_grants), (1, 6));
+    let created = sim.user_by_email("person1@example.com").unwrap();
+    assert!(created.send_emails);
+    let mut flags = notify_flags(&sim, &created.id);
+    flags.sort();
+    assert_eq!(flags, vec![false, false, true], "one notifying grant");
+    assert_eq!(
+        notify_flags(&sim, &existing),
+        vec![false, false, false],
+        "a user flexgate did not create is not told"
+    );
+    assert_eq!(sim.notified_emails(), vec!["person1@example.com"]);
+}
+
+#[tokio::test]
+async fn kisi_default_never_tells_anyone_twice_across_restarts() {
+    let sim = Simulator::start(SimulatorOptions::default()).await.unwrap();
     let door = group(&sim, "Front door");
     let lobby = group(&sim, "Lobby");
-    let existing = sim.add_user("Existing", "existing@example.com").unwrap();
+    let office = group(&sim, "Office 101");
+    let people = [new_user(1), new_user(2)];
 
-    let created = client.create_user(&new_user(1)).await.unwrap();
-    client
-        .add_to_group(&created.id, &door, CREATED)
-        .await
-        .unwrap();
-    client
-        .add_to_group(&created.id, &lobby, CREATED)
-        .await
-        .unwrap();
-    client
-        .add_to_group(&existing, &door, EXISTING)
-        .await
-        .unwrap();
-    client
-        .add_to_group(&existing, &lobby, EXISTING)
-        .await
-        .unwrap();
+    // First process: both people are created and granted the door.
+    sync_fresh(
+        &sim,
+        KisiNotificationPolicy::KisiDefault,
+        &sync_request(&[&door], &people),
+    )
+    .await;
+    assert_eq!(sim.notifications().len(), 2);
 
-    assert!(sim.user(&created.id).unwrap().send_emails);
-    assert_eq!(sim.notified_emails(), vec!["person1@example.com"]);
-    let notify_flags: Vec<bool> = sim
-        .role_assignments()
-        .iter()
-        .map(|row| row.notify)
-        .collect();
-    assert_eq!(notify_flags, vec![true, false, false, false]);
+    // Restarted processes: another group, then access lost and given back; a fresh client and a
+    // fresh sync each time, against the same Kisi.
+    sync_fresh(
+        &sim,
+        KisiNotificationPolicy::KisiDefault,
+        &sync_request(&[&door, &lobby], &people),
+    )
+    .await;
+    let mut nobody = sync_request(&[&door, &lobby], &[]);
+    nobody.snapshot = SnapshotHealth::Complete {
+        members: people.len(),
+    };
+    let revoked = sync_fresh(&sim, KisiNotificationPolicy::KisiDefault, &nobody).await;
+    assert_eq!(revoked.applied_revokes, 4, "{:?}", revoked.verdict);
+    let report = sync_fresh(
+        &sim,
+        KisiNotificationPolicy::KisiDefault,
+        &sync_request(&[&door, &lobby, &office], &people),
+    )
+    .await;
+
+    assert_eq!(report.applied_grants, 6);
+    assert_eq!(report.created_users, 0);
+    let mut told = sim.notified_emails();
+    told.sort();
+    assert_eq!(told, vec!["person1@example.com", "person2@example.com"]);
 }
 
 #[tokio::test]
-async fn kisi_default_keeps_the_first_access_email_when_that_grant_failed() {
-    let (sim, client) = start(KisiNotificationPolicy::KisiDefault).await;
+async fn kisi_default_moves_the_email_to_the_next_grant_when_the_first_one_failed() {
+    let sim = Simulator::start(SimulatorOptions::default()).await.unwrap();
     let door = group(&sim, "Front door");
-    let created = client.create_user(&new_user(1)).await.unwrap();
+    let lobby = group(&sim, "Lobby");
     sim.faults().inject_status(
         route(Method::POST, "/role_assignments"),
         1,
         StatusCode::INTERNAL_SERVER_ERROR,
     );
+    let request = sync_request(&[&door, &lobby], &[new_user(1)]);
 
-    let error = client
-        .add_to_group(&created.id, &door, CREATED)
-        .await
-        .unwrap_err();
-    assert!(error.is_retryable_later(), "{error:?}");
+    let first = sync_fresh(&sim, KisiNotificationPolicy::KisiDefault, &request).await;
+    assert_eq!(first.applied_grants, 1);
+    assert_eq!(first.failures.len(), 1, "{:?}", first.failures);
+    assert!(first.failures[0].retryable);
     assert_eq!(
         sim.faults().requests(&Method::POST, "/role_assignments"),
-        1,
+        2,
         "a POST is not repeated after an ambiguous failure"
     );
-    client
-        .add_to_group(&created.id, &door, CREATED)
-        .await
-        .unwrap();
+    assert_eq!(sim.notified_emails(), vec!["person1@example.com"]);
 
+    // The next process grants what failed, silently.
+    let second = sync_fresh(&sim, KisiNotificationPolicy::KisiDefault, &request).await;
+    assert_eq!((second.applied_grants, second.failures.len()), (1, 0));
+    let created = sim.user_by_email("person1@example.com").unwrap();
     assert_eq!(sim.access_row_count(&created.id, &door.id), 1);
+    assert_eq!(sim.access_row_count(&created.id, &lobby.id), 1);
     assert_eq!(sim.notified_emails(), vec!["person1@example.com"]);
 }
 

@@ -668,13 +668,7 @@ async fn a_just_created_user_is_retried_until_salto_knows_them() {
         .await
         .unwrap();
     client
-        .add_to_group(
-            &created.id,
-            &target,
-            GrantContext {
-                user_created_now: true,
-            },
-        )
+        .add_to_group(&created.id, &target, GrantContext { notify: true })
         .await
         .unwrap();
     assert_eq!(sim.group_member_emails(&group_id), ["newt@example.com"]);
@@ -707,13 +701,7 @@ async fn the_consistency_retry_is_bounded_and_reported_as_temporary() {
         .await
         .unwrap();
     let error = client
-        .add_to_group(
-            &created.id,
-            &target,
-            GrantContext {
-                user_created_now: true,
-            },
-        )
+        .add_to_group(&created.id, &target, GrantContext { notify: true })
         .await
         .unwrap_err();
     assert!(error.is_retryable_later(), "{error:?}");

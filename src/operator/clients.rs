@@ -9,7 +9,8 @@ use crate::vendors::essensys::{EssensysClient, EssensysConfig};
 use crate::vendors::kisi::{KisiClient, KisiConfig};
 use crate::vendors::salto_ks::{SaltoKsClient, SaltoKsConfig};
 use crate::vendors::{
-    AccountInfo, DoorVendor, GrantContext, NewUser, VendorError, VendorGroup, VendorUser,
+    AccountInfo, DoorVendor, GrantContext, GrantNotices, NewUser, VendorError, VendorGroup,
+    VendorUser,
 };
 
 use super::credentials::Credentials;
@@ -271,6 +272,21 @@ impl DoorVendor for DoorClient {
             DoorClient::Kisi(c) => c.access_blocked(user_id),
             DoorClient::SaltoKs(c) => c.access_blocked(user_id),
             DoorClient::Brivo(c) => c.access_blocked(user_id),
+        }
+    }
+    fn grant_notices(&self) -> GrantNotices {
+        match self {
+            DoorClient::Kisi(c) => c.grant_notices(),
+            DoorClient::SaltoKs(c) => c.grant_notices(),
+            DoorClient::Brivo(c) => c.grant_notices(),
+        }
+    }
+
+    async fn holds_access(&self, user_id: &str) -> Result<bool, VendorError> {
+        match self {
+            DoorClient::Kisi(c) => c.holds_access(user_id).await,
+            DoorClient::SaltoKs(c) => c.holds_access(user_id).await,
+            DoorClient::Brivo(c) => c.holds_access(user_id).await,
         }
     }
 }

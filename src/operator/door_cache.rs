@@ -18,7 +18,8 @@ use tokio::time::Instant;
 
 use crate::sync::plan::{Lookup, UserIndex};
 use crate::vendors::{
-    AccountInfo, DoorVendor, GrantContext, NewUser, VendorError, VendorGroup, VendorUser,
+    AccountInfo, DoorVendor, GrantContext, GrantNotices, NewUser, VendorError, VendorGroup,
+    VendorUser,
 };
 
 /// How long a group list or user directory is reused.
@@ -144,6 +145,13 @@ impl<V: DoorVendor + Sync> DoorVendor for CachedDoor<'_, V> {
 
     fn access_blocked(&self, user_id: &str) -> Option<String> {
         self.vendor.access_blocked(user_id)
+    }
+    fn grant_notices(&self) -> GrantNotices {
+        self.vendor.grant_notices()
+    }
+
+    async fn holds_access(&self, user_id: &str) -> Result<bool, VendorError> {
+        self.vendor.holds_access(user_id).await
     }
 }
 

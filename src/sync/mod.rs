@@ -6,6 +6,7 @@
 //! others. The guard in [`guard`] keeps a suspicious sync from revoking anyone.
 
 pub mod guard;
+pub mod notify;
 pub mod plan;
 
 use std::collections::BTreeMap;
@@ -13,7 +14,7 @@ use std::collections::BTreeMap;
 use futures::stream::{self, StreamExt};
 
 use crate::api::access_group_binding::GroupRef;
-use crate::vendors::{DoorVendor, GrantContext, VendorError, VendorGroup};
+use crate::vendors::{DoorVendor, VendorError, VendorGroup};
 pub use guard::{Exposure, SnapshotHealth, Standing, Verdict};
 pub use plan::{canonical_email, GroupPlan, Person, PlannedGroup};
 
@@ -329,7 +330,7 @@ async fn apply<V: DoorVendor>(vendor: &V, report: &mut SyncReport) {
         }
     }
 
-    let grants: Vec<(VendorGroup, String, String, GrantContext)> = report
+    let grants: Vec<notify::PendingGrant> = report
         .groups
         .iter()
         .flat_map(|g| {
@@ -339,51 +340,41 @@ async fn apply<V: DoorVendor>(vendor: &V, report: &mut SyncReport) {
                     Some(id) => (id.clone(), false),
                     None => (new_ids.get(&grant.person.officernd_id)?.clone(), true),
                 };
-                Some((
-                    g.group.clone(),
+                Some(notify::PendingGrant {
+                    group: g.group.clone(),
                     user_id,
-                    grant.person.email.clone(),
-                    GrantContext {
-                        user_created_now: created_now,
-                    },
-                ))
+                    email: grant.person.email.clone(),
+                    created_now,
+                })
             })
         })
         .collect();
     // Never add someone who can open no door (e.g. a Salto KS user created suspended because the
     // seats are used up): they are reported, not counted as granted.
-    let grants: Vec<(VendorGroup, String, String, GrantContext)> = grants
+    let grants: Vec<notify::PendingGrant> = grants
         .into_iter()
-        .filter(
-            |(_, user_id, email, _)| match vendor.access_blocked(user_id) {
-                Some(reason) => {
-                    push_blocked(&mut report.failures, email, &reason);
-                    false
-                }
-                None => true,
-            },
-        )
-        .collect();
-    let granted: Vec<Result<(), Failure>> = stream::iter(grants)
-        .map(|(group, user_id, email, context)| async move {
-            vendor
-                .add_to_group(&user_id, &group, context)
-                .await
-                .map_err(|error| {
-                    failure(
-                        format!("member {email}"),
-                        &format!("adding to group {:?}", group.name),
-                        &error,
-                    )
-                })
+        .filter(|grant| match vendor.access_blocked(&grant.user_id) {
+            Some(reason) => {
+                push_blocked(&mut report.failures, &grant.email, &reason);
+                false
+            }
+            None => true,
         })
-        .buffer_unordered(WRITE_CONCURRENCY)
-        .collect()
-        .await;
-    for result in granted {
+        .collect();
+    let granted: Vec<Vec<(notify::PendingGrant, Result<(), VendorError>)>> =
+        stream::iter(notify::jobs(vendor.grant_notices(), grants))
+            .map(|job| notify::run(vendor, job))
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .collect()
+            .await;
+    for (grant, result) in granted.into_iter().flatten() {
         match result {
             Ok(()) => report.applied_grants += 1,
-            Err(failure) => report.failures.push(failure),
+            Err(error) => report.failures.push(failure(
+                format!("member {}", grant.email),
+                &format!("adding to group {:?}", grant.group.name),
+                &error,
+            )),
         }
     }
 

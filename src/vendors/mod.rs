@@ -50,12 +50,28 @@ pub struct NewUser {
     pub phone: Option<String>,
 }
 
-/// Context of a grant that some vendors use to decide whether to notify the person.
+/// What the door sync tells the vendor about one grant. The sync decides it (see
+/// `sync::notify`); clients only put it on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct GrantContext {
-    /// The user was created by this same sync, so this is the first access they ever get
-    /// (Kisi's "notify only the first time" policy).
-    pub user_created_now: bool,
+    /// Ask the vendor to tell the person about this access (Kisi's `notify`). Vendors that never
+    /// email about a grant (Salto KS, Brivo) ignore it.
+    pub notify: bool,
+}
+
+/// When a vendor connection wants people told about access they are granted (Kisi's
+/// notification policy, OfficeRnD's "Kisi configuration" tab). The door sync turns it into one
+/// [`GrantContext::notify`] per grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GrantNotices {
+    /// Nobody is told (and vendors that never email about grants).
+    #[default]
+    Never,
+    /// A person is told once, about their first access: one grant of the sync that created their
+    /// vendor user, and only when the vendor shows them no access yet.
+    FirstAccess,
+    /// A person is told about every new grant.
+    Every,
 }
 
 /// What a vendor account offers, for `VendorConnection` status.
@@ -140,5 +156,23 @@ pub trait DoorVendor: Send + Sync {
     fn access_blocked(&self, user_id: &str) -> Option<String> {
         let _ = user_id;
         None
+    }
+
+    /// When this connection wants people told about their grants. Vendors that never email about
+    /// a grant keep the default.
+    fn grant_notices(&self) -> GrantNotices {
+        GrantNotices::Never
+    }
+
+    /// Whether the vendor shows the user holding any access at all (any group or role), read
+    /// fresh from the vendor, never from a cache. Asked only under [`GrantNotices::FirstAccess`],
+    /// before the one grant that would tell the person; vendors that never notify keep the
+    /// default.
+    fn holds_access(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<bool, VendorError>> + Send {
+        let _ = user_id;
+        async { Ok(false) }
     }
 }

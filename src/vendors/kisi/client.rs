@@ -1,6 +1,7 @@
 //! Kisi API client implementing [`DoorVendor`]: `KISI-LOGIN` API-key auth, offset paging until the
 //! `X-Collection-Range` total is reached (never a partial list), a 5 requests/s token bucket per
-//! account, de-duplicated group grants and the connection's notification policy.
+//! account, de-duplicated group grants, and the connection's notification policy as a fact for the
+//! door sync.
 //!
 //! Group membership is Kisi's role assignments with role `group_basic` on a group. Kisi stacks a new
 //! row for every `POST /role_assignments`, even for a user already in the group, so a grant first
@@ -10,21 +11,24 @@
 //! current OpenAPI body form and rows are matched fail-closed (see [`super::wire::Reading`]): a
 //! row that does not name its group, user and role is never taken for a member.
 //!
-//! Notification policy (OfficeRnD's "Kisi configuration" tab):
-//! - `Never`: users are created as managed users (`send_emails: false, confirm: true`), never emailed
-//!   by Kisi, and grants carry `notify: false`;
-//! - `Always`: users are created as regular users (`send_emails: true`) and every grant carries
-//!   `notify: true`;
-//! - `KisiDefault`: regular users; a grant notifies only when the user was created by this same
-//!   sync ([`GrantContext::user_created_now`]), i.e. their first access ever — and, within this
-//!   client's lifetime, only on the first of those grants, so a new member mapped to three groups
-//!   gets one email, not three.
+//! Notification policy (OfficeRnD's "Kisi configuration" tab). The client keeps no memory of whom
+//! it notified: the door sync decides per grant (`sync::notify`) from the policy this client
+//! reports ([`DoorVendor::grant_notices`]) and from what Kisi shows, and the grant carries its
+//! [`GrantContext::notify`] as decided:
+//! - `Never` ([`GrantNotices::Never`]): users are created as managed users (`send_emails: false,
+//!   confirm: true`), never emailed by Kisi, and the sync sends `notify: false`;
+//! - `Always` ([`GrantNotices::Every`]): users are created as regular users (`send_emails: true`)
+//!   and every grant carries `notify: true`;
+//! - `KisiDefault` ([`GrantNotices::FirstAccess`]): regular users; a person hears once, about their
+//!   first access ever: one grant of the sync that created their user, when Kisi shows them no
+//!   role yet ([`DoorVendor::holds_access`]), so a new member mapped to three groups gets one email
+//!   and a restarted operator never sends it again.
 //!
 //! Wire facts and guesses are in [`super::wire`].
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION};
@@ -43,7 +47,8 @@ use crate::http::{
     Secret,
 };
 use crate::vendors::{
-    AccountInfo, DoorVendor, GrantContext, NewUser, VendorError, VendorGroup, VendorUser,
+    AccountInfo, DoorVendor, GrantContext, GrantNotices, NewUser, VendorError, VendorGroup,
+    VendorUser,
 };
 
 /// Connection settings for one Kisi organization (one API key).
@@ -181,8 +186,6 @@ struct Inner {
     config: KisiConfig,
     http: ResilientClient,
     auth: KisiLogin,
-    /// Users created by this process whose first-access email was already asked for (KisiDefault).
-    first_access_notified: Mutex<HashSet<String>>,
 }
 
 impl fmt::Debug for KisiClient {
@@ -228,7 +231,6 @@ impl KisiClient {
                 config,
                 http: resilient,
                 auth: KisiLogin { header },
-                first_access_notified: Mutex::new(HashSet::new()),
             }),
         })
     }
@@ -439,32 +441,6 @@ impl KisiClient {
             })
             .map(vendor_user))
     }
-
-    /// Whether this grant asks Kisi to email the person, reserving the KisiDefault first-access email.
-    fn reserve_notification(&self, user_id: &str, context: GrantContext) -> bool {
-        match self.inner.config.notification_policy {
-            KisiNotificationPolicy::Never => false,
-            KisiNotificationPolicy::Always => true,
-            KisiNotificationPolicy::KisiDefault => {
-                context.user_created_now
-                    && self
-                        .inner
-                        .first_access_notified
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .insert(user_id.to_owned())
-            }
-        }
-    }
-
-    /// Gives the first-access email back when the grant that reserved it failed.
-    fn release_notification(&self, user_id: &str) {
-        self.inner
-            .first_access_notified
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(user_id);
-    }
 }
 
 /// A rejected API key, or one whose user may not do this, is a credentials problem, not a
@@ -614,26 +590,19 @@ impl DoorVendor for KisiClient {
         if !self.access_rows(&group.id, Some(user_id)).await?.is_empty() {
             return Ok(());
         }
-        let notify = self.reserve_notification(user_id, context);
-        let body = GrantRequest::group_access(user_id, &group.id, notify);
+        let body = GrantRequest::group_access(user_id, &group.id, context.notify);
         let url = self.url(&[wire::ROLE_ASSIGNMENTS_PATH])?;
-        let outcome = self
-            .send(|| self.request(Method::POST, &url).json(&body))
-            .await;
-        match outcome {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                if notify {
-                    self.release_notification(user_id);
-                }
-                Err(refused(error, || {
+        self.send(|| self.request(Method::POST, &url).json(&body))
+            .await
+            .map(drop)
+            .map_err(|error| {
+                refused(error, || {
                     format!(
                         "Kisi refused to add user {user_id} to group {} ({})",
                         group.id, group.name
                     )
-                }))
-            }
-        }
+                })
+            })
     }
 
     async fn remove_from_group(
@@ -650,5 +619,33 @@ impl DoorVendor for KisiClient {
             }
         }
         Ok(())
+    }
+
+    fn grant_notices(&self) -> GrantNotices {
+        match self.inner.config.notification_policy {
+            KisiNotificationPolicy::Never => GrantNotices::Never,
+            KisiNotificationPolicy::KisiDefault => GrantNotices::FirstAccess,
+            KisiNotificationPolicy::Always => GrantNotices::Every,
+        }
+    }
+
+    /// Any role assignment of the user (door access in any group, a manager role, a place or
+    /// organization role) means Kisi already knows them as someone with access. Rows that name
+    /// another user (a server ignoring the filter) are skipped; a row that does not say its user
+    /// counts as theirs, so a doubt never sends a second email.
+    async fn holds_access(&self, user_id: &str) -> Result<bool, VendorError> {
+        let rows: Vec<WireRoleAssignment> = self
+            .list_all(
+                wire::ROLE_ASSIGNMENTS_PATH,
+                &wire::user_role_filters(user_id),
+                self.inner.config.role_assignments_page_size,
+                |row: &WireRoleAssignment| row.id.as_string(),
+            )
+            .await?;
+        Ok(rows.iter().any(|row| match row.user_side() {
+            wire::Side::Is(id) => id == user_id,
+            wire::Side::Unstated => true,
+            wire::Side::Other => false,
+        }))
     }
 }

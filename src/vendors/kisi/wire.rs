@@ -399,6 +399,15 @@ pub fn group_access_filters(group_id: &str, user_id: Option<&str>) -> Vec<(&'sta
     filters
 }
 
+/// The query that lists every role assignment of one user, whatever its role or scope (the id
+/// filter with the type filter it must be used with).
+pub fn user_role_filters(user_id: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("assignee_type", ASSIGNEE_USER.to_owned()),
+        ("assignee_id", user_id.to_owned()),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
