@@ -11,9 +11,9 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 
 use crate::engine::calendar::Window;
+use crate::engine::eligibility::{member_bar, Bar};
 use crate::engine::hash::{FastMap, FastSet, FxHasher};
 use crate::engine::recurrence::{parse_recurrence, SeriesRule};
-use crate::engine::rules::{member_bar, Bar};
 use crate::engine::types::{Binding, ObjectKind, ObjectRef, Problem, ProblemKind, Source};
 use crate::identity::canonical_email;
 use crate::officernd::model::{

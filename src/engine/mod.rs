@@ -6,6 +6,7 @@
 //! is documented where it is implemented ([`rules`] and the `collect_*` functions of [`evaluate`]).
 
 pub mod calendar;
+pub(crate) mod eligibility;
 pub mod evaluate;
 pub mod explain;
 pub(crate) mod hash;

@@ -6,42 +6,13 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 
 use crate::engine::calendar::{earlier, earliest, later, Window};
+// Who can never be granted is decided in `eligibility`, which the index also uses (so the index
+// does not depend on these rules); evaluation and explanation read it through here.
+pub(crate) use crate::engine::eligibility::{member_bar, usable_email, visitor_bar, Bar};
 use crate::engine::index::{pass_holder, Index, PassHolder, Slot};
 use crate::officernd::model::{
-    Assignment, Booking, Member, MemberStatus, Membership, MembershipStatus, Pass, PassStatus,
-    Visitor,
+    Assignment, Booking, Member, Membership, MembershipStatus, Pass, PassStatus,
 };
-
-/// Why a person can never be granted, whatever they hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Bar {
-    /// Vendors identify people by email (seed essensys 000: "used as unique identifier").
-    NoEmail,
-    /// Status `former`: access is revoked "once their membership ends" (seeds 002, 003).
-    Former,
-    /// Member status `not_approved`.
-    NotApproved,
-}
-
-/// The trimmed email of a person, if they have a usable one.
-pub(crate) fn usable_email(email: Option<&str>) -> Option<&str> {
-    email.map(str::trim).filter(|email| !email.is_empty())
-}
-
-pub(crate) fn member_bar(member: &Member) -> Option<Bar> {
-    match member.status {
-        Some(MemberStatus::Former) => Some(Bar::Former),
-        Some(MemberStatus::NotApproved) => Some(Bar::NotApproved),
-        _ if usable_email(member.email.as_deref()).is_none() => Some(Bar::NoEmail),
-        _ => None,
-    }
-}
-
-pub(crate) fn visitor_bar(visitor: &Visitor) -> Option<Bar> {
-    usable_email(visitor.email.as_deref())
-        .is_none()
-        .then_some(Bar::NoEmail)
-}
 
 /// "If the membership does not have a member assigned, access will be granted to the whole team" (seeds
 /// 002, 003), and "every member or team that has day passes" (seeds 001, 002, 003): the team is every
