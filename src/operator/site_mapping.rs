@@ -31,6 +31,7 @@ use crate::api::Vendor;
 use crate::clock::Clock;
 use crate::officernd::model::Snapshot;
 use crate::officernd::{snapshot, OfficeRndClient};
+use crate::sitesync::apply::SiteClients;
 use crate::sitesync::bookings::BookingPass;
 use crate::sitesync::entities::{EntityPass, SiteState};
 use crate::sitesync::proposal::{fingerprint, propose, Proposal};
@@ -365,7 +366,12 @@ pub async fn reconcile<A: EssensysApi>(
             ),
         });
     }
-    let mut pass = EntityPass::new(essensys, &view, &state, &spec.matching, at);
+    let writes = SiteClients {
+        essensys,
+        officernd,
+        site_id: &state.site.id,
+    };
+    let mut pass = EntityPass::new(&writes, &view, &state, &spec.matching, at);
     pass.run(spec.sync.auto_send_wifi_invitations).await;
     let EntityPass {
         mut summary,
@@ -375,10 +381,8 @@ pub async fn reconcile<A: EssensysApi>(
     } = pass;
     if spec.sync.sync_calendar_bookings && state.site.offers(SiteService::Elumo) {
         let bookings = BookingPass {
-            api: essensys,
-            officernd,
+            writes: &writes,
             view: &view,
-            site: &state.site,
             links: &links,
             at,
             taps_since: result

@@ -2,6 +2,9 @@
 //! location takes part ([`LocationView`]), the proposed mapping ([`proposal`]), the entity sync
 //! (floors, spaces, occupiers, contracts, users, Wi-Fi invitations: [`entities`]), the booking
 //! mirror and tap-to-book back-sync ([`bookings`]), and the tally of what was written ([`summary`]).
+//! `entities` and `bookings` only decide, from what was read, which writes to make; [`apply`]
+//! makes them through [`apply::SiteWrites`] (implemented over the essensys and OfficeRnD clients)
+//! and tallies each outcome.
 //!
 //! The rules, from the essensys integration help text (the seed):
 //! * OfficeRnD is the source of truth. Whatever flexgate linked or created in essensys carries
@@ -12,6 +15,7 @@
 //!   reported until the mapping is recreated with an override.
 //! * Members are users by exact email; a member without a company gets an individual occupier.
 
+pub mod apply;
 pub mod bookings;
 pub mod entities;
 pub mod proposal;
