@@ -18,6 +18,8 @@
 pub mod apply;
 pub mod bookings;
 pub mod entities;
+#[cfg(test)]
+mod plan_tests;
 pub mod proposal;
 pub mod summary;
 
