@@ -16,6 +16,8 @@
 //! * Members are users by exact email; a member without a company gets an individual occupier.
 
 pub mod apply;
+#[cfg(test)]
+mod apply_tests;
 pub mod bookings;
 pub mod entities;
 #[cfg(test)]
