@@ -198,7 +198,7 @@ async fn a_failed_write_is_tallied_and_reported_and_the_steps_after_it_go_on_wit
                     "status": "active", "phone": "+447700900123"}),
         )
     };
-    let members = vec![
+    let members = [
         member("m1", "ann@example.com", "c1"),
         member("m2", "bo@example.com", "c2"),
         member("m3", "taken@example.com", "c1"),
