@@ -274,6 +274,7 @@ impl DoorVendor for DoorClient {
             DoorClient::Brivo(c) => c.access_blocked(user_id),
         }
     }
+
     fn grant_notices(&self) -> GrantNotices {
         match self {
             DoorClient::Kisi(c) => c.grant_notices(),

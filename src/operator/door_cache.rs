@@ -146,6 +146,7 @@ impl<V: DoorVendor + Sync> DoorVendor for CachedDoor<'_, V> {
     fn access_blocked(&self, user_id: &str) -> Option<String> {
         self.vendor.access_blocked(user_id)
     }
+
     fn grant_notices(&self) -> GrantNotices {
         self.vendor.grant_notices()
     }
