@@ -14,6 +14,7 @@
 
 pub mod bookings;
 pub mod entities;
+pub mod lifecycle;
 pub mod proposal;
 pub mod summary;
 
