@@ -245,11 +245,13 @@ pub async fn reconcile<H: Host>(
     let namespace = binding.namespace().unwrap_or_default();
     let result = match dereference(binding, objects) {
         Err(stop) => BindingResult::stopped(stop.outcome()),
-        Ok(_) => match build(host, objects, binding).await {
+        // Boxed: the engine and the sync make a large future, which would otherwise sit on the
+        // stack of whoever awaits the pipeline.
+        Ok(_) => match Box::pin(build(host, objects, binding)).await {
             Err(error) => BindingResult::stopped(error.outcome()),
             Ok(built) => {
                 let door = CachedDoor::new(built.door.as_ref(), built.directory.as_ref());
-                apply(objects, binding, &built.picture, at, &door, false).await
+                Box::pin(apply(objects, binding, &built.picture, at, &door, false)).await
             }
         },
     };

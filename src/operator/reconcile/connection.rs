@@ -133,12 +133,12 @@ pub async fn reconcile<H: Host>(
             at,
         ),
         Ok(()) => {
-            let result = check::check(
+            let result = Box::pin(check::check(
                 connection,
                 objects,
                 host.clock(),
                 host.member_count(connection),
-            )
+            ))
             .await;
             report(connection, result, true, at)
         }

@@ -128,7 +128,8 @@ pub async fn reconcile<H: Host>(
         Ok(()) => {
             let namespace = mapping.namespace().unwrap_or_default();
             let shared = host.officernd(objects, &namespace, &mapping.spec.officernd_ref.name);
-            core::run(mapping, objects, at, previous, host.clock(), shared).await
+            // Boxed: the site sync is a large future.
+            Box::pin(core::run(mapping, objects, at, previous, host.clock(), shared)).await
         }
     };
     report(mapping, objects, &result, at)
