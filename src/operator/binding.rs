@@ -371,12 +371,11 @@ async fn reconcile_now<V: DoorVendor>(
     } else {
         request
     };
-    let report = match sync::run_with_standing(vendor, &request, || blocking(|| standing.answer()))
-        .await
-    {
-        Ok(report) => report,
-        Err(error) => return vendor_failure(&error),
-    };
+    let report =
+        match sync::run_with_standing(vendor, &request, || blocking(|| standing.answer())).await {
+            Ok(report) => report,
+            Err(error) => return vendor_failure(&error),
+        };
     BindingResult {
         next_change_at: evaluation.next_change_at,
         ..summarize(binding, &evaluation, &own_groups, &report, request.mode)

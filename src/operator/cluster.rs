@@ -301,7 +301,8 @@ impl Ctx {
         let namespace = object.namespace().unwrap_or_default();
         let name = object.name_any();
         let key = (kind, namespace.clone(), name.clone());
-        if !force && (previous == Some(next) || (previous.is_some() && self.last_written(&key, next)))
+        if !force
+            && (previous == Some(next) || (previous.is_some() && self.last_written(&key, next)))
         {
             return Ok(false);
         }

@@ -77,10 +77,7 @@ async fn reconcile_binding_inner(
 
 /// Runs the binding pipeline with the account's sync slot held, then writes and tells what it
 /// decided.
-async fn apply_binding(
-    ctx: &Ctx,
-    binding: &AccessGroupBinding,
-) -> Result<Action, ReconcileError> {
+async fn apply_binding(ctx: &Ctx, binding: &AccessGroupBinding) -> Result<Action, ReconcileError> {
     let namespace = binding.namespace().unwrap_or_default();
     let name = binding.name_any();
     let Ok(_account) = ctx.account_lock(binding).try_lock_owned() else {
@@ -251,13 +248,7 @@ async fn cleanup_binding(
         &previous.conditions,
     );
     if ctx
-        .write_status(
-            BINDING_KIND,
-            binding,
-            binding.status.as_ref(),
-            &next,
-            false,
-        )
+        .write_status(BINDING_KIND, binding, binding.status.as_ref(), &next, false)
         .await?
     {
         ctx.publish(binding, event(&Notice::warning(&waiting, actions::DELETE)))

@@ -174,8 +174,7 @@ async fn reconcile_site_mapping_inner(
             ],
         )
         .await?;
-    let reconciled =
-        reconcile::site_mapping::reconcile(ctx, &objects, &mapping, ctx.now()).await;
+    let reconciled = reconcile::site_mapping::reconcile(ctx, &objects, &mapping, ctx.now()).await;
     let announced = in_flight.finish();
     // A waiting change announced meanwhile is replaced by this status in any case.
     let written = ctx

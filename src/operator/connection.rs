@@ -13,8 +13,8 @@ use crate::vendors::essensys::EssensysApi;
 use crate::vendors::DoorVendor;
 
 use super::objects::Objects;
-pub use super::reconcile::errors::{officernd_reason, vendor_reason};
 use super::reconcile::errors::essensys_check_reason;
+pub use super::reconcile::errors::{officernd_reason, vendor_reason};
 use super::status::{self, Outcome};
 use super::{clients, credentials};
 

@@ -403,4 +403,3 @@ where
         None => Api::all(client.clone()),
     }
 }
-

@@ -11,11 +11,11 @@ use kube::runtime::watcher;
 use kube::ResourceExt;
 
 use super::*;
+use crate::api::AccessGroupBindingStatus;
 use crate::operator::cluster::{
     contained, forget_deleted, jitter, AccountLock, ReconcileError, StatusKey,
 };
 use crate::operator::controller::check_crds;
-use crate::api::AccessGroupBindingStatus;
 use crate::operator::reconcile::{stamp as status_time, sync_interval};
 use kube::runtime::controller::Action;
 

@@ -177,9 +177,20 @@ impl Host for FolderHost<'_> {
         None
     }
 
-    fn member_count(&self, _connection: &VendorConnection) -> MemberCount {
-        // The organization is read whole for the bindings anyway.
-        MemberCount::ListAll
+    /// As in the cluster: the count of the picture the bindings read (in this pass), none when
+    /// no binding reads the organization.
+    fn member_count(&self, connection: &VendorConnection) -> MemberCount {
+        let key = (
+            connection.namespace().unwrap_or_default(),
+            connection.name_any(),
+        );
+        let members = self.pictures.try_lock().ok().and_then(|pictures| {
+            pictures
+                .get(&key)
+                .and_then(|picture| picture.as_ref().ok())
+                .map(|picture| picture.members)
+        });
+        MemberCount::Known(members)
     }
 }
 
@@ -326,7 +337,10 @@ impl FolderPass {
     pub fn all_ready(&self) -> bool {
         self.connections.iter().all(|d| d.reconciled.outcome.ready)
             && self.bindings.iter().all(|d| d.reconciled.outcome.ready)
-            && self.site_mappings.iter().all(|d| d.reconciled.outcome.ready)
+            && self
+                .site_mappings
+                .iter()
+                .all(|d| d.reconciled.outcome.ready)
     }
 
     /// How long until the next pass: the soonest requeue of any object (a failure waits for its
@@ -348,7 +362,7 @@ impl FolderPass {
 }
 
 /// One pass over every object of `objects` at `now`, as the cluster would reconcile them:
-/// connections, then bindings, then SiteMappings, each through its pipeline; the new statuses
+/// bindings, then SiteMappings, then connections, each through its pipeline; the new statuses
 /// are kept on the objects.
 pub async fn pass(
     objects: &mut Objects,
@@ -356,22 +370,9 @@ pub async fn pass(
     clients: &mut ClientCache,
     clock: &Clock,
 ) -> FolderPass {
+    first_generation(objects);
     let host = FolderHost::new(clients, clock);
-    let before: Vec<_> = objects.connections.iter().map(|c| c.status.clone()).collect();
-    let connections = connections_pass(&host, objects, now).await;
-    let connections = objects
-        .connections
-        .iter()
-        .zip(before)
-        .zip(connections)
-        .map(|((object, before), reconciled)| Done {
-            kind: reconcile::CONNECTION_KIND,
-            namespace: object.namespace().unwrap_or_default(),
-            name: object.name_any(),
-            changed: before.as_ref() != Some(&reconciled.status),
-            reconciled,
-        })
-        .collect();
+    // Bindings first: a connection check reports the member count of the picture they read.
     let bindings_pass = bindings_pass(&host, objects, now).await;
     let mut bindings = Vec::new();
     for (key, reconciled) in bindings_pass.reconciled {
@@ -407,6 +408,25 @@ pub async fn pass(
             reconciled,
         })
         .collect();
+    let before: Vec<_> = objects
+        .connections
+        .iter()
+        .map(|c| c.status.clone())
+        .collect();
+    let connections = connections_pass(&host, objects, now).await;
+    let connections = objects
+        .connections
+        .iter()
+        .zip(before)
+        .zip(connections)
+        .map(|((object, before), reconciled)| Done {
+            kind: reconcile::CONNECTION_KIND,
+            namespace: object.namespace().unwrap_or_default(),
+            name: object.name_any(),
+            changed: before.as_ref() != Some(&reconciled.status),
+            reconciled,
+        })
+        .collect();
     FolderPass {
         connections,
         bindings,
@@ -414,11 +434,68 @@ pub async fn pass(
     }
 }
 
-/// Keeps the statuses of `old` on the same objects of `fresh` (re-read manifests): statuses
-/// live with the objects here, and an edit keeps them, as in a cluster.
+/// Objects read from manifests carry no generation: they start at 1, as the API server starts
+/// them, so `observedGeneration` reads the same in both hosts.
+fn first_generation(objects: &mut Objects) {
+    let metas = objects
+        .connections
+        .iter_mut()
+        .map(|o| &mut o.metadata)
+        .chain(objects.bindings.iter_mut().map(|o| &mut o.metadata))
+        .chain(objects.site_mappings.iter_mut().map(|o| &mut o.metadata));
+    for meta in metas {
+        meta.generation.get_or_insert(1);
+    }
+}
+
+/// The generation of an object re-read from manifests: the previous one, one up when its spec
+/// changed (as the API server counts).
+fn next_generation<S: PartialEq>(old: Option<(&S, Option<i64>)>, spec: &S) -> Option<i64> {
+    let (old_spec, generation) = old?;
+    let generation = generation.unwrap_or(1);
+    Some(if old_spec == spec {
+        generation
+    } else {
+        generation + 1
+    })
+}
+
+/// Keeps the statuses of `old` on the same objects of `fresh` (re-read manifests), and counts
+/// their generations: statuses live with the objects here, and an edit keeps them, as in a
+/// cluster.
 pub fn carry_statuses(fresh: &mut Objects, old: &Objects) {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     let same = |a: &ObjectMeta, b: &ObjectMeta| a.namespace == b.namespace && a.name == b.name;
+    for connection in &mut fresh.connections {
+        let before = old
+            .connections
+            .iter()
+            .find(|o| same(&o.metadata, &connection.metadata));
+        connection.metadata.generation = next_generation(
+            before.map(|o| (&o.spec, o.metadata.generation)),
+            &connection.spec,
+        );
+    }
+    for binding in &mut fresh.bindings {
+        let before = old
+            .bindings
+            .iter()
+            .find(|o| same(&o.metadata, &binding.metadata));
+        binding.metadata.generation = next_generation(
+            before.map(|o| (&o.spec, o.metadata.generation)),
+            &binding.spec,
+        );
+    }
+    for mapping in &mut fresh.site_mappings {
+        let before = old
+            .site_mappings
+            .iter()
+            .find(|o| same(&o.metadata, &mapping.metadata));
+        mapping.metadata.generation = next_generation(
+            before.map(|o| (&o.spec, o.metadata.generation)),
+            &mapping.spec,
+        );
+    }
     for connection in &mut fresh.connections {
         connection.status = old
             .connections

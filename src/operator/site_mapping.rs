@@ -247,11 +247,8 @@ pub async fn reconcile<A: EssensysApi>(
         result.problems = cap_problems(proposal.problems.clone());
         result.proposal = Some(proposal.status.clone());
         let summary = proposal_summary(&proposal.status);
-        let decision = lifecycle::approval(
-            spec.approved,
-            state.is_empty(),
-            spec.provision_empty_site,
-        );
+        let decision =
+            lifecycle::approval(spec.approved, state.is_empty(), spec.provision_empty_site);
         if decision == Approval::AwaitApproval {
             let empty_note = if state.is_empty() {
                 format!(" The essensys site {:?} is empty: approving with provisionEmptySite: true creates all floors, resources and companies of {:?} in essensys, once; this cannot be undone.", state.site.name, view.name())

@@ -410,7 +410,6 @@ pub(super) async fn run_controllers(
     Ok(())
 }
 
-
 /// What passes the trigger filter: a spec change (generation), a new reconcile-request or
 /// acknowledgement annotation, and the start of a deletion. Status writes do not.
 pub(super) fn spec_or_request<K: Resource>(object: &K) -> Option<u64> {

@@ -180,7 +180,10 @@ mod tests {
             Provisioning::AlreadyProvisioned(when)
         );
         assert!(provisioned(Provisioning::Provision, 3));
-        assert!(!provisioned(Provisioning::Provision, 0), "nothing created, nothing recorded");
+        assert!(
+            !provisioned(Provisioning::Provision, 0),
+            "nothing created, nothing recorded"
+        );
         assert!(!provisioned(Provisioning::NotNeeded, 3));
     }
 

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use kube::ResourceExt;
 
 use crate::api::conditions::Reason;
-use crate::api::{AccessGroupBinding, AccessGroupBindingStatus, VendorConnection};
 use crate::api::RECONCILE_REQUESTED_AT;
+use crate::api::{AccessGroupBinding, AccessGroupBindingStatus, VendorConnection};
 use crate::vendors::DoorVendor;
 
 use super::super::binding::{self as core, BindingResult};
@@ -179,7 +179,11 @@ pub fn report(
         } else {
             outcome.reason.as_str()
         };
-        metrics.push(Metric::VendorCall(vendor.clone(), "sync", status.to_owned()));
+        metrics.push(Metric::VendorCall(
+            vendor.clone(),
+            "sync",
+            status.to_owned(),
+        ));
     }
     metrics.push(Metric::AccessChanged(vendor, granted, revoked));
     let mut events = Vec::new();
@@ -294,7 +298,10 @@ mod tests {
 
         let mut suspended = lobby.clone();
         suspended.spec.suspend = true;
-        assert_eq!(dereference(&suspended, &objects(None)).err(), Some(Stop::Suspended));
+        assert_eq!(
+            dereference(&suspended, &objects(None)).err(),
+            Some(Stop::Suspended)
+        );
         for name in ["officernd", "kisi"] {
             let stop = dereference(&lobby, &objects(Some(name))).expect_err("suspended");
             assert_eq!(
@@ -319,12 +326,18 @@ mod tests {
         let result = BindingResult::stopped(Stop::Suspended.outcome());
         let reconciled = report(&lobby, None, &result, at("2026-03-02T10:00:00Z"));
         let ready = find(&reconciled.status.conditions, READY).expect("Ready");
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "Suspended"));
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "Suspended")
+        );
         let reconciling = find(&reconciled.status.conditions, RECONCILING).expect("Reconciling");
         assert_eq!(reconciling.status, "False", "nothing to retry");
         let stalled = find(&reconciled.status.conditions, STALLED).expect("Stalled");
         assert_eq!(stalled.status, "False");
-        assert!(reconciled.on_change.is_empty(), "no Warning for a person's decision");
+        assert!(
+            reconciled.on_change.is_empty(),
+            "no Warning for a person's decision"
+        );
         assert!(!reconciled.requeue.retry);
         assert_eq!(reconciled.status.last_sync_time, None);
     }
@@ -336,7 +349,12 @@ mod tests {
             .annotations_mut()
             .insert(RECONCILE_REQUESTED_AT.into(), "2026-03-02T09:59:00Z".into());
         let kisi = fixtures_kisi();
-        let reconciled = report(&lobby, Some(&kisi), &synced(2, 1), at("2026-03-02T10:00:00.900Z"));
+        let reconciled = report(
+            &lobby,
+            Some(&kisi),
+            &synced(2, 1),
+            at("2026-03-02T10:00:00.900Z"),
+        );
         assert_eq!(
             reconciled.status.last_sync_time,
             Some(stamp(at("2026-03-02T10:00:00Z")))
@@ -348,14 +366,20 @@ mod tests {
         );
         assert_eq!(
             reconciled.events,
-            [Notice::normal(reasons::SYNCED, actions::SYNC, "granted 2, revoked 1 in OFFICERND_Lobby")]
+            [Notice::normal(
+                reasons::SYNCED,
+                actions::SYNC,
+                "granted 2, revoked 1 in OFFICERND_Lobby"
+            )]
         );
         assert!(reconciled
             .metrics
             .contains(&Metric::AccessChanged("Kisi".into(), 2, 1)));
-        assert!(reconciled
-            .metrics
-            .contains(&Metric::VendorCall("Kisi".into(), "sync", "ok".into())));
+        assert!(reconciled.metrics.contains(&Metric::VendorCall(
+            "Kisi".into(),
+            "sync",
+            "ok".into()
+        )));
         assert_eq!(reconciled.requeue.resync, kisi.spec.sync_interval());
     }
 
@@ -365,7 +389,10 @@ mod tests {
         let first = report(&lobby, None, &synced(2, 0), at("2026-03-02T10:00:00Z"));
         lobby.status = Some(first.status.clone());
         let again = report(&lobby, None, &synced(0, 0), at("2026-03-02T10:15:00Z"));
-        assert_eq!(again.status, first.status, "nothing changed, nothing to write");
+        assert_eq!(
+            again.status, first.status,
+            "nothing changed, nothing to write"
+        );
         assert!(again.events.is_empty() && again.on_change.is_empty());
     }
 

@@ -14,8 +14,7 @@ use super::super::objects::Objects;
 use super::super::status::Outcome;
 use super::super::telemetry;
 use super::{
-    actions, stamp, sync_interval, Host, Metric, Notice, Reconciled, Requeue, Stop,
-    CONNECTION_KIND,
+    actions, stamp, sync_interval, Host, Metric, Notice, Reconciled, Requeue, Stop, CONNECTION_KIND,
 };
 
 /// Dereference: a suspended connection makes no call.
@@ -181,10 +180,15 @@ mod tests {
             Some("2026-11-23T08:00:01Z")
         );
         let ready = find(&status.conditions, READY).expect("Ready");
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("True", "Synced"));
-        assert!(reconciled
-            .metrics
-            .contains(&Metric::VendorCall("Kisi".into(), "check", "ok".into())));
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("True", "Synced")
+        );
+        assert!(reconciled.metrics.contains(&Metric::VendorCall(
+            "Kisi".into(),
+            "check",
+            "ok".into()
+        )));
     }
 
     #[test]
@@ -200,15 +204,26 @@ mod tests {
             account: None,
         };
         let failed = report(&kisi, refused, true, at("2026-11-23T09:30:00Z"));
-        assert_eq!(failed.status.account, accepted().account, "the last known account stays");
+        assert_eq!(
+            failed.status.account,
+            accepted().account,
+            "the last known account stays"
+        );
         assert_eq!(failed.status.last_sync_time, first.last_sync_time);
         let ready = find(&failed.status.conditions, READY).expect("Ready");
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),
             ("False", "CredentialsInvalid")
         );
-        assert_eq!(ready.last_transition_time, stamp(at("2026-11-23T09:30:00Z")));
-        assert_eq!(failed.on_change.len(), 1, "a Warning when the status changes");
+        assert_eq!(
+            ready.last_transition_time,
+            stamp(at("2026-11-23T09:30:00Z"))
+        );
+        assert_eq!(
+            failed.on_change.len(),
+            1,
+            "a Warning when the status changes"
+        );
     }
 
     #[test]
@@ -226,7 +241,10 @@ mod tests {
             at("2026-11-23T09:00:00Z"),
         );
         let ready = find(&reconciled.status.conditions, READY).expect("Ready");
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "Suspended"));
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "Suspended")
+        );
         let reconciling = find(&reconciled.status.conditions, RECONCILING).expect("Reconciling");
         assert_eq!(reconciling.status, "False");
         assert!(reconciled.on_change.is_empty());

@@ -28,8 +28,9 @@ spec:
             serde_yaml::from_str("organization: example").expect("OfficeRnD settings");
     }
     if vendor == "Essensys" {
-        connection.spec.essensys = serde_yaml::from_str("platformUrl: https://example.essensys.tech")
-            .expect("essensys settings");
+        connection.spec.essensys =
+            serde_yaml::from_str("platformUrl: https://example.essensys.tech")
+                .expect("essensys settings");
     }
     connection
 }

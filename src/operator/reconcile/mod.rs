@@ -308,7 +308,10 @@ mod tests {
             next_change_at: Some(fixtures::at("2026-03-02T11:00:00Z")),
             ..requeue
         };
-        assert_eq!(later.delay(|| Duration::ZERO, |d| d, now), Duration::from_secs(300));
+        assert_eq!(
+            later.delay(|| Duration::ZERO, |d| d, now),
+            Duration::from_secs(300)
+        );
         let failing = Requeue {
             retry: true,
             ..later

@@ -129,7 +129,15 @@ pub async fn reconcile<H: Host>(
             let namespace = mapping.namespace().unwrap_or_default();
             let shared = host.officernd(objects, &namespace, &mapping.spec.officernd_ref.name);
             // Boxed: the site sync is a large future.
-            Box::pin(core::run(mapping, objects, at, previous, host.clock(), shared)).await
+            Box::pin(core::run(
+                mapping,
+                objects,
+                at,
+                previous,
+                host.clock(),
+                shared,
+            ))
+            .await
         }
     };
     report(mapping, objects, &result, at)
@@ -151,7 +159,10 @@ mod tests {
         assert_eq!(dereference(&london, &objects(None)), Ok(()));
         let mut suspended = london.clone();
         suspended.spec.suspend = true;
-        assert_eq!(dereference(&suspended, &objects(None)), Err(Stop::Suspended));
+        assert_eq!(
+            dereference(&suspended, &objects(None)),
+            Err(Stop::Suspended)
+        );
         for name in ["officernd", "essensys"] {
             assert_eq!(
                 dereference(&london, &objects(Some(name))),
@@ -191,9 +202,11 @@ mod tests {
         );
         assert_eq!(first.events.len(), 1);
         assert_eq!(first.events[0].action, actions::SYNC);
-        assert!(first
-            .metrics
-            .contains(&Metric::VendorCall("essensys".into(), "sync", "ok".into())));
+        assert!(first.metrics.contains(&Metric::VendorCall(
+            "essensys".into(),
+            "sync",
+            "ok".into()
+        )));
 
         london.status = Some(first.status.clone());
         let idle = SiteMappingResult {
@@ -221,13 +234,21 @@ mod tests {
             let reconciled = report(&london, &objects(None), &result, at("2026-03-02T10:00:00Z"));
             assert!(reconciled.on_change.is_empty());
             assert!(!reconciled.requeue.retry);
-            assert!(!reconciled.metrics.iter().any(|m| matches!(m, Metric::Error(..))));
+            assert!(!reconciled
+                .metrics
+                .iter()
+                .any(|m| matches!(m, Metric::Error(..))));
         }
         let refused = SiteMappingResult::carry(
             None,
             Outcome::not_ready(Reason::CredentialsInvalid, "essensys refused the sign-in"),
         );
-        let reconciled = report(&london, &objects(None), &refused, at("2026-03-02T10:00:00Z"));
+        let reconciled = report(
+            &london,
+            &objects(None),
+            &refused,
+            at("2026-03-02T10:00:00Z"),
+        );
         assert_eq!(reconciled.on_change.len(), 1);
         let ready = find(&reconciled.status.conditions, READY).expect("Ready");
         assert_eq!(ready.reason, "CredentialsInvalid");
