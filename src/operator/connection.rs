@@ -67,7 +67,7 @@ pub async fn check(
         Vendor::OfficeRnD => {
             let client = match clients::officernd(connection, &credentials) {
                 Ok(client) => client,
-                Err(error) => return failed(Reason::InvalidSpec, error),
+                Err(error) => return failed(Reason::InvalidSpec, error.to_string()),
             };
             // The scopes of everything that reads through this connection, asked for in one
             // token: a scope the application lacks is named here, before a sync needs it.
@@ -118,7 +118,7 @@ pub async fn check(
         Vendor::Kisi | Vendor::SaltoKS | Vendor::Brivo => {
             let client = match clients::door(connection, &credentials, clock.clone()) {
                 Ok(client) => client,
-                Err(error) => return failed(Reason::InvalidSpec, error),
+                Err(error) => return failed(Reason::InvalidSpec, error.to_string()),
             };
             match client.check().await {
                 Ok(info) => ready(
@@ -138,7 +138,7 @@ pub async fn check(
         Vendor::Essensys => {
             let client = match clients::essensys(connection, &credentials, clock.clone()) {
                 Ok(client) => client,
-                Err(error) => return failed(Reason::InvalidSpec, error),
+                Err(error) => return failed(Reason::InvalidSpec, error.to_string()),
             };
             match client.list_sites().await {
                 Ok(sites) => ready(

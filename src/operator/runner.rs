@@ -75,10 +75,10 @@ impl ClientCache {
             return Ok((entry.client.clone(), entry.directory.clone()));
         }
         let credentials = credentials::read(connection, namespace, secret)?;
-        let client = clients::door(connection, &credentials, clock.clone()).map_err(|message| {
+        let client = clients::door(connection, &credentials, clock.clone()).map_err(|source| {
             BuildError::Settings {
                 connection: format!("{namespace}/{name}"),
-                message,
+                source,
             }
         })?;
         let entry = DoorEntry {

@@ -578,9 +578,9 @@ pub async fn run(
             let credentials = credentials::read(connection, &namespace, secret)?;
             Ok::<_, BuildError>((connection, credentials))
         };
-        let settings = |name: &str, message: String| BuildError::Settings {
+        let settings = |name: &str, source| BuildError::Settings {
             connection: format!("{namespace}/{name}"),
-            message,
+            source,
         };
         let officernd = match shared_officernd {
             Some(client) => client,

@@ -418,6 +418,141 @@ mod tests {
             .contains(&Metric::Error(BINDING_KIND, "vendor")));
     }
 
+    /// A host that counts what it is asked for: the door client from `clients` (built offline),
+    /// the picture always failing as `picture` says.
+    struct CountingHost {
+        clients: std::sync::Mutex<crate::operator::runner::ClientCache>,
+        clock: crate::clock::Clock,
+        doors: std::sync::atomic::AtomicU32,
+        pictures: std::sync::atomic::AtomicU32,
+        picture: BuildError,
+    }
+
+    impl CountingHost {
+        fn new(picture: BuildError) -> Self {
+            Self {
+                clients: Default::default(),
+                clock: crate::clock::system_clock(),
+                doors: Default::default(),
+                pictures: Default::default(),
+                picture,
+            }
+        }
+    }
+
+    impl Host for CountingHost {
+        fn clock(&self) -> &crate::clock::Clock {
+            &self.clock
+        }
+
+        fn door(
+            &self,
+            objects: &Objects,
+            namespace: &str,
+            name: &str,
+        ) -> Result<(Arc<DoorClient>, Arc<DirectoryCache>), BuildError> {
+            self.doors.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.clients.lock().expect("not poisoned").door_shared(
+                objects,
+                namespace,
+                name,
+                &self.clock,
+            )
+        }
+
+        async fn picture(&self, _: &Objects, _: &str, _: &str) -> Result<Picture, BuildError> {
+            self.pictures
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(self.picture.clone())
+        }
+
+        fn officernd(
+            &self,
+            _: &Objects,
+            _: &str,
+            _: &str,
+        ) -> Option<crate::officernd::OfficeRndClient> {
+            None
+        }
+
+        fn member_count(&self, _: &VendorConnection) -> crate::operator::connection::MemberCount {
+            crate::operator::connection::MemberCount::Known(None)
+        }
+    }
+
+    fn outage() -> BuildError {
+        BuildError::OfficeRnd {
+            connection: "doors/officernd".into(),
+            source: crate::operator::context::ReadFailure::new(Reason::VendorUnreachable, "503"),
+        }
+    }
+
+    fn with_kisi_secret(mut objects: Objects) -> Objects {
+        let secret: k8s_openapi::api::core::v1::Secret = serde_yaml::from_str(
+            "metadata: {name: kisi-credentials, namespace: doors}\nstringData: {apiKey: not-a-real-key}",
+        )
+        .expect("a Secret");
+        objects
+            .secrets
+            .insert(("doors".into(), "kisi-credentials".into()), secret);
+        objects
+    }
+
+    #[tokio::test]
+    async fn a_suspended_connection_asks_the_host_for_nothing() {
+        let host = CountingHost::new(outage());
+        let lobby = binding("lobby", "officernd", "kisi");
+        let (result, reconciled) = reconcile(
+            &host,
+            &with_kisi_secret(objects(Some("kisi"))),
+            &lobby,
+            at("2026-03-02T10:00:00Z"),
+        )
+        .await;
+        assert_eq!(result.outcome.reason, Reason::Suspended);
+        assert_eq!(host.doors.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert_eq!(host.pictures.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert!(!reconciled.requeue.retry);
+    }
+
+    #[tokio::test]
+    async fn a_vendor_account_without_credentials_reads_no_officernd() {
+        let host = CountingHost::new(outage());
+        let lobby = binding("lobby", "officernd", "kisi");
+        let (result, reconciled) =
+            reconcile(&host, &objects(None), &lobby, at("2026-03-02T10:00:00Z")).await;
+        assert_eq!(result.outcome.reason, Reason::SecretNotFound);
+        assert!(
+            result.outcome.message.contains("kisi-credentials"),
+            "{}",
+            result.outcome.message
+        );
+        assert_eq!(host.pictures.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert!(!reconciled.requeue.retry, "a person must add the Secret");
+    }
+
+    #[tokio::test]
+    async fn an_officernd_outage_changes_nothing_and_is_retried() {
+        let host = CountingHost::new(outage());
+        let lobby = binding("lobby", "officernd", "kisi");
+        let (result, reconciled) = reconcile(
+            &host,
+            &with_kisi_secret(objects(None)),
+            &lobby,
+            at("2026-03-02T10:00:00Z"),
+        )
+        .await;
+        assert_eq!(result.outcome.reason, Reason::VendorUnreachable);
+        assert_eq!(
+            result.outcome.message,
+            "OfficeRnD connection doors/officernd: 503"
+        );
+        assert_eq!(result.applied, (0, 0));
+        assert_eq!(host.doors.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(reconciled.requeue.retry);
+        assert_eq!(reconciled.on_change.len(), 1);
+    }
+
     fn fixtures_kisi() -> VendorConnection {
         let mut kisi = crate::operator::reconcile::fixtures::connection("kisi", "Kisi", "s");
         kisi.spec.sync_interval = "5m".into();

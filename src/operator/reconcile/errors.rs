@@ -9,6 +9,7 @@ use crate::officernd::OfficeRndError;
 use crate::vendors::essensys::EssensysError;
 use crate::vendors::VendorError;
 
+use super::super::clients::ClientError;
 use super::super::context::ReadFailure;
 use super::super::credentials::CredentialsError;
 use super::super::status::Outcome;
@@ -88,12 +89,13 @@ pub enum BuildError {
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
     /// The connection's settings do not make a client.
-    #[error("VendorConnection {connection}: {message}")]
+    #[error("VendorConnection {connection}: {source}")]
     Settings {
         /// `namespace/name`.
         connection: String,
-        /// What is wrong (the client's own configuration error, secret-free).
-        message: String,
+        /// What is wrong.
+        #[source]
+        source: ClientError,
     },
     /// OfficeRnD could not be read.
     #[error("OfficeRnD connection {connection}: {source}")]
