@@ -24,6 +24,7 @@ use crate::vendors::{DoorVendor, VendorError, VendorGroup};
 use super::deadline;
 use super::desired::{binding_key, group_key};
 use super::objects::Objects;
+use super::reconcile::errors::{resolve_reason, vendor_reason};
 use super::status::Outcome;
 
 /// What reconciling a binding found and did, ready to become its status.
@@ -228,19 +229,7 @@ async fn reconcile_now<V: DoorVendor>(
     let own_groups = match sync::resolve_groups(&spec.groups, &available, prefix) {
         Ok(groups) => groups,
         Err(errors) => {
-            let reason = if errors
-                .iter()
-                .any(|e| matches!(e, sync::ResolveError::Unmanaged { .. }))
-            {
-                Reason::UnmanagedGroup
-            } else if errors
-                .iter()
-                .any(|e| matches!(e, sync::ResolveError::Ambiguous { .. }))
-            {
-                Reason::AmbiguousReference
-            } else {
-                Reason::ReferenceNotFound
-            };
+            let reason = resolve_reason(&errors);
             let message = errors
                 .iter()
                 .map(ToString::to_string)
@@ -479,11 +468,10 @@ fn last_sync_of(
 }
 
 fn vendor_failure(error: &VendorError) -> BindingResult {
-    let reason = match error {
-        VendorError::CredentialsInvalid(_) => Reason::CredentialsInvalid,
-        _ => Reason::VendorUnreachable,
-    };
-    BindingResult::failed(reason, format!("nothing was changed: {error}"))
+    BindingResult::failed(
+        vendor_reason(error),
+        format!("nothing was changed: {error}"),
+    )
 }
 
 fn summarize(

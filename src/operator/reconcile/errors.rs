@@ -6,6 +6,7 @@
 use crate::api::conditions::Reason;
 use crate::http::HttpError;
 use crate::officernd::OfficeRndError;
+use crate::sync::ResolveError;
 use crate::vendors::essensys::EssensysError;
 use crate::vendors::VendorError;
 
@@ -135,6 +136,24 @@ pub fn vendor_reason(error: &VendorError) -> Reason {
             Reason::CredentialsInvalid
         }
         _ => Reason::VendorUnreachable,
+    }
+}
+
+/// Why a binding's groups could not be resolved at the vendor: a group that may be hand-managed
+/// first, then an ambiguous name, else a missing group (all need a person).
+pub fn resolve_reason(errors: &[ResolveError]) -> Reason {
+    if errors
+        .iter()
+        .any(|e| matches!(e, ResolveError::Unmanaged { .. }))
+    {
+        Reason::UnmanagedGroup
+    } else if errors
+        .iter()
+        .any(|e| matches!(e, ResolveError::Ambiguous { .. }))
+    {
+        Reason::AmbiguousReference
+    } else {
+        Reason::ReferenceNotFound
     }
 }
 
