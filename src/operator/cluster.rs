@@ -168,10 +168,12 @@ impl Ctx {
             .map_err(|_| ReconcileError::Stopping)
     }
 
-    /// Forgets what the per-object maps hold for objects that no longer exist (`exists` says
-    /// which do), so a long-running operator's memory follows the objects it manages. An
-    /// account lock someone still holds is kept.
+    /// Forgets what the per-object maps and the client cache hold for objects that no longer
+    /// exist (`exists` says which do), so a long-running operator's memory follows the objects
+    /// it manages. An account lock someone still holds is kept.
     pub(super) fn forget_deleted(&self, exists: impl Fn(&str, &str, &str) -> bool) {
+        lock(&self.clients)
+            .forget_deleted(|namespace, name| exists(CONNECTION_KIND, namespace, name));
         forget_deleted(
             &mut lock(&self.failures),
             &mut lock(&self.written),

@@ -42,6 +42,13 @@ struct DoorEntry {
 }
 
 impl ClientCache {
+    /// Drops the clients of connections `exists` no longer knows (`namespace`, `name`), so a
+    /// long-running operator keeps no client, token or directory of a deleted connection.
+    pub fn forget_deleted(&mut self, exists: impl Fn(&str, &str) -> bool) {
+        self.door
+            .retain(|(namespace, name), _| exists(namespace, name));
+    }
+
     /// The door client for the VendorConnection `namespace/name` and its directory cache,
     /// shared (so a controller can release the cache before the slow vendor calls and one
     /// account's outage blocks no other). A new client starts with an empty directory.
@@ -516,5 +523,66 @@ pub fn carry_statuses(fresh: &mut Objects, old: &Objects) {
             .iter()
             .find(|o| same(&o.metadata, &mapping.metadata))
             .and_then(|o| o.status.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operator::reconcile::fixtures::objects;
+
+    #[test]
+    fn a_deleted_connections_client_is_forgotten() {
+        let mut objects = objects(None);
+        let secret: k8s_openapi::api::core::v1::Secret = serde_yaml::from_str(
+            "metadata: {name: kisi-credentials, namespace: doors}\nstringData: {apiKey: not-a-real-key}",
+        )
+        .expect("a Secret");
+        objects
+            .secrets
+            .insert(("doors".into(), "kisi-credentials".into()), secret);
+        let clock = crate::clock::system_clock();
+        let mut cache = ClientCache::default();
+        let (first, _) = cache
+            .door_shared(&objects, "doors", "kisi", &clock)
+            .expect("a client");
+        let (again, _) = cache
+            .door_shared(&objects, "doors", "kisi", &clock)
+            .expect("a client");
+        assert!(Arc::ptr_eq(&first, &again), "one client per account");
+        cache.forget_deleted(|_, name| name != "kisi");
+        assert!(cache.door.is_empty());
+    }
+
+    #[test]
+    fn a_re_read_manifest_keeps_its_status_and_counts_a_spec_change_as_a_generation() {
+        use crate::operator::reconcile::fixtures::binding;
+        let mut old = objects(None);
+        old.bindings.push(binding("lobby", "officernd", "kisi"));
+        old.bindings.push(binding("annex", "officernd", "kisi"));
+        first_generation(&mut old);
+        old.bindings[0].status = Some(AccessGroupBindingStatus {
+            last_handled_reconcile_at: Some("kept".into()),
+            ..Default::default()
+        });
+        let mut fresh = objects(None);
+        fresh.bindings.push(binding("lobby", "officernd", "kisi"));
+        let mut edited = binding("annex", "officernd", "kisi");
+        edited.spec.suspend = true;
+        fresh.bindings.push(edited);
+        fresh.bindings.push(binding("new", "officernd", "kisi"));
+        for b in &mut fresh.bindings {
+            b.metadata.generation = None;
+        }
+        carry_statuses(&mut fresh, &old);
+        first_generation(&mut fresh);
+        let generations: Vec<Option<i64>> = fresh
+            .bindings
+            .iter()
+            .map(|b| b.metadata.generation)
+            .collect();
+        assert_eq!(generations, [Some(1), Some(2), Some(1)]);
+        assert_eq!(fresh.bindings[0].status, old.bindings[0].status);
+        assert!(fresh.bindings[2].status.is_none());
     }
 }
