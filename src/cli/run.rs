@@ -130,7 +130,7 @@ fn load(folder: &Path) -> Result<Objects, String> {
     if !lines.is_empty() {
         return Err(lines.join("\n"));
     }
-    Objects::from_documents(&documents)
+    Objects::from_documents(&documents).map_err(|e| e.to_string())
 }
 
 /// The newest modification time under `folder`, to notice edits.
