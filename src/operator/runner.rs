@@ -143,36 +143,28 @@ impl Host for FolderHost<'_> {
     ) -> Result<Picture, BuildError> {
         let mut pictures = self.pictures.lock().await;
         let key = (namespace.to_owned(), name.to_owned());
-        if !pictures.contains_key(&key) {
-            let read = async {
-                let connection = ReadFailure::connection(objects, namespace, name)?;
-                let secret =
-                    objects.secret(namespace, &connection.spec.credentials_secret_ref.name);
-                let client = ReadFailure::client_for(connection, namespace, secret)?;
-                let reads = context::bindings_read(objects, namespace, name);
-                let (index, members) = context::read_indexed(&client, reads).await?;
-                Ok(Picture {
-                    index: Arc::new(index),
-                    members,
-                })
-            };
-            let picture = read.await;
-            pictures.insert(key.clone(), picture);
-        }
-        match pictures.get(&key) {
-            Some(Ok(picture)) => Ok(picture.clone()),
-            Some(Err(source)) => Err(BuildError::OfficeRnd {
-                connection: format!("{namespace}/{name}"),
-                source: source.clone(),
-            }),
-            None => Err(BuildError::OfficeRnd {
-                connection: format!("{namespace}/{name}"),
-                source: ReadFailure::new(
-                    crate::api::conditions::Reason::VendorUnreachable,
-                    "not read",
-                ),
-            }),
-        }
+        let picture = match pictures.entry(key) {
+            std::collections::btree_map::Entry::Occupied(read) => read.into_mut(),
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                let read = async {
+                    let connection = ReadFailure::connection(objects, namespace, name)?;
+                    let secret =
+                        objects.secret(namespace, &connection.spec.credentials_secret_ref.name);
+                    let client = ReadFailure::client_for(connection, namespace, secret)?;
+                    let reads = context::bindings_read(objects, namespace, name);
+                    let (index, members) = context::read_indexed(&client, reads).await?;
+                    Ok(Picture {
+                        index: Arc::new(index),
+                        members,
+                    })
+                };
+                slot.insert(read.await)
+            }
+        };
+        picture.clone().map_err(|source| BuildError::OfficeRnd {
+            connection: format!("{namespace}/{name}"),
+            source,
+        })
     }
 
     fn officernd(
