@@ -9,7 +9,6 @@ use futures::FutureExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::events::Event;
 use kube::{Resource, ResourceExt};
 
 use crate::api::access_group_binding::{BindingMode, DeletionPolicy};
@@ -23,6 +22,7 @@ use super::cluster::{
 use super::credentials;
 use super::door_cache::CachedDoor;
 use super::finalizer;
+use super::objects::Objects;
 use super::reconcile::{self, actions, reasons, stamp, Host, Notice, BINDING_KIND};
 use super::status::{self, Outcome};
 
@@ -115,10 +115,65 @@ async fn apply_binding(ctx: &Ctx, binding: &AccessGroupBinding) -> Result<Action
     Ok(ctx.requeue(BINDING_KIND, &namespace, &name, &reconciled))
 }
 
-fn deleted(reason: &str, note: &str, warning: bool) -> Event {
-    event(&Notice {
+fn deleted(reason: &str, note: &str, warning: bool) -> Notice {
+    Notice {
         warning,
         ..Notice::normal(reason, actions::DELETE, note)
+    }
+}
+
+/// Whether a deleted binding is orphaned before anything is read (`age`: seconds since its
+/// deletionTimestamp): by its policy, because mode Plan never granted anything, or because
+/// revoking did not succeed within `timeout`.
+fn orphaned_before_reading(
+    binding: &AccessGroupBinding,
+    age: i64,
+    timeout: std::time::Duration,
+) -> Option<Notice> {
+    if binding.spec.deletion_policy == DeletionPolicy::Orphan {
+        let note = "deletionPolicy Orphan: vendor groups left as they are";
+        return Some(deleted(reasons::ORPHANED, note, false));
+    }
+    if binding.spec.mode == BindingMode::Plan {
+        let note = "mode Plan never writes to the vendor, so deleting it revokes nothing";
+        return Some(deleted(reasons::ORPHANED, note, false));
+    }
+    if age >= i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX) {
+        let note = format!(
+            "could not revoke this binding's access within {} s of its deletion; orphaned: the vendor groups keep their members until another binding manages them or someone removes them",
+            timeout.as_secs()
+        );
+        return Some(deleted(reasons::DELETION_TIMED_OUT, &note, true));
+    }
+    None
+}
+
+/// Without the connections or their credentials the access cannot be revoked, and waiting will
+/// not help: the binding is orphaned at once, with a Warning saying why.
+fn orphaned_without_connections(binding: &AccessGroupBinding, objects: &Objects) -> Option<Notice> {
+    let namespace = binding.namespace().unwrap_or_default();
+    [
+        &binding.spec.vendor_ref.name,
+        &binding.spec.officernd_ref.name,
+    ]
+    .into_iter()
+    .find_map(
+        |connection| match objects.connection(&namespace, connection) {
+            None => Some(format!("VendorConnection {namespace}/{connection} is gone")),
+            Some(c) => credentials::read(
+                c,
+                &namespace,
+                objects.secret(&namespace, &c.spec.credentials_secret_ref.name),
+            )
+            .err()
+            .map(|e| e.to_string()),
+        },
+    )
+    .map(|why| {
+        let note = format!(
+            "{why}; the access this binding granted cannot be revoked and is left in place"
+        );
+        deleted(reasons::ORPHANED, &note, true)
     })
 }
 
@@ -130,18 +185,6 @@ async fn cleanup_binding(
 ) -> Result<Action, ReconcileError> {
     let namespace = binding.namespace().unwrap_or_default();
     let name = binding.name_any();
-    if binding.spec.deletion_policy == DeletionPolicy::Orphan {
-        let note = "deletionPolicy Orphan: vendor groups left as they are";
-        ctx.publish(binding, deleted(reasons::ORPHANED, note, false))
-            .await;
-        return Ok(Action::await_change());
-    }
-    if binding.spec.mode == BindingMode::Plan {
-        let note = "mode Plan never writes to the vendor, so deleting it revokes nothing";
-        ctx.publish(binding, deleted(reasons::ORPHANED, note, false))
-            .await;
-        return Ok(Action::await_change());
-    }
     // The deletion deadline uses the wall clock: the API server stamps deletionTimestamp with it.
     let age = binding
         .meta()
@@ -149,13 +192,8 @@ async fn cleanup_binding(
         .as_ref()
         .map(|t| Timestamp::now().as_second() - t.0.as_second())
         .unwrap_or(0);
-    if age >= i64::try_from(ctx.deletion_timeout.as_secs()).unwrap_or(i64::MAX) {
-        let note = format!(
-            "could not revoke this binding's access within {} s of its deletion; orphaned: the vendor groups keep their members until another binding manages them or someone removes them",
-            ctx.deletion_timeout.as_secs()
-        );
-        ctx.publish(binding, deleted(reasons::DELETION_TIMED_OUT, &note, true))
-            .await;
+    if let Some(orphan) = orphaned_before_reading(binding, age, ctx.deletion_timeout) {
+        ctx.publish(binding, event(&orphan)).await;
         return Ok(Action::await_change());
     }
     // Deletions are rare: wait for the account rather than requeue.
@@ -170,30 +208,9 @@ async fn cleanup_binding(
             ],
         )
         .await?;
-    // Without the connections or their credentials the access cannot be revoked, and waiting
-    // will not help: orphan at once and say so.
-    for connection in [
-        &binding.spec.vendor_ref.name,
-        &binding.spec.officernd_ref.name,
-    ] {
-        let gone = match objects.connection(&namespace, connection) {
-            None => Some(format!("VendorConnection {namespace}/{connection} is gone")),
-            Some(c) => credentials::read(
-                c,
-                &namespace,
-                objects.secret(&namespace, &c.spec.credentials_secret_ref.name),
-            )
-            .err()
-            .map(|e| e.to_string()),
-        };
-        if let Some(why) = gone {
-            let note = format!(
-                "{why}; the access this binding granted cannot be revoked and is left in place"
-            );
-            ctx.publish(binding, deleted(reasons::ORPHANED, &note, true))
-                .await;
-            return Ok(Action::await_change());
-        }
+    if let Some(orphan) = orphaned_without_connections(binding, &objects) {
+        ctx.publish(binding, event(&orphan)).await;
+        return Ok(Action::await_change());
     }
     let (door, directory) = ctx
         .door(&objects, &namespace, &binding.spec.vendor_ref.name)
@@ -225,7 +242,7 @@ async fn cleanup_binding(
         let note = format!(
             "deleted: revoked {revoked} (access only this binding granted), granted {granted}"
         );
-        ctx.publish(binding, deleted(reasons::REVOKED, &note, false))
+        ctx.publish(binding, event(&deleted(reasons::REVOKED, &note, false)))
             .await;
         ctx.succeeded(BINDING_KIND, &namespace, &name);
         return Ok(Action::await_change());
@@ -255,4 +272,56 @@ async fn cleanup_binding(
             .await;
     }
     Err(CleanupError::Sync(outcome.message.clone()).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operator::reconcile::fixtures::{binding, objects};
+    use std::time::Duration;
+
+    const TIMEOUT: Duration = Duration::from_secs(600);
+
+    #[test]
+    fn a_deleted_binding_is_orphaned_by_its_policy_its_mode_or_the_deadline() {
+        let lobby = binding("lobby", "officernd", "kisi");
+        assert_eq!(orphaned_before_reading(&lobby, 10, TIMEOUT), None, "revoke");
+
+        let mut kept = lobby.clone();
+        kept.spec.deletion_policy = DeletionPolicy::Orphan;
+        let orphan = orphaned_before_reading(&kept, 10, TIMEOUT).expect("orphaned");
+        assert_eq!(
+            (orphan.reason.as_str(), orphan.warning),
+            ("Orphaned", false)
+        );
+
+        let mut planned = lobby.clone();
+        planned.spec.mode = BindingMode::Plan;
+        let orphan = orphaned_before_reading(&planned, 10, TIMEOUT).expect("orphaned");
+        assert!(orphan.note.contains("mode Plan"), "{}", orphan.note);
+
+        let late = orphaned_before_reading(&lobby, 600, TIMEOUT).expect("timed out");
+        assert_eq!(
+            (late.reason.as_str(), late.warning, late.action),
+            ("DeletionTimedOut", true, actions::DELETE)
+        );
+    }
+
+    #[test]
+    fn a_deleted_binding_without_its_connection_or_secret_is_orphaned_at_once() {
+        let lobby = binding("lobby", "officernd", "kisi");
+        let gone = binding("lobby", "officernd", "brivo");
+        let orphan = orphaned_without_connections(&gone, &objects(None)).expect("orphaned");
+        assert!(orphan.warning);
+        assert!(
+            orphan
+                .note
+                .starts_with("VendorConnection doors/brivo is gone;"),
+            "{}",
+            orphan.note
+        );
+        // The fixtures' connections have no Secrets.
+        let orphan = orphaned_without_connections(&lobby, &objects(None)).expect("orphaned");
+        assert!(orphan.note.contains("kisi-credentials"), "{}", orphan.note);
+    }
 }
