@@ -13,12 +13,9 @@ use kube::ResourceExt;
 use super::CliError;
 use crate::api::Vendor;
 use crate::manifests;
-use std::collections::BTreeMap;
-
-use crate::api::SiteMappingStatus;
 use crate::operator::objects::Objects;
-use crate::operator::runner::{reconcile_all, record_statuses, ClientCache, Pass};
-use crate::operator::{connection, site_mapping};
+use crate::operator::runner::{reconcile_all, record_statuses, ClientCache, FolderHost, Pass};
+use crate::operator::{connection, reconcile};
 use crate::sandbox::{demo_start, Sandbox};
 
 /// Arguments of `flexgate demo`.
@@ -127,7 +124,6 @@ async fn demo(args: &DemoArgs) -> Result<ExitCode, CliError> {
 
     let mut clients = ClientCache::default();
     let mut healthy = true;
-    let mut site_status: BTreeMap<String, SiteMappingStatus> = BTreeMap::new();
     for (chapter, (at, what)) in chapters().into_iter().enumerate() {
         sandbox.clock.set(at);
         let pass = reconcile_all(&objects, at, &mut clients, &clock).await;
@@ -146,30 +142,28 @@ async fn demo(args: &DemoArgs) -> Result<ExitCode, CliError> {
             }
         }
         writeln!(out, "$ kubectl get sitemappings")?;
-        for mapping in &objects.site_mappings {
+        let host = FolderHost::new(&mut clients, &clock);
+        for position in 0..objects.site_mappings.len() {
+            let mapping = objects.site_mappings[position].clone();
             let name = mapping.name_any();
-            let result =
-                site_mapping::run(mapping, &objects, at, site_status.get(&name), &clock, None)
-                    .await;
+            let reconciled =
+                reconcile::site_mapping::reconcile(&host, &objects, &mapping, at).await;
+            let outcome = &reconciled.outcome;
             writeln!(
                 out,
                 "{:<12} {:<16} approved={:<5} {:<6} {:<16} {}",
                 name,
                 mapping.spec.site,
                 mapping.spec.approved,
-                if result.outcome.ready {
-                    "True"
-                } else {
-                    "False"
-                },
-                result.outcome.reason,
-                result.outcome.message
+                if outcome.ready { "True" } else { "False" },
+                outcome.reason,
+                outcome.message
             )?;
-            for event in &result.events {
-                writeln!(out, "  event {}: {}", event.reason, event.message)?;
+            for event in &reconciled.events {
+                writeln!(out, "  event {}: {}", event.reason, event.note)?;
             }
             if chapter == 0 {
-                if let Some(proposal) = &result.proposal {
+                if let Some(proposal) = &reconciled.status.proposal {
                     for (kind, matches) in [
                         ("floors", &proposal.floors),
                         ("resources", &proposal.resources),
@@ -189,8 +183,7 @@ async fn demo(args: &DemoArgs) -> Result<ExitCode, CliError> {
                     )?;
                 }
             }
-            let status = result.status(mapping.metadata.generation, at, site_status.get(&name));
-            site_status.insert(name, status);
+            objects.site_mappings[position].status = Some(reconciled.status);
         }
     }
     writeln!(

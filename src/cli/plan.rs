@@ -213,7 +213,7 @@ async fn contexts(manifests: &PathBuf) -> Result<(Objects, Vec<Context>, Vec<Str
             lines.join("\n")
         ));
     }
-    let objects = Objects::from_documents(&documents)?;
+    let objects = Objects::from_documents(&documents).map_err(|e| e.to_string())?;
     let mut problems = Vec::new();
     let mut ready = Vec::new();
     for result in context::build_all(&objects).await {

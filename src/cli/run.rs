@@ -1,33 +1,29 @@
-//! `flexgate run --manifests DIR`: the reconcilers without a cluster. Reads the manifests (and
-//! re-reads them when they change), reconciles every binding and SiteMapping, writes each
-//! object's status to stdout or a file (SiteMapping Events go to stderr), and wakes up at the
-//! next booking or membership boundary, at the shortest syncInterval, or when the files change.
-//! With `--once` it makes one pass, for CI pipelines.
+//! `flexgate run`: in a cluster, the operator (`operator::controller`); with `--manifests DIR`,
+//! the folder host (`operator::runner`) over the same reconcile pipelines. The folder mode reads
+//! the manifests (and re-reads them when they change), checks every connection and reconciles
+//! every binding and SiteMapping, writes each object's status to stdout or a file (Events go to
+//! stderr), and wakes up at the next booking or membership boundary, at the shortest
+//! syncInterval, or when the files change. With `--once` it makes one pass, for CI pipelines.
 //!
-//! A SiteMapping's saved mapping and provisioning record live in its status, which this mode
-//! keeps in memory only: across passes they carry over, but a restart proposes and (with
+//! Statuses (a SiteMapping's saved mapping and provisioning record among them) live in memory
+//! only: across passes and edits they carry over, but a restart proposes and (with
 //! `approved: true`) saves the mapping again.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration as StdDuration, SystemTime};
 
 use chrono::Utc;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::ResourceExt;
 use serde_json::json;
 
 use super::CliError;
-use crate::api::vendor_connection::DEFAULT_SYNC_INTERVAL;
-use crate::api::SiteMappingStatus;
 use crate::clock::system_clock;
 use crate::manifests;
 use crate::operator::controller::{self, RunOptions};
 use crate::operator::objects::Objects;
-use crate::operator::runner::{reconcile_all, record_statuses, ClientCache};
-use crate::operator::{connection, site_mapping, telemetry};
+use crate::operator::runner::{self, ClientCache};
+use crate::operator::telemetry;
 
 /// Arguments of `flexgate run`.
 #[derive(Debug, clap::Args)]
@@ -134,7 +130,7 @@ fn load(folder: &Path) -> Result<Objects, String> {
     if !lines.is_empty() {
         return Err(lines.join("\n"));
     }
-    Objects::from_documents(&documents)
+    Objects::from_documents(&documents).map_err(|e| e.to_string())
 }
 
 /// The newest modification time under `folder`, to notice edits.
@@ -161,8 +157,6 @@ fn fingerprint(folder: &Path) -> Option<SystemTime> {
 async fn run_on_folder(folder: &Path, args: &RunArgs) -> Result<ExitCode, CliError> {
     let clock = system_clock();
     let mut clients = ClientCache::default();
-    // SiteMapping statuses by (namespace, name), carried across passes.
-    let mut previous_mappings: BTreeMap<(String, String), SiteMappingStatus> = BTreeMap::new();
     let mut objects = match load(folder) {
         Ok(objects) => objects,
         Err(problems) => {
@@ -173,83 +167,21 @@ async fn run_on_folder(folder: &Path, args: &RunArgs) -> Result<ExitCode, CliErr
     let mut seen = fingerprint(folder);
     loop {
         let now = Utc::now();
-        let stamp =
-            Time(k8s_openapi::jiff::Timestamp::from_second(now.timestamp()).unwrap_or_default());
-        let pass = reconcile_all(&objects, now, &mut clients, &clock).await;
+        let pass = runner::pass(&mut objects, now, &mut clients, &clock).await;
         let mut documents = Vec::new();
-        let mut all_ready = true;
-        for vc in &objects.connections {
-            let result =
-                connection::check(vc, &objects, &clock, connection::MemberCount::ListAll).await;
-            all_ready &= result.outcome.ready;
-            let conditions = connection::status_conditions(
-                vc,
-                &result.outcome,
-                vc.metadata.generation,
-                stamp.clone(),
-                &[],
-            );
-            documents.push(json!({
-                "apiVersion": crate::api::API_VERSION, "kind": "VendorConnection",
-                "metadata": {"namespace": vc.namespace(), "name": vc.name_any()},
-                "status": {"conditions": conditions, "account": result.account},
-            }));
-        }
-        all_ready &= pass.results.iter().all(|(_, result)| result.outcome.ready);
-        for (key, status) in record_statuses(&mut objects, &pass, now) {
-            documents.push(json!({
-                "apiVersion": crate::api::API_VERSION, "kind": "AccessGroupBinding",
-                "metadata": {"namespace": key.namespace, "name": key.name},
-                "status": status,
-            }));
-        }
-        for mapping in &objects.site_mappings {
-            let key = (mapping.namespace().unwrap_or_default(), mapping.name_any());
-            let before = previous_mappings.get(&key);
-            let result = site_mapping::run(mapping, &objects, now, before, &clock, None).await;
-            let mut status = result.status(mapping.metadata.generation, now, before);
-            status.last_handled_reconcile_at = mapping
-                .annotations()
-                .get(crate::api::RECONCILE_REQUESTED_AT)
-                .cloned();
-            all_ready &= result.outcome.ready;
-            for event in &result.events {
-                eprintln!(
-                    "SiteMapping {}/{}: {}{}: {}",
-                    key.0,
-                    key.1,
-                    if event.warning { "Warning " } else { "" },
-                    event.reason,
-                    event.message
-                );
-            }
-            documents.push(json!({
-                "apiVersion": crate::api::API_VERSION, "kind": "SiteMapping",
-                "metadata": {"namespace": key.0, "name": key.1},
-                "status": status,
-            }));
-            previous_mappings.insert(key, status);
-        }
+        tell(&pass.connections, &mut documents);
+        tell(&pass.bindings, &mut documents);
+        tell(&pass.site_mappings, &mut documents);
         write_statuses(&documents, args.status_out.as_deref())?;
         if args.once {
-            return Ok(if all_ready {
+            return Ok(if pass.all_ready() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             });
         }
 
-        let resync = objects
-            .connections
-            .iter()
-            .map(|c| c.spec.sync_interval())
-            .min()
-            .unwrap_or(DEFAULT_SYNC_INTERVAL);
-        let until_change = pass
-            .next_change_at
-            .and_then(|t| (t - Utc::now()).to_std().ok())
-            .unwrap_or(resync);
-        let deadline = tokio::time::Instant::now() + resync.min(until_change);
+        let deadline = tokio::time::Instant::now() + pass.next_pass_in(Utc::now());
         loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
@@ -261,14 +193,7 @@ async fn run_on_folder(folder: &Path, args: &RunArgs) -> Result<ExitCode, CliErr
                         match load(folder) {
                             Ok(mut fresh) => {
                                 // Statuses live with the objects here; an edit keeps them.
-                                for binding in &mut fresh.bindings {
-                                    let key = crate::operator::desired::binding_key(binding);
-                                    binding.status = objects
-                                        .bindings
-                                        .iter()
-                                        .find(|b| crate::operator::desired::binding_key(b) == key)
-                                        .and_then(|b| b.status.clone());
-                                }
+                                runner::carry_statuses(&mut fresh, &objects);
                                 objects = fresh;
                                 break;
                             }
@@ -278,6 +203,29 @@ async fn run_on_folder(folder: &Path, args: &RunArgs) -> Result<ExitCode, CliErr
                 }
             }
         }
+    }
+}
+
+/// Adds each object's status document and writes its Events to stderr (where a cluster would
+/// publish them).
+fn tell<S: serde::Serialize>(done: &[runner::Done<S>], documents: &mut Vec<serde_json::Value>) {
+    for object in done {
+        for event in object.events() {
+            eprintln!(
+                "{} {}/{}: {}{}: {}",
+                object.kind,
+                object.namespace,
+                object.name,
+                if event.warning { "Warning " } else { "" },
+                event.reason,
+                event.note
+            );
+        }
+        documents.push(json!({
+            "apiVersion": crate::api::API_VERSION, "kind": object.kind,
+            "metadata": {"namespace": object.namespace, "name": object.name},
+            "status": object.reconciled.status,
+        }));
     }
 }
 

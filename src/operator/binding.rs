@@ -24,6 +24,7 @@ use crate::vendors::{DoorVendor, VendorError, VendorGroup};
 use super::deadline;
 use super::desired::{binding_key, group_key};
 use super::objects::Objects;
+use super::reconcile::errors::{resolve_reason, vendor_reason};
 use super::status::Outcome;
 
 /// What reconciling a binding found and did, ready to become its status.
@@ -117,6 +118,14 @@ impl BindingResult {
     /// A result that changed nothing, for a reason found before any vendor call.
     pub fn not_ready(reason: Reason, message: String) -> Self {
         Self::failed(reason, message)
+    }
+
+    /// A result that changed nothing, with the outcome a pipeline stage decided.
+    pub fn stopped(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            ..Self::failed(Reason::Synced, String::new())
+        }
     }
 
     fn failed(reason: Reason, message: String) -> Self {
@@ -220,19 +229,7 @@ async fn reconcile_now<V: DoorVendor>(
     let own_groups = match sync::resolve_groups(&spec.groups, &available, prefix) {
         Ok(groups) => groups,
         Err(errors) => {
-            let reason = if errors
-                .iter()
-                .any(|e| matches!(e, sync::ResolveError::Unmanaged { .. }))
-            {
-                Reason::UnmanagedGroup
-            } else if errors
-                .iter()
-                .any(|e| matches!(e, sync::ResolveError::Ambiguous { .. }))
-            {
-                Reason::AmbiguousReference
-            } else {
-                Reason::ReferenceNotFound
-            };
+            let reason = resolve_reason(&errors);
             let message = errors
                 .iter()
                 .map(ToString::to_string)
@@ -290,7 +287,15 @@ async fn reconcile_now<V: DoorVendor>(
         .into_iter()
         .filter(|b| !(deleting && b.key == own_key))
         .partition(|b| contributing.contains(&b.key));
-    let evaluation = engine::evaluate(&index, &evaluated, at);
+    let (evaluation, evaluated) = match evaluate_off_runtime(index.clone(), evaluated, at).await {
+        Some(evaluated) => evaluated,
+        None => {
+            return BindingResult::failed(
+                Reason::VendorUnreachable,
+                "the operator is stopping; nothing was changed".to_owned(),
+            )
+        }
+    };
     let mut desired: BTreeMap<String, BTreeMap<String, Person>> = own_groups
         .iter()
         .map(|g| (g.id.clone(), BTreeMap::new()))
@@ -355,13 +360,48 @@ async fn reconcile_now<V: DoorVendor>(
     } else {
         request
     };
-    let report = match sync::run_with_standing(vendor, &request, || standing.answer()).await {
-        Ok(report) => report,
-        Err(error) => return vendor_failure(&error),
-    };
+    let report =
+        match sync::run_with_standing(vendor, &request, || blocking(|| standing.answer())).await {
+            Ok(report) => report,
+            Err(error) => return vendor_failure(&error),
+        };
     BindingResult {
         next_change_at: evaluation.next_change_at,
         ..summarize(binding, &evaluation, &own_groups, &report, request.mode)
+    }
+}
+
+/// Evaluates `bindings` at `at` on tokio's blocking pool: the evaluation is CPU-heavy (and
+/// spreads over OS threads itself), so it must not hold an async worker thread that other
+/// reconciles, watches and the webhook server need. `None` when the runtime is shutting down.
+async fn evaluate_off_runtime(
+    index: Arc<Index>,
+    bindings: Vec<engine::Binding>,
+    at: DateTime<Utc>,
+) -> Option<(Evaluation, Vec<engine::Binding>)> {
+    let evaluated = tokio::task::spawn_blocking(move || {
+        let evaluation = engine::evaluate(&index, &bindings, at);
+        (evaluation, bindings)
+    })
+    .await;
+    match evaluated {
+        Ok(evaluated) => Some(evaluated),
+        Err(error) => match error.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(_) => None,
+        },
+    }
+}
+
+/// Runs `work` (a synchronous evaluation the sync asks for lazily, from inside its async
+/// loop) so that it does not hold an async worker: on a multi-threaded runtime the worker hands
+/// its other tasks over first; elsewhere (a test's current-thread runtime) it just runs.
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
     }
 }
 
@@ -423,16 +463,15 @@ fn last_sync_of(
         .iter()
         .filter(|b| contributing.contains(&binding_key(b)))
         .filter_map(|b| b.status.as_ref()?.last_sync_time.as_ref())
-        .map(super::site_mapping::from_time)
+        .map(super::reconcile::instant)
         .max()
 }
 
 fn vendor_failure(error: &VendorError) -> BindingResult {
-    let reason = match error {
-        VendorError::CredentialsInvalid(_) => Reason::CredentialsInvalid,
-        _ => Reason::VendorUnreachable,
-    };
-    BindingResult::failed(reason, format!("nothing was changed: {error}"))
+    BindingResult::failed(
+        vendor_reason(error),
+        format!("nothing was changed: {error}"),
+    )
 }
 
 fn summarize(

@@ -13,42 +13,82 @@ use crate::vendors::{
     VendorUser,
 };
 
-use super::credentials::Credentials;
+use super::credentials::{Credentials, CredentialsError};
+
+/// Why a connection's settings and credentials do not make a client (secret-free: the vendor
+/// clients' configuration errors never carry a credential).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    /// A setting the vendor needs is absent.
+    #[error("{0}")]
+    MissingSetting(&'static str),
+    /// A credential the vendor needs is absent.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    /// An endpoint is not a URL.
+    #[error("{field} {value:?} is not a URL: {source}")]
+    Url {
+        /// `spec.endpoint` or `spec.authEndpoint`.
+        field: &'static str,
+        /// What it holds.
+        value: String,
+        /// Why.
+        #[source]
+        source: url::ParseError,
+    },
+    /// The connection is of a vendor this client is not for.
+    #[error("{0}")]
+    WrongVendor(String),
+    /// The vendor client refused its configuration.
+    #[error("{0}")]
+    Config(#[source] std::sync::Arc<dyn std::error::Error + Send + Sync>),
+}
+
+/// The vendor client's own configuration error.
+fn refused<E: std::error::Error + Send + Sync + 'static>(error: E) -> ClientError {
+    ClientError::Config(std::sync::Arc::new(error))
+}
+
+/// `value` of `field` as a URL.
+fn url(field: &'static str, value: &str) -> Result<url::Url, ClientError> {
+    url::Url::parse(value).map_err(|source| ClientError::Url {
+        field,
+        value: value.to_owned(),
+        source,
+    })
+}
 
 /// An OfficeRnD client for `connection`. `spec.endpoint`, when set, serves both the identity
 /// (token) and the API paths, as the flexgate sandbox does.
 pub fn officernd(
     connection: &VendorConnection,
     credentials: &Credentials,
-) -> Result<OfficeRndClient, String> {
+) -> Result<OfficeRndClient, ClientError> {
     let settings = connection
         .spec
         .officernd
         .as_ref()
-        .ok_or("spec.officernd.organization is required for an OfficeRnD connection")?;
-    let client_id = credentials
-        .require(CredentialRole::ClientId)
-        .map_err(|e| e.to_string())?;
-    let client_secret = credentials
-        .require(CredentialRole::ClientSecret)
-        .map_err(|e| e.to_string())?;
+        .ok_or(ClientError::MissingSetting(
+            "spec.officernd.organization is required for an OfficeRnD connection",
+        ))?;
+    let client_id = credentials.require(CredentialRole::ClientId)?;
+    let client_secret = credentials.require(CredentialRole::ClientSecret)?;
     let mut config = OfficeRndConfig::new(
         &settings.organization,
         client_id.expose(),
         client_secret.clone(),
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(refused)?;
     if let Some(endpoint) = &connection.spec.endpoint {
-        config = config.with_base_url(endpoint).map_err(|e| e.to_string())?;
+        config = config.with_base_url(endpoint).map_err(refused)?;
     }
     if let Some(auth) = &connection.spec.auth_endpoint {
-        config.identity_url =
-            url::Url::parse(auth).map_err(|e| format!("spec.authEndpoint: {e}"))?;
+        config.identity_url = url("spec.authEndpoint", auth)?;
     }
     if let Some(rps) = connection.spec.requests_per_second {
         config.requests_per_second = f64::from(rps);
     }
-    OfficeRndClient::new(config).map_err(|e| e.to_string())
+    OfficeRndClient::new(config).map_err(refused)
 }
 
 /// An essensys Platform client for `connection`: the Platform URL is `spec.endpoint` when set
@@ -58,50 +98,47 @@ pub fn essensys(
     connection: &VendorConnection,
     credentials: &Credentials,
     clock: Clock,
-) -> Result<EssensysClient, String> {
+) -> Result<EssensysClient, ClientError> {
     if connection.spec.vendor != Vendor::Essensys {
-        return Err(format!(
+        return Err(ClientError::WrongVendor(format!(
             "{} is not an essensys connection",
             connection.spec.vendor
-        ));
+        )));
     }
     let settings = connection
         .spec
         .essensys
         .as_ref()
-        .ok_or("spec.essensys.platformUrl is required for an Essensys connection")?;
+        .ok_or(ClientError::MissingSetting(
+            "spec.essensys.platformUrl is required for an Essensys connection",
+        ))?;
     let platform_url = connection
         .spec
         .endpoint
         .as_deref()
         .unwrap_or(&settings.platform_url);
-    let username = credentials
-        .require(CredentialRole::Username)
-        .map_err(|e| e.to_string())?;
-    let password = credentials
-        .require(CredentialRole::Password)
-        .map_err(|e| e.to_string())?;
-    let mut config = EssensysConfig::new(platform_url, username.expose(), password.clone())
-        .map_err(|e| e.to_string())?;
+    let username = credentials.require(CredentialRole::Username)?;
+    let password = credentials.require(CredentialRole::Password)?;
+    let mut config =
+        EssensysConfig::new(platform_url, username.expose(), password.clone()).map_err(refused)?;
     if let Some(rps) = connection.spec.requests_per_second {
         config.requests_per_second = f64::from(rps);
     }
     EssensysClient::new(config)
         .map(|client| client.with_clock(clock))
-        .map_err(|e| e.to_string())
+        .map_err(refused)
 }
 
 /// The token-service base URL: `spec.authEndpoint`, else the origin of `spec.endpoint`, else
 /// `None` (the client's public default).
-fn auth_base(connection: &VendorConnection) -> Result<Option<String>, String> {
+fn auth_base(connection: &VendorConnection) -> Result<Option<String>, ClientError> {
     if let Some(auth) = &connection.spec.auth_endpoint {
         return Ok(Some(auth.clone()));
     }
     let Some(endpoint) = &connection.spec.endpoint else {
         return Ok(None);
     };
-    let url = url::Url::parse(endpoint)
-        .map_err(|e| format!("spec.endpoint {endpoint:?} is not a URL: {e}"))?;
+    let url = url("spec.endpoint", endpoint)?;
     Ok(Some(url.origin().ascii_serialization()))
 }
 
@@ -121,32 +158,31 @@ pub fn door(
     connection: &VendorConnection,
     credentials: &Credentials,
     clock: Clock,
-) -> Result<DoorClient, String> {
-    let need = |role| credentials.require(role).map_err(|e| e.to_string());
+) -> Result<DoorClient, ClientError> {
+    let need = |role| credentials.require(role).map_err(ClientError::from);
     let spec = &connection.spec;
     let rps = spec.requests_per_second.map(f64::from);
     match spec.vendor {
         Vendor::Kisi => {
             let mut config = KisiConfig::new(need(CredentialRole::ApiKey)?.clone())
-                .map_err(|e| e.to_string())?
+                .map_err(refused)?
                 .with_notification_policy(
                     spec.kisi.clone().unwrap_or_default().notification_policy,
                 );
             if let Some(endpoint) = &spec.endpoint {
-                config = config.with_base_url(endpoint).map_err(|e| e.to_string())?;
+                config = config.with_base_url(endpoint).map_err(refused)?;
             }
             if let Some(rps) = rps {
                 config.requests_per_second = rps;
             }
             KisiClient::new(config)
                 .map(DoorClient::Kisi)
-                .map_err(|e| e.to_string())
+                .map_err(refused)
         }
         Vendor::SaltoKS => {
-            let site = spec
-                .salto_ks
-                .as_ref()
-                .ok_or("spec.saltoKs.siteId is required for a SaltoKS connection")?;
+            let site = spec.salto_ks.as_ref().ok_or(ClientError::MissingSetting(
+                "spec.saltoKs.siteId is required for a SaltoKS connection",
+            ))?;
             let mut config = SaltoKsConfig::new(
                 site.site_id.clone(),
                 need(CredentialRole::ClientId)?.expose().to_owned(),
@@ -154,13 +190,12 @@ pub fn door(
                 need(CredentialRole::Username)?.expose().to_owned(),
                 need(CredentialRole::Password)?.clone(),
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(refused)?;
             if let Some(endpoint) = &spec.endpoint {
-                config = config.with_base_url(endpoint).map_err(|e| e.to_string())?;
+                config = config.with_base_url(endpoint).map_err(refused)?;
             }
             if let Some(auth) = auth_base(connection)? {
-                config.identity_url =
-                    url::Url::parse(&auth).map_err(|e| format!("spec.authEndpoint: {e}"))?;
+                config.identity_url = url("spec.authEndpoint", &auth)?;
             }
             if let Some(rps) = rps {
                 config.requests_per_second = rps;
@@ -168,7 +203,7 @@ pub fn door(
             config.user_role_id = site.user_role_id.clone();
             SaltoKsClient::new(config)
                 .map(|c| DoorClient::SaltoKs(c.with_clock(clock)))
-                .map_err(|e| e.to_string())
+                .map_err(refused)
         }
         Vendor::Brivo => {
             let mut config = BrivoConfig::new(
@@ -178,26 +213,25 @@ pub fn door(
                 need(CredentialRole::Username)?.expose().to_owned(),
                 need(CredentialRole::Password)?.clone(),
             )
-            .map_err(|e| e.to_string())?
+            .map_err(refused)?
             .with_mobile_pass_target(spec.brivo.clone().unwrap_or_default().mobile_pass_target);
             if let Some(endpoint) = &spec.endpoint {
                 let auth = auth_base(connection)?
                     .unwrap_or_else(|| BrivoConfig::DEFAULT_AUTH_URL.to_owned());
-                config = config
-                    .with_urls(endpoint, &auth)
-                    .map_err(|e| e.to_string())?;
+                config = config.with_urls(endpoint, &auth).map_err(refused)?;
             } else if let Some(auth) = &spec.auth_endpoint {
-                config.auth_url =
-                    url::Url::parse(auth).map_err(|e| format!("spec.authEndpoint: {e}"))?;
+                config.auth_url = url("spec.authEndpoint", auth)?;
             }
             if let Some(rps) = rps {
                 config.requests_per_second = rps;
             }
             BrivoClient::new(config)
                 .map(|c| DoorClient::Brivo(c.with_clock(clock)))
-                .map_err(|e| e.to_string())
+                .map_err(refused)
         }
-        other => Err(format!("{other} is not a door-access vendor")),
+        other => Err(ClientError::WrongVendor(format!(
+            "{other} is not a door-access vendor"
+        ))),
     }
 }
 

@@ -7,14 +7,14 @@ use crate::api::conditions::{condition, Reason, CONTRACT_PROVISIONAL};
 use crate::api::vendor_connection::{AccountSummary, VendorConnection};
 use crate::api::Vendor;
 use crate::clock::Clock;
-use crate::http::HttpError;
 use crate::officernd::collection::{Collection, Feature};
 use crate::officernd::model::{Location, Member};
-use crate::officernd::OfficeRndError;
 use crate::vendors::essensys::EssensysApi;
-use crate::vendors::{DoorVendor, VendorError};
+use crate::vendors::DoorVendor;
 
 use super::objects::Objects;
+use super::reconcile::errors::essensys_check_reason;
+pub use super::reconcile::errors::{officernd_reason, vendor_reason};
 use super::status::{self, Outcome};
 use super::{clients, credentials};
 
@@ -67,7 +67,7 @@ pub async fn check(
         Vendor::OfficeRnD => {
             let client = match clients::officernd(connection, &credentials) {
                 Ok(client) => client,
-                Err(error) => return failed(Reason::InvalidSpec, error),
+                Err(error) => return failed(Reason::InvalidSpec, error.to_string()),
             };
             // The scopes of everything that reads through this connection, asked for in one
             // token: a scope the application lacks is named here, before a sync needs it.
@@ -118,7 +118,7 @@ pub async fn check(
         Vendor::Kisi | Vendor::SaltoKS | Vendor::Brivo => {
             let client = match clients::door(connection, &credentials, clock.clone()) {
                 Ok(client) => client,
-                Err(error) => return failed(Reason::InvalidSpec, error),
+                Err(error) => return failed(Reason::InvalidSpec, error.to_string()),
             };
             match client.check().await {
                 Ok(info) => ready(
@@ -138,7 +138,7 @@ pub async fn check(
         Vendor::Essensys => {
             let client = match clients::essensys(connection, &credentials, clock.clone()) {
                 Ok(client) => client,
-                Err(error) => return failed(Reason::InvalidSpec, error),
+                Err(error) => return failed(Reason::InvalidSpec, error.to_string()),
             };
             match client.list_sites().await {
                 Ok(sites) => ready(
@@ -149,10 +149,7 @@ pub async fn check(
                         people: None,
                     },
                 ),
-                Err(error) if error.is_retryable_later() => {
-                    failed(Reason::VendorUnreachable, error.to_string())
-                }
-                Err(error) => failed(Reason::CredentialsInvalid, error.to_string()),
+                Err(error) => failed(essensys_check_reason(&error), error.to_string()),
             }
         }
     }
@@ -162,33 +159,6 @@ fn ready(message: String, account: AccountSummary) -> ConnectionResult {
     ConnectionResult {
         outcome: Outcome::ready(Reason::Synced, message),
         account: Some(account),
-    }
-}
-
-/// Why a door vendor refused: credentials (a person must act) or anything else (retried).
-pub fn vendor_reason(error: &VendorError) -> Reason {
-    match error {
-        VendorError::CredentialsInvalid(_) | VendorError::Http(HttpError::Unauthorized { .. }) => {
-            Reason::CredentialsInvalid
-        }
-        _ => Reason::VendorUnreachable,
-    }
-}
-
-/// Why OfficeRnD refused: bad configuration, bad credentials or scopes, an organization that
-/// does not exist, or anything else (retried).
-pub fn officernd_reason(error: &OfficeRndError) -> Reason {
-    match error {
-        OfficeRndError::Config(_) => Reason::InvalidSpec,
-        OfficeRndError::OrganizationNotFound { .. } => Reason::ReferenceNotFound,
-        OfficeRndError::ScopeRefused { .. }
-        | OfficeRndError::Unauthorized { .. }
-        | OfficeRndError::Http(HttpError::Unauthorized { .. })
-        | OfficeRndError::Token {
-            source: HttpError::Unauthorized { .. } | HttpError::BadRequest { .. },
-            ..
-        } => Reason::CredentialsInvalid,
-        _ => Reason::VendorUnreachable,
     }
 }
 
@@ -276,21 +246,5 @@ mod tests {
         let kisi = connection("Kisi", serde_json::json!({}));
         let conditions = status_conditions(&kisi, &ready, Some(3), now(), &[]);
         assert!(find(&conditions, CONTRACT_PROVISIONAL).is_none());
-    }
-
-    #[test]
-    fn officernd_failures_map_to_reasons_a_person_can_act_on() {
-        assert_eq!(
-            officernd_reason(&OfficeRndError::OrganizationNotFound {
-                slug: "typo".into()
-            }),
-            Reason::ReferenceNotFound
-        );
-        assert_eq!(
-            officernd_reason(&OfficeRndError::ScopeRefused {
-                refused: vec!["flex.space.passes.read".into()]
-            }),
-            Reason::CredentialsInvalid
-        );
     }
 }

@@ -163,7 +163,7 @@ impl ReadFailure {
         let credentials = credentials::read(connection, namespace, secret)
             .map_err(|e| Self::new(Reason::CredentialsInvalid, e.to_string()))?;
         super::clients::officernd(connection, &credentials)
-            .map_err(|e| Self::new(Reason::InvalidSpec, e))
+            .map_err(|e| Self::new(Reason::InvalidSpec, e.to_string()))
     }
 }
 

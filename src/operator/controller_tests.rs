@@ -1,6 +1,7 @@
-//! The controller's decisions that need no API server, from fixtures: what triggers a
-//! reconcile, which objects a Secret or connection change reaches, suspension, requeue delays,
-//! the connection and SiteMapping statuses a reconcile writes.
+//! The cluster wiring's decisions that need no API server, from fixtures: what triggers a
+//! reconcile, which objects a Secret or connection change reaches, resync spread, contained
+//! panics, the CRD check, pruning. (What a reconcile decides is tested beside the pipelines in
+//! `reconcile/`.)
 
 use std::time::Duration;
 
@@ -10,7 +11,13 @@ use kube::runtime::watcher;
 use kube::ResourceExt;
 
 use super::*;
-use crate::api::conditions::{find, READY};
+use crate::api::AccessGroupBindingStatus;
+use crate::operator::cluster::{
+    contained, forget_deleted, jitter, AccountLock, ReconcileError, StatusKey,
+};
+use crate::operator::controller::check_crds;
+use crate::operator::reconcile::{stamp as status_time, sync_interval};
+use kube::runtime::controller::Action;
 
 fn at(text: &str) -> DateTime<Utc> {
     text.parse().expect("an instant")
@@ -154,60 +161,6 @@ fn a_secret_change_reaches_the_connections_of_its_namespace_that_read_it() {
 }
 
 #[test]
-fn suspension_of_the_binding_or_either_connection_is_reported_before_anything_is_read() {
-    let objects = |suspended: Option<&str>| Objects {
-        connections: ["officernd", "kisi"]
-            .into_iter()
-            .map(|name| {
-                let vendor = if name == "kisi" { "Kisi" } else { "OfficeRnD" };
-                let mut c = connection(name, vendor, "s");
-                c.spec.suspend = suspended == Some(name);
-                c
-            })
-            .collect(),
-        ..Default::default()
-    };
-    let lobby = binding("lobby", "officernd", "kisi");
-    assert_eq!(suspension(&lobby, &objects(None), "doors"), None);
-
-    let mut suspended = lobby.clone();
-    suspended.spec.suspend = true;
-    assert!(suspension(&suspended, &objects(None), "doors")
-        .is_some_and(|m| m.starts_with("spec.suspend is true")));
-    for name in ["officernd", "kisi"] {
-        let message = suspension(&lobby, &objects(Some(name)), "doors");
-        assert_eq!(
-            message.as_deref(),
-            Some(
-                format!("VendorConnection doors/{name} is suspended: nothing is read or written")
-                    .as_str()
-            )
-        );
-    }
-}
-
-#[test]
-fn the_next_reconcile_comes_at_the_next_change_when_it_is_sooner_than_the_resync() {
-    let now = at("2026-11-23T09:00:00Z");
-    let resync = Duration::from_secs(900);
-    assert_eq!(until_next_change(resync, None, now), resync);
-    assert_eq!(
-        until_next_change(resync, Some(at("2026-11-23T09:05:00Z")), now),
-        Duration::from_millis(300_050),
-        "just after the boundary, never before it"
-    );
-    assert_eq!(
-        until_next_change(resync, Some(at("2026-11-23T10:00:00Z")), now),
-        resync
-    );
-    assert_eq!(
-        until_next_change(resync, Some(at("2026-11-23T08:00:00Z")), now),
-        Duration::from_millis(50),
-        "a boundary already passed reconciles at once"
-    );
-}
-
-#[test]
 fn resyncs_spread_by_at_most_a_tenth() {
     let interval = Duration::from_secs(900);
     for _ in 0..1000 {
@@ -239,96 +192,6 @@ fn a_resync_interval_below_thirty_seconds_is_held_at_thirty() {
     }
     kisi.spec.sync_interval = "soon".to_owned();
     assert_eq!(sync_interval(Some(&kisi)), Duration::from_secs(900));
-}
-
-#[test]
-fn a_first_successful_check_stamps_the_sync_time_and_echoes_the_request() {
-    let mut kisi = connection("kisi", "Kisi", "s");
-    kisi.annotations_mut()
-        .insert(RECONCILE_REQUESTED_AT.into(), "2026-11-23T08:00:01Z".into());
-    let summary = AccountSummary {
-        groups: Some(4),
-        sites: None,
-        people: Some(12),
-    };
-    let status = connection_status(
-        &kisi,
-        &Outcome::ready(Reason::Synced, "4 groups, 12 users"),
-        Some(summary.clone()),
-        at("2026-11-23T09:00:00.700Z"),
-    );
-    assert_eq!(status.observed_generation, Some(1));
-    assert_eq!(status.account, Some(summary));
-    assert_eq!(
-        status.last_sync_time,
-        Some(status_time(at("2026-11-23T09:00:00Z"))),
-        "whole seconds, as the API server stores them"
-    );
-    assert_eq!(
-        status.last_handled_reconcile_at.as_deref(),
-        Some("2026-11-23T08:00:01Z")
-    );
-    let ready = find(&status.conditions, READY).expect("Ready");
-    assert_eq!(
-        (ready.status.as_str(), ready.reason.as_str()),
-        ("True", "Synced")
-    );
-}
-
-#[test]
-fn an_unchanged_check_keeps_the_sync_time_and_a_failed_one_keeps_the_account() {
-    let mut kisi = connection("kisi", "Kisi", "s");
-    let summary = AccountSummary {
-        groups: Some(4),
-        sites: None,
-        people: Some(12),
-    };
-    let ok = Outcome::ready(Reason::Synced, "4 groups, 12 users");
-    let first = connection_status(
-        &kisi,
-        &ok,
-        Some(summary.clone()),
-        at("2026-11-23T09:00:00Z"),
-    );
-    kisi.status = Some(first.clone());
-
-    let again = connection_status(
-        &kisi,
-        &ok,
-        Some(summary.clone()),
-        at("2026-11-23T09:15:00Z"),
-    );
-    assert_eq!(
-        again, first,
-        "an idle check changes nothing, so nothing is written"
-    );
-
-    let refused = Outcome::not_ready(Reason::CredentialsInvalid, "the API key was refused");
-    let failed = connection_status(&kisi, &refused, None, at("2026-11-23T09:30:00Z"));
-    assert_eq!(
-        failed.account,
-        Some(summary),
-        "the last known account stays"
-    );
-    assert_eq!(failed.last_sync_time, first.last_sync_time);
-    let ready = find(&failed.conditions, READY).expect("Ready");
-    assert_eq!(
-        (ready.status.as_str(), ready.reason.as_str()),
-        ("False", "CredentialsInvalid")
-    );
-    assert_eq!(
-        ready.last_transition_time,
-        status_time(at("2026-11-23T09:30:00Z"))
-    );
-}
-
-#[test]
-fn an_event_note_fits_the_api_limit_without_splitting_a_character() {
-    let long = "é".repeat(800);
-    let note = event_note(&long);
-    assert!(note.len() <= 1000);
-    assert!(note.chars().all(|c| c == 'é'));
-    assert_eq!(event_note("granted 3"), "granted 3");
 }
 
 #[tokio::test]

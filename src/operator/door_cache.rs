@@ -1,6 +1,7 @@
-//! A short-lived cache of one door account's groups and user directory, for the cluster
-//! controller: a sync triggered by a webhook or a booking boundary then reads only the group it
-//! changes before writing, which matters at Kisi's five serial requests per second.
+//! A short-lived cache of one door account's groups and user directory, used by the binding
+//! pipeline in both hosts: a sync triggered by a webhook or a booking boundary then reads only
+//! the group it changes before writing, which matters at Kisi's five serial requests per second
+//! (and a folder pass reads an account's directory once for all its bindings).
 //!
 //! Group *membership* is never cached: it is the state every sync diffs against. The group list
 //! and the user directory change rarely and mostly through flexgate itself (created users are

@@ -3,6 +3,10 @@
 
 pub mod binding;
 pub mod clients;
+mod cluster;
+mod cluster_binding;
+mod cluster_connection;
+mod cluster_site_mapping;
 pub mod connection;
 pub mod context;
 pub mod controller;
@@ -14,10 +18,12 @@ pub mod finalizer;
 pub mod leader;
 pub mod objects;
 pub mod orgs;
+pub mod reconcile;
 pub mod runner;
 pub mod server;
 pub mod site_mapping;
 pub mod status;
 pub mod status_writer;
 pub mod telemetry;
+mod watches;
 pub mod webhook_keys;

@@ -9,6 +9,19 @@ use kube::ResourceExt;
 use crate::api::{AccessGroupBinding, SiteMapping, VendorConnection};
 use crate::manifests::Document;
 
+/// A manifest that is valid YAML but not a valid object of its kind.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {object}: {source}", file.display())]
+pub struct ObjectsError {
+    /// The file it came from.
+    pub file: std::path::PathBuf,
+    /// Which document (`Kind namespace/name`).
+    pub object: String,
+    /// Why it does not deserialize.
+    #[source]
+    pub source: serde_json::Error,
+}
+
 /// Every flexgate object and Secret in scope.
 #[derive(Debug, Clone, Default)]
 pub struct Objects {
@@ -25,7 +38,7 @@ pub struct Objects {
 impl Objects {
     /// Builds the set from loaded manifests (already validated). Documents of other kinds are
     /// ignored; a document that does not deserialize is an error naming it.
-    pub fn from_documents(documents: &[Document]) -> Result<Self, String> {
+    pub fn from_documents(documents: &[Document]) -> Result<Self, ObjectsError> {
         let mut objects = Objects::default();
         for doc in documents {
             let mut value = doc.value.clone();
@@ -34,8 +47,11 @@ impl Objects {
                     meta.insert("namespace".into(), doc.namespace().into());
                 }
             }
-            let describe =
-                |e: serde_json::Error| format!("{}: {}: {e}", doc.file.display(), doc.label());
+            let describe = |source: serde_json::Error| ObjectsError {
+                file: doc.file.clone(),
+                object: doc.label(),
+                source,
+            };
             match (doc.api_version(), doc.kind()) {
                 (Some("v1"), Some("Secret")) => {
                     let secret: Secret = serde_json::from_value(value).map_err(describe)?;

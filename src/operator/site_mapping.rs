@@ -1,26 +1,12 @@
-//! Reconciles one SiteMapping without knowing where it came from (a cluster or a folder): propose
-//! the mapping and wait for approval, save it (frozen from then on), provision an empty site once
-//! when asked to, then sync the site from OfficeRnD; the result becomes status and Events.
-//!
-//! # Lifecycle
-//! 1. **Proposal** (`approved: false`): floors, resources and companies are matched by name,
-//!    members by email; `status.proposal` shows it, Ready is False with reason
-//!    `AwaitingApproval`. Nothing is written anywhere.
-//! 2. **Saved** (`approved: true`): the proposal is recorded as approved and never recomputed.
-//!    What it was saved with (matching settings and `provisionEmptySite`) is fingerprinted in the
-//!    `MappingSaved` condition; a spec whose fingerprint differs is refused with
-//!    `FrozenMappingChanged` and nothing is done (the CEL rule prevents such edits in a cluster;
-//!    a manifest folder or an old API server may not).
-//! 3. **Empty site**: if the essensys site has no floors, spaces or occupiers, nothing is created
-//!    unless `provisionEmptySite: true`; then the first sync creates everything once and records
-//!    `status.provisionedTime`. A provisioned site found empty again is never provisioned twice.
-//! 4. **Sync** (every reconcile after saving): see [`crate::sitesync`].
-//!
-//! The `MappingSaved` condition is how the saved state survives between reconciles with the
-//! current status schema: `lastTransitionTime` is when the mapping was saved, the message holds
-//! the fingerprint.
+//! Reconciles one SiteMapping without knowing where it came from (a cluster or a folder): read
+//! the essensys site, then follow the lifecycle rules of [`crate::sitesync::lifecycle`] (propose
+//! and wait for approval, save the mapping frozen, provision an empty site once), then sync the
+//! site from OfficeRnD ([`crate::sitesync`]); the result becomes status and Events. The saved
+//! mapping lives in `status.savedMapping`, the one-time provisioning in `status.provisionedTime`.
+//! The host-independent pipeline around it (suspension, the status shape, Events, metrics) is
+//! `reconcile::site_mapping`.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
@@ -34,31 +20,27 @@ use crate::officernd::{snapshot, OfficeRndClient};
 use crate::sitesync::apply::SiteClients;
 use crate::sitesync::bookings::BookingPass;
 use crate::sitesync::entities::{EntityPass, SiteState};
+use crate::sitesync::lifecycle::{self, Approval, Provisioning};
 use crate::sitesync::proposal::{fingerprint, propose, Proposal};
 use crate::sitesync::{LocationView, SyncSummary};
 use crate::vendors::essensys::model::{Site, SiteService};
 use crate::vendors::essensys::{EssensysApi, EssensysError};
 
 use super::objects::Objects;
+use super::reconcile::errors::{essensys_reason, officernd_reason};
+use super::reconcile::{instant, reasons, BuildError, Stop};
 use super::status::{conditions, Outcome};
 use super::{clients, credentials};
 
+pub use crate::sitesync::lifecycle::SavedMapping;
 /// The Event reason emitted when an approved mapping is saved.
-pub const MAPPING_SAVED: &str = "MappingSaved";
-/// How far back tap-to-book bookings are looked for when the save time is unknown.
-const TAP_LOOKBACK_DAYS: i64 = 1;
-
-/// When the mapping was saved and the fingerprint of what it was saved with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SavedMapping {
-    pub at: DateTime<Utc>,
-    pub fingerprint: String,
-}
+pub const MAPPING_SAVED: &str = reasons::MAPPING_SAVED;
 
 /// An Event to emit for this reconcile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SiteMappingEvent {
-    /// `MappingSaved`, `SiteProvisioned`, `SyncStarted` or `SyncCompleted`.
+    /// `MappingSaved`, `SiteProvisioned`, `SyncStarted` or `SyncCompleted` (see
+    /// [`reasons`]).
     pub reason: &'static str,
     /// A Warning Event (some entities failed) instead of a Normal one.
     pub warning: bool,
@@ -111,8 +93,8 @@ impl SiteMappingResult {
         }
     }
 
-    /// The status for this result: kstatus conditions (transition times kept from `previous`)
-    /// plus `MappingSaved` once saved.
+    /// The status for this result: kstatus conditions (transition times kept from `previous`),
+    /// the saved mapping once saved; times in whole seconds.
     pub fn status(
         &self,
         generation: Option<i64>,
@@ -151,12 +133,11 @@ pub fn saved_mapping(status: &SiteMappingStatus) -> Option<SavedMapping> {
 }
 
 fn to_time(at: DateTime<Utc>) -> Time {
-    Time(k8s_openapi::jiff::Timestamp::from_millisecond(at.timestamp_millis()).unwrap_or_default())
+    super::reconcile::stamp(at)
 }
 
-/// A Kubernetes timestamp as an instant (millisecond precision).
-pub(super) fn from_time(time: &Time) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(time.0.as_millisecond()).unwrap_or_default()
+fn from_time(time: &Time) -> DateTime<Utc> {
+    instant(time)
 }
 
 /// Outcomes that wait for a person without being failures: not retried, not stalled.
@@ -173,16 +154,12 @@ fn essensys_failure(
     previous: Option<&SiteMappingStatus>,
     error: &EssensysError,
 ) -> SiteMappingResult {
-    let reason = match error {
-        EssensysError::Login { source, .. } if !source.is_retryable_later() => {
-            Reason::CredentialsInvalid
-        }
-        EssensysError::Unauthorized { .. } => Reason::CredentialsInvalid,
-        _ => Reason::VendorUnreachable,
-    };
     SiteMappingResult::carry(
         previous,
-        Outcome::not_ready(reason, format!("nothing was changed: {error}")),
+        Outcome::not_ready(
+            essensys_reason(error),
+            format!("nothing was changed: {error}"),
+        ),
     )
 }
 
@@ -207,25 +184,16 @@ pub async fn reconcile<A: EssensysApi>(
             ),
         );
     }
-    if let Err((reason, message)) = check_connections(mapping, objects) {
-        return SiteMappingResult::carry(previous, Outcome::not_ready(reason, message));
+    if let Err(stop) = check_connections(mapping, objects) {
+        return SiteMappingResult::carry(previous, stop.outcome());
     }
     let saved = previous.and_then(saved_mapping);
     let current_fingerprint = fingerprint(spec);
     if let Some(saved) = &saved {
-        if !spec.approved || saved.fingerprint != current_fingerprint {
+        if let Err(message) = lifecycle::check_frozen(saved, spec.approved, &current_fingerprint) {
             return SiteMappingResult::carry(
                 previous,
-                Outcome::not_ready(
-                    Reason::FrozenMappingChanged,
-                    format!(
-                        "this mapping was saved on {} with matching fingerprint {}, but the spec now has {}{}: approved, matching and provisionEmptySite are frozen, so nothing was done; restore them, or delete and recreate the SiteMapping to map the site again",
-                        saved.at.to_rfc3339(),
-                        saved.fingerprint,
-                        current_fingerprint,
-                        if spec.approved { "" } else { " and approved: false" }
-                    ),
-                ),
+                Outcome::not_ready(Reason::FrozenMappingChanged, message),
             );
         }
     }
@@ -244,9 +212,7 @@ pub async fn reconcile<A: EssensysApi>(
     };
     let site = match find_site(&sites, &spec.site) {
         Ok(site) => site.clone(),
-        Err((reason, message)) => {
-            return SiteMappingResult::carry(previous, Outcome::not_ready(reason, message))
-        }
+        Err(refused) => return SiteMappingResult::carry(previous, refused),
     };
     let services = service_names(&site);
     let state = match SiteState::read(essensys, site).await {
@@ -282,7 +248,9 @@ pub async fn reconcile<A: EssensysApi>(
         result.problems = cap_problems(proposal.problems.clone());
         result.proposal = Some(proposal.status.clone());
         let summary = proposal_summary(&proposal.status);
-        if !spec.approved {
+        let decision =
+            lifecycle::approval(spec.approved, state.is_empty(), spec.provision_empty_site);
+        if decision == Approval::AwaitApproval {
             let empty_note = if state.is_empty() {
                 format!(" The essensys site {:?} is empty: approving with provisionEmptySite: true creates all floors, resources and companies of {:?} in essensys, once; this cannot be undone.", state.site.name, view.name())
             } else {
@@ -298,7 +266,7 @@ pub async fn reconcile<A: EssensysApi>(
             );
             return result;
         }
-        if state.is_empty() && !spec.provision_empty_site {
+        if decision == Approval::RefuseEmptySite {
             result.outcome = Outcome::not_ready(
                 Reason::InvalidSpec,
                 format!(
@@ -324,9 +292,14 @@ pub async fn reconcile<A: EssensysApi>(
         });
     }
 
-    let provisioning = state.is_empty();
-    if provisioning {
-        if let Some(when) = result.provisioned_time {
+    let rule = lifecycle::provisioning(
+        state.is_empty(),
+        result.provisioned_time,
+        spec.provision_empty_site,
+    );
+    let provisioning = rule == Provisioning::Provision;
+    match rule {
+        Provisioning::AlreadyProvisioned(when) => {
             result.outcome = Outcome::not_ready(
                 Reason::InvalidSpec,
                 format!(
@@ -337,7 +310,7 @@ pub async fn reconcile<A: EssensysApi>(
             );
             return result;
         }
-        if !spec.provision_empty_site {
+        Provisioning::NotAllowed => {
             result.outcome = Outcome::not_ready(
                 Reason::InvalidSpec,
                 format!(
@@ -347,12 +320,13 @@ pub async fn reconcile<A: EssensysApi>(
             );
             return result;
         }
+        Provisioning::NotNeeded | Provisioning::Provision => {}
     }
 
     let first_sync = result.last_sync_time.is_none();
     if first_sync {
         result.events.push(SiteMappingEvent {
-            reason: "SyncStarted",
+            reason: reasons::SYNC_STARTED,
             warning: false,
             message: format!(
                 "sync of {:?} to {:?} started{}",
@@ -385,11 +359,7 @@ pub async fn reconcile<A: EssensysApi>(
             view: &view,
             links: &links,
             at,
-            taps_since: result
-                .saved
-                .as_ref()
-                .map(|s| s.at)
-                .unwrap_or(at - Duration::days(TAP_LOOKBACK_DAYS)),
+            taps_since: lifecycle::taps_since(result.saved.as_ref(), at),
         };
         if let Err(message) = bookings.run(&mut summary, &mut problems).await {
             summary.bookings.failed += 1;
@@ -399,11 +369,11 @@ pub async fn reconcile<A: EssensysApi>(
             });
         }
     }
-    if provisioning && summary.created() > 0 {
+    if lifecycle::provisioned(rule, summary.created()) {
         summary.provisioned = true;
         result.provisioned_time = Some(at);
         result.events.push(SiteMappingEvent {
-            reason: "SiteProvisioned",
+            reason: reasons::SITE_PROVISIONED,
             warning: false,
             message: format!(
                 "the empty essensys site {:?} was provisioned from {:?} (once; it never runs again): {} floors, {} spaces, {} occupiers created",
@@ -428,8 +398,9 @@ pub async fn reconcile<A: EssensysApi>(
         errors: summary.failed(),
     };
     result.problems = cap_problems(problems);
-    result.last_sync_time = Some(at);
     let failed = summary.failed();
+    result.last_sync_time =
+        lifecycle::last_sync_time(result.last_sync_time, at, summary.writes(), failed);
     result.outcome = if failed > 0 {
         Outcome::not_ready(
             Reason::PartialFailure,
@@ -449,9 +420,9 @@ pub async fn reconcile<A: EssensysApi>(
             ),
         )
     };
-    if first_sync || summary.writes() > 0 || failed > 0 {
+    if lifecycle::worth_an_event(first_sync, summary.writes(), failed) {
         result.events.push(SiteMappingEvent {
-            reason: "SyncCompleted",
+            reason: reasons::SYNC_COMPLETED,
             warning: failed > 0,
             message: format!(
                 "sync of {:?} to {:?} completed: {summary}",
@@ -465,7 +436,7 @@ pub async fn reconcile<A: EssensysApi>(
 }
 
 /// The referenced connections exist and are of the right vendors.
-fn check_connections(mapping: &SiteMapping, objects: &Objects) -> Result<(), (Reason, String)> {
+pub fn check_connections(mapping: &SiteMapping, objects: &Objects) -> Result<(), Stop> {
     let namespace = mapping.namespace().unwrap_or_default();
     for (field, name, vendor) in [
         (
@@ -479,34 +450,36 @@ fn check_connections(mapping: &SiteMapping, objects: &Objects) -> Result<(), (Re
             Vendor::Essensys,
         ),
     ] {
-        let connection = objects.connection(&namespace, name).ok_or_else(|| {
-            (
-                Reason::ReferenceNotFound,
-                format!("VendorConnection {namespace}/{name} ({field}) not found"),
-            )
-        })?;
+        let connection =
+            objects
+                .connection(&namespace, name)
+                .ok_or_else(|| Stop::ConnectionNotFound {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    field,
+                })?;
         if connection.spec.vendor != vendor {
-            return Err((
-                Reason::InvalidSpec,
-                format!(
-                    "VendorConnection {namespace}/{name} ({field}) is a {} connection; it must be {vendor}",
-                    connection.spec.vendor
-                ),
-            ));
+            return Err(Stop::WrongVendor {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                field,
+                found: connection.spec.vendor.to_string(),
+                wanted: vendor.to_string(),
+            });
         }
     }
     Ok(())
 }
 
-/// The site `wanted` names: its id, else its exact name.
-fn find_site<'a>(sites: &'a [Site], wanted: &str) -> Result<&'a Site, (Reason, String)> {
+/// The site `wanted` names: its id, else its exact name; else the outcome saying why not.
+fn find_site<'a>(sites: &'a [Site], wanted: &str) -> Result<&'a Site, Outcome> {
     if let Some(site) = sites.iter().find(|s| s.id == wanted) {
         return Ok(site);
     }
     let named: Vec<&Site> = sites.iter().filter(|s| s.name == wanted).collect();
     match named.as_slice() {
         [one] => Ok(one),
-        [] => Err((
+        [] => Err(Outcome::not_ready(
             Reason::ReferenceNotFound,
             format!(
                 "essensys has no site {wanted:?} visible to this Platform user (sites: {})",
@@ -517,7 +490,7 @@ fn find_site<'a>(sites: &'a [Site], wanted: &str) -> Result<&'a Site, (Reason, S
                     .join(", ")
             ),
         )),
-        many => Err((
+        many => Err(Outcome::not_ready(
             Reason::AmbiguousReference,
             format!(
                 "{} essensys sites are named {wanted:?}; set spec.site to the id ({})",
@@ -593,36 +566,43 @@ pub async fn run(
     shared_officernd: Option<OfficeRndClient>,
 ) -> SiteMappingResult {
     let namespace = mapping.namespace().unwrap_or_default();
-    if let Err((reason, message)) = check_connections(mapping, objects) {
-        return SiteMappingResult::carry(previous, Outcome::not_ready(reason, message));
+    if let Err(stop) = check_connections(mapping, objects) {
+        return SiteMappingResult::carry(previous, stop.outcome());
     }
-    let build = move || -> Result<(OfficeRndClient, crate::vendors::essensys::EssensysClient), (Reason, String)> {
-        let lookup = |name: &str| {
-            let connection = objects
-                .connection(&namespace, name)
-                .ok_or_else(|| (Reason::ReferenceNotFound, format!("VendorConnection {namespace}/{name} not found")))?;
+    let build = move || -> Result<(OfficeRndClient, crate::vendors::essensys::EssensysClient), BuildError> {
+        let lookup = |name: &str, field: &'static str| {
+            let connection = objects.connection(&namespace, name).ok_or_else(|| {
+                Stop::ConnectionNotFound {
+                    namespace: namespace.clone(),
+                    name: name.to_owned(),
+                    field,
+                }
+            })?;
             let secret = objects.secret(&namespace, &connection.spec.credentials_secret_ref.name);
-            let credentials = credentials::read(connection, &namespace, secret)
-                .map_err(|e| (Reason::SecretNotFound, e.to_string()))?;
-            Ok::<_, (Reason, String)>((connection, credentials))
+            let credentials = credentials::read(connection, &namespace, secret)?;
+            Ok::<_, BuildError>((connection, credentials))
+        };
+        let settings = |name: &str, source| BuildError::Settings {
+            connection: format!("{namespace}/{name}"),
+            source,
         };
         let officernd = match shared_officernd {
             Some(client) => client,
             None => {
-                let (connection, creds) = lookup(&mapping.spec.officernd_ref.name)?;
-                clients::officernd(connection, &creds).map_err(|e| (Reason::InvalidSpec, e))?
+                let name = &mapping.spec.officernd_ref.name;
+                let (connection, creds) = lookup(name, "officerndRef")?;
+                clients::officernd(connection, &creds).map_err(|e| settings(name, e))?
             }
         };
-        let (connection, creds) = lookup(&mapping.spec.essensys_ref.name)?;
+        let name = &mapping.spec.essensys_ref.name;
+        let (connection, creds) = lookup(name, "essensysRef")?;
         let essensys =
-            clients::essensys(connection, &creds, clock.clone()).map_err(|e| (Reason::InvalidSpec, e))?;
+            clients::essensys(connection, &creds, clock.clone()).map_err(|e| settings(name, e))?;
         Ok((officernd, essensys))
     };
     let (officernd, essensys) = match build() {
         Ok(clients) => clients,
-        Err((reason, message)) => {
-            return SiteMappingResult::carry(previous, Outcome::not_ready(reason, message))
-        }
+        Err(error) => return SiteMappingResult::carry(previous, error.outcome()),
     };
     let reads = super::context::site_mapping_reads(mapping);
     let snapshot = match snapshot::fetch(&officernd, reads).await {
@@ -631,7 +611,7 @@ pub async fn run(
             return SiteMappingResult::carry(
                 previous,
                 Outcome::not_ready(
-                    super::connection::officernd_reason(&error),
+                    officernd_reason(&error),
                     format!("reading OfficeRnD failed, nothing was changed: {error}"),
                 ),
             )

@@ -20,6 +20,7 @@ pub mod apply;
 mod apply_tests;
 pub mod bookings;
 pub mod entities;
+pub mod lifecycle;
 #[cfg(test)]
 mod plan_tests;
 pub mod proposal;

@@ -8,6 +8,7 @@ mod support;
 
 mod bindings;
 mod helm;
+mod hosts;
 mod invalid;
 mod lifecycle;
 mod site_mapping;
