@@ -8,14 +8,14 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde_json::{json, Value};
 
 use flexgate::http::{HttpError, RetryPolicy};
+use flexgate::sandbox::essensys::{
+    Entity, FloorSeed, Simulator, SimulatorHandle, SimulatorOptions, SiteSeed, TapRefusal,
+};
 use flexgate::sandbox::faults::{Fault, FaultRule, Route};
 use flexgate::vendors::essensys::model::{
     BookingFilter, BookingSource, BookingStatus, BookingUpdate, ContractKind, ContractUpdate,
     FloorUpdate, InvitationStatus, NewBooking, NewContract, NewFloor, NewOccupier, NewSpace,
     NewUser, OccupierKind, OccupierUpdate, SiteService, SpaceUpdate, UserUpdate,
-};
-use flexgate::vendors::essensys::simulator::{
-    Entity, FloorSeed, Simulator, SimulatorHandle, SimulatorOptions, SiteSeed, TapRefusal,
 };
 use flexgate::vendors::essensys::{Clock, EssensysApi, EssensysClient, EssensysError};
 

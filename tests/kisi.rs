@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use flexgate::http::{HttpError, RetryPolicy};
 use flexgate::sandbox::faults::{Fault, FaultRule, Route};
-use flexgate::vendors::kisi::simulator::{
+use flexgate::sandbox::kisi::{
     AssignmentOrigin, RoleAssignmentQuirks, Simulator, SimulatorHandle, SimulatorOptions,
 };
 use flexgate::vendors::kisi::{KisiClient, KisiConfig, KisiNotificationPolicy};

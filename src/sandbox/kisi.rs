@@ -17,7 +17,7 @@
 //! assignment (`applies_to_type`, `applies_to_id`, `assignee_type`, `assignee_id`, `role_id`); the
 //! how-to guides' deprecated `{user_id, group_id}` form alone is refused with 422 `{"errors":
 //! {"applies_to_type": ["can't be blank"]}}` (stricter than the live server is likely to be, which
-//! still lists those keys as deprecated properties; see [`super::wire`]). Rows are listed with every
+//! still lists those keys as deprecated properties; see [`crate::vendors::kisi::wire`]). Rows are listed with every
 //! key the spec requires of a group role assignment (`applies_to*`, `assignee*`, the deprecated
 //! `user_id`, `group_id`, `group`, `type`/`scope` `"group"`…); `assignee_id`/`applies_to_id` filters
 //! without their `*_type` filter are a 422 (the spec says they must be used together). Test-only
@@ -51,10 +51,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 use tokio::sync::oneshot;
 
-use super::client::{KisiConfig, KisiConfigError};
-use super::wire::{self, CollectionRange};
 use crate::http::Secret;
 use crate::sandbox::faults::Faults;
+use crate::vendors::kisi::client::{KisiConfig, KisiConfigError};
+use crate::vendors::kisi::wire::{self, CollectionRange};
 
 /// Start-up options. `Default` generates an API key and sets no server-side rate limit.
 #[derive(Debug, Clone)]

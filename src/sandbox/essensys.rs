@@ -26,16 +26,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use super::client::{EssensysConfig, EssensysError, MAX_PAGE_SIZE};
-use super::model::{
+use crate::clock::{system_clock, Clock};
+use crate::http::Secret;
+use crate::sandbox::faults::Faults;
+use crate::vendors::essensys::client::{EssensysConfig, EssensysError, MAX_PAGE_SIZE};
+use crate::vendors::essensys::model::{
     tap_to_book_slot, Booking, BookingSource, BookingStatus, BookingUpdate, Contract, ContractKind,
     ContractUpdate, Floor, FloorUpdate, InvitationStatus, NewBooking, NewContract, NewFloor,
     NewOccupier, NewSpace, NewUser, Occupier, OccupierKind, OccupierUpdate, Site, SiteService,
     Space, SpaceUpdate, User, UserUpdate, WifiInvitation,
 };
-use super::{system_clock, Clock};
-use crate::http::Secret;
-use crate::sandbox::faults::Faults;
 
 const DEFAULT_PAGE: usize = 50;
 

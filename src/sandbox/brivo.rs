@@ -17,7 +17,7 @@
 //! the live messages; digital invitations with 409 (pending exists) and 412 (no passes left).
 //!
 //! Simulator choices where Brivo's behaviour is unknown (INFERRED): the group-cap error and the
-//! "not a member" 404 bodies (see [`super::wire`]); `pageSize` outside 1..=100 or a bad `offset` → 400
+//! "not a member" 404 bodies (see [`crate::vendors::brivo::wire`]); `pageSize` outside 1..=100 or a bad `offset` → 400
 //! "Invalid criteria provided"; a malformed JSON body → 400 "Malformed JSON request"; a non-JSON
 //! content type → 415; a duplicate `externalId` → 400; wrong verbs and unknown paths → 596 "Service Not
 //! Found" (documented for wrong verbs); refresh tokens are reusable (Spring's default); server-side
@@ -42,14 +42,15 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 use tokio::sync::oneshot;
 
-use super::client::{BrivoConfig, BrivoConfigError};
-use super::wire::{
+use crate::api::vendor_connection::BrivoMobilePassTarget;
+use crate::clock::{system_clock, Clock};
+use crate::http::Secret;
+use crate::sandbox::faults::Faults;
+use crate::vendors::brivo::client::{BrivoConfig, BrivoConfigError};
+use crate::vendors::brivo::wire::{
     self, API_KEY_HEADER, DEFAULT_PAGE_SIZE, MAX_GROUPS_PER_USER, MAX_PAGE_SIZE, UNKNOWN_GROUP,
     USER_NOT_FOUND,
 };
-use super::{system_clock, BrivoMobilePassTarget, Clock};
-use crate::http::Secret;
-use crate::sandbox::faults::Faults;
 
 const API_PREFIX: &str = "/v1/api";
 /// Digital invitations expire after three days in the documentation examples.

@@ -49,14 +49,14 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use super::client::{SaltoKsConfig, SaltoKsConfigError};
-use super::wire::{
+use crate::clock::{system_clock, Clock};
+use crate::http::Secret;
+use crate::sandbox::faults::Faults;
+use crate::vendors::salto_ks::client::{SaltoKsConfig, SaltoKsConfigError};
+use crate::vendors::salto_ks::wire::{
     business_error, ERROR_FIELD_REQUIRED, ERROR_NOT_FOUND, ERROR_QUERY, ERROR_VALIDATION,
     USER_API_SCOPE,
 };
-use super::{system_clock, Clock};
-use crate::http::Secret;
-use crate::sandbox::faults::Faults;
 
 /// Invented business codes for conflicts (no recording shows Salto's answer).
 const ERROR_DUPLICATE_USER: &str = "1105";
