@@ -35,26 +35,33 @@
 //! notes; lists are in ascending id order; the rate limit is a one-second sliding window over every
 //! request that passes it, answered with 429, `Retry-After: 1` and an empty body.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
-use tokio::sync::oneshot;
 
 use crate::http::Secret;
 use crate::sandbox::faults::Faults;
+use crate::sandbox::kit::ids::{random_hex, Sequence};
+use crate::sandbox::kit::journal::Journal;
+use crate::sandbox::kit::paging::{Query, Window};
+use crate::sandbox::kit::rate::{self, RateLimit};
+use crate::sandbox::kit::{self, auth, reply, Server};
 use crate::vendors::kisi::client::{KisiConfig, KisiConfigError};
 use crate::vendors::kisi::wire::{self, CollectionRange};
+
+/// Journal kinds of the writes whose bodies tests read back.
+const CREATE_USER: &str = "POST /users";
+const CREATE_ASSIGNMENT: &str = "POST /role_assignments";
 
 /// Start-up options. `Default` generates an API key and sets no server-side rate limit.
 #[derive(Debug, Clone)]
@@ -184,15 +191,13 @@ struct SimState {
     users: BTreeMap<u64, UserRow>,
     groups: BTreeMap<u64, GroupRow>,
     assignments: BTreeMap<u64, AssignmentRow>,
-    next_user_id: u64,
-    next_group_id: u64,
-    next_assignment_id: u64,
+    user_ids: Sequence,
+    group_ids: Sequence,
+    assignment_ids: Sequence,
     notifications: Vec<Notification>,
-    user_payloads: Vec<Value>,
-    grant_payloads: Vec<Value>,
-    write_calls: u64,
-    requests_per_second: Option<u32>,
-    recent_requests: VecDeque<Instant>,
+    /// Successful API writes, kind `"METHOD /path-pattern"`, with the wrapped object of a POST.
+    writes: Journal,
+    rate_limit: RateLimit,
     quirks: RoleAssignmentQuirks,
 }
 
@@ -217,36 +222,15 @@ impl SimState {
     }
 
     fn insert_user(&mut self, row: UserRow) -> u64 {
-        self.next_user_id += 1;
-        let id = self.next_user_id;
+        let id = self.user_ids.next_id();
         self.users.insert(id, row);
         id
     }
 
     fn insert_assignment(&mut self, row: AssignmentRow) -> u64 {
-        self.next_assignment_id += 1;
-        let id = self.next_assignment_id;
+        let id = self.assignment_ids.next_id();
         self.assignments.insert(id, row);
         id
-    }
-
-    /// Sliding one-second window; `true` when this request may be served.
-    fn admit(&mut self, now: Instant) -> bool {
-        let Some(limit) = self.requests_per_second else {
-            return true;
-        };
-        while self
-            .recent_requests
-            .front()
-            .is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(1))
-        {
-            self.recent_requests.pop_front();
-        }
-        if self.recent_requests.len() >= limit as usize {
-            return false;
-        }
-        self.recent_requests.push_back(now);
-        true
     }
 }
 
@@ -261,15 +245,12 @@ impl Simulator {
             users: BTreeMap::new(),
             groups: BTreeMap::new(),
             assignments: BTreeMap::new(),
-            next_user_id: 50_000,
-            next_group_id: 1_000,
-            next_assignment_id: 900_000,
+            user_ids: Sequence::after(50_000),
+            group_ids: Sequence::after(1_000),
+            assignment_ids: Sequence::after(900_000),
             notifications: Vec::new(),
-            user_payloads: Vec::new(),
-            grant_payloads: Vec::new(),
-            write_calls: 0,
-            requests_per_second: options.requests_per_second,
-            recent_requests: VecDeque::new(),
+            writes: Journal::default(),
+            rate_limit: RateLimit::new(rate::Window::Sliding, options.requests_per_second),
             quirks: RoleAssignmentQuirks::default(),
         };
         let shared = Arc::new(Shared {
@@ -277,29 +258,15 @@ impl Simulator {
             organization_id: options.organization_id,
             state: Mutex::new(state),
         });
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        let server = kit::serve("Kisi", router(Arc::clone(&shared)), &options.faults)
             .await
             .map_err(SimulatorError::Bind)?;
-        let address = listener.local_addr().map_err(SimulatorError::Bind)?;
-        let router = options.faults.layer(router(Arc::clone(&shared)));
-        let (shutdown, shutdown_signal) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    // A dropped sender also means "stop".
-                    let _ = shutdown_signal.await;
-                })
-                .await;
-            if let Err(error) = served {
-                tracing::warn!(%error, "Kisi simulator stopped with an error");
-            }
-        });
         Ok(SimulatorHandle {
-            base_url: format!("http://{address}"),
+            base_url: server.base_url().to_owned(),
             api_key: options.api_key,
             shared,
             faults: options.faults,
-            shutdown: Some(shutdown),
+            server,
         })
     }
 }
@@ -312,7 +279,7 @@ pub struct SimulatorHandle {
     pub api_key: Secret,
     shared: Arc<Shared>,
     faults: Faults,
-    shutdown: Option<oneshot::Sender<()>>,
+    server: Server,
 }
 
 impl std::fmt::Debug for SimulatorHandle {
@@ -321,14 +288,6 @@ impl std::fmt::Debug for SimulatorHandle {
             .field("base_url", &self.base_url)
             .field("api_key", &self.api_key)
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for SimulatorHandle {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
     }
 }
 
@@ -355,16 +314,14 @@ impl SimulatorHandle {
     /// Turns the server-side rate limit on (`Some(requests per second)`) or off.
     pub fn set_rate_limit(&self, requests_per_second: Option<u32>) {
         let mut state = self.shared.lock();
-        state.requests_per_second = requests_per_second;
-        state.recent_requests.clear();
+        state.rate_limit.set(requests_per_second);
     }
 
     /// Creates a group; returns its id.
     pub fn add_group(&self, name: &str) -> String {
         let mut state = self.shared.lock();
         let now = Utc::now();
-        state.next_group_id += 1;
-        let id = state.next_group_id;
+        let id = state.group_ids.next_id();
         state.groups.insert(
             id,
             GroupRow {
@@ -546,7 +503,7 @@ impl SimulatorHandle {
 
     /// Successful API writes (`POST`, `DELETE`) so far; dashboard edits are not counted.
     pub fn write_calls(&self) -> u64 {
-        self.shared.lock().write_calls
+        self.shared.lock().writes.total()
     }
 
     /// "Access granted" emails Kisi would have sent, in order.
@@ -566,19 +523,17 @@ impl SimulatorHandle {
 
     /// The `user` objects of every accepted `POST /users`, exactly as received.
     pub fn created_user_payloads(&self) -> Vec<Value> {
-        self.shared.lock().user_payloads.clone()
+        self.shared.lock().writes.bodies(CREATE_USER)
     }
 
     /// The `role_assignment` objects of every accepted `POST /role_assignments`, exactly as received.
     pub fn grant_payloads(&self) -> Vec<Value> {
-        self.shared.lock().grant_payloads.clone()
+        self.shared.lock().writes.bodies(CREATE_ASSIGNMENT)
     }
 
     /// Stops the server (also done on drop).
     pub fn shutdown(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
+        self.server.stop();
     }
 }
 
@@ -593,12 +548,6 @@ fn sim_user(id: u64, user: &UserRow) -> SimUser {
         metadata: user.metadata.clone(),
         notes: user.notes.clone(),
     }
-}
-
-fn random_hex(bytes: usize) -> String {
-    (0..bytes)
-        .map(|_| format!("{:02x}", fastrand::u8(..)))
-        .collect()
 }
 
 fn timestamp(at: DateTime<Utc>) -> String {
@@ -700,43 +649,18 @@ async fn not_found() -> KisiError {
 
 /// Rate limit (every request, as Kisi limits unauthenticated callers per IP), then the API key.
 async fn gate(State(shared): Sim, request: Request, next: Next) -> Response {
-    if !shared.lock().admit(Instant::now()) {
-        let mut response = StatusCode::TOO_MANY_REQUESTS.into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
+    if shared.lock().rate_limit.admit(Instant::now()).is_err() {
+        return reply::too_many_requests(Some(1));
     }
-    if !authorized(request.headers(), &shared.api_key) {
+    let key = auth::credentials(request.headers(), wire::AUTH_SCHEME);
+    if key != Some(shared.api_key.expose()) {
         return KisiError::unauthorized().into_response();
     }
     next.run(request).await
 }
 
-fn authorized(headers: &HeaderMap, api_key: &Secret) -> bool {
-    let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-    else {
-        return false;
-    };
-    let Some((scheme, key)) = value.trim().split_once(' ') else {
-        return false;
-    };
-    scheme.eq_ignore_ascii_case(wire::AUTH_SCHEME) && key.trim() == api_key.expose()
-}
-
-fn query_params(raw: Option<String>) -> HashMap<String, String> {
-    raw.map(|raw| {
-        url::form_urlencoded::parse(raw.as_bytes())
-            .into_owned()
-            .collect()
-    })
-    .unwrap_or_default()
-}
-
 /// Applies `limit`/`offset` and answers with a bare array and `X-Collection-Range`.
-fn paged(items: Vec<Value>, params: &HashMap<String, String>, default: u32, max: u32) -> ApiResult {
+fn paged(items: Vec<Value>, params: &Query, default: u32, max: u32) -> ApiResult {
     let limit = match params.get("limit") {
         None => u64::from(default),
         Some(text) => match text.trim().parse::<u64>() {
@@ -758,20 +682,17 @@ fn paged(items: Vec<Value>, params: &HashMap<String, String>, default: u32, max:
             Err(_) => return Err(KisiError::invalid("offset", "is not a number")),
         },
     };
-    let total = items.len() as u64;
-    let page: Vec<Value> = items
-        .into_iter()
-        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-        .take(usize::try_from(limit).unwrap_or(usize::MAX))
-        .collect();
-    let range = CollectionRange::requested(offset, limit, total).header_value();
-    let mut response = Json(Value::Array(page)).into_response();
-    if let Ok(value) = HeaderValue::from_str(&range) {
-        response
-            .headers_mut()
-            .insert(wire::COLLECTION_RANGE_HEADER, value);
-    }
-    Ok(response)
+    let window = Window::new(
+        usize::try_from(offset).unwrap_or(usize::MAX),
+        usize::try_from(limit).unwrap_or(usize::MAX),
+    );
+    let page = window.slice(items);
+    let range = CollectionRange::requested(offset, limit, page.total as u64).header_value();
+    let response = Json(Value::Array(page.items)).into_response();
+    Ok(match HeaderValue::from_str(&range) {
+        Ok(value) => reply::with_header(response, wire::COLLECTION_RANGE_HEADER, value),
+        Err(_) => response,
+    })
 }
 
 fn group_json(id: u64, group: &GroupRow, state: &SimState) -> Value {
@@ -887,7 +808,7 @@ fn assignment_json(id: u64, row: &AssignmentRow, state: &SimState) -> Value {
 }
 
 async fn list_groups(State(shared): Sim, RawQuery(raw): RawQuery) -> ApiResult {
-    let params = query_params(raw);
+    let params = Query::parse(raw.as_deref());
     let state = shared.lock();
     let items = state
         .groups
@@ -910,7 +831,7 @@ async fn get_group(State(shared): Sim, Path(id): Path<String>) -> ApiResult {
 }
 
 async fn list_users(State(shared): Sim, RawQuery(raw): RawQuery) -> ApiResult {
-    let params = query_params(raw);
+    let params = Query::parse(raw.as_deref());
     let state = shared.lock();
     let query = params
         .get("query")
@@ -936,7 +857,7 @@ async fn list_users(State(shared): Sim, RawQuery(raw): RawQuery) -> ApiResult {
                         .as_ref()
                         .is_some_and(|notes| notes.to_lowercase().contains(query))
             });
-            let matches_email = email.is_none_or(|email| &user.email == email);
+            let matches_email = email.is_none_or(|email| user.email == email);
             let matches_group = in_group.is_none_or(|group| {
                 state
                     .assignments
@@ -1029,8 +950,9 @@ async fn create_user(State(shared): Sim, body: Bytes) -> ApiResult {
         updated_at: now,
     };
     let id = state.insert_user(row);
-    state.user_payloads.push(Value::Object(fields));
-    state.write_calls += 1;
+    state
+        .writes
+        .record_body(CREATE_USER, Some(Value::Object(fields)));
     let created = state
         .users
         .get(&id)
@@ -1040,11 +962,11 @@ async fn create_user(State(shared): Sim, body: Bytes) -> ApiResult {
 }
 
 async fn list_role_assignments(State(shared): Sim, RawQuery(raw): RawQuery) -> ApiResult {
-    let params = query_params(raw);
+    let params = Query::parse(raw.as_deref());
     let state = shared.lock();
     let id_filter = |keys: &[&str]| -> Option<Option<u64>> {
         keys.iter()
-            .find_map(|key| params.get(*key))
+            .find_map(|key| params.get(key))
             .map(|id| parse_id(id))
     };
     // Every row here is a user's role on a group: other assignee or scope types match nothing.
@@ -1058,7 +980,7 @@ async fn list_role_assignments(State(shared): Sim, RawQuery(raw): RawQuery) -> A
         ("assignee_id", "assignee_type"),
         ("applies_to_id", "applies_to_type"),
     ] {
-        if params.contains_key(id_key) && !params.contains_key(type_key) {
+        if params.contains(id_key) && !params.contains(type_key) {
             return Err(KisiError::invalid(
                 type_key,
                 &format!("must be given with {id_key}"),
@@ -1176,8 +1098,9 @@ async fn create_role_assignment(State(shared): Sim, body: Bytes) -> ApiResult {
             role_assignment_id: id.to_string(),
         });
     }
-    state.grant_payloads.push(Value::Object(fields));
-    state.write_calls += 1;
+    state
+        .writes
+        .record_body(CREATE_ASSIGNMENT, Some(Value::Object(fields)));
     let created = state
         .assignments
         .get(&id)
@@ -1193,6 +1116,6 @@ async fn delete_role_assignment(State(shared): Sim, Path(id): Path<String>) -> A
         .assignments
         .remove(&id)
         .ok_or_else(KisiError::not_found)?;
-    state.write_calls += 1;
+    state.writes.record("DELETE /role_assignments/{id}");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -15,4 +15,4 @@ pub mod rate;
 pub mod reply;
 pub mod server;
 
-pub use server::{bind, Bound, Server};
+pub use server::{bind, serve, Bound, Server};

@@ -1,7 +1,7 @@
 //! Building blocks of the simulators' answers. The error bodies themselves (their fields, codes
 //! and messages) are each vendor's wire facts and stay in its file.
 
-use axum::http::header::{self, HeaderName};
+use axum::http::header::{self, IntoHeaderName};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -37,7 +37,11 @@ pub fn text_as(
 }
 
 /// `response` with one header set.
-pub fn with_header(mut response: Response, name: HeaderName, value: HeaderValue) -> Response {
+pub fn with_header(
+    mut response: Response,
+    name: impl IntoHeaderName,
+    value: HeaderValue,
+) -> Response {
     response.headers_mut().insert(name, value);
     response
 }
