@@ -34,7 +34,6 @@
 //! `Retry-After` and an empty body; `$filter` supports only `user/email eq '…'` (case-insensitive).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -45,13 +44,18 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 
 use crate::clock::{system_clock, Clock};
 use crate::http::Secret;
 use crate::sandbox::faults::Faults;
+use crate::sandbox::kit::auth::{self, TokenState, Tokens};
+use crate::sandbox::kit::ids::{is_uuid, random_hex, uuid_v4};
+use crate::sandbox::kit::journal::Journal;
+use crate::sandbox::kit::paging::{Query, Window};
+use crate::sandbox::kit::rate::{self, RateLimit};
+use crate::sandbox::kit::reply::{self, Rejection};
+use crate::sandbox::kit::{self, Server};
 use crate::vendors::salto_ks::client::{SaltoKsConfig, SaltoKsConfigError};
 use crate::vendors::salto_ks::wire::{
     business_error, ERROR_FIELD_REQUIRED, ERROR_NOT_FOUND, ERROR_QUERY, ERROR_VALIDATION,
@@ -127,7 +131,7 @@ impl Default for SimulatorOptions {
     fn default() -> Self {
         Self {
             site_name: "flexgate simulated site".to_owned(),
-            client_id: uuid(),
+            client_id: uuid_v4(),
             client_secret: Secret::new(random_hex(32)),
             username: "flexgate-service@example.com".to_owned(),
             password: Secret::new(random_hex(16)),
@@ -224,7 +228,7 @@ struct SimState {
     /// Site-user id → row; a `Vec` keeps creation order for stable paging.
     site_users: Vec<(String, SiteUserRow)>,
     groups: BTreeMap<String, Group>,
-    access_tokens: HashMap<String, DateTime<Utc>>,
+    access_tokens: Tokens,
     refresh_tokens: BTreeSet<String>,
     token_lifetime: Duration,
     issue_refresh_tokens: bool,
@@ -236,13 +240,13 @@ struct SimState {
     /// Platform id → access-group adds still answered "User not found".
     not_yet_visible: HashMap<String, u32>,
     invitations: Vec<Invitation>,
-    created_user_bodies: Vec<Value>,
     /// Raw query strings of `GET …/users`, in order.
     user_list_queries: Vec<String>,
     grants: BTreeMap<String, u64>,
-    writes: BTreeMap<&'static str, u64>,
-    rate_limit: Option<u32>,
-    rate_window: (Instant, u32),
+    /// Authorized API writes by kind (`create_user`, …), counted before validation; a
+    /// `create_user` keeps its body when it was a JSON object.
+    writes: Journal,
+    rate_limit: RateLimit,
 }
 
 impl SimState {
@@ -342,7 +346,7 @@ impl SimState {
         });
         // A person who already has a Salto KS account keeps one platform identity.
         let user_id = existing.unwrap_or_else(|| {
-            let id = uuid();
+            let id = uuid_v4();
             self.platform_users.insert(
                 id.clone(),
                 PlatformUser {
@@ -355,7 +359,7 @@ impl SimState {
             );
             id
         });
-        let site_user_id = uuid();
+        let site_user_id = uuid_v4();
         // No free seat: the site user is created all the same, suspended (obs-01).
         let subscribed = self.seats_taken() < u64::from(self.seat_limit);
         self.site_users.push((
@@ -396,7 +400,7 @@ impl SimState {
     }
 
     fn count_write(&mut self, kind: &'static str) {
-        *self.writes.entry(kind).or_default() += 1;
+        self.writes.record(kind);
     }
 }
 
@@ -429,35 +433,32 @@ impl SaltoKsSimulator {
 
 /// Starts a simulator on 127.0.0.1 with an ephemeral port.
 pub async fn start(options: SimulatorOptions) -> Result<SimulatorHandle, SimulatorError> {
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .map_err(SimulatorError::Bind)?;
-    let address = listener.local_addr().map_err(SimulatorError::Bind)?;
-    let base_url = format!("http://{address}");
+    let bound = kit::bind().await.map_err(SimulatorError::Bind)?;
+    let base_url = bound.base_url().to_owned();
     // As recorded: `site_user` has a parent role, `site_admin` none (rec-07, rec-12).
     let roles = vec![
         Role {
-            id: uuid(),
+            id: uuid_v4(),
             code: "site_user".to_owned(),
             name: "Site User".to_owned(),
-            parent_id: Some(uuid()),
+            parent_id: Some(uuid_v4()),
         },
         Role {
-            id: uuid(),
+            id: uuid_v4(),
             code: "site_admin".to_owned(),
             name: "Site Admin".to_owned(),
             parent_id: None,
         },
     ];
     let mut state = SimState {
-        site_id: uuid(),
+        site_id: uuid_v4(),
         site_uid: format!("DE{:010}", fastrand::u64(..10_000_000_000)),
         site_name: options.site_name.clone(),
         roles,
         platform_users: BTreeMap::new(),
         site_users: Vec::new(),
         groups: BTreeMap::new(),
-        access_tokens: HashMap::new(),
+        access_tokens: Tokens::default(),
         refresh_tokens: BTreeSet::new(),
         token_lifetime: options.token_lifetime,
         issue_refresh_tokens: options.issue_refresh_tokens,
@@ -468,12 +469,10 @@ pub async fn start(options: SimulatorOptions) -> Result<SimulatorHandle, Simulat
         group_add_lag: options.group_add_lag,
         not_yet_visible: HashMap::new(),
         invitations: Vec::new(),
-        created_user_bodies: Vec::new(),
         user_list_queries: Vec::new(),
         grants: BTreeMap::new(),
-        writes: BTreeMap::new(),
-        rate_limit: options.rate_limit_per_second,
-        rate_window: (Instant::now(), 0),
+        writes: Journal::default(),
+        rate_limit: RateLimit::new(rate::Window::Fixed, options.rate_limit_per_second),
     };
     // The service user itself is a site admin, as in a real site.
     let admin_roles: Vec<String> = state
@@ -500,19 +499,7 @@ pub async fn start(options: SimulatorOptions) -> Result<SimulatorHandle, Simulat
         clock: options.clock.clone(),
         state: Mutex::new(state),
     });
-    let router = options.faults.layer(router(Arc::clone(&shared)));
-    let (shutdown, shutdown_signal) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                // A dropped sender also means "stop".
-                let _ = shutdown_signal.await;
-            })
-            .await;
-        if let Err(error) = served {
-            tracing::warn!(%error, "Salto KS simulator stopped with an error");
-        }
-    });
+    let server = bound.serve("Salto KS", router(Arc::clone(&shared)), &options.faults);
     Ok(SimulatorHandle {
         base_url,
         site_id,
@@ -522,7 +509,7 @@ pub async fn start(options: SimulatorOptions) -> Result<SimulatorHandle, Simulat
         password: options.password,
         shared,
         faults: options.faults,
-        shutdown: Some(shutdown),
+        server,
     })
 }
 
@@ -538,7 +525,7 @@ pub struct SimulatorHandle {
     pub password: Secret,
     shared: Arc<Shared>,
     faults: Faults,
-    shutdown: Option<oneshot::Sender<()>>,
+    server: Server,
 }
 
 impl std::fmt::Debug for SimulatorHandle {
@@ -551,14 +538,6 @@ impl std::fmt::Debug for SimulatorHandle {
             .field("username", &self.username)
             .field("password", &self.password)
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for SimulatorHandle {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
     }
 }
 
@@ -592,7 +571,7 @@ impl SimulatorHandle {
 
     /// Creates an access group as an admin would in the Salto KS app; returns its id.
     pub fn add_group(&self, name: &str) -> String {
-        let id = uuid();
+        let id = uuid_v4();
         self.shared.lock().groups.insert(
             id.clone(),
             Group {
@@ -739,23 +718,18 @@ impl SimulatorHandle {
 
     /// The JSON bodies of every `POST …/users` received, as sent.
     pub fn created_user_bodies(&self) -> Vec<Value> {
-        self.shared.lock().created_user_bodies.clone()
+        self.shared.lock().writes.bodies("create_user")
     }
 
     /// Authorized API write calls (POST/DELETE) received, all kinds together.
     pub fn write_calls(&self) -> u64 {
-        self.shared.lock().writes.values().sum()
+        self.shared.lock().writes.total()
     }
 
     /// Authorized API write calls by kind: `create_user`, `delete_user`, `create_group`,
     /// `add_member`, `remove_member`.
     pub fn writes_by_kind(&self) -> BTreeMap<String, u64> {
-        self.shared
-            .lock()
-            .writes
-            .iter()
-            .map(|(kind, count)| ((*kind).to_owned(), *count))
-            .collect()
+        self.shared.lock().writes.by_kind()
     }
 
     /// Token requests answered 200 for a grant type (`password`, `refresh_token`).
@@ -843,7 +817,7 @@ impl SimulatorHandle {
 
     /// Adds a custom role to the site, as an administrator would; returns its id.
     pub fn add_role(&self, code: &str, name: &str) -> String {
-        let id = uuid();
+        let id = uuid_v4();
         self.shared.lock().roles.push(Role {
             id: id.clone(),
             code: code.to_owned(),
@@ -870,8 +844,7 @@ impl SimulatorHandle {
     /// Server-side rate limit (requests per second → 429 with `Retry-After`); `None` turns it off.
     pub fn set_rate_limit(&self, requests_per_second: Option<u32>) {
         let mut state = self.shared.lock();
-        state.rate_limit = requests_per_second;
-        state.rate_window = (Instant::now(), 0);
+        state.rate_limit.set(requests_per_second);
     }
 
     /// Lifetime of tokens issued from now on.
@@ -895,85 +868,15 @@ impl SimulatorHandle {
 
     /// Stops the server (also done on drop).
     pub fn shutdown(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
+        self.server.stop();
     }
-}
-
-fn random_hex(bytes: usize) -> String {
-    (0..bytes)
-        .map(|_| format!("{:02x}", fastrand::u8(..)))
-        .collect()
-}
-
-/// A random version-4 UUID string.
-fn uuid() -> String {
-    let raw = random_hex(16);
-    let variant = ["8", "9", "a", "b"][fastrand::usize(..4)];
-    format!(
-        "{}-{}-4{}-{}{}-{}",
-        &raw[0..8],
-        &raw[8..12],
-        &raw[13..16],
-        variant,
-        &raw[17..20],
-        &raw[20..32]
-    )
-}
-
-fn is_uuid(text: &str) -> bool {
-    let groups: Vec<&str> = text.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(group, len)| group.len() == len && group.chars().all(|c| c.is_ascii_hexdigit()))
-}
-
-/// Standard base64 (with padding), for checking the `Basic` client credentials.
-fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let bytes = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let triple = (u32::from(bytes[0]) << 16) | (u32::from(bytes[1]) << 8) | u32::from(bytes[2]);
-        for (position, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
-            if position <= chunk.len() {
-                out.push(char::from(ALPHABET[((triple >> shift) & 0x3f) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------------------------------
 // HTTP surface
 
 type Sim = State<Arc<Shared>>;
-type ApiResult = Result<Response, Rejection>;
-
-/// An error answer; boxed so `Result`s stay small.
-#[derive(Debug)]
-struct Rejection(Box<Response>);
-
-impl IntoResponse for Rejection {
-    fn into_response(self) -> Response {
-        *self.0
-    }
-}
-
-impl From<Response> for Rejection {
-    fn from(response: Response) -> Self {
-        Self(Box::new(response))
-    }
-}
+type ApiResult = reply::Reply;
 
 fn router(shared: Arc<Shared>) -> Router {
     let site = "/v1.2/sites/{site}";
@@ -1011,34 +914,10 @@ fn router(shared: Arc<Shared>) -> Router {
 }
 
 async fn rate_limit(State(sim): Sim, request: Request, next: Next) -> Response {
-    let limited = {
-        let mut state = sim.lock();
-        match state.rate_limit {
-            None => None,
-            Some(limit) => {
-                let now = Instant::now();
-                let (started, count) = &mut state.rate_window;
-                if now.duration_since(*started) >= Duration::from_secs(1) {
-                    *started = now;
-                    *count = 0;
-                }
-                *count += 1;
-                (*count > limit).then(|| {
-                    let left = Duration::from_secs(1).saturating_sub(now.duration_since(*started));
-                    left.as_secs().max(1)
-                })
-            }
-        }
-    };
-    match limited {
-        None => next.run(request).await,
-        Some(seconds) => {
-            let mut response = StatusCode::TOO_MANY_REQUESTS.into_response();
-            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-            response
-        }
+    let admitted = sim.lock().rate_limit.admit(Instant::now());
+    match admitted {
+        Ok(()) => next.run(request).await,
+        Err(wait) => reply::too_many_requests(Some(wait.as_secs().max(1))),
     }
 }
 
@@ -1057,26 +936,14 @@ fn not_found(message: &str) -> Rejection {
 }
 
 async fn issue_token(State(sim): Sim, headers: HeaderMap, body: Bytes) -> Response {
-    let expected = format!(
-        "Basic {}",
-        base64(format!("{}:{}", sim.client_id, sim.client_secret.expose()).as_bytes())
-    );
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
-    if presented != expected {
+    if !auth::basic_matches(&headers, &sim.client_id, sim.client_secret.expose()) {
         return oauth_error("invalid_client");
     }
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
+    if !reply::content_type_is(&headers, "application/x-www-form-urlencoded") {
         return oauth_error("invalid_request");
     }
-    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
-    let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
+    let form = Query::from_form(&body);
+    let field = |name: &str| form.get(name).unwrap_or_default();
     let mut state = sim.lock();
     match field("grant_type") {
         "password" => {
@@ -1105,10 +972,9 @@ async fn issue_token(State(sim): Sim, headers: HeaderMap, body: Bytes) -> Respon
     let now = (sim.clock)();
     let lifetime = state.token_lifetime;
     let access_token = format!("sim-at-{}", random_hex(24));
-    state.access_tokens.insert(
-        access_token.clone(),
-        now + chrono::Duration::from_std(lifetime).unwrap_or(chrono::Duration::zero()),
-    );
+    state
+        .access_tokens
+        .issue(access_token.clone(), now, lifetime);
     let mut answer = json!({
         "access_token": access_token,
         "expires_in": lifetime.as_secs(),
@@ -1130,26 +996,21 @@ fn unauthorized(token_presented: bool) -> Rejection {
     } else {
         "Bearer"
     };
-    let mut response = StatusCode::UNAUTHORIZED.into_response();
-    response.headers_mut().insert(
+    reply::with_header(
+        StatusCode::UNAUTHORIZED.into_response(),
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static(challenge),
-    );
-    response.into()
+    )
+    .into()
 }
 
 fn authorize(sim: &Shared, state: &SimState, headers: &HeaderMap) -> Result<(), Rejection> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    let Some(token) = token else {
+    let Some(token) = auth::credentials(headers, "Bearer") else {
         return Err(unauthorized(false));
     };
-    let now = (sim.clock)();
-    match state.access_tokens.get(token) {
-        Some(expires_at) if now < *expires_at => Ok(()),
-        _ => Err(unauthorized(true)),
+    match state.access_tokens.check(token, (sim.clock)()) {
+        TokenState::Valid => Ok(()),
+        TokenState::Expired | TokenState::Unknown => Err(unauthorized(true)),
     }
 }
 
@@ -1175,14 +1036,13 @@ fn site_guard(
 }
 
 fn json_body(body: &[u8]) -> Result<serde_json::Map<String, Value>, Rejection> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(object)) => Ok(object),
-        _ => Err(business(
+    reply::json_object(body).ok_or_else(|| {
+        business(
             StatusCode::BAD_REQUEST,
             ERROR_FIELD_REQUIRED,
             "The request body must be a JSON object.",
-        )),
-    }
+        )
+    })
 }
 
 async fn list_sites(State(sim): Sim, headers: HeaderMap) -> ApiResult {
@@ -1310,14 +1170,11 @@ fn envelope(
     query: &ListQuery,
     page_size: usize,
 ) -> Value {
-    let total = items.len();
     let limit = query.top.unwrap_or(usize::MAX);
-    let take = page_size.min(limit);
-    let page: Vec<Value> = items.into_iter().skip(query.skip).take(take).collect();
-    let next_skip = query.skip + page.len();
-    let remaining_top = query.top.map(|top| top.saturating_sub(page.len()));
-    let more = next_skip < total && remaining_top != Some(0) && !page.is_empty();
-    let next_page_link = more.then(|| {
+    let page = Window::new(query.skip, page_size.min(limit)).slice(items);
+    let remaining_top = query.top.map(|top| top.saturating_sub(page.items.len()));
+    let next_skip = page.next.filter(|_| remaining_top != Some(0));
+    let next_page_link = next_skip.map(|next_skip| {
         let mut link = url::form_urlencoded::Serializer::new(String::new());
         if let Some(filter) = &query.raw_filter {
             link.append_pair("$filter", filter);
@@ -1332,9 +1189,9 @@ fn envelope(
         format!("{base_url}{path}?{}", link.finish())
     });
     json!({
-        "items": page,
+        "items": page.items,
         "next_page_link": next_page_link,
-        "count": query.inline_count.then_some(total),
+        "count": query.inline_count.then_some(page.total),
     })
 }
 
@@ -1371,7 +1228,7 @@ async fn list_users(
     let body = if bare {
         // No link and no count: `$skip`/`$top` honoured, at most one server page without `$top`.
         let limit = query.top.unwrap_or(state.page_size);
-        Value::Array(items.into_iter().skip(query.skip).take(limit).collect())
+        Value::Array(Window::new(query.skip, limit).slice(items).items)
     } else {
         envelope(
             link_origin(&sim, &state),
@@ -1392,11 +1249,10 @@ async fn create_user(
 ) -> ApiResult {
     let mut state = sim.lock();
     site_guard(&sim, &state, &headers, &site)?;
-    state.count_write("create_user");
-    let request = json_body(&body)?;
-    state
-        .created_user_bodies
-        .push(Value::Object(request.clone()));
+    let request = json_body(&body);
+    let recorded = request.as_ref().ok().cloned().map(Value::Object);
+    state.writes.record_body("create_user", recorded);
+    let request = request?;
     let required = |message: &str| business(StatusCode::BAD_REQUEST, ERROR_FIELD_REQUIRED, message);
     let invalid = |message: &str| business(StatusCode::BAD_REQUEST, ERROR_VALIDATION, message);
     let first_name = match request.get("first_name") {
@@ -1573,7 +1429,7 @@ async fn create_group(
             ))
         }
     };
-    let id = uuid();
+    let id = uuid_v4();
     state.groups.insert(
         id.clone(),
         Group {
@@ -1689,28 +1545,6 @@ async fn remove_member(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_the_rfc_vectors() {
-        for (plain, encoded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(plain.as_bytes()), encoded, "{plain}");
-        }
-    }
-
-    #[test]
-    fn generated_ids_are_uuids() {
-        let id = uuid();
-        assert!(is_uuid(&id), "{id}");
-        assert!(!is_uuid("DE4520168385"));
-    }
 
     #[test]
     fn envelope_pages_and_ends_with_a_null_link() {

@@ -20,6 +20,13 @@ impl Query {
         Self { pairs }
     }
 
+    /// Parses an `application/x-www-form-urlencoded` body.
+    pub fn from_form(body: &[u8]) -> Self {
+        Self {
+            pairs: url::form_urlencoded::parse(body).into_owned().collect(),
+        }
+    }
+
     /// The value of `key`; when it is repeated, the last one (as Rails and ASP.NET bind it).
     pub fn get(&self, key: &str) -> Option<&str> {
         self.pairs
@@ -106,6 +113,10 @@ mod tests {
         assert!(query.contains("b") && !query.contains("c"));
         assert_eq!(query.pairs().count(), 4);
         assert_eq!(Query::parse(None), Query::default());
+        assert_eq!(
+            Query::from_form(b"grant_type=password&x=%2B").get("x"),
+            Some("+")
+        );
     }
 
     #[test]
