@@ -26,26 +26,30 @@
 //! Queries Per Second Limit` and `<h1>Developer Over Qps</h1>`, without `Retry-After` (some
 //! Mashery deployments send one, so a client must not need it; see [`wire::mashery_throttle`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
-use tokio::sync::oneshot;
 
 use crate::api::vendor_connection::BrivoMobilePassTarget;
 use crate::clock::{system_clock, Clock};
 use crate::http::Secret;
 use crate::sandbox::faults::Faults;
+use crate::sandbox::kit::auth::{self, TokenState, Tokens};
+use crate::sandbox::kit::ids::{random_hex, uuid_v4, Sequence};
+use crate::sandbox::kit::journal::Journal;
+use crate::sandbox::kit::paging::{Query, Window};
+use crate::sandbox::kit::rate::{self, RateLimit};
+use crate::sandbox::kit::{self, reply, Server};
 use crate::vendors::brivo::client::{BrivoConfig, BrivoConfigError};
 use crate::vendors::brivo::wire::{
     self, API_KEY_HEADER, DEFAULT_PAGE_SIZE, MAX_GROUPS_PER_USER, MAX_PAGE_SIZE, UNKNOWN_GROUP,
@@ -245,24 +249,23 @@ struct SimInvitation {
 struct SimState {
     users: BTreeMap<u64, SimUser>,
     groups: BTreeMap<u64, SimGroup>,
-    access_tokens: HashMap<String, DateTime<Utc>>,
+    access_tokens: Tokens,
     refresh_tokens: HashSet<String>,
     grants: Vec<GrantKind>,
     token_lifetime: Duration,
-    next_id: u64,
+    ids: Sequence,
     invitations: Vec<SimInvitation>,
     emails: Vec<SentEmail>,
     passes_available: Option<u32>,
-    rate_limit: Option<u32>,
-    recent_requests: VecDeque<Instant>,
+    rate_limit: RateLimit,
     quota_exhausted: bool,
-    writes: Vec<String>,
+    /// `"METHOD /path"` of every API write that reached the simulator.
+    writes: Journal,
 }
 
 impl SimState {
     fn new_id(&mut self) -> u64 {
-        self.next_id += 1;
-        self.next_id
+        self.ids.next_id()
     }
 
     fn groups_of(&self, user_id: u64) -> Vec<&SimGroup> {
@@ -317,40 +320,25 @@ impl Simulator {
             state: Mutex::new(SimState {
                 users: BTreeMap::new(),
                 groups: BTreeMap::new(),
-                access_tokens: HashMap::new(),
+                access_tokens: Tokens::default(),
                 refresh_tokens: HashSet::new(),
                 grants: Vec::new(),
                 token_lifetime: options.token_lifetime,
                 // Brivo ids are 8-digit integers in the recordings.
-                next_id: 15_540_000,
+                ids: Sequence::after(15_540_000),
                 invitations: Vec::new(),
                 emails: Vec::new(),
                 passes_available: options.mobile_passes_available,
-                rate_limit: None,
-                recent_requests: VecDeque::new(),
+                rate_limit: RateLimit::new(rate::Window::Sliding, None),
                 quota_exhausted: false,
-                writes: Vec::new(),
+                writes: Journal::default(),
             }),
         });
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        let server = kit::serve("Brivo", router(Arc::clone(&shared)), &options.faults)
             .await
             .map_err(SimulatorError::Bind)?;
-        let address = listener.local_addr().map_err(SimulatorError::Bind)?;
-        let router = options.faults.layer(router(Arc::clone(&shared)));
-        let (shutdown, shutdown_signal) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    // A dropped sender also means "stop".
-                    let _ = shutdown_signal.await;
-                })
-                .await;
-            if let Err(error) = served {
-                tracing::warn!(%error, "Brivo simulator stopped with an error");
-            }
-        });
         Ok(SimulatorHandle {
-            base_url: format!("http://{address}"),
+            base_url: server.base_url().to_owned(),
             api_key: options.api_key,
             client_id: options.client_id,
             client_secret: options.client_secret,
@@ -358,7 +346,7 @@ impl Simulator {
             password: options.password,
             shared,
             faults: options.faults,
-            shutdown: Some(shutdown),
+            server,
         })
     }
 }
@@ -374,7 +362,7 @@ pub struct SimulatorHandle {
     pub password: Secret,
     shared: Arc<Shared>,
     faults: Faults,
-    shutdown: Option<oneshot::Sender<()>>,
+    server: Server,
 }
 
 impl std::fmt::Debug for SimulatorHandle {
@@ -384,14 +372,6 @@ impl std::fmt::Debug for SimulatorHandle {
             .field("client_id", &self.client_id)
             .field("username", &self.username)
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for SimulatorHandle {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
     }
 }
 
@@ -597,7 +577,7 @@ impl SimulatorHandle {
 
     /// `"METHOD /path"` of every write (non-GET API request) that reached the simulator, in order.
     pub fn write_calls(&self) -> Vec<String> {
-        self.shared.lock().writes.clone()
+        self.shared.lock().writes.kinds()
     }
 
     /// Digital invitations created so far, in order.
@@ -645,8 +625,7 @@ impl SimulatorHandle {
     /// throttling 403 (see the module doc). `None` turns it off.
     pub fn set_rate_limit(&self, requests_per_second: Option<u32>) {
         let mut state = self.shared.lock();
-        state.rate_limit = requests_per_second;
-        state.recent_requests.clear();
+        state.rate_limit.set(requests_per_second);
     }
 
     /// While `true`, every call gets Mashery's used-up-quota 403 (`ERR_403_DEVELOPER_OVER_RATE`),
@@ -677,9 +656,7 @@ impl SimulatorHandle {
 
     /// Stops the server (also done on drop).
     pub fn shutdown(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
+        self.server.stop();
     }
 }
 
@@ -729,34 +706,20 @@ async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next
         if state.quota_exhausted {
             return over_rate();
         }
-        if let Some(limit) = state.rate_limit {
-            let now = Instant::now();
-            while state
-                .recent_requests
-                .front()
-                .is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(1))
-            {
-                state.recent_requests.pop_front();
-            }
-            if state.recent_requests.len() >= limit as usize {
-                return over_qps();
-            }
-            state.recent_requests.push_back(now);
+        if state.rate_limit.admit(Instant::now()).is_err() {
+            return over_qps();
         }
         let path = request.uri().path();
         if request.method() != Method::GET && path.starts_with(API_PREFIX) {
             let write = format!("{} {path}", request.method());
-            state.writes.push(write);
+            state.writes.record(write);
         }
     }
     next.run(request).await
 }
 
 fn api_key_ok(shared: &Shared, headers: &HeaderMap) -> bool {
-    headers
-        .get(API_KEY_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|key| key == shared.api_key.expose())
+    auth::header_text(headers, API_KEY_HEADER) == Some(shared.api_key.expose())
 }
 
 /// The `api-key` check (Mashery) and then the bearer token check (Brivo's OAuth resource server).
@@ -768,54 +731,40 @@ async fn require_api_auth(
     if !api_key_ok(&shared, request.headers()) {
         return developer_inactive();
     }
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim().to_owned());
-    let Some(token) = token else {
+    let Some(token) = auth::credentials(request.headers(), "bearer") else {
         return oauth_error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "Full authentication is required to access this resource",
         );
     };
-    let expires_at = shared.lock().access_tokens.get(&token).copied();
-    match expires_at {
-        None => oauth_error(
+    let now = shared.now();
+    let token_state = shared.lock().access_tokens.check(token, now);
+    match token_state {
+        TokenState::Unknown => oauth_error(
             StatusCode::UNAUTHORIZED,
             "invalid_token",
             "Invalid access token",
         ),
-        Some(expires_at) if shared.now() >= expires_at => oauth_error(
+        TokenState::Expired => oauth_error(
             StatusCode::UNAUTHORIZED,
             "invalid_token",
             "Access token expired",
         ),
-        Some(_) => next.run(request).await,
+        TokenState::Valid => next.run(request).await,
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Responses
 
-fn json_response(status: StatusCode, content_type: &'static str, body: &Value) -> Response {
-    let mut response = (status, body.to_string()).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
-}
-
 fn ok_json(body: &Value) -> Response {
-    json_response(StatusCode::OK, SUCCESS_CONTENT_TYPE, body)
+    reply::json_as(StatusCode::OK, SUCCESS_CONTENT_TYPE, body)
 }
 
 /// Brivo's `{"message", "code"}` error body (errors are `application/json` without charset).
 fn brivo_error(status: StatusCode, message: &str) -> Response {
-    json_response(
+    reply::json_as(
         status,
         "application/json",
         &json!({"message": message, "code": status.as_u16()}),
@@ -823,7 +772,7 @@ fn brivo_error(status: StatusCode, message: &str) -> Response {
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    json_response(
+    reply::json_as(
         status,
         "application/json",
         &json!({"error": error, "error_description": description}),
@@ -831,47 +780,44 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 }
 
 fn developer_inactive() -> Response {
-    let mut response = (
+    reply::text_as(
         StatusCode::FORBIDDEN,
+        "text/html",
         format!("<h1>{}</h1>", wire::DEVELOPER_INACTIVE),
     )
-        .into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
-    response
 }
 
 /// Mashery's reply to a key over its per-second limit: a 403, not a 429.
 fn over_qps() -> Response {
-    let mut response = (StatusCode::FORBIDDEN, wire::OVER_QPS_BODY).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
-    headers.insert(
-        wire::MASHERY_ERROR_CODE_HEADER,
-        HeaderValue::from_static(wire::OVER_QPS_CODE),
-    );
-    headers.insert(
-        wire::MASHERY_ERROR_DETAIL_HEADER,
-        HeaderValue::from_static(wire::OVER_QPS_DETAIL),
-    );
-    response
+    mashery_403(
+        wire::OVER_QPS_BODY,
+        wire::OVER_QPS_CODE,
+        wire::OVER_QPS_DETAIL,
+    )
 }
 
 /// Mashery's reply to a key whose quota for the period is used up.
 fn over_rate() -> Response {
-    let mut response = (StatusCode::FORBIDDEN, wire::OVER_RATE_BODY).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
-    headers.insert(
+    mashery_403(
+        wire::OVER_RATE_BODY,
+        wire::OVER_RATE_CODE,
+        wire::OVER_RATE_DETAIL,
+    )
+}
+
+/// A Mashery gateway refusal: 403, an XML page, and its error code and detail headers.
+fn mashery_403(body: &'static str, code: &'static str, detail: &'static str) -> Response {
+    let response = reply::text_as(StatusCode::FORBIDDEN, "text/xml", body);
+    let response = reply::with_header(
+        response,
         wire::MASHERY_ERROR_CODE_HEADER,
-        HeaderValue::from_static(wire::OVER_RATE_CODE),
+        HeaderValue::from_static(code),
     );
-    headers.insert(
+    reply::with_header(
+        response,
         wire::MASHERY_ERROR_DETAIL_HEADER,
-        HeaderValue::from_static(wire::OVER_RATE_DETAIL),
-    );
-    response
+        HeaderValue::from_static(detail),
+    )
 }
 
 fn user_not_found() -> Response {
@@ -1009,40 +955,19 @@ fn render_invitation(invitation: &SimInvitation) -> Value {
 // ---------------------------------------------------------------------------------------------
 // Request parsing
 
-fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    query
-        .map(|query| {
-            url::form_urlencoded::parse(query.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn query_value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(name, _)| name == key)
-        .map(|(_, value)| value.as_str())
-}
-
 fn parse_id(text: &str) -> Option<u64> {
     text.parse().ok()
 }
 
-struct Paging {
-    offset: usize,
-    page_size: usize,
-}
-
-fn paging(pairs: &[(String, String)]) -> Result<Paging, Rejection> {
-    let offset = match query_value(pairs, "offset") {
+/// `offset` and `pageSize` (default 20, 1..=100).
+fn paging(pairs: &Query) -> Result<Window, Rejection> {
+    let offset = match pairs.first("offset") {
         None => 0,
         Some(text) => text
             .parse::<usize>()
             .map_err(|_| Rejection::bad_request(wire::INVALID_CRITERIA))?,
     };
-    let page_size = match query_value(pairs, "pageSize") {
+    let page_size = match pairs.first("pageSize") {
         None => DEFAULT_PAGE_SIZE as usize,
         Some(text) => text
             .parse::<usize>()
@@ -1050,21 +975,16 @@ fn paging(pairs: &[(String, String)]) -> Result<Paging, Rejection> {
             .filter(|size| (1..=MAX_PAGE_SIZE as usize).contains(size))
             .ok_or_else(|| Rejection::bad_request(wire::INVALID_CRITERIA))?,
     };
-    Ok(Paging { offset, page_size })
+    Ok(Window::new(offset, page_size))
 }
 
-fn page_of(items: Vec<Value>, paging: &Paging) -> Response {
-    let count = items.len();
-    let data: Vec<Value> = items
-        .into_iter()
-        .skip(paging.offset)
-        .take(paging.page_size)
-        .collect();
+fn page_of(items: Vec<Value>, window: &Window) -> Response {
+    let page = window.slice(items);
     ok_json(&json!({
-        "data": data,
-        "offset": paging.offset,
-        "pageSize": paging.page_size,
-        "count": count,
+        "data": page.items,
+        "offset": window.offset,
+        "pageSize": window.limit,
+        "count": page.total,
     }))
 }
 
@@ -1075,8 +995,8 @@ struct FilterTerm {
     value: String,
 }
 
-fn parse_filter(pairs: &[(String, String)]) -> Result<Vec<FilterTerm>, Rejection> {
-    let Some(filter) = query_value(pairs, "filter") else {
+fn parse_filter(pairs: &Query) -> Result<Vec<FilterTerm>, Rejection> {
+    let Some(filter) = pairs.first("filter") else {
         return Ok(Vec::new());
     };
     let invalid = || Rejection::bad_request(wire::INVALID_FILTER);
@@ -1102,16 +1022,7 @@ fn parse_filter(pairs: &[(String, String)]) -> Result<Vec<FilterTerm>, Rejection
 }
 
 fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, Rejection> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| {
-            value
-                .trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-        });
-    if !is_json {
+    if !reply::content_type_is(headers, "application/json") {
         return Err(Rejection::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Unsupported Media Type",
@@ -1208,40 +1119,6 @@ fn sorted_users(state: &SimState) -> Vec<&SimUser> {
 // ---------------------------------------------------------------------------------------------
 // Token endpoint
 
-fn base64_encode(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let bytes = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let triple = (u32::from(bytes[0]) << 16) | (u32::from(bytes[1]) << 8) | u32::from(bytes[2]);
-        for index in 0..4 {
-            if index <= chunk.len() {
-                let sextet = (triple >> (18 - 6 * index)) & 0x3f;
-                out.push(char::from(ALPHABET[sextet as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-fn client_credentials_ok(shared: &Shared, headers: &HeaderMap) -> bool {
-    let expected =
-        base64_encode(format!("{}:{}", shared.client_id, shared.client_secret.expose()).as_bytes());
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split_once(' '))
-        .is_some_and(|(scheme, credentials)| {
-            scheme.eq_ignore_ascii_case("basic") && credentials.trim() == expected
-        })
-}
-
 /// `POST /oauth/token`: grant parameters from the form body or the query string (both seen).
 async fn token(
     State(shared): State<Arc<Shared>>,
@@ -1252,22 +1129,14 @@ async fn token(
     if !api_key_ok(&shared, &headers) {
         return developer_inactive();
     }
-    if !client_credentials_ok(&shared, &headers) {
+    if !auth::basic_matches(&headers, &shared.client_id, shared.client_secret.expose()) {
         return oauth_error(StatusCode::UNAUTHORIZED, "unauthorized", "Bad credentials");
     }
-    let mut params = query_pairs(query.as_deref());
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| {
-            value
-                .to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
-        });
-    if is_form {
-        params.extend(url::form_urlencoded::parse(&body).into_owned());
+    let mut params = Query::parse(query.as_deref());
+    if reply::content_type_is(&headers, "application/x-www-form-urlencoded") {
+        params.append(Query::from_form(&body));
     }
-    let grant = match query_value(&params, "grant_type") {
+    let grant = match params.first("grant_type") {
         None => {
             return oauth_error(
                 StatusCode::BAD_REQUEST,
@@ -1276,15 +1145,16 @@ async fn token(
             )
         }
         Some("password") => {
-            let username_ok = query_value(&params, "username") == Some(shared.username.as_str());
-            let password_ok = query_value(&params, "password") == Some(shared.password.expose());
+            let username_ok = params.first("username") == Some(shared.username.as_str());
+            let password_ok = params.first("password") == Some(shared.password.expose());
             if !(username_ok && password_ok) {
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Bad credentials");
             }
             GrantKind::Password
         }
         Some("refresh_token") => {
-            let known = query_value(&params, "refresh_token")
+            let known = params
+                .first("refresh_token")
                 .is_some_and(|token| shared.lock().refresh_tokens.contains(token));
             if !known {
                 return oauth_error(
@@ -1308,15 +1178,12 @@ async fn token(
     let lifetime = state.token_lifetime;
     let access_token = random_hex(16);
     let refresh_token = match grant {
-        GrantKind::RefreshToken => query_value(&params, "refresh_token")
-            .unwrap_or_default()
-            .to_owned(),
+        GrantKind::RefreshToken => params.first("refresh_token").unwrap_or_default().to_owned(),
         GrantKind::Password => random_hex(16),
     };
-    state.access_tokens.insert(
-        access_token.clone(),
-        now + chrono::Duration::from_std(lifetime).unwrap_or_default(),
-    );
+    state
+        .access_tokens
+        .issue(access_token.clone(), now, lifetime);
     state.refresh_tokens.insert(refresh_token.clone());
     state.grants.push(grant);
     ok_json(&json!({
@@ -1325,7 +1192,7 @@ async fn token(
         "refresh_token": refresh_token,
         "expires_in": lifetime.as_secs(),
         "scope": "brivo.api",
-        "jti": format!("{}-{}-{}-{}-{}", random_hex(4), random_hex(2), random_hex(2), random_hex(2), random_hex(6)),
+        "jti": uuid_v4(),
     }))
 }
 
@@ -1333,7 +1200,7 @@ async fn token(
 // Users
 
 async fn users_list(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
-    let pairs = query_pairs(query.as_deref());
+    let pairs = Query::parse(query.as_deref());
     let paging = match paging(&pairs) {
         Ok(paging) => paging,
         Err(rejection) => return rejection.into_response(),
@@ -1545,8 +1412,8 @@ async fn user_groups(State(shared): State<Arc<Shared>>, Path(id): Path<String>) 
 // ---------------------------------------------------------------------------------------------
 // Digital invitations (mobile passes)
 
-fn parse_bool_param(pairs: &[(String, String)], key: &str) -> Option<bool> {
-    match query_value(pairs, key)? {
+fn parse_bool_param(pairs: &Query, key: &str) -> Option<bool> {
+    match pairs.first(key)? {
         value if value.eq_ignore_ascii_case("true") => Some(true),
         value if value.eq_ignore_ascii_case("false") => Some(false),
         _ => None,
@@ -1558,7 +1425,7 @@ async fn invitations_create(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let pairs = query_pairs(query.as_deref());
+    let pairs = Query::parse(query.as_deref());
     let now = shared.now();
     let mut state = shared.lock();
     let Some(user) = parse_id(&id).and_then(|id| state.users.get(&id)) else {
@@ -1570,7 +1437,9 @@ async fn invitations_create(
     let (Some(send_email), Some(nfc_enabled), Some(_language)) = (
         parse_bool_param(&pairs, "sendInvitationEmail"),
         parse_bool_param(&pairs, "nfcEnabled"),
-        query_value(&pairs, "language").filter(|language| !language.is_empty()),
+        pairs
+            .first("language")
+            .filter(|language| !language.is_empty()),
     ) else {
         return invalid_criteria();
     };
@@ -1620,7 +1489,7 @@ async fn invitations_list(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let pairs = query_pairs(query.as_deref());
+    let pairs = Query::parse(query.as_deref());
     let paging = match paging(&pairs) {
         Ok(paging) => paging,
         Err(rejection) => return rejection.into_response(),
@@ -1661,7 +1530,7 @@ async fn invitations_list(
 // Groups
 
 async fn groups_list(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
-    let pairs = query_pairs(query.as_deref());
+    let pairs = Query::parse(query.as_deref());
     let paging = match paging(&pairs) {
         Ok(paging) => paging,
         Err(rejection) => return rejection.into_response(),
@@ -1708,7 +1577,7 @@ async fn group_members(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let pairs = query_pairs(query.as_deref());
+    let pairs = Query::parse(query.as_deref());
     let paging = match paging(&pairs) {
         Ok(paging) => paging,
         Err(rejection) => return rejection.into_response(),
@@ -1777,32 +1646,5 @@ async fn membership_remove(
         no_content()
     } else {
         brivo_error(StatusCode::NOT_FOUND, wire::NOT_A_MEMBER)
-    }
-}
-
-fn random_hex(bytes: usize) -> String {
-    (0..bytes)
-        .map(|_| format!("{:02x}", fastrand::u8(..)))
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        let cases = [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ];
-        for (input, expected) in cases {
-            assert_eq!(base64_encode(input.as_bytes()), expected, "{input:?}");
-        }
     }
 }

@@ -55,9 +55,9 @@ impl Query {
             .map(|(key, value)| (key.as_str(), value.as_str()))
     }
 
-    /// Adds pairs (e.g. a form body's, read after the query's).
-    pub fn extend(&mut self, pairs: impl IntoIterator<Item = (String, String)>) {
-        self.pairs.extend(pairs);
+    /// Adds the pairs of `other` after these (e.g. a form body's after the query string's).
+    pub fn append(&mut self, other: Query) {
+        self.pairs.extend(other.pairs);
     }
 }
 
