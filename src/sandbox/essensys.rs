@@ -9,8 +9,7 @@
 //! booking → 409 `space_unavailable`; unknown query parameters → 422. Lists are ordered by id
 //! (ids grow with creation), so cursors (an offset, opaque to clients) are stable while appending.
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -24,11 +23,15 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 
 use crate::clock::{system_clock, Clock};
 use crate::http::Secret;
 use crate::sandbox::faults::Faults;
+use crate::sandbox::kit::auth::{self, TokenState, Tokens};
+use crate::sandbox::kit::ids::{random_hex, Sequence};
+use crate::sandbox::kit::journal::Journal;
+use crate::sandbox::kit::paging::{Query, Window};
+use crate::sandbox::kit::{self, Server};
 use crate::vendors::essensys::client::{EssensysConfig, EssensysError, MAX_PAGE_SIZE};
 use crate::vendors::essensys::model::{
     tap_to_book_slot, Booking, BookingSource, BookingStatus, BookingUpdate, Contract, ContractKind,
@@ -93,6 +96,18 @@ pub enum Entity {
 }
 
 impl Entity {
+    /// The path segment of the entity's collection (also its kind in the write journal).
+    fn collection(self) -> &'static str {
+        match self {
+            Self::Floor => "floors",
+            Self::Space => "spaces",
+            Self::Occupier => "occupiers",
+            Self::Contract => "contracts",
+            Self::User => "users",
+            Self::Booking => "bookings",
+        }
+    }
+
     fn from_collection(collection: &str) -> Option<Self> {
         Some(match collection {
             "floors" => Self::Floor,
@@ -156,20 +171,20 @@ struct SimState {
     contracts: BTreeMap<String, Contract>,
     users: BTreeMap<String, User>,
     bookings: BTreeMap<String, Booking>,
-    tokens: HashMap<String, DateTime<Utc>>,
+    tokens: Tokens,
     last_token: Option<Secret>,
     logins: u64,
     token_lifetime: Duration,
-    counter: u64,
-    writes: BTreeMap<Entity, u64>,
+    ids: Sequence,
+    /// Successful API writes, kind = the entity's collection.
+    writes: Journal,
     invitations: Vec<InvitationRecord>,
 }
 
 impl SimState {
     /// `<prefix>_<counter>`: ids sort by creation.
     fn new_id(&mut self, prefix: &str) -> String {
-        self.counter += 1;
-        format!("{prefix}_{:08}", self.counter)
+        format!("{prefix}_{:08}", self.ids.next_id())
     }
 
     fn occupier_is_of_site(&self, occupier: &Occupier, site_id: &str) -> bool {
@@ -210,7 +225,7 @@ impl SimState {
     }
 
     fn count_write(&mut self, entity: Entity) {
-        *self.writes.entry(entity).or_default() += 1;
+        self.writes.record(entity.collection());
     }
 }
 
@@ -246,30 +261,16 @@ impl Simulator {
                 ..SimState::default()
             }),
         });
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        let server = kit::serve("essensys", router(Arc::clone(&shared)), &options.faults)
             .await
             .map_err(SimulatorError::Bind)?;
-        let address = listener.local_addr().map_err(SimulatorError::Bind)?;
-        let router = options.faults.layer(router(Arc::clone(&shared)));
-        let (shutdown, shutdown_signal) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    // A dropped sender also means "stop".
-                    let _ = shutdown_signal.await;
-                })
-                .await;
-            if let Err(error) = served {
-                tracing::warn!(%error, "essensys simulator stopped with an error");
-            }
-        });
         Ok(SimulatorHandle {
-            base_url: format!("http://{address}"),
+            base_url: server.base_url().to_owned(),
             username: options.username,
             password: options.password,
             shared,
             faults: options.faults,
-            shutdown: Some(shutdown),
+            server,
         })
     }
 }
@@ -282,7 +283,7 @@ pub struct SimulatorHandle {
     pub password: Secret,
     shared: Arc<Shared>,
     faults: Faults,
-    shutdown: Option<oneshot::Sender<()>>,
+    server: Server,
 }
 
 impl std::fmt::Debug for SimulatorHandle {
@@ -292,14 +293,6 @@ impl std::fmt::Debug for SimulatorHandle {
             .field("username", &self.username)
             .field("password", &self.password)
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for SimulatorHandle {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
     }
 }
 
@@ -504,7 +497,7 @@ impl SimulatorHandle {
 
     /// Successful API writes (create, update, cancel) per entity; hand edits are not counted.
     pub fn writes(&self, entity: Entity) -> u64 {
-        self.shared.lock().writes.get(&entity).copied().unwrap_or(0)
+        self.shared.lock().writes.count(entity.collection())
     }
 
     /// Wi-Fi invitations actually sent, in order (at most one per user).
@@ -618,9 +611,7 @@ impl SimulatorHandle {
 
     /// Stops the server (also done on drop).
     pub fn shutdown(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
+        self.server.stop();
     }
 }
 
@@ -630,12 +621,6 @@ fn require_seed(ok: bool, what: &str, id: &str) -> Result<(), SimulatorError> {
     } else {
         Err(SimulatorError::Seed(format!("no {what} {id}")))
     }
-}
-
-fn random_hex(bytes: usize) -> String {
-    (0..bytes)
-        .map(|_| format!("{:02x}", fastrand::u8(..)))
-        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -737,8 +722,7 @@ async fn login(State(shared): Sim, body: Bytes) -> ApiResult {
     let mut state = shared.lock();
     let token = format!("ess_{}", random_hex(24));
     let lifetime = state.token_lifetime;
-    let expires_at = now + chrono::Duration::from_std(lifetime).unwrap_or(chrono::Duration::zero());
-    state.tokens.insert(token.clone(), expires_at);
+    state.tokens.issue(token.clone(), now, lifetime);
     state.last_token = Some(Secret::new(token.clone()));
     state.logins += 1;
     Ok(Json(json!({
@@ -750,26 +734,23 @@ async fn login(State(shared): Sim, body: Bytes) -> ApiResult {
 }
 
 fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "missing bearer token",
-            )
-        })?;
+    let token = auth::credentials(headers, "Bearer").ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing bearer token",
+        )
+    })?;
     let now = shared.now();
-    match shared.lock().tokens.get(token) {
-        Some(expires_at) if now < *expires_at => Ok(()),
-        Some(_) => Err(ApiError::new(
+    let token_state = shared.lock().tokens.check(token, now);
+    match token_state {
+        TokenState::Valid => Ok(()),
+        TokenState::Expired => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "token_expired",
             "the access token has expired; log in again",
         )),
-        None => Err(ApiError::new(
+        TokenState::Unknown => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "unknown or revoked access token",
@@ -792,21 +773,17 @@ fn reject_body(body: &Bytes) -> Result<(), ApiError> {
 }
 
 /// Query parameters; anything not in `allowed` (besides `limit` and `cursor`) is a 422.
-fn parse_query(raw: Option<String>, allowed: &[&str]) -> Result<HashMap<String, String>, ApiError> {
-    let mut params = HashMap::new();
-    for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-        if key != "limit" && key != "cursor" && !allowed.contains(&key.as_ref()) {
+fn parse_query(raw: Option<String>, allowed: &[&str]) -> Result<Query, ApiError> {
+    let params = Query::parse(raw.as_deref());
+    for (key, _) in params.pairs() {
+        if key != "limit" && key != "cursor" && !allowed.contains(&key) {
             return Err(ApiError::invalid(format!("unknown query parameter {key}")));
         }
-        params.insert(key.into_owned(), value.into_owned());
     }
     Ok(params)
 }
 
-fn parse_time(
-    params: &HashMap<String, String>,
-    key: &str,
-) -> Result<Option<DateTime<Utc>>, ApiError> {
+fn parse_time(params: &Query, key: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
     params
         .get(key)
         .map(|value| {
@@ -818,7 +795,7 @@ fn parse_time(
 }
 
 /// One page of `items` in the designed envelope.
-fn paginate<T: Serialize>(items: Vec<T>, params: &HashMap<String, String>) -> ApiResult {
+fn paginate<T: Serialize>(items: Vec<T>, params: &Query) -> ApiResult {
     let limit = match params.get("limit") {
         None => DEFAULT_PAGE,
         Some(text) => match text.parse::<usize>() {
@@ -844,10 +821,9 @@ fn paginate<T: Serialize>(items: Vec<T>, params: &HashMap<String, String>) -> Ap
                 )
             })?,
     };
-    let end = (offset + limit).min(items.len());
-    let next_cursor = (end < items.len()).then(|| format!("o{end}"));
-    let page: Vec<&T> = items[offset..end].iter().collect();
-    Ok(Json(json!({"items": page, "nextCursor": next_cursor})).into_response())
+    let page = Window::new(offset, limit).slice(items);
+    let next_cursor = page.next.map(|end| format!("o{end}"));
+    Ok(Json(json!({"items": page.items, "nextCursor": next_cursor})).into_response())
 }
 
 fn created<T: Serialize>(value: &T) -> Response {
@@ -880,7 +856,7 @@ async fn find_users(State(shared): Sim, headers: HeaderMap, RawQuery(raw): RawQu
         .filter(|u| {
             params
                 .get("externalRef")
-                .is_none_or(|r| u.external_ref.as_ref() == Some(r))
+                .is_none_or(|r| u.external_ref.as_deref() == Some(r))
         })
         .cloned()
         .collect();
@@ -895,10 +871,10 @@ fn require_site(state: &SimState, site_id: &str) -> Result<(), ApiError> {
     }
 }
 
-fn matches_ref(external_ref: &Option<String>, params: &HashMap<String, String>) -> bool {
+fn matches_ref(external_ref: &Option<String>, params: &Query) -> bool {
     params
         .get("externalRef")
-        .is_none_or(|wanted| external_ref.as_ref() == Some(wanted))
+        .is_none_or(|wanted| external_ref.as_deref() == Some(wanted))
 }
 
 async fn list_items(
@@ -964,7 +940,7 @@ async fn list_items(
                 raw,
                 &["externalRef", "source", "createdSince", "from", "to"],
             )?;
-            let source = match params.get("source").map(String::as_str) {
+            let source = match params.get("source") {
                 None => None,
                 Some("officernd") => Some(BookingSource::Officernd),
                 Some("tap_to_book") => Some(BookingSource::TapToBook),

@@ -24,8 +24,8 @@ pub fn is_uuid(text: &str) -> bool {
     text.len() == uuid::fmt::Hyphenated::LENGTH && uuid::Uuid::try_parse(text).is_ok()
 }
 
-/// A counter handing out increasing ids after a starting value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A counter handing out increasing ids after a starting value (`Default`: from 1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Sequence {
     last: u64,
 }
