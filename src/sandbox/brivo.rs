@@ -27,7 +27,7 @@
 //! Mashery deployments send one, so a client must not need it; see [`wire::mashery_throttle`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -49,7 +49,7 @@ use crate::sandbox::kit::ids::{random_hex, uuid_v4, Sequence};
 use crate::sandbox::kit::journal::Journal;
 use crate::sandbox::kit::paging::{Query, Window};
 use crate::sandbox::kit::rate::{self, RateLimit};
-use crate::sandbox::kit::{self, reply, Server};
+use crate::sandbox::kit::{self, reply};
 use crate::vendors::brivo::client::{BrivoConfig, BrivoConfigError};
 use crate::vendors::brivo::wire::{
     self, API_KEY_HEADER, DEFAULT_PAGE_SIZE, MAX_GROUPS_PER_USER, MAX_PAGE_SIZE, UNKNOWN_GROUP,
@@ -283,26 +283,16 @@ impl SimState {
     }
 }
 
-struct Shared {
+/// Settings fixed at start-up.
+struct Config {
     api_key: Secret,
     client_id: String,
     client_secret: Secret,
     username: String,
     password: Secret,
-    clock: Clock,
-    state: Mutex<SimState>,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, SimState> {
-        // Plain data that stays consistent after a panic elsewhere; keep serving.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn now(&self) -> DateTime<Utc> {
-        (self.clock)()
-    }
-}
+type Shared = kit::Shared<Config, SimState>;
 
 /// Entry point: `Simulator::start(options)`.
 pub struct Simulator;
@@ -310,14 +300,17 @@ pub struct Simulator;
 impl Simulator {
     /// Starts on 127.0.0.1 with an ephemeral port.
     pub async fn start(options: SimulatorOptions) -> Result<SimulatorHandle, SimulatorError> {
-        let shared = Arc::new(Shared {
+        let config = Config {
             api_key: options.api_key.clone(),
             client_id: options.client_id.clone(),
             client_secret: options.client_secret.clone(),
             username: options.username.clone(),
             password: options.password.clone(),
-            clock: options.clock.clone(),
-            state: Mutex::new(SimState {
+        };
+        let shared = Shared::new(
+            config,
+            options.clock,
+            SimState {
                 users: BTreeMap::new(),
                 groups: BTreeMap::new(),
                 access_tokens: Tokens::default(),
@@ -332,26 +325,25 @@ impl Simulator {
                 rate_limit: RateLimit::new(rate::Window::Sliding, None),
                 quota_exhausted: false,
                 writes: Journal::default(),
-            }),
-        });
-        let server = kit::serve("Brivo", router(Arc::clone(&shared)), &options.faults)
+            },
+        );
+        let sim = kit::Running::start("Brivo", shared, router, options.faults)
             .await
             .map_err(SimulatorError::Bind)?;
         Ok(SimulatorHandle {
-            base_url: server.base_url().to_owned(),
+            base_url: sim.base_url().to_owned(),
             api_key: options.api_key,
             client_id: options.client_id,
             client_secret: options.client_secret,
             username: options.username,
             password: options.password,
-            shared,
-            faults: options.faults,
-            server,
+            sim,
         })
     }
 }
 
 /// Control surface of a running simulator. Dropping it stops the server.
+#[derive(Debug)]
 pub struct SimulatorHandle {
     /// `http://127.0.0.1:<port>`: the auth host (`/oauth/token`); the API is under `/v1/api`.
     pub base_url: String,
@@ -360,19 +352,7 @@ pub struct SimulatorHandle {
     pub client_secret: Secret,
     pub username: String,
     pub password: Secret,
-    shared: Arc<Shared>,
-    faults: Faults,
-    server: Server,
-}
-
-impl std::fmt::Debug for SimulatorHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimulatorHandle")
-            .field("base_url", &self.base_url)
-            .field("client_id", &self.client_id)
-            .field("username", &self.username)
-            .finish_non_exhaustive()
-    }
+    sim: kit::Running<Config, SimState>,
 }
 
 impl SimulatorHandle {
@@ -399,7 +379,7 @@ impl SimulatorHandle {
 
     /// The fault injection and request counters wrapped around this simulator.
     pub fn faults(&self) -> &Faults {
-        &self.faults
+        self.sim.faults()
     }
 
     /// The request path of an API resource, as counted by [`Faults`] (e.g. `api_path("/users")`).
@@ -409,7 +389,7 @@ impl SimulatorHandle {
 
     /// Creates a group as an administrator would; returns its id.
     pub fn add_group(&self, name: &str) -> String {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         let id = state.new_id();
         state.groups.insert(
             id,
@@ -443,8 +423,8 @@ impl SimulatorHandle {
                 json!([{"number": phone, "type": wire::CONTACT_TYPE}]),
             );
         }
-        let now = self.shared.now();
-        let mut state = self.shared.lock();
+        let now = self.sim.now();
+        let mut state = self.sim.lock();
         let id = state.new_id();
         state.users.insert(
             id,
@@ -464,7 +444,7 @@ impl SimulatorHandle {
         group_id: &str,
         user_id: &str,
     ) -> Result<(), SimulatorError> {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         let user = parse_id(user_id)
             .filter(|id| state.users.contains_key(id))
             .ok_or_else(|| SimulatorError::UnknownUser(user_id.to_owned()))?;
@@ -485,8 +465,8 @@ impl SimulatorHandle {
 
     /// Someone changes a user's (first) email by hand in the dashboard.
     pub fn dashboard_set_email(&self, user_id: &str, email: &str) -> Result<(), SimulatorError> {
-        let now = self.shared.now();
-        let mut state = self.shared.lock();
+        let now = self.sim.now();
+        let mut state = self.sim.lock();
         let user = parse_id(user_id)
             .and_then(|id| state.users.get_mut(&id))
             .ok_or_else(|| SimulatorError::UnknownUser(user_id.to_owned()))?;
@@ -509,7 +489,7 @@ impl SimulatorHandle {
 
     /// Member ids of a group (empty for an unknown group).
     pub fn group_member_ids(&self, group_id: &str) -> Vec<String> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         parse_id(group_id)
             .and_then(|id| state.groups.get(&id))
             .map(|group| group.members.iter().map(u64::to_string).collect())
@@ -518,7 +498,7 @@ impl SimulatorHandle {
 
     /// The first email of each member of a group, sorted (members without email are skipped).
     pub fn group_member_emails(&self, group_id: &str) -> Vec<String> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         let mut emails: Vec<String> = parse_id(group_id)
             .and_then(|id| state.groups.get(&id))
             .map(|group| {
@@ -536,7 +516,7 @@ impl SimulatorHandle {
 
     /// Group ids of a user.
     pub fn user_group_ids(&self, user_id: &str) -> Vec<String> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         parse_id(user_id)
             .map(|id| {
                 state
@@ -550,7 +530,7 @@ impl SimulatorHandle {
 
     /// A user as `GET /users/{id}` returns it.
     pub fn user(&self, user_id: &str) -> Option<Value> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         parse_id(user_id)
             .and_then(|id| state.users.get(&id))
             .map(|user| render_user(user, true))
@@ -558,7 +538,7 @@ impl SimulatorHandle {
 
     /// A user by external id, as `GET /users/{externalId}/external` returns it.
     pub fn user_by_external_id(&self, external_id: &str) -> Option<Value> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         state
             .users
             .values()
@@ -568,7 +548,7 @@ impl SimulatorHandle {
 
     /// Every user as the list returns them (sorted by last name).
     pub fn users(&self) -> Vec<Value> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         sorted_users(&state)
             .into_iter()
             .map(|user| render_user(user, false))
@@ -577,12 +557,12 @@ impl SimulatorHandle {
 
     /// `"METHOD /path"` of every write (non-GET API request) that reached the simulator, in order.
     pub fn write_calls(&self) -> Vec<String> {
-        self.shared.lock().writes.kinds()
+        self.sim.lock().writes.kinds()
     }
 
     /// Digital invitations created so far, in order.
     pub fn invitations(&self) -> Vec<InvitationRecord> {
-        self.shared
+        self.sim
             .lock()
             .invitations
             .iter()
@@ -598,7 +578,7 @@ impl SimulatorHandle {
 
     /// Marks a user's pending invitations as redeemed (the person installed the pass).
     pub fn redeem_invitations(&self, user_id: &str) {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         let Some(user) = parse_id(user_id) else {
             return;
         };
@@ -613,50 +593,50 @@ impl SimulatorHandle {
 
     /// Emails Brivo sent, in order.
     pub fn emails_sent(&self) -> Vec<SentEmail> {
-        self.shared.lock().emails.clone()
+        self.sim.lock().emails.clone()
     }
 
     /// Mobile passes the account may still issue (`None`: unlimited).
     pub fn set_mobile_passes_available(&self, passes: Option<u32>) {
-        self.shared.lock().passes_available = passes;
+        self.sim.lock().passes_available = passes;
     }
 
     /// Server-side limit: more than `requests_per_second` requests within one second get Mashery's
     /// throttling 403 (see the module doc). `None` turns it off.
     pub fn set_rate_limit(&self, requests_per_second: Option<u32>) {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         state.rate_limit.set(requests_per_second);
     }
 
     /// While `true`, every call gets Mashery's used-up-quota 403 (`ERR_403_DEVELOPER_OVER_RATE`),
     /// as when the key's daily allowance is spent.
     pub fn set_quota_exhausted(&self, exhausted: bool) {
-        self.shared.lock().quota_exhausted = exhausted;
+        self.sim.lock().quota_exhausted = exhausted;
     }
 
     /// Lifetime of tokens issued from now on.
     pub fn set_token_lifetime(&self, lifetime: Duration) {
-        self.shared.lock().token_lifetime = lifetime;
+        self.sim.lock().token_lifetime = lifetime;
     }
 
     /// Invalidates every issued access token (refresh tokens stay valid).
     pub fn revoke_access_tokens(&self) {
-        self.shared.lock().access_tokens.clear();
+        self.sim.lock().access_tokens.clear();
     }
 
     /// Invalidates every refresh token too.
     pub fn revoke_refresh_tokens(&self) {
-        self.shared.lock().refresh_tokens.clear();
+        self.sim.lock().refresh_tokens.clear();
     }
 
     /// The grants of every token issued so far, in order.
     pub fn token_grants(&self) -> Vec<GrantKind> {
-        self.shared.lock().grants.clone()
+        self.sim.lock().grants.clone()
     }
 
     /// Stops the server (also done on drop).
     pub fn shutdown(mut self) {
-        self.server.stop();
+        self.sim.stop();
     }
 }
 

@@ -10,7 +10,7 @@
 //! (ids grow with creation), so cursors (an offset, opaque to clients) are stable while appending.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -27,11 +27,11 @@ use serde_json::{json, Value};
 use crate::clock::{system_clock, Clock};
 use crate::http::Secret;
 use crate::sandbox::faults::Faults;
+use crate::sandbox::kit;
 use crate::sandbox::kit::auth::{self, TokenState, Tokens};
 use crate::sandbox::kit::ids::{random_hex, Sequence};
 use crate::sandbox::kit::journal::Journal;
 use crate::sandbox::kit::paging::{Query, Window};
-use crate::sandbox::kit::{self, Server};
 use crate::vendors::essensys::client::{EssensysConfig, EssensysError, MAX_PAGE_SIZE};
 use crate::vendors::essensys::model::{
     tap_to_book_slot, Booking, BookingSource, BookingStatus, BookingUpdate, Contract, ContractKind,
@@ -229,22 +229,13 @@ impl SimState {
     }
 }
 
-struct Shared {
+/// Settings fixed at start-up.
+struct Config {
     username: String,
     password: Secret,
-    clock: Clock,
-    state: Mutex<SimState>,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, SimState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn now(&self) -> DateTime<Utc> {
-        (self.clock)()
-    }
-}
+type Shared = kit::Shared<Config, SimState>;
 
 /// Entry point: `Simulator::start(options)`.
 pub struct Simulator;
@@ -252,48 +243,35 @@ pub struct Simulator;
 impl Simulator {
     /// Starts on 127.0.0.1 with an ephemeral port.
     pub async fn start(options: SimulatorOptions) -> Result<SimulatorHandle, SimulatorError> {
-        let shared = Arc::new(Shared {
+        let config = Config {
             username: options.username.clone(),
             password: options.password.clone(),
-            clock: options.clock.clone(),
-            state: Mutex::new(SimState {
-                token_lifetime: options.token_lifetime,
-                ..SimState::default()
-            }),
-        });
-        let server = kit::serve("essensys", router(Arc::clone(&shared)), &options.faults)
+        };
+        let state = SimState {
+            token_lifetime: options.token_lifetime,
+            ..SimState::default()
+        };
+        let shared = Shared::new(config, options.clock, state);
+        let sim = kit::Running::start("essensys", shared, router, options.faults)
             .await
             .map_err(SimulatorError::Bind)?;
         Ok(SimulatorHandle {
-            base_url: server.base_url().to_owned(),
+            base_url: sim.base_url().to_owned(),
             username: options.username,
             password: options.password,
-            shared,
-            faults: options.faults,
-            server,
+            sim,
         })
     }
 }
 
 /// Control surface of a running simulator. Dropping it stops the server.
+#[derive(Debug)]
 pub struct SimulatorHandle {
     /// The "Platform URL": `http://127.0.0.1:<port>`.
     pub base_url: String,
     pub username: String,
     pub password: Secret,
-    shared: Arc<Shared>,
-    faults: Faults,
-    server: Server,
-}
-
-impl std::fmt::Debug for SimulatorHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimulatorHandle")
-            .field("base_url", &self.base_url)
-            .field("username", &self.username)
-            .field("password", &self.password)
-            .finish_non_exhaustive()
-    }
+    sim: kit::Running<Config, SimState>,
 }
 
 impl SimulatorHandle {
@@ -304,13 +282,13 @@ impl SimulatorHandle {
 
     /// The fault injection and request counters wrapped around this simulator.
     pub fn faults(&self) -> &Faults {
-        &self.faults
+        self.sim.faults()
     }
 
     // ----- seeding ---------------------------------------------------------------------------
 
     pub fn add_site(&self, name: &str, services: &[SiteService]) -> Site {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         let site = Site {
             id: state.new_id("site"),
             name: name.to_owned(),
@@ -322,7 +300,7 @@ impl SimulatorHandle {
     }
 
     pub fn add_floor(&self, site_id: &str, name: &str) -> Result<Floor, SimulatorError> {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         require_seed(state.sites.contains_key(site_id), "site", site_id)?;
         let floor = Floor {
             id: state.new_id("flr"),
@@ -341,7 +319,7 @@ impl SimulatorHandle {
         name: &str,
         bookable: bool,
     ) -> Result<Space, SimulatorError> {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         require_seed(state.sites.contains_key(site_id), "site", site_id)?;
         if let Some(floor_id) = floor_id {
             let on_site = state
@@ -369,7 +347,7 @@ impl SimulatorHandle {
         name: &str,
         kind: OccupierKind,
     ) -> Result<Occupier, SimulatorError> {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         require_seed(state.sites.contains_key(site_id), "site", site_id)?;
         let occupier = Occupier {
             id: state.new_id("occ"),
@@ -393,7 +371,7 @@ impl SimulatorHandle {
         first_name: &str,
         mobile: Option<&str>,
     ) -> Result<User, SimulatorError> {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         require_seed(
             state.occupiers.contains_key(occupier_id),
             "occupier",
@@ -436,11 +414,11 @@ impl SimulatorHandle {
     // ----- reading back ----------------------------------------------------------------------
 
     pub fn sites(&self) -> Vec<Site> {
-        self.shared.lock().sites.values().cloned().collect()
+        self.sim.lock().sites.values().cloned().collect()
     }
 
     pub fn floors(&self, site_id: &str) -> Vec<Floor> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         state
             .floors
             .values()
@@ -450,7 +428,7 @@ impl SimulatorHandle {
     }
 
     pub fn spaces(&self, site_id: &str) -> Vec<Space> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         state
             .spaces
             .values()
@@ -461,7 +439,7 @@ impl SimulatorHandle {
 
     /// Occupiers of the site (home site or a contract there).
     pub fn occupiers(&self, site_id: &str) -> Vec<Occupier> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         state
             .occupiers
             .values()
@@ -471,7 +449,7 @@ impl SimulatorHandle {
     }
 
     pub fn contracts(&self, site_id: &str) -> Vec<Contract> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         state
             .contracts
             .values()
@@ -482,11 +460,11 @@ impl SimulatorHandle {
 
     /// Every user on the Platform.
     pub fn users(&self) -> Vec<User> {
-        self.shared.lock().users.values().cloned().collect()
+        self.sim.lock().users.values().cloned().collect()
     }
 
     pub fn bookings(&self, site_id: &str) -> Vec<Booking> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         state
             .bookings
             .values()
@@ -497,19 +475,19 @@ impl SimulatorHandle {
 
     /// Successful API writes (create, update, cancel) per entity; hand edits are not counted.
     pub fn writes(&self, entity: Entity) -> u64 {
-        self.shared.lock().writes.count(entity.collection())
+        self.sim.lock().writes.count(entity.collection())
     }
 
     /// Wi-Fi invitations actually sent, in order (at most one per user).
     pub fn wifi_invitations(&self) -> Vec<InvitationRecord> {
-        self.shared.lock().invitations.clone()
+        self.sim.lock().invitations.clone()
     }
 
     // ----- hand edits in essensys (drift) ------------------------------------------------------
 
     /// Someone renames a space in the essensys UI.
     pub fn rename_space(&self, space_id: &str, name: &str) -> Result<Space, SimulatorError> {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         let space = state
             .spaces
             .get_mut(space_id)
@@ -524,7 +502,7 @@ impl SimulatorHandle {
         user_id: &str,
         mobile: Option<&str>,
     ) -> Result<User, SimulatorError> {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         let user = state
             .users
             .get_mut(user_id)
@@ -543,7 +521,7 @@ impl SimulatorHandle {
         user_id: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<Booking, TapRefusal> {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         let space = state
             .spaces
             .get(space_id)
@@ -591,27 +569,27 @@ impl SimulatorHandle {
 
     /// Successful logins so far.
     pub fn login_count(&self) -> u64 {
-        self.shared.lock().logins
+        self.sim.lock().logins
     }
 
     /// Invalidates every issued token (the next API call with one gets 401).
     pub fn revoke_tokens(&self) {
-        self.shared.lock().tokens.clear();
+        self.sim.lock().tokens.clear();
     }
 
     /// Lifetime of tokens issued from now on.
     pub fn set_token_lifetime(&self, lifetime: Duration) {
-        self.shared.lock().token_lifetime = lifetime;
+        self.sim.lock().token_lifetime = lifetime;
     }
 
     /// The last token issued (tests check it never shows up in errors).
     pub fn last_issued_token(&self) -> Option<Secret> {
-        self.shared.lock().last_token.clone()
+        self.sim.lock().last_token.clone()
     }
 
     /// Stops the server (also done on drop).
     pub fn shutdown(mut self) {
-        self.server.stop();
+        self.sim.stop();
     }
 }
 
@@ -1581,7 +1559,7 @@ async fn cancel_booking(
 impl SimulatorHandle {
     /// Every stored object as JSON, keyed by collection (for sandbox snapshots and debugging).
     pub fn snapshot(&self) -> Value {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         json!({
             "sites": state.sites.values().collect::<Vec<_>>(),
             "floors": state.floors.values().collect::<Vec<_>>(),

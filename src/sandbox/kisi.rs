@@ -36,7 +36,7 @@
 //! request that passes it, answered with 429, `Retry-After: 1` and an empty body.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
@@ -49,13 +49,14 @@ use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
+use crate::clock::system_clock;
 use crate::http::Secret;
 use crate::sandbox::faults::Faults;
 use crate::sandbox::kit::ids::{random_hex, Sequence};
 use crate::sandbox::kit::journal::Journal;
 use crate::sandbox::kit::paging::{Query, Window};
 use crate::sandbox::kit::rate::{self, RateLimit};
-use crate::sandbox::kit::{self, auth, reply, Server};
+use crate::sandbox::kit::{self, auth, reply};
 use crate::vendors::kisi::client::{KisiConfig, KisiConfigError};
 use crate::vendors::kisi::wire::{self, CollectionRange};
 
@@ -201,18 +202,13 @@ struct SimState {
     quirks: RoleAssignmentQuirks,
 }
 
-struct Shared {
+/// Settings fixed at start-up.
+struct Config {
     api_key: Secret,
     organization_id: u64,
-    state: Mutex<SimState>,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, SimState> {
-        // Plain data stays valid after a panic elsewhere; keep serving.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
+type Shared = kit::Shared<Config, SimState>;
 
 impl SimState {
     fn email_taken(&self, email: &str, except: Option<u64>) -> bool {
@@ -253,42 +249,30 @@ impl Simulator {
             rate_limit: RateLimit::new(rate::Window::Sliding, options.requests_per_second),
             quirks: RoleAssignmentQuirks::default(),
         };
-        let shared = Arc::new(Shared {
+        let config = Config {
             api_key: options.api_key.clone(),
             organization_id: options.organization_id,
-            state: Mutex::new(state),
-        });
-        let server = kit::serve("Kisi", router(Arc::clone(&shared)), &options.faults)
+        };
+        let shared = Shared::new(config, system_clock(), state);
+        let sim = kit::Running::start("Kisi", shared, router, options.faults)
             .await
             .map_err(SimulatorError::Bind)?;
         Ok(SimulatorHandle {
-            base_url: server.base_url().to_owned(),
+            base_url: sim.base_url().to_owned(),
             api_key: options.api_key,
-            shared,
-            faults: options.faults,
-            server,
+            sim,
         })
     }
 }
 
 /// Control surface of a running simulator. Dropping it stops the server.
+#[derive(Debug)]
 pub struct SimulatorHandle {
     /// `http://127.0.0.1:<port>`.
     pub base_url: String,
     /// The one API key the simulator accepts.
     pub api_key: Secret,
-    shared: Arc<Shared>,
-    faults: Faults,
-    server: Server,
-}
-
-impl std::fmt::Debug for SimulatorHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimulatorHandle")
-            .field("base_url", &self.base_url)
-            .field("api_key", &self.api_key)
-            .finish_non_exhaustive()
-    }
+    sim: kit::Running<Config, SimState>,
 }
 
 fn parse_id(id: &str) -> Option<u64> {
@@ -303,23 +287,23 @@ impl SimulatorHandle {
 
     /// Makes `GET /role_assignments` misbehave (see [`RoleAssignmentQuirks`]).
     pub fn set_role_assignment_quirks(&self, quirks: RoleAssignmentQuirks) {
-        self.shared.lock().quirks = quirks;
+        self.sim.lock().quirks = quirks;
     }
 
     /// The fault injection and request counters wrapped around this simulator.
     pub fn faults(&self) -> &Faults {
-        &self.faults
+        self.sim.faults()
     }
 
     /// Turns the server-side rate limit on (`Some(requests per second)`) or off.
     pub fn set_rate_limit(&self, requests_per_second: Option<u32>) {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         state.rate_limit.set(requests_per_second);
     }
 
     /// Creates a group; returns its id.
     pub fn add_group(&self, name: &str) -> String {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         let now = Utc::now();
         let id = state.group_ids.next_id();
         state.groups.insert(
@@ -336,7 +320,7 @@ impl SimulatorHandle {
 
     /// Creates a regular (emailed, confirmed) user as an admin would in the dashboard; returns its id.
     pub fn add_user(&self, name: &str, email: &str) -> Result<String, SimulatorError> {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         if state.email_taken(email, None) {
             return Err(SimulatorError::EmailTaken(email.to_owned()));
         }
@@ -356,7 +340,7 @@ impl SimulatorHandle {
     }
 
     pub fn groups(&self) -> Vec<SimGroup> {
-        self.shared
+        self.sim
             .lock()
             .groups
             .iter()
@@ -368,7 +352,7 @@ impl SimulatorHandle {
     }
 
     pub fn users(&self) -> Vec<SimUser> {
-        self.shared
+        self.sim
             .lock()
             .users
             .iter()
@@ -378,7 +362,7 @@ impl SimulatorHandle {
 
     pub fn user(&self, id: &str) -> Option<SimUser> {
         let id = parse_id(id)?;
-        self.shared
+        self.sim
             .lock()
             .users
             .get(&id)
@@ -387,7 +371,7 @@ impl SimulatorHandle {
 
     /// The user with this email, compared case-insensitively.
     pub fn user_by_email(&self, email: &str) -> Option<SimUser> {
-        self.shared
+        self.sim
             .lock()
             .users
             .iter()
@@ -400,7 +384,7 @@ impl SimulatorHandle {
         let Some(group) = parse_id(group_id) else {
             return Vec::new();
         };
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         let emails: BTreeSet<String> = state
             .assignments
             .values()
@@ -416,7 +400,7 @@ impl SimulatorHandle {
         let (Some(user), Some(group)) = (parse_id(user_id), parse_id(group_id)) else {
             return 0;
         };
-        self.shared
+        self.sim
             .lock()
             .assignments
             .values()
@@ -430,7 +414,7 @@ impl SimulatorHandle {
 
     /// Every role assignment, in id order.
     pub fn role_assignments(&self) -> Vec<SimRoleAssignment> {
-        self.shared
+        self.sim
             .lock()
             .assignments
             .iter()
@@ -461,7 +445,7 @@ impl SimulatorHandle {
         group_id: &str,
         role_id: &str,
     ) -> Result<String, SimulatorError> {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         let user = parse_id(user_id)
             .filter(|id| state.users.contains_key(id))
             .ok_or_else(|| SimulatorError::UnknownUser(user_id.to_owned()))?;
@@ -481,13 +465,12 @@ impl SimulatorHandle {
 
     /// A person deletes one role assignment in the dashboard; `false` if it did not exist.
     pub fn dashboard_remove_assignment(&self, assignment_id: &str) -> bool {
-        parse_id(assignment_id)
-            .is_some_and(|id| self.shared.lock().assignments.remove(&id).is_some())
+        parse_id(assignment_id).is_some_and(|id| self.sim.lock().assignments.remove(&id).is_some())
     }
 
     /// A person edits a user's email in the dashboard.
     pub fn dashboard_change_email(&self, user_id: &str, email: &str) -> Result<(), SimulatorError> {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         let id = parse_id(user_id)
             .filter(|id| state.users.contains_key(id))
             .ok_or_else(|| SimulatorError::UnknownUser(user_id.to_owned()))?;
@@ -503,17 +486,17 @@ impl SimulatorHandle {
 
     /// Successful API writes (`POST`, `DELETE`) so far; dashboard edits are not counted.
     pub fn write_calls(&self) -> u64 {
-        self.shared.lock().writes.total()
+        self.sim.lock().writes.total()
     }
 
     /// "Access granted" emails Kisi would have sent, in order.
     pub fn notifications(&self) -> Vec<Notification> {
-        self.shared.lock().notifications.clone()
+        self.sim.lock().notifications.clone()
     }
 
     /// The addresses of [`Self::notifications`], in order, repeats kept.
     pub fn notified_emails(&self) -> Vec<String> {
-        self.shared
+        self.sim
             .lock()
             .notifications
             .iter()
@@ -523,17 +506,17 @@ impl SimulatorHandle {
 
     /// The `user` objects of every accepted `POST /users`, exactly as received.
     pub fn created_user_payloads(&self) -> Vec<Value> {
-        self.shared.lock().writes.bodies(CREATE_USER)
+        self.sim.lock().writes.bodies(CREATE_USER)
     }
 
     /// The `role_assignment` objects of every accepted `POST /role_assignments`, exactly as received.
     pub fn grant_payloads(&self) -> Vec<Value> {
-        self.shared.lock().writes.bodies(CREATE_ASSIGNMENT)
+        self.sim.lock().writes.bodies(CREATE_ASSIGNMENT)
     }
 
     /// Stops the server (also done on drop).
     pub fn shutdown(mut self) {
-        self.server.stop();
+        self.sim.stop();
     }
 }
 

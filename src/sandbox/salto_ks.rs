@@ -34,7 +34,7 @@
 //! `Retry-After` and an empty body; `$filter` supports only `user/email eq '…'` (case-insensitive).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -49,13 +49,13 @@ use serde_json::{json, Value};
 use crate::clock::{system_clock, Clock};
 use crate::http::Secret;
 use crate::sandbox::faults::Faults;
+use crate::sandbox::kit;
 use crate::sandbox::kit::auth::{self, TokenState, Tokens};
 use crate::sandbox::kit::ids::{is_uuid, random_hex, uuid_v4};
 use crate::sandbox::kit::journal::Journal;
 use crate::sandbox::kit::paging::{Query, Window};
 use crate::sandbox::kit::rate::{self, RateLimit};
 use crate::sandbox::kit::reply::{self, Rejection};
-use crate::sandbox::kit::{self, Server};
 use crate::vendors::salto_ks::client::{SaltoKsConfig, SaltoKsConfigError};
 use crate::vendors::salto_ks::wire::{
     business_error, ERROR_FIELD_REQUIRED, ERROR_NOT_FOUND, ERROR_QUERY, ERROR_VALIDATION,
@@ -404,27 +404,21 @@ impl SimState {
     }
 }
 
-struct Shared {
+/// Settings fixed at start-up.
+struct Config {
     base_url: String,
     client_id: String,
     client_secret: Secret,
     username: String,
     password: Secret,
-    clock: Clock,
-    state: Mutex<SimState>,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, SimState> {
-        // The state stays meaningful after a panic in another handler; keep serving.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
+type Shared = kit::Shared<Config, SimState>;
 
-/// Entry point: `SaltoKsSimulator::start(options)` (or [`start`]).
-pub struct SaltoKsSimulator;
+/// Entry point: `Simulator::start(options)` (or [`start`]).
+pub struct Simulator;
 
-impl SaltoKsSimulator {
+impl Simulator {
     /// Starts on 127.0.0.1 with an ephemeral port.
     pub async fn start(options: SimulatorOptions) -> Result<SimulatorHandle, SimulatorError> {
         start(options).await
@@ -490,16 +484,15 @@ pub async fn start(options: SimulatorOptions) -> Result<SimulatorHandle, Simulat
     );
     let site_id = state.site_id.clone();
 
-    let shared = Arc::new(Shared {
+    let config = Config {
         base_url: base_url.clone(),
         client_id: options.client_id.clone(),
         client_secret: options.client_secret.clone(),
         username: options.username.clone(),
         password: options.password.clone(),
-        clock: options.clock.clone(),
-        state: Mutex::new(state),
-    });
-    let server = bound.serve("Salto KS", router(Arc::clone(&shared)), &options.faults);
+    };
+    let shared = Shared::new(config, options.clock, state);
+    let sim = kit::Running::on(bound, "Salto KS", shared, router, options.faults);
     Ok(SimulatorHandle {
         base_url,
         site_id,
@@ -507,13 +500,12 @@ pub async fn start(options: SimulatorOptions) -> Result<SimulatorHandle, Simulat
         client_secret: options.client_secret,
         username: options.username,
         password: options.password,
-        shared,
-        faults: options.faults,
-        server,
+        sim,
     })
 }
 
 /// Control surface of a running simulator. Dropping it stops the server.
+#[derive(Debug)]
 pub struct SimulatorHandle {
     /// `http://127.0.0.1:<port>`: both the identity (`/connect/token`) and the API host.
     pub base_url: String,
@@ -523,22 +515,7 @@ pub struct SimulatorHandle {
     pub client_secret: Secret,
     pub username: String,
     pub password: Secret,
-    shared: Arc<Shared>,
-    faults: Faults,
-    server: Server,
-}
-
-impl std::fmt::Debug for SimulatorHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimulatorHandle")
-            .field("base_url", &self.base_url)
-            .field("site_id", &self.site_id)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret)
-            .field("username", &self.username)
-            .field("password", &self.password)
-            .finish_non_exhaustive()
-    }
+    sim: kit::Running<Config, SimState>,
 }
 
 impl SimulatorHandle {
@@ -556,7 +533,7 @@ impl SimulatorHandle {
 
     /// The fault injection and request counters wrapped around this simulator.
     pub fn faults(&self) -> &Faults {
-        &self.faults
+        self.sim.faults()
     }
 
     /// The request path of a site endpoint as counted by [`Faults`], e.g. `site_path("/users")`.
@@ -566,13 +543,13 @@ impl SimulatorHandle {
 
     /// The human site id (`site_uid`), which the API refuses in paths.
     pub fn site_uid(&self) -> String {
-        self.shared.lock().site_uid.clone()
+        self.sim.lock().site_uid.clone()
     }
 
     /// Creates an access group as an admin would in the Salto KS app; returns its id.
     pub fn add_group(&self, name: &str) -> String {
         let id = uuid_v4();
-        self.shared.lock().groups.insert(
+        self.sim.lock().groups.insert(
             id.clone(),
             Group {
                 name: name.to_owned(),
@@ -585,7 +562,7 @@ impl SimulatorHandle {
     /// Adds a person to the site as an admin would (no invitation recorded, profile complete;
     /// `email: None` makes a tag-only user).
     pub fn add_user(&self, first_name: &str, last_name: &str, email: Option<&str>) -> SimUser {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         let roles = state.default_role_ids();
         let (site_user_id, _) = state.add_site_user(first_name, last_name, email, roles, true);
         let row = state
@@ -608,7 +585,7 @@ impl SimulatorHandle {
 
     /// Every user of the site (the service user included), in creation order.
     pub fn users(&self) -> Vec<SimUser> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         state
             .site_users
             .iter()
@@ -617,7 +594,7 @@ impl SimulatorHandle {
     }
 
     pub fn user_by_email(&self, email: &str) -> Option<SimUser> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         state
             .site_user_by_email(email)
             .map(|(id, row)| state.sim_user(id, row))
@@ -625,7 +602,7 @@ impl SimulatorHandle {
 
     /// The access groups as `(id, name)`.
     pub fn groups(&self) -> Vec<(String, String)> {
-        self.shared
+        self.sim
             .lock()
             .groups
             .iter()
@@ -635,7 +612,7 @@ impl SimulatorHandle {
 
     /// Emails of a group's members, sorted (tag-only members have none and are left out).
     pub fn group_member_emails(&self, group_id: &str) -> Vec<String> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         let mut emails: Vec<String> = state
             .groups
             .get(group_id)
@@ -653,7 +630,7 @@ impl SimulatorHandle {
 
     /// Platform ids of a group's members, sorted.
     pub fn group_member_ids(&self, group_id: &str) -> Vec<String> {
-        self.shared
+        self.sim
             .lock()
             .groups
             .get(group_id)
@@ -667,7 +644,7 @@ impl SimulatorHandle {
         group_id: &str,
         email: &str,
     ) -> Result<(), SimulatorError> {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         let user_id = state
             .site_user_by_email(email)
             .map(|(_, row)| row.user_id.clone())
@@ -683,7 +660,7 @@ impl SimulatorHandle {
 
     /// A person editing their profile (or an admin) changes an email by hand.
     pub fn dashboard_change_email(&self, old: &str, new: &str) -> Result<(), SimulatorError> {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         if state.site_user_by_email(new).is_some() {
             return Err(SimulatorError::DuplicateEmail(new.to_owned()));
         }
@@ -699,12 +676,12 @@ impl SimulatorHandle {
 
     /// Invitation emails sent, in order (one per site user created through the API with an email).
     pub fn invitations(&self) -> Vec<Invitation> {
-        self.shared.lock().invitations.clone()
+        self.sim.lock().invitations.clone()
     }
 
     /// Whether an invitation went to `email`.
     pub fn invited(&self, email: &str) -> bool {
-        self.shared
+        self.sim
             .lock()
             .invitations
             .iter()
@@ -713,66 +690,61 @@ impl SimulatorHandle {
 
     /// The raw (percent-encoded) query of every `GET …/users` received, in order.
     pub fn user_list_queries(&self) -> Vec<String> {
-        self.shared.lock().user_list_queries.clone()
+        self.sim.lock().user_list_queries.clone()
     }
 
     /// The JSON bodies of every `POST …/users` received, as sent.
     pub fn created_user_bodies(&self) -> Vec<Value> {
-        self.shared.lock().writes.bodies("create_user")
+        self.sim.lock().writes.bodies("create_user")
     }
 
     /// Authorized API write calls (POST/DELETE) received, all kinds together.
     pub fn write_calls(&self) -> u64 {
-        self.shared.lock().writes.total()
+        self.sim.lock().writes.total()
     }
 
     /// Authorized API write calls by kind: `create_user`, `delete_user`, `create_group`,
     /// `add_member`, `remove_member`.
     pub fn writes_by_kind(&self) -> BTreeMap<String, u64> {
-        self.shared.lock().writes.by_kind()
+        self.sim.lock().writes.by_kind()
     }
 
     /// Token requests answered 200 for a grant type (`password`, `refresh_token`).
     pub fn token_grants(&self, grant_type: &str) -> u64 {
-        self.shared
-            .lock()
-            .grants
-            .get(grant_type)
-            .copied()
-            .unwrap_or(0)
+        self.sim.lock().grants.get(grant_type).copied().unwrap_or(0)
     }
 
     /// Turns the eventual-consistency lag on (N > 0) or off (0) for users created from now on.
     pub fn set_group_add_lag(&self, adds_answered_not_found: u32) {
-        self.shared.lock().group_add_lag = adds_answered_not_found;
+        self.sim.lock().group_add_lag = adds_answered_not_found;
     }
 
     pub fn set_users_listing(&self, listing: UsersListing) {
-        self.shared.lock().users_listing = listing;
+        self.sim.lock().users_listing = listing;
     }
 
     pub fn set_page_size(&self, page_size: usize) {
-        self.shared.lock().page_size = page_size.max(1);
+        self.sim.lock().page_size = page_size.max(1);
     }
 
     /// Builds `next_page_link`s with this origin from now on (`None`: the simulator's own).
     pub fn set_next_link_origin(&self, origin: Option<&str>) {
-        self.shared.lock().next_link_origin = origin.map(str::to_owned);
+        self.sim.lock().next_link_origin = origin.map(str::to_owned);
     }
 
     /// Seats of the site's subscription from now on (site users already subscribed keep theirs).
     pub fn set_seat_limit(&self, seats: u32) {
-        self.shared.lock().seat_limit = seats;
+        self.sim.lock().seat_limit = seats;
     }
 
     /// Site users holding a seat (the site's `active_user_amount`).
     pub fn seats_taken(&self) -> u64 {
-        self.shared.lock().seats_taken()
+        self.sim.lock().seats_taken()
     }
 
     /// `subscription_state` of the site user with this email.
     pub fn subscription_state(&self, email: &str) -> Option<&'static str> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         state.site_user_by_email(email).map(|(_, row)| {
             if row.subscribed {
                 "subscribed"
@@ -785,7 +757,7 @@ impl SimulatorHandle {
     /// An administrator resumes a suspended site user in the Salto KS app; returns whether they
     /// now hold a seat (not when every seat is still taken).
     pub fn dashboard_resume(&self, email: &str) -> Result<bool, SimulatorError> {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         let position = state
             .site_users
             .iter()
@@ -807,7 +779,7 @@ impl SimulatorHandle {
 
     /// The id of the site's role with this code (`site_user`, `site_admin`, or one added).
     pub fn role_id(&self, code: &str) -> Option<String> {
-        self.shared
+        self.sim
             .lock()
             .roles
             .iter()
@@ -818,7 +790,7 @@ impl SimulatorHandle {
     /// Adds a custom role to the site, as an administrator would; returns its id.
     pub fn add_role(&self, code: &str, name: &str) -> String {
         let id = uuid_v4();
-        self.shared.lock().roles.push(Role {
+        self.sim.lock().roles.push(Role {
             id: id.clone(),
             code: code.to_owned(),
             name: name.to_owned(),
@@ -830,12 +802,12 @@ impl SimulatorHandle {
     /// Removes a role from the site's role list (e.g. to model a site whose list lacks
     /// `site_user`); site users keep the id they hold.
     pub fn remove_role(&self, code: &str) {
-        self.shared.lock().roles.retain(|role| role.code != code);
+        self.sim.lock().roles.retain(|role| role.code != code);
     }
 
     /// The role ids of the site user with this email.
     pub fn user_role_ids(&self, email: &str) -> Option<Vec<String>> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         state
             .site_user_by_email(email)
             .map(|(_, row)| row.role_ids.clone())
@@ -843,32 +815,32 @@ impl SimulatorHandle {
 
     /// Server-side rate limit (requests per second → 429 with `Retry-After`); `None` turns it off.
     pub fn set_rate_limit(&self, requests_per_second: Option<u32>) {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         state.rate_limit.set(requests_per_second);
     }
 
     /// Lifetime of tokens issued from now on.
     pub fn set_token_lifetime(&self, lifetime: Duration) {
-        self.shared.lock().token_lifetime = lifetime;
+        self.sim.lock().token_lifetime = lifetime;
     }
 
     pub fn set_issue_refresh_tokens(&self, issue: bool) {
-        self.shared.lock().issue_refresh_tokens = issue;
+        self.sim.lock().issue_refresh_tokens = issue;
     }
 
     /// Invalidates every issued access token (the next API call with one gets 401).
     pub fn revoke_access_tokens(&self) {
-        self.shared.lock().access_tokens.clear();
+        self.sim.lock().access_tokens.clear();
     }
 
     /// Invalidates every issued refresh token (the next refresh gets `invalid_grant`).
     pub fn revoke_refresh_tokens(&self) {
-        self.shared.lock().refresh_tokens.clear();
+        self.sim.lock().refresh_tokens.clear();
     }
 
     /// Stops the server (also done on drop).
     pub fn shutdown(mut self) {
-        self.server.stop();
+        self.sim.stop();
     }
 }
 
@@ -969,7 +941,7 @@ async fn issue_token(State(sim): Sim, headers: HeaderMap, body: Bytes) -> Respon
     }
     let grant = field("grant_type").to_owned();
     *state.grants.entry(grant).or_default() += 1;
-    let now = (sim.clock)();
+    let now = sim.now();
     let lifetime = state.token_lifetime;
     let access_token = format!("sim-at-{}", random_hex(24));
     state
@@ -1008,7 +980,7 @@ fn authorize(sim: &Shared, state: &SimState, headers: &HeaderMap) -> Result<(), 
     let Some(token) = auth::credentials(headers, "Bearer") else {
         return Err(unauthorized(false));
     };
-    match state.access_tokens.check(token, (sim.clock)()) {
+    match state.access_tokens.check(token, sim.now()) {
         TokenState::Valid => Ok(()),
         TokenState::Expired | TokenState::Unknown => Err(unauthorized(true)),
     }

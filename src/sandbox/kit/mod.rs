@@ -1,5 +1,6 @@
 //! The plumbing every simulator shares, so a vendor's file holds only that vendor's wire
-//! behaviour: serving a router on 127.0.0.1 ([`server`]), ids ([`ids`]), credentials and issued
+//! behaviour: settings, clock and locked state shared by handlers and handle ([`shared`]),
+//! serving a router on 127.0.0.1 ([`server`]), ids ([`ids`]), credentials and issued
 //! tokens ([`auth`]), query strings and paging windows ([`paging`]), server-side rate limits
 //! ([`rate`]), the record of write calls ([`journal`]) and reply building blocks ([`reply`]).
 //! Fault injection is [`super::faults`]; the controllable clock is [`crate::clock::ManualClock`].
@@ -14,5 +15,7 @@ pub mod paging;
 pub mod rate;
 pub mod reply;
 pub mod server;
+pub mod shared;
 
-pub use server::{bind, serve, Bound, Server};
+pub use server::{bind, Bound, Server};
+pub use shared::{Running, Shared};

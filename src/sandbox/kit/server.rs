@@ -27,12 +27,6 @@ pub async fn bind() -> std::io::Result<Bound> {
     })
 }
 
-/// Binds 127.0.0.1 on an ephemeral port and serves `router` there behind `faults` (see
-/// [`Bound::serve`]).
-pub async fn serve(name: &'static str, router: Router, faults: &Faults) -> std::io::Result<Server> {
-    Ok(bind().await?.serve(name, router, faults))
-}
-
 impl Bound {
     /// `http://127.0.0.1:<port>`.
     pub fn base_url(&self) -> &str {
