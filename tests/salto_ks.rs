@@ -9,6 +9,7 @@ use axum::http::{Method, StatusCode};
 use chrono::{DateTime, Utc};
 use flexgate::http::{HttpError, RetryPolicy, Secret};
 use flexgate::sandbox::faults::{Fault, FaultRule, Route};
+use flexgate::sandbox::kit::{RateControls, TokenControls};
 use flexgate::sandbox::salto_ks::{
     self as simulator, SimulatorHandle, SimulatorOptions, UsersListing,
 };

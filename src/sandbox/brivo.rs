@@ -50,6 +50,7 @@ use crate::sandbox::kit::journal::Journal;
 use crate::sandbox::kit::paging::{Query, Window};
 use crate::sandbox::kit::rate::{self, RateLimit};
 use crate::sandbox::kit::{self, reply};
+use crate::sandbox::kit::{RateControls, TokenControls};
 use crate::vendors::brivo::client::{BrivoConfig, BrivoConfigError};
 use crate::vendors::brivo::wire::{
     self, API_KEY_HEADER, DEFAULT_PAGE_SIZE, MAX_GROUPS_PER_USER, MAX_PAGE_SIZE, UNKNOWN_GROUP,
@@ -249,10 +250,9 @@ struct SimInvitation {
 struct SimState {
     users: BTreeMap<u64, SimUser>,
     groups: BTreeMap<u64, SimGroup>,
-    access_tokens: Tokens,
-    refresh_tokens: HashSet<String>,
+    /// Refresh tokens are reusable (Spring's default).
+    tokens: Tokens,
     grants: Vec<GrantKind>,
-    token_lifetime: Duration,
     ids: Sequence,
     invitations: Vec<SimInvitation>,
     emails: Vec<SentEmail>,
@@ -313,10 +313,8 @@ impl Simulator {
             SimState {
                 users: BTreeMap::new(),
                 groups: BTreeMap::new(),
-                access_tokens: Tokens::default(),
-                refresh_tokens: HashSet::new(),
+                tokens: Tokens::new(options.token_lifetime),
                 grants: Vec::new(),
-                token_lifetime: options.token_lifetime,
                 // Brivo ids are 8-digit integers in the recordings.
                 ids: Sequence::after(15_540_000),
                 invitations: Vec::new(),
@@ -601,32 +599,10 @@ impl SimulatorHandle {
         self.sim.lock().passes_available = passes;
     }
 
-    /// Server-side limit: more than `requests_per_second` requests within one second get Mashery's
-    /// throttling 403 (see the module doc). `None` turns it off.
-    pub fn set_rate_limit(&self, requests_per_second: Option<u32>) {
-        let mut state = self.sim.lock();
-        state.rate_limit.set(requests_per_second);
-    }
-
     /// While `true`, every call gets Mashery's used-up-quota 403 (`ERR_403_DEVELOPER_OVER_RATE`),
     /// as when the key's daily allowance is spent.
     pub fn set_quota_exhausted(&self, exhausted: bool) {
         self.sim.lock().quota_exhausted = exhausted;
-    }
-
-    /// Lifetime of tokens issued from now on.
-    pub fn set_token_lifetime(&self, lifetime: Duration) {
-        self.sim.lock().token_lifetime = lifetime;
-    }
-
-    /// Invalidates every issued access token (refresh tokens stay valid).
-    pub fn revoke_access_tokens(&self) {
-        self.sim.lock().access_tokens.clear();
-    }
-
-    /// Invalidates every refresh token too.
-    pub fn revoke_refresh_tokens(&self) {
-        self.sim.lock().refresh_tokens.clear();
     }
 
     /// The grants of every token issued so far, in order.
@@ -637,6 +613,22 @@ impl SimulatorHandle {
     /// Stops the server (also done on drop).
     pub fn shutdown(mut self) {
         self.sim.stop();
+    }
+}
+
+/// Token lifetime and revocation ([`TokenControls`]).
+impl TokenControls for SimulatorHandle {
+    fn change_tokens<R>(&self, change: impl FnOnce(&mut Tokens) -> R) -> R {
+        change(&mut self.sim.lock().tokens)
+    }
+}
+
+/// The server-side rate limit ([`RateControls`]): more than the limit within one second get
+/// Mashery's throttling 403 (see the module doc).
+
+impl RateControls for SimulatorHandle {
+    fn change_rate_limit(&self, change: impl FnOnce(&mut RateLimit)) {
+        change(&mut self.sim.lock().rate_limit);
     }
 }
 
@@ -719,7 +711,7 @@ async fn require_api_auth(
         );
     };
     let now = shared.now();
-    let token_state = shared.lock().access_tokens.check(token, now);
+    let token_state = shared.lock().tokens.check(token, now);
     match token_state {
         TokenState::Unknown => oauth_error(
             StatusCode::UNAUTHORIZED,
@@ -1135,7 +1127,7 @@ async fn token(
         Some("refresh_token") => {
             let known = params
                 .first("refresh_token")
-                .is_some_and(|token| shared.lock().refresh_tokens.contains(token));
+                .is_some_and(|token| shared.lock().tokens.knows_refresh(token));
             if !known {
                 return oauth_error(
                     StatusCode::BAD_REQUEST,
@@ -1155,16 +1147,14 @@ async fn token(
     };
     let now = shared.now();
     let mut state = shared.lock();
-    let lifetime = state.token_lifetime;
+    let lifetime = state.tokens.lifetime();
     let access_token = random_hex(16);
     let refresh_token = match grant {
         GrantKind::RefreshToken => params.first("refresh_token").unwrap_or_default().to_owned(),
         GrantKind::Password => random_hex(16),
     };
-    state
-        .access_tokens
-        .issue(access_token.clone(), now, lifetime);
-    state.refresh_tokens.insert(refresh_token.clone());
+    state.tokens.issue(access_token.clone(), now);
+    state.tokens.keep_refresh(refresh_token.clone());
     state.grants.push(grant);
     ok_json(&json!({
         "access_token": access_token,

@@ -32,6 +32,7 @@ use crate::sandbox::kit::auth::{self, TokenState, Tokens};
 use crate::sandbox::kit::ids::{random_hex, Sequence};
 use crate::sandbox::kit::journal::Journal;
 use crate::sandbox::kit::paging::{Query, Window};
+use crate::sandbox::kit::TokenControls;
 use crate::vendors::essensys::client::{EssensysConfig, EssensysError, MAX_PAGE_SIZE};
 use crate::vendors::essensys::model::{
     tap_to_book_slot, Booking, BookingSource, BookingStatus, BookingUpdate, Contract, ContractKind,
@@ -174,7 +175,6 @@ struct SimState {
     tokens: Tokens,
     last_token: Option<Secret>,
     logins: u64,
-    token_lifetime: Duration,
     ids: Sequence,
     /// Successful API writes, kind = the entity's collection.
     writes: Journal,
@@ -248,7 +248,7 @@ impl Simulator {
             password: options.password.clone(),
         };
         let state = SimState {
-            token_lifetime: options.token_lifetime,
+            tokens: Tokens::new(options.token_lifetime),
             ..SimState::default()
         };
         let shared = Shared::new(config, options.clock, state);
@@ -572,16 +572,6 @@ impl SimulatorHandle {
         self.sim.lock().logins
     }
 
-    /// Invalidates every issued token (the next API call with one gets 401).
-    pub fn revoke_tokens(&self) {
-        self.sim.lock().tokens.clear();
-    }
-
-    /// Lifetime of tokens issued from now on.
-    pub fn set_token_lifetime(&self, lifetime: Duration) {
-        self.sim.lock().token_lifetime = lifetime;
-    }
-
     /// The last token issued (tests check it never shows up in errors).
     pub fn last_issued_token(&self) -> Option<Secret> {
         self.sim.lock().last_token.clone()
@@ -598,6 +588,13 @@ fn require_seed(ok: bool, what: &str, id: &str) -> Result<(), SimulatorError> {
         Ok(())
     } else {
         Err(SimulatorError::Seed(format!("no {what} {id}")))
+    }
+}
+
+/// Token lifetime and revocation (no refresh tokens here) ([`TokenControls`]).
+impl TokenControls for SimulatorHandle {
+    fn change_tokens<R>(&self, change: impl FnOnce(&mut Tokens) -> R) -> R {
+        change(&mut self.sim.lock().tokens)
     }
 }
 
@@ -699,8 +696,8 @@ async fn login(State(shared): Sim, body: Bytes) -> ApiResult {
     let now = shared.now();
     let mut state = shared.lock();
     let token = format!("ess_{}", random_hex(24));
-    let lifetime = state.token_lifetime;
-    state.tokens.issue(token.clone(), now, lifetime);
+    let lifetime = state.tokens.lifetime();
+    state.tokens.issue(token.clone(), now);
     state.last_token = Some(Secret::new(token.clone()));
     state.logins += 1;
     Ok(Json(json!({

@@ -56,6 +56,7 @@ use crate::sandbox::kit::ids::{random_hex, Sequence};
 use crate::sandbox::kit::journal::Journal;
 use crate::sandbox::kit::paging::{Query, Window};
 use crate::sandbox::kit::rate::{self, RateLimit};
+use crate::sandbox::kit::RateControls;
 use crate::sandbox::kit::{self, auth, reply};
 use crate::vendors::kisi::client::{KisiConfig, KisiConfigError};
 use crate::vendors::kisi::wire::{self, CollectionRange};
@@ -295,12 +296,6 @@ impl SimulatorHandle {
         self.sim.faults()
     }
 
-    /// Turns the server-side rate limit on (`Some(requests per second)`) or off.
-    pub fn set_rate_limit(&self, requests_per_second: Option<u32>) {
-        let mut state = self.sim.lock();
-        state.rate_limit.set(requests_per_second);
-    }
-
     /// Creates a group; returns its id.
     pub fn add_group(&self, name: &str) -> String {
         let mut state = self.sim.lock();
@@ -535,6 +530,15 @@ fn sim_user(id: u64, user: &UserRow) -> SimUser {
 
 fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The server-side rate limit ([`RateControls`]): requests over it get 429 with
+/// `Retry-After: 1` and an empty body.
+
+impl RateControls for SimulatorHandle {
+    fn change_rate_limit(&self, change: impl FnOnce(&mut RateLimit)) {
+        change(&mut self.sim.lock().rate_limit);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -56,6 +56,7 @@ use crate::sandbox::kit::journal::Journal;
 use crate::sandbox::kit::paging::{Query, Window};
 use crate::sandbox::kit::rate::{self, RateLimit};
 use crate::sandbox::kit::reply::{self, Rejection};
+use crate::sandbox::kit::{RateControls, TokenControls};
 use crate::vendors::salto_ks::client::{SaltoKsConfig, SaltoKsConfigError};
 use crate::vendors::salto_ks::wire::{
     business_error, ERROR_FIELD_REQUIRED, ERROR_NOT_FOUND, ERROR_QUERY, ERROR_VALIDATION,
@@ -228,9 +229,8 @@ struct SimState {
     /// Site-user id → row; a `Vec` keeps creation order for stable paging.
     site_users: Vec<(String, SiteUserRow)>,
     groups: BTreeMap<String, Group>,
-    access_tokens: Tokens,
-    refresh_tokens: BTreeSet<String>,
-    token_lifetime: Duration,
+    /// Refresh tokens are used once, like IdentityServer's default.
+    tokens: Tokens,
     issue_refresh_tokens: bool,
     page_size: usize,
     users_listing: UsersListing,
@@ -452,9 +452,7 @@ pub async fn start(options: SimulatorOptions) -> Result<SimulatorHandle, Simulat
         platform_users: BTreeMap::new(),
         site_users: Vec::new(),
         groups: BTreeMap::new(),
-        access_tokens: Tokens::default(),
-        refresh_tokens: BTreeSet::new(),
-        token_lifetime: options.token_lifetime,
+        tokens: Tokens::new(options.token_lifetime),
         issue_refresh_tokens: options.issue_refresh_tokens,
         page_size: options.page_size.max(1),
         users_listing: options.users_listing,
@@ -813,34 +811,28 @@ impl SimulatorHandle {
             .map(|(_, row)| row.role_ids.clone())
     }
 
-    /// Server-side rate limit (requests per second → 429 with `Retry-After`); `None` turns it off.
-    pub fn set_rate_limit(&self, requests_per_second: Option<u32>) {
-        let mut state = self.sim.lock();
-        state.rate_limit.set(requests_per_second);
-    }
-
-    /// Lifetime of tokens issued from now on.
-    pub fn set_token_lifetime(&self, lifetime: Duration) {
-        self.sim.lock().token_lifetime = lifetime;
-    }
-
     pub fn set_issue_refresh_tokens(&self, issue: bool) {
         self.sim.lock().issue_refresh_tokens = issue;
-    }
-
-    /// Invalidates every issued access token (the next API call with one gets 401).
-    pub fn revoke_access_tokens(&self) {
-        self.sim.lock().access_tokens.clear();
-    }
-
-    /// Invalidates every issued refresh token (the next refresh gets `invalid_grant`).
-    pub fn revoke_refresh_tokens(&self) {
-        self.sim.lock().refresh_tokens.clear();
     }
 
     /// Stops the server (also done on drop).
     pub fn shutdown(mut self) {
         self.sim.stop();
+    }
+}
+
+/// Token lifetime and revocation ([`TokenControls`]).
+impl TokenControls for SimulatorHandle {
+    fn change_tokens<R>(&self, change: impl FnOnce(&mut Tokens) -> R) -> R {
+        change(&mut self.sim.lock().tokens)
+    }
+}
+
+/// The server-side rate limit ([`RateControls`]): requests over it get 429 with `Retry-After`.
+
+impl RateControls for SimulatorHandle {
+    fn change_rate_limit(&self, change: impl FnOnce(&mut RateLimit)) {
+        change(&mut self.sim.lock().rate_limit);
     }
 }
 
@@ -932,7 +924,7 @@ async fn issue_token(State(sim): Sim, headers: HeaderMap, body: Bytes) -> Respon
         }
         "refresh_token" => {
             // One-time use, like IdentityServer's default.
-            if !state.refresh_tokens.remove(field("refresh_token")) {
+            if !state.tokens.take_refresh(field("refresh_token")) {
                 return oauth_error("invalid_grant");
             }
         }
@@ -942,11 +934,9 @@ async fn issue_token(State(sim): Sim, headers: HeaderMap, body: Bytes) -> Respon
     let grant = field("grant_type").to_owned();
     *state.grants.entry(grant).or_default() += 1;
     let now = sim.now();
-    let lifetime = state.token_lifetime;
+    let lifetime = state.tokens.lifetime();
     let access_token = format!("sim-at-{}", random_hex(24));
-    state
-        .access_tokens
-        .issue(access_token.clone(), now, lifetime);
+    state.tokens.issue(access_token.clone(), now);
     let mut answer = json!({
         "access_token": access_token,
         "expires_in": lifetime.as_secs(),
@@ -955,7 +945,7 @@ async fn issue_token(State(sim): Sim, headers: HeaderMap, body: Bytes) -> Respon
     });
     if state.issue_refresh_tokens {
         let refresh_token = format!("sim-rt-{}", random_hex(24));
-        state.refresh_tokens.insert(refresh_token.clone());
+        state.tokens.keep_refresh(refresh_token.clone());
         answer["refresh_token"] = Value::String(refresh_token);
     }
     Json(answer).into_response()
@@ -980,7 +970,7 @@ fn authorize(sim: &Shared, state: &SimState, headers: &HeaderMap) -> Result<(), 
     let Some(token) = auth::credentials(headers, "Bearer") else {
         return Err(unauthorized(false));
     };
-    match state.access_tokens.check(token, sim.now()) {
+    match state.tokens.check(token, sim.now()) {
         TokenState::Valid => Ok(()),
         TokenState::Expired | TokenState::Unknown => Err(unauthorized(true)),
     }

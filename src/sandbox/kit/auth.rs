@@ -1,7 +1,7 @@
 //! Reading credentials off a request (`Authorization: <scheme> <value>`, HTTP Basic with the
 //! `base64` crate, plain API-key headers) and the bookkeeping of issued access tokens.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use axum::http::header::{self, AsHeaderName};
@@ -54,20 +54,41 @@ pub enum TokenState {
     Unknown,
 }
 
-/// Access tokens issued by a simulated token endpoint, each with its expiry.
+/// What a simulated token endpoint issued: access tokens with their expiry, the lifetime of
+/// those it issues next, and refresh tokens (whether one is used once or reused is the vendor's
+/// rule: [`Self::take_refresh`] or [`Self::knows_refresh`]).
 #[derive(Debug, Clone, Default)]
 pub struct Tokens {
     expiry: HashMap<String, DateTime<Utc>>,
+    lifetime: Duration,
+    refresh: HashSet<String>,
 }
 
 impl Tokens {
-    /// Records `token`, valid for `lifetime` from `now`.
-    pub fn issue(&mut self, token: impl Into<String>, now: DateTime<Utc>, lifetime: Duration) {
-        let lifetime = chrono::Duration::from_std(lifetime).unwrap_or_default();
+    /// Nothing issued yet; tokens will live `lifetime`.
+    pub fn new(lifetime: Duration) -> Self {
+        Self {
+            lifetime,
+            ..Self::default()
+        }
+    }
+
+    /// The lifetime of the tokens issued next.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    pub fn set_lifetime(&mut self, lifetime: Duration) {
+        self.lifetime = lifetime;
+    }
+
+    /// Records the access token `token`, valid for the current lifetime from `now`.
+    pub fn issue(&mut self, token: impl Into<String>, now: DateTime<Utc>) {
+        let lifetime = chrono::Duration::from_std(self.lifetime).unwrap_or_default();
         self.expiry.insert(token.into(), now + lifetime);
     }
 
-    /// A token is valid strictly before its expiry instant.
+    /// An access token is valid strictly before its expiry instant.
     pub fn check(&self, token: &str, now: DateTime<Utc>) -> TokenState {
         match self.expiry.get(token) {
             Some(expires_at) if now < *expires_at => TokenState::Valid,
@@ -76,9 +97,29 @@ impl Tokens {
         }
     }
 
-    /// Revokes every token issued so far.
-    pub fn clear(&mut self) {
+    /// Revokes every access token issued so far.
+    pub fn revoke_access(&mut self) {
         self.expiry.clear();
+    }
+
+    /// Records a refresh token.
+    pub fn keep_refresh(&mut self, token: impl Into<String>) {
+        self.refresh.insert(token.into());
+    }
+
+    /// Whether `token` is a live refresh token (for refresh tokens that may be reused).
+    pub fn knows_refresh(&self, token: &str) -> bool {
+        self.refresh.contains(token)
+    }
+
+    /// Uses up `token`: whether it was a live refresh token (for one-time refresh tokens).
+    pub fn take_refresh(&mut self, token: &str) -> bool {
+        self.refresh.remove(token)
+    }
+
+    /// Revokes every refresh token issued so far.
+    pub fn revoke_refresh(&mut self) {
+        self.refresh.clear();
     }
 }
 
@@ -124,13 +165,22 @@ mod tests {
         let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        let mut tokens = Tokens::default();
-        tokens.issue("t", now, Duration::from_secs(60));
+        let mut tokens = Tokens::new(Duration::from_secs(60));
+        tokens.issue("t", now);
         assert_eq!(tokens.check("t", now), TokenState::Valid);
         let later = now + chrono::Duration::seconds(60);
         assert_eq!(tokens.check("t", later), TokenState::Expired);
         assert_eq!(tokens.check("u", now), TokenState::Unknown);
-        tokens.clear();
+        tokens.set_lifetime(Duration::from_secs(120));
+        tokens.issue("v", now);
+        assert_eq!(tokens.check("v", later), TokenState::Valid);
+        tokens.revoke_access();
         assert_eq!(tokens.check("t", now), TokenState::Unknown);
+        tokens.keep_refresh("r");
+        assert!(tokens.knows_refresh("r") && tokens.take_refresh("r"));
+        assert!(!tokens.take_refresh("r"));
+        tokens.keep_refresh("s");
+        tokens.revoke_refresh();
+        assert!(!tokens.knows_refresh("s"));
     }
 }
