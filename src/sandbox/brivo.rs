@@ -283,16 +283,7 @@ impl SimState {
     }
 }
 
-/// Settings fixed at start-up.
-struct Config {
-    api_key: Secret,
-    client_id: String,
-    client_secret: Secret,
-    username: String,
-    password: Secret,
-}
-
-type Shared = kit::Shared<Config, SimState>;
+type Shared = kit::Shared<SimulatorOptions, SimState>;
 
 /// Entry point: `Simulator::start(options)`.
 pub struct Simulator;
@@ -300,16 +291,9 @@ pub struct Simulator;
 impl Simulator {
     /// Starts on 127.0.0.1 with an ephemeral port.
     pub async fn start(options: SimulatorOptions) -> Result<SimulatorHandle, SimulatorError> {
-        let config = Config {
-            api_key: options.api_key.clone(),
-            client_id: options.client_id.clone(),
-            client_secret: options.client_secret.clone(),
-            username: options.username.clone(),
-            password: options.password.clone(),
-        };
         let shared = Shared::new(
-            config,
-            options.clock,
+            options.clone(),
+            options.clock.clone(),
             SimState {
                 users: BTreeMap::new(),
                 groups: BTreeMap::new(),
@@ -325,7 +309,7 @@ impl Simulator {
                 writes: Journal::default(),
             },
         );
-        let sim = kit::Running::start("Brivo", shared, router, options.faults)
+        let sim = kit::Running::start("Brivo", shared, router, options.faults.clone())
             .await
             .map_err(SimulatorError::Bind)?;
         Ok(SimulatorHandle {
@@ -350,7 +334,7 @@ pub struct SimulatorHandle {
     pub client_secret: Secret,
     pub username: String,
     pub password: Secret,
-    sim: kit::Running<Config, SimState>,
+    sim: kit::Running<SimulatorOptions, SimState>,
 }
 
 impl SimulatorHandle {
@@ -609,27 +593,6 @@ impl SimulatorHandle {
     pub fn token_grants(&self) -> Vec<GrantKind> {
         self.sim.lock().grants.clone()
     }
-
-    /// Stops the server (also done on drop).
-    pub fn shutdown(mut self) {
-        self.sim.stop();
-    }
-}
-
-/// Token lifetime and revocation ([`TokenControls`]).
-impl TokenControls for SimulatorHandle {
-    fn change_tokens<R>(&self, change: impl FnOnce(&mut Tokens) -> R) -> R {
-        change(&mut self.sim.lock().tokens)
-    }
-}
-
-/// The server-side rate limit ([`RateControls`]): more than the limit within one second get
-/// Mashery's throttling 403 (see the module doc).
-
-impl RateControls for SimulatorHandle {
-    fn change_rate_limit(&self, change: impl FnOnce(&mut RateLimit)) {
-        change(&mut self.sim.lock().rate_limit);
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -669,6 +632,14 @@ fn router(shared: Arc<Shared>) -> Router {
         .method_not_allowed_fallback(service_not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&shared), observe))
         .with_state(shared)
+}
+
+/// The server-side rate limit ([`RateControls`]): more than the limit within one second get
+/// Mashery's throttling 403 (see the module doc).
+impl RateControls for SimulatorHandle {
+    fn change_rate_limit(&self, change: impl FnOnce(&mut RateLimit)) {
+        change(&mut self.sim.lock().rate_limit);
+    }
 }
 
 /// Server-side rate limit (when enabled) and the record of write calls.
@@ -808,6 +779,9 @@ async fn service_not_found() -> Response {
     let status = StatusCode::from_u16(596).unwrap_or(StatusCode::NOT_FOUND);
     brivo_error(status, "Service Not Found")
 }
+
+/// A handler's answer, or its refusal.
+type Reply = Result<Response, Rejection>;
 
 /// A request refused with Brivo's `{"message", "code"}` body; small, unlike a whole `Response`.
 struct Rejection {
@@ -1091,6 +1065,13 @@ fn sorted_users(state: &SimState) -> Vec<&SimUser> {
 // ---------------------------------------------------------------------------------------------
 // Token endpoint
 
+/// Token lifetime and revocation ([`TokenControls`]).
+impl TokenControls for SimulatorHandle {
+    fn change_tokens<R>(&self, change: impl FnOnce(&mut Tokens) -> R) -> R {
+        change(&mut self.sim.lock().tokens)
+    }
+}
+
 /// `POST /oauth/token`: grant parameters from the form body or the query string (both seen).
 async fn token(
     State(shared): State<Arc<Shared>>,
@@ -1169,16 +1150,10 @@ async fn token(
 // ---------------------------------------------------------------------------------------------
 // Users
 
-async fn users_list(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
+async fn users_list(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Reply {
     let pairs = Query::parse(query.as_deref());
-    let paging = match paging(&pairs) {
-        Ok(paging) => paging,
-        Err(rejection) => return rejection.into_response(),
-    };
-    let terms = match parse_filter(&pairs) {
-        Ok(terms) => terms,
-        Err(rejection) => return rejection.into_response(),
-    };
+    let paging = paging(&pairs)?;
+    let terms = parse_filter(&pairs)?;
     let state = shared.lock();
     let mut users = sorted_users(&state);
     for term in &terms {
@@ -1190,7 +1165,7 @@ async fn users_list(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery
                     .map(|id| id.trim().parse::<u64>())
                     .collect::<Result<HashSet<u64>, _>>()
                 else {
-                    return invalid_criteria();
+                    return Ok(invalid_criteria());
                 };
                 let wanted = term.op == "eq";
                 Box::new(move |user: &SimUser| ids.contains(&user.id) == wanted)
@@ -1217,34 +1192,30 @@ async fn users_list(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery
                     "unaffiliated" => Box::new(move |user: &SimUser| !in_groups.contains(&user.id)),
                     "suspended" => Box::new(|user: &SimUser| user.suspended()),
                     "deleted" => Box::new(|_: &SimUser| false),
-                    _ => return invalid_criteria(),
+                    _ => return Ok(invalid_criteria()),
                 }
             }
             // The simulator holds no custom field values: such filters match nobody.
             (field, "eq" | "exact") if field.starts_with("cf_") => Box::new(|_: &SimUser| false),
             // Notably: there is no email filter.
-            _ => return invalid_criteria(),
+            _ => return Ok(invalid_criteria()),
         };
         users.retain(|user| keep(user));
     }
     let items = users.into_iter().map(render_member).collect();
-    page_of(items, &paging)
+    Ok(page_of(items, &paging))
 }
 
-async fn users_create(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let fields = match json_body(&headers, &body).and_then(|body| user_fields(&body, true)) {
-        Ok(fields) => fields,
-        Err(rejection) => return rejection.into_response(),
-    };
+async fn users_create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Reply {
+    let fields = json_body(&headers, &body).and_then(|body| user_fields(&body, true))?;
     let now = shared.now();
     let mut state = shared.lock();
     if let Some(external_id) = fields.get("externalId").and_then(Value::as_str) {
         if state.external_id_taken(external_id, None) {
-            return brivo_error(StatusCode::BAD_REQUEST, "External id is already in use");
+            return Ok(brivo_error(
+                StatusCode::BAD_REQUEST,
+                "External id is already in use",
+            ));
         }
     }
     let id = state.new_id();
@@ -1257,7 +1228,7 @@ async fn users_create(
     // rec-03: 200, not 201, and no customFields in the create response.
     let rendered = render_user(&user, false);
     state.users.insert(id, user);
-    ok_json(&rendered)
+    Ok(ok_json(&rendered))
 }
 
 async fn user_get(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
@@ -1274,7 +1245,7 @@ async fn user_put(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Reply {
     update_user(&shared, &id, &headers, &body, true)
 }
 
@@ -1284,7 +1255,7 @@ async fn user_patch(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Reply {
     update_user(&shared, &id, &headers, &body, false)
 }
 
@@ -1294,27 +1265,24 @@ fn update_user(
     headers: &HeaderMap,
     body: &Bytes,
     replace: bool,
-) -> Response {
+) -> Reply {
     let Some(id) = parse_id(id).filter(|id| shared.lock().users.contains_key(id)) else {
-        return user_not_found();
+        return Ok(user_not_found());
     };
-    let body = match json_body(headers, body) {
-        Ok(body) => body,
-        Err(rejection) => return rejection.into_response(),
-    };
-    let fields = match user_fields(&body, replace) {
-        Ok(fields) => fields,
-        Err(rejection) => return rejection.into_response(),
-    };
+    let body = json_body(headers, body)?;
+    let fields = user_fields(&body, replace)?;
     let now = shared.now();
     let mut state = shared.lock();
     if let Some(external_id) = fields.get("externalId").and_then(Value::as_str) {
         if state.external_id_taken(external_id, Some(id)) {
-            return brivo_error(StatusCode::BAD_REQUEST, "External id is already in use");
+            return Ok(brivo_error(
+                StatusCode::BAD_REQUEST,
+                "External id is already in use",
+            ));
         }
     }
     let Some(user) = state.users.get_mut(&id) else {
-        return user_not_found();
+        return Ok(user_not_found());
     };
     if replace {
         user.fields = fields;
@@ -1336,7 +1304,7 @@ fn update_user(
         user.fields.extend(fields);
     }
     user.updated = now;
-    ok_json(&render_user(user, true))
+    Ok(ok_json(&render_user(user, true)))
 }
 
 async fn user_delete(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
@@ -1458,33 +1426,30 @@ async fn invitations_list(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
-) -> Response {
+) -> Reply {
     let pairs = Query::parse(query.as_deref());
-    let paging = match paging(&pairs) {
-        Ok(paging) => paging,
-        Err(rejection) => return rejection.into_response(),
-    };
-    let terms = match parse_filter(&pairs) {
-        Ok(terms) => terms,
-        Err(rejection) => return rejection.into_response(),
-    };
+    let paging = paging(&pairs)?;
+    let terms = parse_filter(&pairs)?;
     // Documented default: pending only.
     let mut status = "PENDING".to_owned();
     for term in &terms {
         if term.field != "status" || term.op != "eq" {
-            return invalid_criteria();
+            return Ok(invalid_criteria());
         }
         status = term.value.to_ascii_uppercase();
         if !matches!(
             status.as_str(),
             "PENDING" | "REDEEMED" | "EXPIRED" | "CANCELLED" | "ALL"
         ) {
-            return brivo_error(StatusCode::BAD_REQUEST, "Invalid status provided");
+            return Ok(brivo_error(
+                StatusCode::BAD_REQUEST,
+                "Invalid status provided",
+            ));
         }
     }
     let state = shared.lock();
     let Some(user_id) = parse_id(&id).filter(|id| state.users.contains_key(id)) else {
-        return user_not_found();
+        return Ok(user_not_found());
     };
     let items = state
         .invitations
@@ -1493,26 +1458,20 @@ async fn invitations_list(
         .filter(|invitation| status == "ALL" || invitation.status == status)
         .map(render_invitation)
         .collect();
-    page_of(items, &paging)
+    Ok(page_of(items, &paging))
 }
 
 // ---------------------------------------------------------------------------------------------
 // Groups
 
-async fn groups_list(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
+async fn groups_list(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Reply {
     let pairs = Query::parse(query.as_deref());
-    let paging = match paging(&pairs) {
-        Ok(paging) => paging,
-        Err(rejection) => return rejection.into_response(),
-    };
-    let terms = match parse_filter(&pairs) {
-        Ok(terms) => terms,
-        Err(rejection) => return rejection.into_response(),
-    };
+    let paging = paging(&pairs)?;
+    let terms = parse_filter(&pairs)?;
     let mut needles = Vec::new();
     for term in terms {
         if term.field != "name" || term.op != "eq" {
-            return invalid_criteria();
+            return Ok(invalid_criteria());
         }
         needles.push(term.value.to_lowercase());
     }
@@ -1526,7 +1485,7 @@ async fn groups_list(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuer
         })
         .map(render_group_summary)
         .collect();
-    page_of(items, &paging)
+    Ok(page_of(items, &paging))
 }
 
 async fn group_get(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
@@ -1546,15 +1505,12 @@ async fn group_members(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
-) -> Response {
+) -> Reply {
     let pairs = Query::parse(query.as_deref());
-    let paging = match paging(&pairs) {
-        Ok(paging) => paging,
-        Err(rejection) => return rejection.into_response(),
-    };
+    let paging = paging(&pairs)?;
     let state = shared.lock();
     let Some(group) = parse_id(&id).and_then(|id| state.groups.get(&id)) else {
-        return group_not_found();
+        return Ok(group_not_found());
     };
     let mut members: Vec<&SimUser> = group
         .members
@@ -1562,7 +1518,10 @@ async fn group_members(
         .filter_map(|member| state.users.get(member))
         .collect();
     members.sort_by_key(|user| user.sort_key());
-    page_of(members.into_iter().map(render_member).collect(), &paging)
+    Ok(page_of(
+        members.into_iter().map(render_member).collect(),
+        &paging,
+    ))
 }
 
 fn membership_ids(state: &SimState, group: &str, user: &str) -> Result<(u64, u64), Rejection> {
@@ -1579,42 +1538,39 @@ fn membership_ids(state: &SimState, group: &str, user: &str) -> Result<(u64, u64
 async fn membership_add(
     State(shared): State<Arc<Shared>>,
     Path((group, user)): Path<(String, String)>,
-) -> Response {
+) -> Reply {
     let mut state = shared.lock();
-    let (group, user) = match membership_ids(&state, &group, &user) {
-        Ok(ids) => ids,
-        Err(rejection) => return rejection.into_response(),
-    };
+    let (group, user) = membership_ids(&state, &group, &user)?;
     let current = state.groups_of(user);
     if current.iter().any(|member_of| member_of.id == group) {
-        return no_content();
+        return Ok(no_content());
     }
     if current.len() >= MAX_GROUPS_PER_USER {
-        return brivo_error(StatusCode::BAD_REQUEST, wire::GROUP_CAP_MESSAGE);
+        return Ok(brivo_error(
+            StatusCode::BAD_REQUEST,
+            wire::GROUP_CAP_MESSAGE,
+        ));
     }
     if let Some(group) = state.groups.get_mut(&group) {
         group.members.insert(user);
     }
-    no_content()
+    Ok(no_content())
 }
 
 /// `DELETE /groups/{g}/users/{u}` → 204; not a member → 404.
 async fn membership_remove(
     State(shared): State<Arc<Shared>>,
     Path((group, user)): Path<(String, String)>,
-) -> Response {
+) -> Reply {
     let mut state = shared.lock();
-    let (group, user) = match membership_ids(&state, &group, &user) {
-        Ok(ids) => ids,
-        Err(rejection) => return rejection.into_response(),
-    };
+    let (group, user) = membership_ids(&state, &group, &user)?;
     let removed = state
         .groups
         .get_mut(&group)
         .is_some_and(|group| group.members.remove(&user));
     if removed {
-        no_content()
+        Ok(no_content())
     } else {
-        brivo_error(StatusCode::NOT_FOUND, wire::NOT_A_MEMBER)
+        Ok(brivo_error(StatusCode::NOT_FOUND, wire::NOT_A_MEMBER))
     }
 }

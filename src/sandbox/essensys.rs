@@ -229,13 +229,7 @@ impl SimState {
     }
 }
 
-/// Settings fixed at start-up.
-struct Config {
-    username: String,
-    password: Secret,
-}
-
-type Shared = kit::Shared<Config, SimState>;
+type Shared = kit::Shared<SimulatorOptions, SimState>;
 
 /// Entry point: `Simulator::start(options)`.
 pub struct Simulator;
@@ -243,16 +237,12 @@ pub struct Simulator;
 impl Simulator {
     /// Starts on 127.0.0.1 with an ephemeral port.
     pub async fn start(options: SimulatorOptions) -> Result<SimulatorHandle, SimulatorError> {
-        let config = Config {
-            username: options.username.clone(),
-            password: options.password.clone(),
-        };
         let state = SimState {
             tokens: Tokens::new(options.token_lifetime),
             ..SimState::default()
         };
-        let shared = Shared::new(config, options.clock, state);
-        let sim = kit::Running::start("essensys", shared, router, options.faults)
+        let shared = Shared::new(options.clone(), options.clock.clone(), state);
+        let sim = kit::Running::start("essensys", shared, router, options.faults.clone())
             .await
             .map_err(SimulatorError::Bind)?;
         Ok(SimulatorHandle {
@@ -271,7 +261,7 @@ pub struct SimulatorHandle {
     pub base_url: String,
     pub username: String,
     pub password: Secret,
-    sim: kit::Running<Config, SimState>,
+    sim: kit::Running<SimulatorOptions, SimState>,
 }
 
 impl SimulatorHandle {
@@ -576,11 +566,6 @@ impl SimulatorHandle {
     pub fn last_issued_token(&self) -> Option<Secret> {
         self.sim.lock().last_token.clone()
     }
-
-    /// Stops the server (also done on drop).
-    pub fn shutdown(mut self) {
-        self.sim.stop();
-    }
 }
 
 fn require_seed(ok: bool, what: &str, id: &str) -> Result<(), SimulatorError> {
@@ -588,13 +573,6 @@ fn require_seed(ok: bool, what: &str, id: &str) -> Result<(), SimulatorError> {
         Ok(())
     } else {
         Err(SimulatorError::Seed(format!("no {what} {id}")))
-    }
-}
-
-/// Token lifetime and revocation (no refresh tokens here) ([`TokenControls`]).
-impl TokenControls for SimulatorHandle {
-    fn change_tokens<R>(&self, change: impl FnOnce(&mut Tokens) -> R) -> R {
-        change(&mut self.sim.lock().tokens)
     }
 }
 
@@ -681,6 +659,13 @@ fn router(shared: Arc<Shared>) -> Router {
 struct LoginRequest {
     username: String,
     password: String,
+}
+
+/// Token lifetime and revocation (no refresh tokens here) ([`TokenControls`]).
+impl TokenControls for SimulatorHandle {
+    fn change_tokens<R>(&self, change: impl FnOnce(&mut Tokens) -> R) -> R {
+        change(&mut self.sim.lock().tokens)
+    }
 }
 
 async fn login(State(shared): Sim, body: Bytes) -> ApiResult {
@@ -852,6 +837,20 @@ fn matches_ref(external_ref: &Option<String>, params: &Query) -> bool {
         .is_none_or(|wanted| external_ref.as_deref() == Some(wanted))
 }
 
+/// One page of a site's collection: `in_site` gives the `externalRef` of each item of the site
+/// (`None` for items elsewhere), which the `externalRef` filter is matched against.
+fn list_scoped<'a, T: Serialize + 'a>(
+    raw: Option<String>,
+    items: impl Iterator<Item = &'a T>,
+    in_site: impl Fn(&T) -> Option<&Option<String>>,
+) -> ApiResult {
+    let params = parse_query(raw, &["externalRef"])?;
+    let items: Vec<&T> = items
+        .filter(|item| in_site(item).is_some_and(|held| matches_ref(held, &params)))
+        .collect();
+    paginate(items, &params)
+}
+
 async fn list_items(
     State(shared): Sim,
     headers: HeaderMap,
@@ -863,53 +862,23 @@ async fn list_items(
     require_site(&state, &site_id)?;
     let site = site_id.as_str();
     match collection.as_str() {
-        "floors" => {
-            let params = parse_query(raw, &["externalRef"])?;
-            let items: Vec<&Floor> = state
-                .floors
-                .values()
-                .filter(|f| f.site_id == site && matches_ref(&f.external_ref, &params))
-                .collect();
-            paginate(items, &params)
-        }
-        "spaces" => {
-            let params = parse_query(raw, &["externalRef"])?;
-            let items: Vec<&Space> = state
-                .spaces
-                .values()
-                .filter(|s| s.site_id == site && matches_ref(&s.external_ref, &params))
-                .collect();
-            paginate(items, &params)
-        }
-        "occupiers" => {
-            let params = parse_query(raw, &["externalRef"])?;
-            let items: Vec<&Occupier> = state
-                .occupiers
-                .values()
-                .filter(|o| {
-                    state.occupier_is_of_site(o, site) && matches_ref(&o.external_ref, &params)
-                })
-                .collect();
-            paginate(items, &params)
-        }
-        "contracts" => {
-            let params = parse_query(raw, &["externalRef"])?;
-            let items: Vec<&Contract> = state
-                .contracts
-                .values()
-                .filter(|c| c.site_id == site && matches_ref(&c.external_ref, &params))
-                .collect();
-            paginate(items, &params)
-        }
-        "users" => {
-            let params = parse_query(raw, &["externalRef"])?;
-            let items: Vec<&User> = state
-                .users
-                .values()
-                .filter(|u| state.user_is_of_site(u, site) && matches_ref(&u.external_ref, &params))
-                .collect();
-            paginate(items, &params)
-        }
+        "floors" => list_scoped(raw, state.floors.values(), |f| {
+            (f.site_id == site).then_some(&f.external_ref)
+        }),
+        "spaces" => list_scoped(raw, state.spaces.values(), |s| {
+            (s.site_id == site).then_some(&s.external_ref)
+        }),
+        "occupiers" => list_scoped(raw, state.occupiers.values(), |o| {
+            state
+                .occupier_is_of_site(o, site)
+                .then_some(&o.external_ref)
+        }),
+        "contracts" => list_scoped(raw, state.contracts.values(), |c| {
+            (c.site_id == site).then_some(&c.external_ref)
+        }),
+        "users" => list_scoped(raw, state.users.values(), |u| {
+            state.user_is_of_site(u, site).then_some(&u.external_ref)
+        }),
         "bookings" => {
             let params = parse_query(
                 raw,

@@ -203,13 +203,7 @@ struct SimState {
     quirks: RoleAssignmentQuirks,
 }
 
-/// Settings fixed at start-up.
-struct Config {
-    api_key: Secret,
-    organization_id: u64,
-}
-
-type Shared = kit::Shared<Config, SimState>;
+type Shared = kit::Shared<SimulatorOptions, SimState>;
 
 impl SimState {
     fn email_taken(&self, email: &str, except: Option<u64>) -> bool {
@@ -250,11 +244,7 @@ impl Simulator {
             rate_limit: RateLimit::new(rate::Window::Sliding, options.requests_per_second),
             quirks: RoleAssignmentQuirks::default(),
         };
-        let config = Config {
-            api_key: options.api_key.clone(),
-            organization_id: options.organization_id,
-        };
-        let shared = Shared::new(config, system_clock(), state);
+        let shared = Shared::new(options.clone(), system_clock(), state);
         let sim = kit::Running::start("Kisi", shared, router, options.faults)
             .await
             .map_err(SimulatorError::Bind)?;
@@ -273,7 +263,7 @@ pub struct SimulatorHandle {
     pub base_url: String,
     /// The one API key the simulator accepts.
     pub api_key: Secret,
-    sim: kit::Running<Config, SimState>,
+    sim: kit::Running<SimulatorOptions, SimState>,
 }
 
 fn parse_id(id: &str) -> Option<u64> {
@@ -508,11 +498,6 @@ impl SimulatorHandle {
     pub fn grant_payloads(&self) -> Vec<Value> {
         self.sim.lock().writes.bodies(CREATE_ASSIGNMENT)
     }
-
-    /// Stops the server (also done on drop).
-    pub fn shutdown(mut self) {
-        self.sim.stop();
-    }
 }
 
 fn sim_user(id: u64, user: &UserRow) -> SimUser {
@@ -530,15 +515,6 @@ fn sim_user(id: u64, user: &UserRow) -> SimUser {
 
 fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-/// The server-side rate limit ([`RateControls`]): requests over it get 429 with
-/// `Retry-After: 1` and an empty body.
-
-impl RateControls for SimulatorHandle {
-    fn change_rate_limit(&self, change: impl FnOnce(&mut RateLimit)) {
-        change(&mut self.sim.lock().rate_limit);
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -632,6 +608,14 @@ type ApiResult = Result<Response, KisiError>;
 
 async fn not_found() -> KisiError {
     KisiError::not_found()
+}
+
+/// The server-side rate limit ([`RateControls`]): requests over it get 429 with
+/// `Retry-After: 1` and an empty body.
+impl RateControls for SimulatorHandle {
+    fn change_rate_limit(&self, change: impl FnOnce(&mut RateLimit)) {
+        change(&mut self.sim.lock().rate_limit);
+    }
 }
 
 /// Rate limit (every request, as Kisi limits unauthenticated callers per IP), then the API key.

@@ -34,7 +34,7 @@
 //! `Retry-After` and an empty body; `$filter` supports only `user/email eq '…'` (case-insensitive).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -221,6 +221,8 @@ struct Role {
 }
 
 struct SimState {
+    /// `http://127.0.0.1:<port>`, which `next_page_link`s name unless `next_link_origin` is set.
+    base_url: String,
     site_id: String,
     site_uid: String,
     site_name: String,
@@ -404,16 +406,7 @@ impl SimState {
     }
 }
 
-/// Settings fixed at start-up.
-struct Config {
-    base_url: String,
-    client_id: String,
-    client_secret: Secret,
-    username: String,
-    password: Secret,
-}
-
-type Shared = kit::Shared<Config, SimState>;
+type Shared = kit::Shared<SimulatorOptions, SimState>;
 
 /// Entry point: `Simulator::start(options)` (or [`start`]).
 pub struct Simulator;
@@ -445,6 +438,7 @@ pub async fn start(options: SimulatorOptions) -> Result<SimulatorHandle, Simulat
         },
     ];
     let mut state = SimState {
+        base_url: base_url.clone(),
         site_id: uuid_v4(),
         site_uid: format!("DE{:010}", fastrand::u64(..10_000_000_000)),
         site_name: options.site_name.clone(),
@@ -482,15 +476,8 @@ pub async fn start(options: SimulatorOptions) -> Result<SimulatorHandle, Simulat
     );
     let site_id = state.site_id.clone();
 
-    let config = Config {
-        base_url: base_url.clone(),
-        client_id: options.client_id.clone(),
-        client_secret: options.client_secret.clone(),
-        username: options.username.clone(),
-        password: options.password.clone(),
-    };
-    let shared = Shared::new(config, options.clock, state);
-    let sim = kit::Running::on(bound, "Salto KS", shared, router, options.faults);
+    let shared = Shared::new(options.clone(), options.clock.clone(), state);
+    let sim = kit::Running::on(bound, "Salto KS", shared, router, options.faults.clone());
     Ok(SimulatorHandle {
         base_url,
         site_id,
@@ -513,7 +500,7 @@ pub struct SimulatorHandle {
     pub client_secret: Secret,
     pub username: String,
     pub password: Secret,
-    sim: kit::Running<Config, SimState>,
+    sim: kit::Running<SimulatorOptions, SimState>,
 }
 
 impl SimulatorHandle {
@@ -814,26 +801,6 @@ impl SimulatorHandle {
     pub fn set_issue_refresh_tokens(&self, issue: bool) {
         self.sim.lock().issue_refresh_tokens = issue;
     }
-
-    /// Stops the server (also done on drop).
-    pub fn shutdown(mut self) {
-        self.sim.stop();
-    }
-}
-
-/// Token lifetime and revocation ([`TokenControls`]).
-impl TokenControls for SimulatorHandle {
-    fn change_tokens<R>(&self, change: impl FnOnce(&mut Tokens) -> R) -> R {
-        change(&mut self.sim.lock().tokens)
-    }
-}
-
-/// The server-side rate limit ([`RateControls`]): requests over it get 429 with `Retry-After`.
-
-impl RateControls for SimulatorHandle {
-    fn change_rate_limit(&self, change: impl FnOnce(&mut RateLimit)) {
-        change(&mut self.sim.lock().rate_limit);
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -877,6 +844,13 @@ fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+/// The server-side rate limit ([`RateControls`]): requests over it get 429 with `Retry-After`.
+impl RateControls for SimulatorHandle {
+    fn change_rate_limit(&self, change: impl FnOnce(&mut RateLimit)) {
+        change(&mut self.sim.lock().rate_limit);
+    }
+}
+
 async fn rate_limit(State(sim): Sim, request: Request, next: Next) -> Response {
     let admitted = sim.lock().rate_limit.admit(Instant::now());
     match admitted {
@@ -897,6 +871,13 @@ fn business(status: StatusCode, code: impl Into<Value>, message: &str) -> Reject
 
 fn not_found(message: &str) -> Rejection {
     business(StatusCode::NOT_FOUND, ERROR_NOT_FOUND, message)
+}
+
+/// Token lifetime and revocation ([`TokenControls`]).
+impl TokenControls for SimulatorHandle {
+    fn change_tokens<R>(&self, change: impl FnOnce(&mut Tokens) -> R) -> R {
+        change(&mut self.sim.lock().tokens)
+    }
 }
 
 async fn issue_token(State(sim): Sim, headers: HeaderMap, body: Bytes) -> Response {
@@ -976,6 +957,29 @@ fn authorize(sim: &Shared, state: &SimState, headers: &HeaderMap) -> Result<(), 
     }
 }
 
+/// Locks the state for a read of the site's API: authorized, and the site id checked.
+fn site_read<'a>(
+    sim: &'a Shared,
+    headers: &HeaderMap,
+    site: &str,
+) -> Result<MutexGuard<'a, SimState>, Rejection> {
+    let state = sim.lock();
+    site_guard(sim, &state, headers, site)?;
+    Ok(state)
+}
+
+/// [`site_read`] for a write, counted as `kind` before the body is validated.
+fn site_write<'a>(
+    sim: &'a Shared,
+    headers: &HeaderMap,
+    site: &str,
+    kind: &'static str,
+) -> Result<MutexGuard<'a, SimState>, Rejection> {
+    let mut state = site_read(sim, headers, site)?;
+    state.count_write(kind);
+    Ok(state)
+}
+
 /// Authorizes and checks the site id: a non-UUID (e.g. the human site_uid) → 400 1100.
 fn site_guard(
     sim: &Shared,
@@ -1020,8 +1024,7 @@ async fn list_sites(State(sim): Sim, headers: HeaderMap) -> ApiResult {
 }
 
 async fn get_site(State(sim): Sim, Path(site): Path<String>, headers: HeaderMap) -> ApiResult {
-    let state = sim.lock();
-    site_guard(&sim, &state, &headers, &site)?;
+    let state = site_read(&sim, &headers, &site)?;
     // The recorded shape (rec-02): `active_user_amount` counts the site users holding a seat.
     Ok(Json(json!({
         "active_user_amount": state.seats_taken(),
@@ -1049,12 +1052,11 @@ async fn list_roles(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult {
-    let state = sim.lock();
-    site_guard(&sim, &state, &headers, &site)?;
+    let state = site_read(&sim, &headers, &site)?;
     let query = parse_query(raw.as_deref(), false)?;
     let items: Vec<Value> = state.roles.iter().map(SimState::role_json).collect();
     Ok(Json(envelope(
-        link_origin(&sim, &state),
+        link_origin(&state),
         &format!("/v1.2/sites/{site}/roles"),
         items,
         &query,
@@ -1064,8 +1066,8 @@ async fn list_roles(
 }
 
 /// The origin `next_page_link`s name.
-fn link_origin<'a>(sim: &'a Shared, state: &'a SimState) -> &'a str {
-    state.next_link_origin.as_deref().unwrap_or(&sim.base_url)
+fn link_origin(state: &SimState) -> &str {
+    state.next_link_origin.as_deref().unwrap_or(&state.base_url)
 }
 
 /// The OData options the simulator understands.
@@ -1163,8 +1165,7 @@ async fn list_users(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult {
-    let mut state = sim.lock();
-    site_guard(&sim, &state, &headers, &site)?;
+    let mut state = site_read(&sim, &headers, &site)?;
     state
         .user_list_queries
         .push(raw.clone().unwrap_or_default());
@@ -1193,7 +1194,7 @@ async fn list_users(
         Value::Array(Window::new(query.skip, limit).slice(items).items)
     } else {
         envelope(
-            link_origin(&sim, &state),
+            link_origin(&state),
             &format!("/v1.2/sites/{site}/users"),
             items,
             &query,
@@ -1209,8 +1210,7 @@ async fn create_user(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    let mut state = sim.lock();
-    site_guard(&sim, &state, &headers, &site)?;
+    let mut state = site_read(&sim, &headers, &site)?;
     let request = json_body(&body);
     let recorded = request.as_ref().ok().cloned().map(Value::Object);
     state.writes.record_body("create_user", recorded);
@@ -1291,9 +1291,7 @@ async fn delete_site_user(
     Path((site, site_user)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult {
-    let mut state = sim.lock();
-    site_guard(&sim, &state, &headers, &site)?;
-    state.count_write("delete_user");
+    let mut state = site_write(&sim, &headers, &site, "delete_user")?;
     let position = state
         .site_users
         .iter()
@@ -1316,9 +1314,7 @@ async fn update_subscription(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    let mut state = sim.lock();
-    site_guard(&sim, &state, &headers, &site)?;
-    state.count_write("update_subscription");
+    let mut state = site_write(&sim, &headers, &site, "update_subscription")?;
     let request = json_body(&body)?;
     let subscribe = match request.get("state").and_then(Value::as_str) {
         Some("subscribed") => true,
@@ -1353,8 +1349,7 @@ async fn list_groups(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult {
-    let state = sim.lock();
-    site_guard(&sim, &state, &headers, &site)?;
+    let state = site_read(&sim, &headers, &site)?;
     let query = parse_query(raw.as_deref(), false)?;
     let items: Vec<Value> = state
         .groups
@@ -1362,7 +1357,7 @@ async fn list_groups(
         .map(|(id, group)| json!({ "id": id, "customer_reference": group.name }))
         .collect();
     Ok(Json(envelope(
-        link_origin(&sim, &state),
+        link_origin(&state),
         &format!("/v1.2/sites/{site}/access_groups"),
         items,
         &query,
@@ -1377,9 +1372,7 @@ async fn create_group(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    let mut state = sim.lock();
-    site_guard(&sim, &state, &headers, &site)?;
-    state.count_write("create_group");
+    let mut state = site_write(&sim, &headers, &site, "create_group")?;
     let request = json_body(&body)?;
     let name = match request.get("customer_reference") {
         Some(Value::String(name)) if !name.trim().is_empty() => name.clone(),
@@ -1409,8 +1402,7 @@ async fn list_members(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult {
-    let state = sim.lock();
-    site_guard(&sim, &state, &headers, &site)?;
+    let state = site_read(&sim, &headers, &site)?;
     let query = parse_query(raw.as_deref(), false)?;
     let members = state
         .groups
@@ -1430,7 +1422,7 @@ async fn list_members(
         })
         .collect();
     Ok(Json(envelope(
-        link_origin(&sim, &state),
+        link_origin(&state),
         &format!("/v1.2/sites/{site}/access_groups/{group}/users"),
         items,
         &query,
@@ -1445,9 +1437,7 @@ async fn add_member(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    let mut state = sim.lock();
-    site_guard(&sim, &state, &headers, &site)?;
-    state.count_write("add_member");
+    let mut state = site_write(&sim, &headers, &site, "add_member")?;
     let request = json_body(&body)?;
     let user_id = match request.get("user_id") {
         Some(Value::String(id)) if !id.is_empty() => id.clone(),
@@ -1491,9 +1481,7 @@ async fn remove_member(
     Path((site, group, user)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult {
-    let mut state = sim.lock();
-    site_guard(&sim, &state, &headers, &site)?;
-    state.count_write("remove_member");
+    let mut state = site_write(&sim, &headers, &site, "remove_member")?;
     let found = state
         .groups
         .get_mut(&group)
