@@ -604,8 +604,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route(
             "/v1/api/users/{id}",
             get(user_get)
-                .put(user_put)
-                .patch(user_patch)
+                .put(user_update)
+                .patch(user_update)
                 .delete(user_delete),
         )
         .route("/v1/api/users/{id}/external", get(user_by_external))
@@ -1239,24 +1239,16 @@ async fn user_get(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> 
     }
 }
 
-/// PUT replaces the user: optional attributes not in the body are removed (documented).
-async fn user_put(
+/// PUT replaces the user: optional attributes not in the body are removed (documented). PATCH
+/// changes only the attributes sent; `null` removes one.
+async fn user_update(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
+    method: Method,
     headers: HeaderMap,
     body: Bytes,
 ) -> Reply {
-    update_user(&shared, &id, &headers, &body, true)
-}
-
-/// PATCH changes only the attributes sent; `null` removes one.
-async fn user_patch(
-    State(shared): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Reply {
-    update_user(&shared, &id, &headers, &body, false)
+    update_user(&shared, &id, &headers, &body, method == Method::PUT)
 }
 
 fn update_user(

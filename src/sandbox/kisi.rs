@@ -809,7 +809,7 @@ async fn list_users(State(shared): Sim, RawQuery(raw): RawQuery) -> ApiResult {
         .map(|text| text.trim().to_lowercase())
         .filter(|text| !text.is_empty());
     let email = params.get("email");
-    let in_group = params.get("group_id").map(|id| parse_id(id));
+    let in_group = params.get("group_id").map(parse_id);
     let ids: Option<BTreeSet<Option<u64>>> = params
         .get("ids")
         .map(|ids| ids.split(',').map(parse_id).collect());
@@ -936,9 +936,7 @@ async fn list_role_assignments(State(shared): Sim, RawQuery(raw): RawQuery) -> A
     let params = Query::parse(raw.as_deref());
     let state = shared.lock();
     let id_filter = |keys: &[&str]| -> Option<Option<u64>> {
-        keys.iter()
-            .find_map(|key| params.get(key))
-            .map(|id| parse_id(id))
+        keys.iter().find_map(|key| params.get(key)).map(parse_id)
     };
     // Every row here is a user's role on a group: other assignee or scope types match nothing.
     let type_ok = |key: &str, wanted: &str| {
