@@ -45,7 +45,7 @@ use crate::clock::{system_clock, Clock};
 use crate::http::Secret;
 use crate::sandbox::faults::Faults;
 use crate::sandbox::kit::auth::{self, TokenState, Tokens};
-use crate::sandbox::kit::ids::{random_hex, uuid_v4, Sequence};
+use crate::sandbox::kit::ids::{known, random_hex, uuid_v4, Sequence};
 use crate::sandbox::kit::journal::Journal;
 use crate::sandbox::kit::paging::{Query, Window};
 use crate::sandbox::kit::rate::{self, RateLimit};
@@ -427,11 +427,9 @@ impl SimulatorHandle {
         user_id: &str,
     ) -> Result<(), SimulatorError> {
         let mut state = self.sim.lock();
-        let user = parse_id(user_id)
-            .filter(|id| state.users.contains_key(id))
+        let user = known(&state.users, user_id)
             .ok_or_else(|| SimulatorError::UnknownUser(user_id.to_owned()))?;
-        let group = parse_id(group_id)
-            .filter(|id| state.groups.contains_key(id))
+        let group = known(&state.groups, group_id)
             .ok_or_else(|| SimulatorError::UnknownGroup(group_id.to_owned()))?;
         let already = state.groups_of(user);
         if !already.iter().any(|g| g.id == group) && already.len() >= MAX_GROUPS_PER_USER {
@@ -934,6 +932,12 @@ fn page_of(items: Vec<Value>, window: &Window) -> Response {
     }))
 }
 
+/// The paging window and filter terms of a list request.
+fn list_request(query: Option<&str>) -> Result<(Window, Vec<FilterTerm>), Rejection> {
+    let pairs = Query::parse(query);
+    Ok((paging(&pairs)?, parse_filter(&pairs)?))
+}
+
 /// One `field__op:value` term of the `filter` parameter.
 struct FilterTerm {
     field: String,
@@ -1151,9 +1155,7 @@ async fn token(
 // Users
 
 async fn users_list(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Reply {
-    let pairs = Query::parse(query.as_deref());
-    let paging = paging(&pairs)?;
-    let terms = parse_filter(&pairs)?;
+    let (paging, terms) = list_request(query.as_deref())?;
     let state = shared.lock();
     let mut users = sorted_users(&state);
     for term in &terms {
@@ -1419,9 +1421,7 @@ async fn invitations_list(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Reply {
-    let pairs = Query::parse(query.as_deref());
-    let paging = paging(&pairs)?;
-    let terms = parse_filter(&pairs)?;
+    let (paging, terms) = list_request(query.as_deref())?;
     // Documented default: pending only.
     let mut status = "PENDING".to_owned();
     for term in &terms {
@@ -1457,9 +1457,7 @@ async fn invitations_list(
 // Groups
 
 async fn groups_list(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Reply {
-    let pairs = Query::parse(query.as_deref());
-    let paging = paging(&pairs)?;
-    let terms = parse_filter(&pairs)?;
+    let (paging, terms) = list_request(query.as_deref())?;
     let mut needles = Vec::new();
     for term in terms {
         if term.field != "name" || term.op != "eq" {

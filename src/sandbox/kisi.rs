@@ -52,7 +52,7 @@ use serde_json::{json, Map, Value};
 use crate::clock::system_clock;
 use crate::http::Secret;
 use crate::sandbox::faults::Faults;
-use crate::sandbox::kit::ids::{random_hex, Sequence};
+use crate::sandbox::kit::ids::{known, random_hex, Sequence};
 use crate::sandbox::kit::journal::Journal;
 use crate::sandbox::kit::paging::{Query, Window};
 use crate::sandbox::kit::rate::{self, RateLimit};
@@ -431,11 +431,9 @@ impl SimulatorHandle {
         role_id: &str,
     ) -> Result<String, SimulatorError> {
         let mut state = self.sim.lock();
-        let user = parse_id(user_id)
-            .filter(|id| state.users.contains_key(id))
+        let user = known(&state.users, user_id)
             .ok_or_else(|| SimulatorError::UnknownUser(user_id.to_owned()))?;
-        let group = parse_id(group_id)
-            .filter(|id| state.groups.contains_key(id))
+        let group = known(&state.groups, group_id)
             .ok_or_else(|| SimulatorError::UnknownGroup(group_id.to_owned()))?;
         let id = state.insert_assignment(AssignmentRow {
             role_id: role_id.to_owned(),
@@ -456,8 +454,7 @@ impl SimulatorHandle {
     /// A person edits a user's email in the dashboard.
     pub fn dashboard_change_email(&self, user_id: &str, email: &str) -> Result<(), SimulatorError> {
         let mut state = self.sim.lock();
-        let id = parse_id(user_id)
-            .filter(|id| state.users.contains_key(id))
+        let id = known(&state.users, user_id)
             .ok_or_else(|| SimulatorError::UnknownUser(user_id.to_owned()))?;
         if state.email_taken(email, Some(id)) {
             return Err(SimulatorError::EmailTaken(email.to_owned()));

@@ -1,6 +1,8 @@
 //! Ids and secrets the simulators make up: random hex, version-4 UUIDs, and counters whose
 //! ids grow with creation (so lists in id order are stable while appending).
 
+use std::collections::BTreeMap;
+
 /// `bytes` random bytes as lower-case hex (credentials, tokens, access codes).
 pub fn random_hex(bytes: usize) -> String {
     let mut raw = vec![0u8; bytes];
@@ -22,6 +24,11 @@ pub fn uuid_v4() -> String {
 /// APIs accept in paths; the simple, braced and URN forms are refused).
 pub fn is_uuid(text: &str) -> bool {
     text.len() == uuid::fmt::Hyphenated::LENGTH && uuid::Uuid::try_parse(text).is_ok()
+}
+
+/// The integer id `text` names when `rows` holds it (surrounding blanks ignored).
+pub fn known<V>(rows: &BTreeMap<u64, V>, text: &str) -> Option<u64> {
+    text.trim().parse().ok().filter(|id| rows.contains_key(id))
 }
 
 /// A counter handing out increasing ids after a starting value (`Default`: from 1).
@@ -76,5 +83,9 @@ mod tests {
             .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         let mut ids = Sequence::after(1_000);
         assert_eq!((ids.next_id(), ids.next_id()), (1_001, 1_002));
+        let rows = BTreeMap::from([(7_u64, ())]);
+        assert_eq!(known(&rows, " 7"), Some(7));
+        assert_eq!(known(&rows, "8"), None);
+        assert_eq!(known(&rows, "x"), None);
     }
 }
