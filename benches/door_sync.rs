@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use axum::http::Method;
 use flexgate::api::vendor_connection::BrivoMobilePassTarget;
+use flexgate::sandbox;
 use flexgate::sandbox::faults::{Faults, Route};
 use flexgate::sync::{self, DesiredGroup, Mode, Person, SnapshotHealth, SyncRequest};
 use flexgate::vendors::{brivo, kisi, salto_ks, DoorVendor, VendorGroup};
@@ -92,7 +93,7 @@ async fn main() {
     };
     println!("door sync benchmark: one managed group, {size} people, simulators on 127.0.0.1");
 
-    let sim = kisi::simulator::Simulator::start(Default::default())
+    let sim = sandbox::kisi::Simulator::start(Default::default())
         .await
         .expect("kisi");
     let group = VendorGroup {
@@ -104,7 +105,7 @@ async fn main() {
     let client = kisi::KisiClient::new(config).expect("client");
     measure("Kisi", &client, sim.faults(), group, size, 5.0).await;
 
-    let sim = salto_ks::simulator::start(Default::default())
+    let sim = sandbox::salto_ks::start(Default::default())
         .await
         .expect("salto");
     let group = VendorGroup {
@@ -116,7 +117,7 @@ async fn main() {
     let client = salto_ks::SaltoKsClient::new(config).expect("client");
     measure("Salto KS", &client, sim.faults(), group, size, 10.0).await;
 
-    let sim = brivo::simulator::Simulator::start(Default::default())
+    let sim = sandbox::brivo::Simulator::start(Default::default())
         .await
         .expect("brivo");
     let group = VendorGroup {

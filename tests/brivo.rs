@@ -10,11 +10,10 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use flexgate::http::{HttpError, RetryPolicy};
+use flexgate::sandbox::brivo::{GrantKind, SeedUser, Simulator, SimulatorHandle, SimulatorOptions};
 use flexgate::sandbox::faults::{Fault, FaultRule, Route};
+use flexgate::sandbox::kit::{RateControls, TokenControls};
 use flexgate::sync::{DesiredGroup, Mode, SnapshotHealth, SyncRequest};
-use flexgate::vendors::brivo::simulator::{
-    GrantKind, SeedUser, Simulator, SimulatorHandle, SimulatorOptions,
-};
 use flexgate::vendors::brivo::{
     BrivoClient, BrivoConfig, BrivoMobilePassTarget, Clock, InvitationOutcome,
 };

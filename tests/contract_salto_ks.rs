@@ -20,7 +20,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use flexgate::http::{error_message, RetryPolicy};
-use flexgate::vendors::salto_ks::simulator::{self, SimulatorHandle, SimulatorOptions};
+use flexgate::sandbox::salto_ks::{self as simulator, SimulatorHandle, SimulatorOptions};
 use flexgate::vendors::salto_ks::wire::{
     self, parse_page, PlatformUser, Role, SiteDetail, SiteUser, TokenResponse,
 };

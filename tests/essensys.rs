@@ -8,14 +8,15 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde_json::{json, Value};
 
 use flexgate::http::{HttpError, RetryPolicy};
+use flexgate::sandbox::essensys::{
+    Entity, FloorSeed, Simulator, SimulatorHandle, SimulatorOptions, SiteSeed, TapRefusal,
+};
 use flexgate::sandbox::faults::{Fault, FaultRule, Route};
+use flexgate::sandbox::kit::TokenControls;
 use flexgate::vendors::essensys::model::{
     BookingFilter, BookingSource, BookingStatus, BookingUpdate, ContractKind, ContractUpdate,
     FloorUpdate, InvitationStatus, NewBooking, NewContract, NewFloor, NewOccupier, NewSpace,
     NewUser, OccupierKind, OccupierUpdate, SiteService, SpaceUpdate, UserUpdate,
-};
-use flexgate::vendors::essensys::simulator::{
-    Entity, FloorSeed, Simulator, SimulatorHandle, SimulatorOptions, SiteSeed, TapRefusal,
 };
 use flexgate::vendors::essensys::{Clock, EssensysApi, EssensysClient, EssensysError};
 
@@ -85,7 +86,7 @@ async fn logs_in_once_and_logs_in_again_once_after_a_401() {
     assert_eq!(client.list_sites().await.unwrap().len(), 1);
     assert_eq!(sim.login_count(), 1, "the token is cached between calls");
 
-    sim.revoke_tokens();
+    sim.revoke_access_tokens();
     assert_eq!(client.list_sites().await.unwrap().len(), 1);
     assert_eq!(sim.login_count(), 2, "one re-login after the 401");
     assert_eq!(
@@ -1007,7 +1008,7 @@ async fn no_secret_reaches_an_error_or_debug_output() {
             .await
             .unwrap_err(),
     ];
-    sim.revoke_tokens();
+    sim.revoke_access_tokens();
     sim.faults().inject_status(
         Route::path("/api/auth/login"),
         10,

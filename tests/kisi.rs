@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use flexgate::http::{HttpError, RetryPolicy};
 use flexgate::sandbox::faults::{Fault, FaultRule, Route};
-use flexgate::sync::{self, DesiredGroup, Mode, SnapshotHealth, SyncRequest};
-use flexgate::vendors::kisi::simulator::{
+use flexgate::sandbox::kisi::{
     AssignmentOrigin, RoleAssignmentQuirks, Simulator, SimulatorHandle, SimulatorOptions,
 };
+use flexgate::sync::{self, DesiredGroup, Mode, SnapshotHealth, SyncRequest};
 use flexgate::vendors::kisi::{KisiClient, KisiConfig, KisiNotificationPolicy};
 use flexgate::vendors::{DoorVendor, GrantContext, NewUser, VendorError, VendorGroup};
 use reqwest::{Method, StatusCode};

@@ -5,11 +5,12 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use flexgate::clock::ManualClock;
 use flexgate::http::{HttpError, RetryPolicy};
 use flexgate::officernd::client::{
     BookingWindow, ListQuery, OfficeRndClient, OfficeRndConfig, OfficeRndError,
 };
-use flexgate::officernd::simulator::{ManualClock, Simulator, SimulatorHandle};
+use flexgate::officernd::simulator::{Simulator, SimulatorHandle};
 use flexgate::officernd::{system_clock, Clock, Collection, CollectionSet};
 use flexgate::sandbox::faults::{Fault, FaultRule, RetryAfter, Route};
 use reqwest::{Method, StatusCode};

@@ -9,8 +9,9 @@ use axum::http::{Method, StatusCode};
 use chrono::{DateTime, Utc};
 use flexgate::http::{HttpError, RetryPolicy, Secret};
 use flexgate::sandbox::faults::{Fault, FaultRule, Route};
-use flexgate::vendors::salto_ks::simulator::{
-    self, SimulatorHandle, SimulatorOptions, UsersListing,
+use flexgate::sandbox::kit::{RateControls, TokenControls};
+use flexgate::sandbox::salto_ks::{
+    self as simulator, SimulatorHandle, SimulatorOptions, UsersListing,
 };
 use flexgate::vendors::salto_ks::{Clock, ConsistencyRetry, SaltoKsClient, SaltoKsConfig};
 use flexgate::vendors::{DoorVendor, GrantContext, NewUser, VendorError, VendorGroup};

@@ -16,13 +16,13 @@ use flexgate::manifests;
 use flexgate::officernd::Collection;
 use flexgate::operator::objects::Objects;
 use flexgate::operator::site_mapping::{run, SiteMappingResult};
+use flexgate::sandbox::essensys::{Entity, FloorSeed, SiteSeed};
 use flexgate::sandbox::faults::Route;
 use flexgate::sandbox::{demo_start, Sandbox, ESSENSYS_LONDON_SITE, ESSENSYS_PARIS_SITE};
 use flexgate::sitesync::bookings::MARKER_PROPERTY;
 use flexgate::vendors::essensys::model::{
     BookingSource, BookingStatus, OccupierKind, Site, SiteService,
 };
-use flexgate::vendors::essensys::simulator::{Entity, FloorSeed, SiteSeed};
 
 const ACME: &str = "c0000000000000000000000e";
 const ELEPHANT: &str = "7e5000a00000000000000008";

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use flexgate::api::vendor_connection::BrivoMobilePassTarget;
 use flexgate::http::HttpError;
+use flexgate::sandbox;
 use flexgate::sync::{self, DesiredGroup, Mode, Person, SnapshotHealth, SyncRequest};
 use flexgate::vendors::{
     brivo, kisi, salto_ks, AccountInfo, DoorVendor, GrantContext, NewUser, VendorError,
@@ -201,7 +202,7 @@ where
 #[tokio::test]
 async fn kisi_survives_a_crash_between_any_two_writes() {
     sweep("Kisi", || async {
-        let sim = kisi::simulator::Simulator::start(Default::default())
+        let sim = sandbox::kisi::Simulator::start(Default::default())
             .await
             .unwrap();
         let group = VendorGroup {
@@ -233,9 +234,7 @@ async fn kisi_survives_a_crash_between_any_two_writes() {
 #[tokio::test]
 async fn salto_ks_survives_a_crash_between_any_two_writes() {
     sweep("Salto KS", || async {
-        let sim = salto_ks::simulator::start(Default::default())
-            .await
-            .unwrap();
+        let sim = sandbox::salto_ks::start(Default::default()).await.unwrap();
         let group = VendorGroup {
             id: sim.add_group("OFFICERND_Crash"),
             name: "OFFICERND_Crash".into(),
@@ -271,16 +270,15 @@ async fn salto_ks_survives_a_crash_between_any_two_writes() {
 #[tokio::test]
 async fn brivo_survives_a_crash_between_any_two_writes() {
     sweep("Brivo", || async {
-        let sim = brivo::simulator::Simulator::start(Default::default())
+        let sim = sandbox::brivo::Simulator::start(Default::default())
             .await
             .unwrap();
         let group = VendorGroup {
             id: sim.add_group("OFFICERND_Crash"),
             name: "OFFICERND_Crash".into(),
         };
-        let stale = sim.add_user(
-            brivo::simulator::SeedUser::new("Stale", "Person").email("stale@example.com"),
-        );
+        let stale = sim
+            .add_user(sandbox::brivo::SeedUser::new("Stale", "Person").email("stale@example.com"));
         sim.dashboard_add_to_group(&group.id, &stale).unwrap();
         let config = sim
             .client_config(BrivoMobilePassTarget::BrandedApp)
@@ -311,7 +309,7 @@ async fn timeouts_lose_nothing_and_duplicate_nothing() {
     use flexgate::sandbox::faults::Route;
     use std::time::Duration;
 
-    let sim = kisi::simulator::Simulator::start(Default::default())
+    let sim = sandbox::kisi::Simulator::start(Default::default())
         .await
         .unwrap();
     let group = VendorGroup {

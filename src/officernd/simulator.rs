@@ -94,38 +94,8 @@ impl Default for SimulatorOptions {
     }
 }
 
-/// A controllable clock for tests and the sandbox.
-#[derive(Debug, Clone)]
-pub struct ManualClock {
-    now: Arc<Mutex<DateTime<Utc>>>,
-}
-
-impl ManualClock {
-    pub fn new(start: DateTime<Utc>) -> Self {
-        Self {
-            now: Arc::new(Mutex::new(start)),
-        }
-    }
-
-    pub fn now(&self) -> DateTime<Utc> {
-        *self.now.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub fn set(&self, at: DateTime<Utc>) {
-        *self.now.lock().unwrap_or_else(PoisonError::into_inner) = at;
-    }
-
-    pub fn advance(&self, by: chrono::Duration) {
-        let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
-        *now += by;
-    }
-
-    /// This clock as the `Clock` the simulator and client take.
-    pub fn clock(&self) -> Clock {
-        let now = Arc::clone(&self.now);
-        Arc::new(move || *now.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-}
+/// Moved to [`crate::clock`]; re-exported here until this simulator adopts `sandbox::kit`.
+pub use crate::clock::ManualClock;
 
 /// The outcome of one webhook delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,8 +1,16 @@
 //! The built-in sandbox: every simulator together, demo data and a controllable clock, so the
-//! demo and the tests run the real clients against faithful stand-ins of each vendor.
+//! demo and the tests run the real clients against faithful stand-ins of each vendor. One file
+//! per door or Wi-Fi vendor (`kisi`, `salto_ks`, `brivo`, `essensys`) holds only that vendor's
+//! wire behaviour; the plumbing they share is [`kit`] and [`faults`]. (The OfficeRnD simulator
+//! still lives in `officernd::simulator`.)
 
+pub mod brivo;
+pub mod essensys;
 pub mod faults;
+pub mod kisi;
+pub mod kit;
 pub mod manifests;
+pub mod salto_ks;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Secret as KubeSecret;
@@ -11,11 +19,11 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 use crate::api::Vendor;
-use crate::officernd::simulator::{ManualClock, Simulator, SimulatorError, SimulatorHandle};
+use crate::clock::ManualClock;
+use crate::officernd::simulator::{Simulator, SimulatorError, SimulatorHandle};
 use crate::operator::objects::Objects;
 use crate::vendors::essensys::model::{OccupierKind, SiteService};
-use crate::vendors::essensys::simulator::{FloorSeed, SiteSeed};
-use crate::vendors::{brivo, essensys, kisi, salto_ks};
+use essensys::{FloorSeed, SiteSeed};
 
 /// The demo organization (London and Paris, hot desks, a private office, a meeting room with
 /// bookings, day passes), in the seed-file format: the OfficeRnD API's own field names.
@@ -62,14 +70,14 @@ pub struct Sandbox {
     /// OfficeRnD.
     pub officernd: SimulatorHandle,
     /// Kisi.
-    pub kisi: kisi::simulator::SimulatorHandle,
+    pub kisi: kisi::SimulatorHandle,
     /// Salto KS (one site).
-    pub salto_ks: salto_ks::simulator::SimulatorHandle,
+    pub salto_ks: salto_ks::SimulatorHandle,
     /// Brivo.
-    pub brivo: brivo::simulator::SimulatorHandle,
+    pub brivo: brivo::SimulatorHandle,
     /// essensys Platform: site "London Bridge" (Wi-Fi and elumo, set up by hand with names that
     /// differ slightly from OfficeRnD's London) and the empty site "Paris Rive Gauche" (Wi-Fi).
-    pub essensys: essensys::simulator::SimulatorHandle,
+    pub essensys: essensys::SimulatorHandle,
     /// Group ids by vendor and name, as seeded.
     groups: BTreeMap<(Vendor, String), String>,
 }
@@ -97,29 +105,28 @@ impl Sandbox {
     pub async fn start(seed: Value, start_at: DateTime<Utc>) -> Result<Self, SandboxError> {
         let clock = ManualClock::new(start_at);
         let officernd = Simulator::start(seed, clock.clock()).await?;
-        let kisi = kisi::simulator::Simulator::start(kisi::simulator::SimulatorOptions::default())
+        let kisi = kisi::Simulator::start(kisi::SimulatorOptions::default())
             .await
             .map_err(|e| vendor_error(Vendor::Kisi)(e.to_string()))?;
-        let salto_ks = salto_ks::simulator::start(salto_ks::simulator::SimulatorOptions {
+        let salto_ks = salto_ks::start(salto_ks::SimulatorOptions {
             site_name: "London".to_owned(),
             clock: clock.clock(),
             ..Default::default()
         })
         .await
         .map_err(|e| vendor_error(Vendor::SaltoKS)(e.to_string()))?;
-        let brivo = brivo::simulator::Simulator::start(brivo::simulator::SimulatorOptions {
+        let brivo = brivo::Simulator::start(brivo::SimulatorOptions {
             clock: clock.clock(),
             ..Default::default()
         })
         .await
         .map_err(|e| vendor_error(Vendor::Brivo)(e.to_string()))?;
-        let essensys =
-            essensys::simulator::Simulator::start(essensys::simulator::SimulatorOptions {
-                clock: clock.clock(),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| vendor_error(Vendor::Essensys)(e.to_string()))?;
+        let essensys = essensys::Simulator::start(essensys::SimulatorOptions {
+            clock: clock.clock(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| vendor_error(Vendor::Essensys)(e.to_string()))?;
         let mut sandbox = Self {
             clock,
             officernd,
@@ -172,9 +179,9 @@ impl Sandbox {
                 "sam.staff@example.com",
             )
             .map_err(|e| vendor_error(Vendor::SaltoKS)(e.to_string()))?;
-        let vip = self.brivo.add_user(
-            brivo::simulator::SeedUser::new("Vera", "Important").email("vera@vip.example"),
-        );
+        let vip = self
+            .brivo
+            .add_user(brivo::SeedUser::new("Vera", "Important").email("vera@vip.example"));
         self.brivo
             .dashboard_add_to_group(&self.group_id(Vendor::Brivo, "VIP Guests"), &vip)
             .map_err(|e| vendor_error(Vendor::Brivo)(e.to_string()))?;

@@ -1,8 +1,7 @@
 //! Brivo Access (formerly OnAir): the [`crate::vendors::DoorVendor`] client over the Brivo REST API v1,
-//! the wire facts both sides share, and an in-process simulator of the endpoints the sync uses.
+//! and the wire facts it shares with its simulator ([`crate::sandbox::brivo`]).
 
 pub mod client;
-pub mod simulator;
 pub mod wire;
 
 pub use client::{BrivoClient, BrivoConfig, BrivoConfigError, InvitationOutcome};

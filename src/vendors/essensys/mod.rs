@@ -1,5 +1,5 @@
 //! essensys Platform (Wi-Fi Secure + elumo smart access): the [`EssensysApi`] operations a
-//! SiteMapping sync needs, an HTTP client for them, and an in-process simulator.
+//! SiteMapping sync needs and an HTTP client for them (the simulator is [`crate::sandbox::essensys`]).
 //!
 //! # PROVISIONAL CONTRACT — OUR DESIGN, NOT A VENDOR FACT
 //!
@@ -50,7 +50,6 @@
 
 pub mod client;
 pub mod model;
-pub mod simulator;
 
 use std::future::Future;
 

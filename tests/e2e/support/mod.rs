@@ -610,7 +610,7 @@ pub async fn quiet(metrics: &Metrics, kind: &str, seconds: u64) -> u64 {
 impl World {
     /// Every essensys API write so far (entities and Wi-Fi invitations).
     pub fn essensys_writes(&self) -> u64 {
-        use flexgate::vendors::essensys::simulator::Entity;
+        use flexgate::sandbox::essensys::Entity;
         let essensys = &self.sandbox.essensys;
         [
             Entity::Floor,

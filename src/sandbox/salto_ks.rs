@@ -34,8 +34,7 @@
 //! `Retry-After` and an empty body; `$filter` supports only `user/email eq '…'` (case-insensitive).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -45,18 +44,24 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 
-use super::client::{SaltoKsConfig, SaltoKsConfigError};
-use super::wire::{
+use crate::clock::{system_clock, Clock};
+use crate::http::Secret;
+use crate::sandbox::faults::Faults;
+use crate::sandbox::kit;
+use crate::sandbox::kit::auth::{self, TokenState, Tokens};
+use crate::sandbox::kit::ids::{is_uuid, random_hex, uuid_v4};
+use crate::sandbox::kit::journal::Journal;
+use crate::sandbox::kit::paging::{Query, Window};
+use crate::sandbox::kit::rate::{self, RateLimit};
+use crate::sandbox::kit::reply::{self, Rejection};
+use crate::sandbox::kit::{RateControls, TokenControls};
+use crate::vendors::salto_ks::client::{SaltoKsConfig, SaltoKsConfigError};
+use crate::vendors::salto_ks::wire::{
     business_error, ERROR_FIELD_REQUIRED, ERROR_NOT_FOUND, ERROR_QUERY, ERROR_VALIDATION,
     USER_API_SCOPE,
 };
-use super::{system_clock, Clock};
-use crate::http::Secret;
-use crate::sandbox::faults::Faults;
 
 /// Invented business codes for conflicts (no recording shows Salto's answer).
 const ERROR_DUPLICATE_USER: &str = "1105";
@@ -127,7 +132,7 @@ impl Default for SimulatorOptions {
     fn default() -> Self {
         Self {
             site_name: "flexgate simulated site".to_owned(),
-            client_id: uuid(),
+            client_id: uuid_v4(),
             client_secret: Secret::new(random_hex(32)),
             username: "flexgate-service@example.com".to_owned(),
             password: Secret::new(random_hex(16)),
@@ -216,6 +221,8 @@ struct Role {
 }
 
 struct SimState {
+    /// `http://127.0.0.1:<port>`, which `next_page_link`s name unless `next_link_origin` is set.
+    base_url: String,
     site_id: String,
     site_uid: String,
     site_name: String,
@@ -224,9 +231,8 @@ struct SimState {
     /// Site-user id → row; a `Vec` keeps creation order for stable paging.
     site_users: Vec<(String, SiteUserRow)>,
     groups: BTreeMap<String, Group>,
-    access_tokens: HashMap<String, DateTime<Utc>>,
-    refresh_tokens: BTreeSet<String>,
-    token_lifetime: Duration,
+    /// Refresh tokens are used once, like IdentityServer's default.
+    tokens: Tokens,
     issue_refresh_tokens: bool,
     page_size: usize,
     users_listing: UsersListing,
@@ -236,13 +242,13 @@ struct SimState {
     /// Platform id → access-group adds still answered "User not found".
     not_yet_visible: HashMap<String, u32>,
     invitations: Vec<Invitation>,
-    created_user_bodies: Vec<Value>,
     /// Raw query strings of `GET …/users`, in order.
     user_list_queries: Vec<String>,
     grants: BTreeMap<String, u64>,
-    writes: BTreeMap<&'static str, u64>,
-    rate_limit: Option<u32>,
-    rate_window: (Instant, u32),
+    /// Authorized API writes by kind (`create_user`, …), counted before validation; a
+    /// `create_user` keeps its body when it was a JSON object.
+    writes: Journal,
+    rate_limit: RateLimit,
 }
 
 impl SimState {
@@ -342,7 +348,7 @@ impl SimState {
         });
         // A person who already has a Salto KS account keeps one platform identity.
         let user_id = existing.unwrap_or_else(|| {
-            let id = uuid();
+            let id = uuid_v4();
             self.platform_users.insert(
                 id.clone(),
                 PlatformUser {
@@ -355,7 +361,7 @@ impl SimState {
             );
             id
         });
-        let site_user_id = uuid();
+        let site_user_id = uuid_v4();
         // No free seat: the site user is created all the same, suspended (obs-01).
         let subscribed = self.seats_taken() < u64::from(self.seat_limit);
         self.site_users.push((
@@ -396,31 +402,16 @@ impl SimState {
     }
 
     fn count_write(&mut self, kind: &'static str) {
-        *self.writes.entry(kind).or_default() += 1;
+        self.writes.record(kind);
     }
 }
 
-struct Shared {
-    base_url: String,
-    client_id: String,
-    client_secret: Secret,
-    username: String,
-    password: Secret,
-    clock: Clock,
-    state: Mutex<SimState>,
-}
+type Shared = kit::Shared<SimulatorOptions, SimState>;
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, SimState> {
-        // The state stays meaningful after a panic in another handler; keep serving.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
+/// Entry point: `Simulator::start(options)` (or [`start`]).
+pub struct Simulator;
 
-/// Entry point: `SaltoKsSimulator::start(options)` (or [`start`]).
-pub struct SaltoKsSimulator;
-
-impl SaltoKsSimulator {
+impl Simulator {
     /// Starts on 127.0.0.1 with an ephemeral port.
     pub async fn start(options: SimulatorOptions) -> Result<SimulatorHandle, SimulatorError> {
         start(options).await
@@ -429,37 +420,33 @@ impl SaltoKsSimulator {
 
 /// Starts a simulator on 127.0.0.1 with an ephemeral port.
 pub async fn start(options: SimulatorOptions) -> Result<SimulatorHandle, SimulatorError> {
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .map_err(SimulatorError::Bind)?;
-    let address = listener.local_addr().map_err(SimulatorError::Bind)?;
-    let base_url = format!("http://{address}");
+    let bound = kit::bind().await.map_err(SimulatorError::Bind)?;
+    let base_url = bound.base_url().to_owned();
     // As recorded: `site_user` has a parent role, `site_admin` none (rec-07, rec-12).
     let roles = vec![
         Role {
-            id: uuid(),
+            id: uuid_v4(),
             code: "site_user".to_owned(),
             name: "Site User".to_owned(),
-            parent_id: Some(uuid()),
+            parent_id: Some(uuid_v4()),
         },
         Role {
-            id: uuid(),
+            id: uuid_v4(),
             code: "site_admin".to_owned(),
             name: "Site Admin".to_owned(),
             parent_id: None,
         },
     ];
     let mut state = SimState {
-        site_id: uuid(),
+        base_url: base_url.clone(),
+        site_id: uuid_v4(),
         site_uid: format!("DE{:010}", fastrand::u64(..10_000_000_000)),
         site_name: options.site_name.clone(),
         roles,
         platform_users: BTreeMap::new(),
         site_users: Vec::new(),
         groups: BTreeMap::new(),
-        access_tokens: HashMap::new(),
-        refresh_tokens: BTreeSet::new(),
-        token_lifetime: options.token_lifetime,
+        tokens: Tokens::new(options.token_lifetime),
         issue_refresh_tokens: options.issue_refresh_tokens,
         page_size: options.page_size.max(1),
         users_listing: options.users_listing,
@@ -468,12 +455,10 @@ pub async fn start(options: SimulatorOptions) -> Result<SimulatorHandle, Simulat
         group_add_lag: options.group_add_lag,
         not_yet_visible: HashMap::new(),
         invitations: Vec::new(),
-        created_user_bodies: Vec::new(),
         user_list_queries: Vec::new(),
         grants: BTreeMap::new(),
-        writes: BTreeMap::new(),
-        rate_limit: options.rate_limit_per_second,
-        rate_window: (Instant::now(), 0),
+        writes: Journal::default(),
+        rate_limit: RateLimit::new(rate::Window::Fixed, options.rate_limit_per_second),
     };
     // The service user itself is a site admin, as in a real site.
     let admin_roles: Vec<String> = state
@@ -491,28 +476,8 @@ pub async fn start(options: SimulatorOptions) -> Result<SimulatorHandle, Simulat
     );
     let site_id = state.site_id.clone();
 
-    let shared = Arc::new(Shared {
-        base_url: base_url.clone(),
-        client_id: options.client_id.clone(),
-        client_secret: options.client_secret.clone(),
-        username: options.username.clone(),
-        password: options.password.clone(),
-        clock: options.clock.clone(),
-        state: Mutex::new(state),
-    });
-    let router = options.faults.layer(router(Arc::clone(&shared)));
-    let (shutdown, shutdown_signal) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                // A dropped sender also means "stop".
-                let _ = shutdown_signal.await;
-            })
-            .await;
-        if let Err(error) = served {
-            tracing::warn!(%error, "Salto KS simulator stopped with an error");
-        }
-    });
+    let shared = Shared::new(options.clone(), options.clock.clone(), state);
+    let sim = kit::Running::on(bound, "Salto KS", shared, router, options.faults.clone());
     Ok(SimulatorHandle {
         base_url,
         site_id,
@@ -520,13 +485,12 @@ pub async fn start(options: SimulatorOptions) -> Result<SimulatorHandle, Simulat
         client_secret: options.client_secret,
         username: options.username,
         password: options.password,
-        shared,
-        faults: options.faults,
-        shutdown: Some(shutdown),
+        sim,
     })
 }
 
 /// Control surface of a running simulator. Dropping it stops the server.
+#[derive(Debug)]
 pub struct SimulatorHandle {
     /// `http://127.0.0.1:<port>`: both the identity (`/connect/token`) and the API host.
     pub base_url: String,
@@ -536,30 +500,7 @@ pub struct SimulatorHandle {
     pub client_secret: Secret,
     pub username: String,
     pub password: Secret,
-    shared: Arc<Shared>,
-    faults: Faults,
-    shutdown: Option<oneshot::Sender<()>>,
-}
-
-impl std::fmt::Debug for SimulatorHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimulatorHandle")
-            .field("base_url", &self.base_url)
-            .field("site_id", &self.site_id)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret)
-            .field("username", &self.username)
-            .field("password", &self.password)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for SimulatorHandle {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-    }
+    sim: kit::Running<SimulatorOptions, SimState>,
 }
 
 impl SimulatorHandle {
@@ -577,7 +518,7 @@ impl SimulatorHandle {
 
     /// The fault injection and request counters wrapped around this simulator.
     pub fn faults(&self) -> &Faults {
-        &self.faults
+        self.sim.faults()
     }
 
     /// The request path of a site endpoint as counted by [`Faults`], e.g. `site_path("/users")`.
@@ -587,13 +528,13 @@ impl SimulatorHandle {
 
     /// The human site id (`site_uid`), which the API refuses in paths.
     pub fn site_uid(&self) -> String {
-        self.shared.lock().site_uid.clone()
+        self.sim.lock().site_uid.clone()
     }
 
     /// Creates an access group as an admin would in the Salto KS app; returns its id.
     pub fn add_group(&self, name: &str) -> String {
-        let id = uuid();
-        self.shared.lock().groups.insert(
+        let id = uuid_v4();
+        self.sim.lock().groups.insert(
             id.clone(),
             Group {
                 name: name.to_owned(),
@@ -606,7 +547,7 @@ impl SimulatorHandle {
     /// Adds a person to the site as an admin would (no invitation recorded, profile complete;
     /// `email: None` makes a tag-only user).
     pub fn add_user(&self, first_name: &str, last_name: &str, email: Option<&str>) -> SimUser {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         let roles = state.default_role_ids();
         let (site_user_id, _) = state.add_site_user(first_name, last_name, email, roles, true);
         let row = state
@@ -629,7 +570,7 @@ impl SimulatorHandle {
 
     /// Every user of the site (the service user included), in creation order.
     pub fn users(&self) -> Vec<SimUser> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         state
             .site_users
             .iter()
@@ -638,7 +579,7 @@ impl SimulatorHandle {
     }
 
     pub fn user_by_email(&self, email: &str) -> Option<SimUser> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         state
             .site_user_by_email(email)
             .map(|(id, row)| state.sim_user(id, row))
@@ -646,7 +587,7 @@ impl SimulatorHandle {
 
     /// The access groups as `(id, name)`.
     pub fn groups(&self) -> Vec<(String, String)> {
-        self.shared
+        self.sim
             .lock()
             .groups
             .iter()
@@ -656,7 +597,7 @@ impl SimulatorHandle {
 
     /// Emails of a group's members, sorted (tag-only members have none and are left out).
     pub fn group_member_emails(&self, group_id: &str) -> Vec<String> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         let mut emails: Vec<String> = state
             .groups
             .get(group_id)
@@ -674,7 +615,7 @@ impl SimulatorHandle {
 
     /// Platform ids of a group's members, sorted.
     pub fn group_member_ids(&self, group_id: &str) -> Vec<String> {
-        self.shared
+        self.sim
             .lock()
             .groups
             .get(group_id)
@@ -688,7 +629,7 @@ impl SimulatorHandle {
         group_id: &str,
         email: &str,
     ) -> Result<(), SimulatorError> {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         let user_id = state
             .site_user_by_email(email)
             .map(|(_, row)| row.user_id.clone())
@@ -704,7 +645,7 @@ impl SimulatorHandle {
 
     /// A person editing their profile (or an admin) changes an email by hand.
     pub fn dashboard_change_email(&self, old: &str, new: &str) -> Result<(), SimulatorError> {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         if state.site_user_by_email(new).is_some() {
             return Err(SimulatorError::DuplicateEmail(new.to_owned()));
         }
@@ -720,12 +661,12 @@ impl SimulatorHandle {
 
     /// Invitation emails sent, in order (one per site user created through the API with an email).
     pub fn invitations(&self) -> Vec<Invitation> {
-        self.shared.lock().invitations.clone()
+        self.sim.lock().invitations.clone()
     }
 
     /// Whether an invitation went to `email`.
     pub fn invited(&self, email: &str) -> bool {
-        self.shared
+        self.sim
             .lock()
             .invitations
             .iter()
@@ -734,71 +675,61 @@ impl SimulatorHandle {
 
     /// The raw (percent-encoded) query of every `GET …/users` received, in order.
     pub fn user_list_queries(&self) -> Vec<String> {
-        self.shared.lock().user_list_queries.clone()
+        self.sim.lock().user_list_queries.clone()
     }
 
     /// The JSON bodies of every `POST …/users` received, as sent.
     pub fn created_user_bodies(&self) -> Vec<Value> {
-        self.shared.lock().created_user_bodies.clone()
+        self.sim.lock().writes.bodies("create_user")
     }
 
     /// Authorized API write calls (POST/DELETE) received, all kinds together.
     pub fn write_calls(&self) -> u64 {
-        self.shared.lock().writes.values().sum()
+        self.sim.lock().writes.total()
     }
 
     /// Authorized API write calls by kind: `create_user`, `delete_user`, `create_group`,
     /// `add_member`, `remove_member`.
     pub fn writes_by_kind(&self) -> BTreeMap<String, u64> {
-        self.shared
-            .lock()
-            .writes
-            .iter()
-            .map(|(kind, count)| ((*kind).to_owned(), *count))
-            .collect()
+        self.sim.lock().writes.by_kind()
     }
 
     /// Token requests answered 200 for a grant type (`password`, `refresh_token`).
     pub fn token_grants(&self, grant_type: &str) -> u64 {
-        self.shared
-            .lock()
-            .grants
-            .get(grant_type)
-            .copied()
-            .unwrap_or(0)
+        self.sim.lock().grants.get(grant_type).copied().unwrap_or(0)
     }
 
     /// Turns the eventual-consistency lag on (N > 0) or off (0) for users created from now on.
     pub fn set_group_add_lag(&self, adds_answered_not_found: u32) {
-        self.shared.lock().group_add_lag = adds_answered_not_found;
+        self.sim.lock().group_add_lag = adds_answered_not_found;
     }
 
     pub fn set_users_listing(&self, listing: UsersListing) {
-        self.shared.lock().users_listing = listing;
+        self.sim.lock().users_listing = listing;
     }
 
     pub fn set_page_size(&self, page_size: usize) {
-        self.shared.lock().page_size = page_size.max(1);
+        self.sim.lock().page_size = page_size.max(1);
     }
 
     /// Builds `next_page_link`s with this origin from now on (`None`: the simulator's own).
     pub fn set_next_link_origin(&self, origin: Option<&str>) {
-        self.shared.lock().next_link_origin = origin.map(str::to_owned);
+        self.sim.lock().next_link_origin = origin.map(str::to_owned);
     }
 
     /// Seats of the site's subscription from now on (site users already subscribed keep theirs).
     pub fn set_seat_limit(&self, seats: u32) {
-        self.shared.lock().seat_limit = seats;
+        self.sim.lock().seat_limit = seats;
     }
 
     /// Site users holding a seat (the site's `active_user_amount`).
     pub fn seats_taken(&self) -> u64 {
-        self.shared.lock().seats_taken()
+        self.sim.lock().seats_taken()
     }
 
     /// `subscription_state` of the site user with this email.
     pub fn subscription_state(&self, email: &str) -> Option<&'static str> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         state.site_user_by_email(email).map(|(_, row)| {
             if row.subscribed {
                 "subscribed"
@@ -811,7 +742,7 @@ impl SimulatorHandle {
     /// An administrator resumes a suspended site user in the Salto KS app; returns whether they
     /// now hold a seat (not when every seat is still taken).
     pub fn dashboard_resume(&self, email: &str) -> Result<bool, SimulatorError> {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         let position = state
             .site_users
             .iter()
@@ -833,7 +764,7 @@ impl SimulatorHandle {
 
     /// The id of the site's role with this code (`site_user`, `site_admin`, or one added).
     pub fn role_id(&self, code: &str) -> Option<String> {
-        self.shared
+        self.sim
             .lock()
             .roles
             .iter()
@@ -843,8 +774,8 @@ impl SimulatorHandle {
 
     /// Adds a custom role to the site, as an administrator would; returns its id.
     pub fn add_role(&self, code: &str, name: &str) -> String {
-        let id = uuid();
-        self.shared.lock().roles.push(Role {
+        let id = uuid_v4();
+        self.sim.lock().roles.push(Role {
             id: id.clone(),
             code: code.to_owned(),
             name: name.to_owned(),
@@ -856,124 +787,27 @@ impl SimulatorHandle {
     /// Removes a role from the site's role list (e.g. to model a site whose list lacks
     /// `site_user`); site users keep the id they hold.
     pub fn remove_role(&self, code: &str) {
-        self.shared.lock().roles.retain(|role| role.code != code);
+        self.sim.lock().roles.retain(|role| role.code != code);
     }
 
     /// The role ids of the site user with this email.
     pub fn user_role_ids(&self, email: &str) -> Option<Vec<String>> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         state
             .site_user_by_email(email)
             .map(|(_, row)| row.role_ids.clone())
     }
 
-    /// Server-side rate limit (requests per second → 429 with `Retry-After`); `None` turns it off.
-    pub fn set_rate_limit(&self, requests_per_second: Option<u32>) {
-        let mut state = self.shared.lock();
-        state.rate_limit = requests_per_second;
-        state.rate_window = (Instant::now(), 0);
-    }
-
-    /// Lifetime of tokens issued from now on.
-    pub fn set_token_lifetime(&self, lifetime: Duration) {
-        self.shared.lock().token_lifetime = lifetime;
-    }
-
     pub fn set_issue_refresh_tokens(&self, issue: bool) {
-        self.shared.lock().issue_refresh_tokens = issue;
+        self.sim.lock().issue_refresh_tokens = issue;
     }
-
-    /// Invalidates every issued access token (the next API call with one gets 401).
-    pub fn revoke_access_tokens(&self) {
-        self.shared.lock().access_tokens.clear();
-    }
-
-    /// Invalidates every issued refresh token (the next refresh gets `invalid_grant`).
-    pub fn revoke_refresh_tokens(&self) {
-        self.shared.lock().refresh_tokens.clear();
-    }
-
-    /// Stops the server (also done on drop).
-    pub fn shutdown(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-    }
-}
-
-fn random_hex(bytes: usize) -> String {
-    (0..bytes)
-        .map(|_| format!("{:02x}", fastrand::u8(..)))
-        .collect()
-}
-
-/// A random version-4 UUID string.
-fn uuid() -> String {
-    let raw = random_hex(16);
-    let variant = ["8", "9", "a", "b"][fastrand::usize(..4)];
-    format!(
-        "{}-{}-4{}-{}{}-{}",
-        &raw[0..8],
-        &raw[8..12],
-        &raw[13..16],
-        variant,
-        &raw[17..20],
-        &raw[20..32]
-    )
-}
-
-fn is_uuid(text: &str) -> bool {
-    let groups: Vec<&str> = text.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(group, len)| group.len() == len && group.chars().all(|c| c.is_ascii_hexdigit()))
-}
-
-/// Standard base64 (with padding), for checking the `Basic` client credentials.
-fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let bytes = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let triple = (u32::from(bytes[0]) << 16) | (u32::from(bytes[1]) << 8) | u32::from(bytes[2]);
-        for (position, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
-            if position <= chunk.len() {
-                out.push(char::from(ALPHABET[((triple >> shift) & 0x3f) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------------------------------
 // HTTP surface
 
 type Sim = State<Arc<Shared>>;
-type ApiResult = Result<Response, Rejection>;
-
-/// An error answer; boxed so `Result`s stay small.
-#[derive(Debug)]
-struct Rejection(Box<Response>);
-
-impl IntoResponse for Rejection {
-    fn into_response(self) -> Response {
-        *self.0
-    }
-}
-
-impl From<Response> for Rejection {
-    fn from(response: Response) -> Self {
-        Self(Box::new(response))
-    }
-}
+type ApiResult = reply::Reply;
 
 fn router(shared: Arc<Shared>) -> Router {
     let site = "/v1.2/sites/{site}";
@@ -1010,35 +844,18 @@ fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+/// The server-side rate limit ([`RateControls`]): requests over it get 429 with `Retry-After`.
+impl RateControls for SimulatorHandle {
+    fn change_rate_limit(&self, change: impl FnOnce(&mut RateLimit)) {
+        change(&mut self.sim.lock().rate_limit);
+    }
+}
+
 async fn rate_limit(State(sim): Sim, request: Request, next: Next) -> Response {
-    let limited = {
-        let mut state = sim.lock();
-        match state.rate_limit {
-            None => None,
-            Some(limit) => {
-                let now = Instant::now();
-                let (started, count) = &mut state.rate_window;
-                if now.duration_since(*started) >= Duration::from_secs(1) {
-                    *started = now;
-                    *count = 0;
-                }
-                *count += 1;
-                (*count > limit).then(|| {
-                    let left = Duration::from_secs(1).saturating_sub(now.duration_since(*started));
-                    left.as_secs().max(1)
-                })
-            }
-        }
-    };
-    match limited {
-        None => next.run(request).await,
-        Some(seconds) => {
-            let mut response = StatusCode::TOO_MANY_REQUESTS.into_response();
-            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-            response
-        }
+    let admitted = sim.lock().rate_limit.admit(Instant::now());
+    match admitted {
+        Ok(()) => next.run(request).await,
+        Err(wait) => reply::too_many_requests(Some(wait.as_secs().max(1))),
     }
 }
 
@@ -1056,27 +873,22 @@ fn not_found(message: &str) -> Rejection {
     business(StatusCode::NOT_FOUND, ERROR_NOT_FOUND, message)
 }
 
+/// Token lifetime and revocation ([`TokenControls`]).
+impl TokenControls for SimulatorHandle {
+    fn change_tokens<R>(&self, change: impl FnOnce(&mut Tokens) -> R) -> R {
+        change(&mut self.sim.lock().tokens)
+    }
+}
+
 async fn issue_token(State(sim): Sim, headers: HeaderMap, body: Bytes) -> Response {
-    let expected = format!(
-        "Basic {}",
-        base64(format!("{}:{}", sim.client_id, sim.client_secret.expose()).as_bytes())
-    );
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
-    if presented != expected {
+    if !auth::basic_matches(&headers, &sim.client_id, sim.client_secret.expose()) {
         return oauth_error("invalid_client");
     }
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
+    if !reply::content_type_is(&headers, "application/x-www-form-urlencoded") {
         return oauth_error("invalid_request");
     }
-    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
-    let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
+    let form = Query::from_form(&body);
+    let field = |name: &str| form.get(name).unwrap_or_default();
     let mut state = sim.lock();
     match field("grant_type") {
         "password" => {
@@ -1093,7 +905,7 @@ async fn issue_token(State(sim): Sim, headers: HeaderMap, body: Bytes) -> Respon
         }
         "refresh_token" => {
             // One-time use, like IdentityServer's default.
-            if !state.refresh_tokens.remove(field("refresh_token")) {
+            if !state.tokens.take_refresh(field("refresh_token")) {
                 return oauth_error("invalid_grant");
             }
         }
@@ -1102,13 +914,10 @@ async fn issue_token(State(sim): Sim, headers: HeaderMap, body: Bytes) -> Respon
     }
     let grant = field("grant_type").to_owned();
     *state.grants.entry(grant).or_default() += 1;
-    let now = (sim.clock)();
-    let lifetime = state.token_lifetime;
+    let now = sim.now();
+    let lifetime = state.tokens.lifetime();
     let access_token = format!("sim-at-{}", random_hex(24));
-    state.access_tokens.insert(
-        access_token.clone(),
-        now + chrono::Duration::from_std(lifetime).unwrap_or(chrono::Duration::zero()),
-    );
+    state.tokens.issue(access_token.clone(), now);
     let mut answer = json!({
         "access_token": access_token,
         "expires_in": lifetime.as_secs(),
@@ -1117,7 +926,7 @@ async fn issue_token(State(sim): Sim, headers: HeaderMap, body: Bytes) -> Respon
     });
     if state.issue_refresh_tokens {
         let refresh_token = format!("sim-rt-{}", random_hex(24));
-        state.refresh_tokens.insert(refresh_token.clone());
+        state.tokens.keep_refresh(refresh_token.clone());
         answer["refresh_token"] = Value::String(refresh_token);
     }
     Json(answer).into_response()
@@ -1130,27 +939,45 @@ fn unauthorized(token_presented: bool) -> Rejection {
     } else {
         "Bearer"
     };
-    let mut response = StatusCode::UNAUTHORIZED.into_response();
-    response.headers_mut().insert(
+    reply::with_header(
+        StatusCode::UNAUTHORIZED.into_response(),
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static(challenge),
-    );
-    response.into()
+    )
+    .into()
 }
 
 fn authorize(sim: &Shared, state: &SimState, headers: &HeaderMap) -> Result<(), Rejection> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    let Some(token) = token else {
+    let Some(token) = auth::credentials(headers, "Bearer") else {
         return Err(unauthorized(false));
     };
-    let now = (sim.clock)();
-    match state.access_tokens.get(token) {
-        Some(expires_at) if now < *expires_at => Ok(()),
-        _ => Err(unauthorized(true)),
+    match state.tokens.check(token, sim.now()) {
+        TokenState::Valid => Ok(()),
+        TokenState::Expired | TokenState::Unknown => Err(unauthorized(true)),
     }
+}
+
+/// Locks the state for a read of the site's API: authorized, and the site id checked.
+fn site_read<'a>(
+    sim: &'a Shared,
+    headers: &HeaderMap,
+    site: &str,
+) -> Result<MutexGuard<'a, SimState>, Rejection> {
+    let state = sim.lock();
+    site_guard(sim, &state, headers, site)?;
+    Ok(state)
+}
+
+/// [`site_read`] for a write, counted as `kind` before the body is validated.
+fn site_write<'a>(
+    sim: &'a Shared,
+    headers: &HeaderMap,
+    site: &str,
+    kind: &'static str,
+) -> Result<MutexGuard<'a, SimState>, Rejection> {
+    let mut state = site_read(sim, headers, site)?;
+    state.count_write(kind);
+    Ok(state)
 }
 
 /// Authorizes and checks the site id: a non-UUID (e.g. the human site_uid) → 400 1100.
@@ -1175,14 +1002,13 @@ fn site_guard(
 }
 
 fn json_body(body: &[u8]) -> Result<serde_json::Map<String, Value>, Rejection> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(object)) => Ok(object),
-        _ => Err(business(
+    reply::json_object(body).ok_or_else(|| {
+        business(
             StatusCode::BAD_REQUEST,
             ERROR_FIELD_REQUIRED,
             "The request body must be a JSON object.",
-        )),
-    }
+        )
+    })
 }
 
 async fn list_sites(State(sim): Sim, headers: HeaderMap) -> ApiResult {
@@ -1198,8 +1024,7 @@ async fn list_sites(State(sim): Sim, headers: HeaderMap) -> ApiResult {
 }
 
 async fn get_site(State(sim): Sim, Path(site): Path<String>, headers: HeaderMap) -> ApiResult {
-    let state = sim.lock();
-    site_guard(&sim, &state, &headers, &site)?;
+    let state = site_read(&sim, &headers, &site)?;
     // The recorded shape (rec-02): `active_user_amount` counts the site users holding a seat.
     Ok(Json(json!({
         "active_user_amount": state.seats_taken(),
@@ -1227,12 +1052,11 @@ async fn list_roles(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult {
-    let state = sim.lock();
-    site_guard(&sim, &state, &headers, &site)?;
+    let state = site_read(&sim, &headers, &site)?;
     let query = parse_query(raw.as_deref(), false)?;
     let items: Vec<Value> = state.roles.iter().map(SimState::role_json).collect();
     Ok(Json(envelope(
-        link_origin(&sim, &state),
+        link_origin(&state),
         &format!("/v1.2/sites/{site}/roles"),
         items,
         &query,
@@ -1242,8 +1066,8 @@ async fn list_roles(
 }
 
 /// The origin `next_page_link`s name.
-fn link_origin<'a>(sim: &'a Shared, state: &'a SimState) -> &'a str {
-    state.next_link_origin.as_deref().unwrap_or(&sim.base_url)
+fn link_origin(state: &SimState) -> &str {
+    state.next_link_origin.as_deref().unwrap_or(&state.base_url)
 }
 
 /// The OData options the simulator understands.
@@ -1310,14 +1134,11 @@ fn envelope(
     query: &ListQuery,
     page_size: usize,
 ) -> Value {
-    let total = items.len();
     let limit = query.top.unwrap_or(usize::MAX);
-    let take = page_size.min(limit);
-    let page: Vec<Value> = items.into_iter().skip(query.skip).take(take).collect();
-    let next_skip = query.skip + page.len();
-    let remaining_top = query.top.map(|top| top.saturating_sub(page.len()));
-    let more = next_skip < total && remaining_top != Some(0) && !page.is_empty();
-    let next_page_link = more.then(|| {
+    let page = Window::new(query.skip, page_size.min(limit)).slice(items);
+    let remaining_top = query.top.map(|top| top.saturating_sub(page.items.len()));
+    let next_skip = page.next.filter(|_| remaining_top != Some(0));
+    let next_page_link = next_skip.map(|next_skip| {
         let mut link = url::form_urlencoded::Serializer::new(String::new());
         if let Some(filter) = &query.raw_filter {
             link.append_pair("$filter", filter);
@@ -1332,9 +1153,9 @@ fn envelope(
         format!("{base_url}{path}?{}", link.finish())
     });
     json!({
-        "items": page,
+        "items": page.items,
         "next_page_link": next_page_link,
-        "count": query.inline_count.then_some(total),
+        "count": query.inline_count.then_some(page.total),
     })
 }
 
@@ -1344,8 +1165,7 @@ async fn list_users(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult {
-    let mut state = sim.lock();
-    site_guard(&sim, &state, &headers, &site)?;
+    let mut state = site_read(&sim, &headers, &site)?;
     state
         .user_list_queries
         .push(raw.clone().unwrap_or_default());
@@ -1371,10 +1191,10 @@ async fn list_users(
     let body = if bare {
         // No link and no count: `$skip`/`$top` honoured, at most one server page without `$top`.
         let limit = query.top.unwrap_or(state.page_size);
-        Value::Array(items.into_iter().skip(query.skip).take(limit).collect())
+        Value::Array(Window::new(query.skip, limit).slice(items).items)
     } else {
         envelope(
-            link_origin(&sim, &state),
+            link_origin(&state),
             &format!("/v1.2/sites/{site}/users"),
             items,
             &query,
@@ -1390,13 +1210,11 @@ async fn create_user(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    let mut state = sim.lock();
-    site_guard(&sim, &state, &headers, &site)?;
-    state.count_write("create_user");
-    let request = json_body(&body)?;
-    state
-        .created_user_bodies
-        .push(Value::Object(request.clone()));
+    let mut state = site_read(&sim, &headers, &site)?;
+    let request = json_body(&body);
+    let recorded = request.as_ref().ok().cloned().map(Value::Object);
+    state.writes.record_body("create_user", recorded);
+    let request = request?;
     let required = |message: &str| business(StatusCode::BAD_REQUEST, ERROR_FIELD_REQUIRED, message);
     let invalid = |message: &str| business(StatusCode::BAD_REQUEST, ERROR_VALIDATION, message);
     let first_name = match request.get("first_name") {
@@ -1473,9 +1291,7 @@ async fn delete_site_user(
     Path((site, site_user)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult {
-    let mut state = sim.lock();
-    site_guard(&sim, &state, &headers, &site)?;
-    state.count_write("delete_user");
+    let mut state = site_write(&sim, &headers, &site, "delete_user")?;
     let position = state
         .site_users
         .iter()
@@ -1498,9 +1314,7 @@ async fn update_subscription(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    let mut state = sim.lock();
-    site_guard(&sim, &state, &headers, &site)?;
-    state.count_write("update_subscription");
+    let mut state = site_write(&sim, &headers, &site, "update_subscription")?;
     let request = json_body(&body)?;
     let subscribe = match request.get("state").and_then(Value::as_str) {
         Some("subscribed") => true,
@@ -1535,8 +1349,7 @@ async fn list_groups(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult {
-    let state = sim.lock();
-    site_guard(&sim, &state, &headers, &site)?;
+    let state = site_read(&sim, &headers, &site)?;
     let query = parse_query(raw.as_deref(), false)?;
     let items: Vec<Value> = state
         .groups
@@ -1544,7 +1357,7 @@ async fn list_groups(
         .map(|(id, group)| json!({ "id": id, "customer_reference": group.name }))
         .collect();
     Ok(Json(envelope(
-        link_origin(&sim, &state),
+        link_origin(&state),
         &format!("/v1.2/sites/{site}/access_groups"),
         items,
         &query,
@@ -1559,9 +1372,7 @@ async fn create_group(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    let mut state = sim.lock();
-    site_guard(&sim, &state, &headers, &site)?;
-    state.count_write("create_group");
+    let mut state = site_write(&sim, &headers, &site, "create_group")?;
     let request = json_body(&body)?;
     let name = match request.get("customer_reference") {
         Some(Value::String(name)) if !name.trim().is_empty() => name.clone(),
@@ -1573,7 +1384,7 @@ async fn create_group(
             ))
         }
     };
-    let id = uuid();
+    let id = uuid_v4();
     state.groups.insert(
         id.clone(),
         Group {
@@ -1591,8 +1402,7 @@ async fn list_members(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult {
-    let state = sim.lock();
-    site_guard(&sim, &state, &headers, &site)?;
+    let state = site_read(&sim, &headers, &site)?;
     let query = parse_query(raw.as_deref(), false)?;
     let members = state
         .groups
@@ -1612,7 +1422,7 @@ async fn list_members(
         })
         .collect();
     Ok(Json(envelope(
-        link_origin(&sim, &state),
+        link_origin(&state),
         &format!("/v1.2/sites/{site}/access_groups/{group}/users"),
         items,
         &query,
@@ -1627,9 +1437,7 @@ async fn add_member(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    let mut state = sim.lock();
-    site_guard(&sim, &state, &headers, &site)?;
-    state.count_write("add_member");
+    let mut state = site_write(&sim, &headers, &site, "add_member")?;
     let request = json_body(&body)?;
     let user_id = match request.get("user_id") {
         Some(Value::String(id)) if !id.is_empty() => id.clone(),
@@ -1673,9 +1481,7 @@ async fn remove_member(
     Path((site, group, user)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult {
-    let mut state = sim.lock();
-    site_guard(&sim, &state, &headers, &site)?;
-    state.count_write("remove_member");
+    let mut state = site_write(&sim, &headers, &site, "remove_member")?;
     let found = state
         .groups
         .get_mut(&group)
@@ -1689,28 +1495,6 @@ async fn remove_member(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_the_rfc_vectors() {
-        for (plain, encoded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(plain.as_bytes()), encoded, "{plain}");
-        }
-    }
-
-    #[test]
-    fn generated_ids_are_uuids() {
-        let id = uuid();
-        assert!(is_uuid(&id), "{id}");
-        assert!(!is_uuid("DE4520168385"));
-    }
 
     #[test]
     fn envelope_pages_and_ends_with_a_null_link() {

@@ -17,7 +17,7 @@
 //! the live messages; digital invitations with 409 (pending exists) and 412 (no passes left).
 //!
 //! Simulator choices where Brivo's behaviour is unknown (INFERRED): the group-cap error and the
-//! "not a member" 404 bodies (see [`super::wire`]); `pageSize` outside 1..=100 or a bad `offset` → 400
+//! "not a member" 404 bodies (see [`crate::vendors::brivo::wire`]); `pageSize` outside 1..=100 or a bad `offset` → 400
 //! "Invalid criteria provided"; a malformed JSON body → 400 "Malformed JSON request"; a non-JSON
 //! content type → 415; a duplicate `externalId` → 400; wrong verbs and unknown paths → 596 "Service Not
 //! Found" (documented for wrong verbs); refresh tokens are reusable (Spring's default); server-side
@@ -26,30 +26,36 @@
 //! Queries Per Second Limit` and `<h1>Developer Over Qps</h1>`, without `Retry-After` (some
 //! Mashery deployments send one, so a client must not need it; see [`wire::mashery_throttle`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
-use tokio::sync::oneshot;
 
-use super::client::{BrivoConfig, BrivoConfigError};
-use super::wire::{
+use crate::api::vendor_connection::BrivoMobilePassTarget;
+use crate::clock::{system_clock, Clock};
+use crate::http::Secret;
+use crate::sandbox::faults::Faults;
+use crate::sandbox::kit::auth::{self, TokenState, Tokens};
+use crate::sandbox::kit::ids::{known, random_hex, uuid_v4, Sequence};
+use crate::sandbox::kit::journal::Journal;
+use crate::sandbox::kit::paging::{Query, Window};
+use crate::sandbox::kit::rate::{self, RateLimit};
+use crate::sandbox::kit::{self, reply};
+use crate::sandbox::kit::{RateControls, TokenControls};
+use crate::vendors::brivo::client::{BrivoConfig, BrivoConfigError};
+use crate::vendors::brivo::wire::{
     self, API_KEY_HEADER, DEFAULT_PAGE_SIZE, MAX_GROUPS_PER_USER, MAX_PAGE_SIZE, UNKNOWN_GROUP,
     USER_NOT_FOUND,
 };
-use super::{system_clock, BrivoMobilePassTarget, Clock};
-use crate::http::Secret;
-use crate::sandbox::faults::Faults;
 
 const API_PREFIX: &str = "/v1/api";
 /// Digital invitations expire after three days in the documentation examples.
@@ -244,24 +250,22 @@ struct SimInvitation {
 struct SimState {
     users: BTreeMap<u64, SimUser>,
     groups: BTreeMap<u64, SimGroup>,
-    access_tokens: HashMap<String, DateTime<Utc>>,
-    refresh_tokens: HashSet<String>,
+    /// Refresh tokens are reusable (Spring's default).
+    tokens: Tokens,
     grants: Vec<GrantKind>,
-    token_lifetime: Duration,
-    next_id: u64,
+    ids: Sequence,
     invitations: Vec<SimInvitation>,
     emails: Vec<SentEmail>,
     passes_available: Option<u32>,
-    rate_limit: Option<u32>,
-    recent_requests: VecDeque<Instant>,
+    rate_limit: RateLimit,
     quota_exhausted: bool,
-    writes: Vec<String>,
+    /// `"METHOD /path"` of every API write that reached the simulator.
+    writes: Journal,
 }
 
 impl SimState {
     fn new_id(&mut self) -> u64 {
-        self.next_id += 1;
-        self.next_id
+        self.ids.next_id()
     }
 
     fn groups_of(&self, user_id: u64) -> Vec<&SimGroup> {
@@ -279,26 +283,7 @@ impl SimState {
     }
 }
 
-struct Shared {
-    api_key: Secret,
-    client_id: String,
-    client_secret: Secret,
-    username: String,
-    password: Secret,
-    clock: Clock,
-    state: Mutex<SimState>,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, SimState> {
-        // Plain data that stays consistent after a panic elsewhere; keep serving.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn now(&self) -> DateTime<Utc> {
-        (self.clock)()
-    }
-}
+type Shared = kit::Shared<SimulatorOptions, SimState>;
 
 /// Entry point: `Simulator::start(options)`.
 pub struct Simulator;
@@ -306,63 +291,41 @@ pub struct Simulator;
 impl Simulator {
     /// Starts on 127.0.0.1 with an ephemeral port.
     pub async fn start(options: SimulatorOptions) -> Result<SimulatorHandle, SimulatorError> {
-        let shared = Arc::new(Shared {
-            api_key: options.api_key.clone(),
-            client_id: options.client_id.clone(),
-            client_secret: options.client_secret.clone(),
-            username: options.username.clone(),
-            password: options.password.clone(),
-            clock: options.clock.clone(),
-            state: Mutex::new(SimState {
+        let shared = Shared::new(
+            options.clone(),
+            options.clock.clone(),
+            SimState {
                 users: BTreeMap::new(),
                 groups: BTreeMap::new(),
-                access_tokens: HashMap::new(),
-                refresh_tokens: HashSet::new(),
+                tokens: Tokens::new(options.token_lifetime),
                 grants: Vec::new(),
-                token_lifetime: options.token_lifetime,
                 // Brivo ids are 8-digit integers in the recordings.
-                next_id: 15_540_000,
+                ids: Sequence::after(15_540_000),
                 invitations: Vec::new(),
                 emails: Vec::new(),
                 passes_available: options.mobile_passes_available,
-                rate_limit: None,
-                recent_requests: VecDeque::new(),
+                rate_limit: RateLimit::new(rate::Window::Sliding, None),
                 quota_exhausted: false,
-                writes: Vec::new(),
-            }),
-        });
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+                writes: Journal::default(),
+            },
+        );
+        let sim = kit::Running::start("Brivo", shared, router, options.faults.clone())
             .await
             .map_err(SimulatorError::Bind)?;
-        let address = listener.local_addr().map_err(SimulatorError::Bind)?;
-        let router = options.faults.layer(router(Arc::clone(&shared)));
-        let (shutdown, shutdown_signal) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    // A dropped sender also means "stop".
-                    let _ = shutdown_signal.await;
-                })
-                .await;
-            if let Err(error) = served {
-                tracing::warn!(%error, "Brivo simulator stopped with an error");
-            }
-        });
         Ok(SimulatorHandle {
-            base_url: format!("http://{address}"),
+            base_url: sim.base_url().to_owned(),
             api_key: options.api_key,
             client_id: options.client_id,
             client_secret: options.client_secret,
             username: options.username,
             password: options.password,
-            shared,
-            faults: options.faults,
-            shutdown: Some(shutdown),
+            sim,
         })
     }
 }
 
 /// Control surface of a running simulator. Dropping it stops the server.
+#[derive(Debug)]
 pub struct SimulatorHandle {
     /// `http://127.0.0.1:<port>`: the auth host (`/oauth/token`); the API is under `/v1/api`.
     pub base_url: String,
@@ -371,27 +334,7 @@ pub struct SimulatorHandle {
     pub client_secret: Secret,
     pub username: String,
     pub password: Secret,
-    shared: Arc<Shared>,
-    faults: Faults,
-    shutdown: Option<oneshot::Sender<()>>,
-}
-
-impl std::fmt::Debug for SimulatorHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimulatorHandle")
-            .field("base_url", &self.base_url)
-            .field("client_id", &self.client_id)
-            .field("username", &self.username)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for SimulatorHandle {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-    }
+    sim: kit::Running<SimulatorOptions, SimState>,
 }
 
 impl SimulatorHandle {
@@ -418,7 +361,7 @@ impl SimulatorHandle {
 
     /// The fault injection and request counters wrapped around this simulator.
     pub fn faults(&self) -> &Faults {
-        &self.faults
+        self.sim.faults()
     }
 
     /// The request path of an API resource, as counted by [`Faults`] (e.g. `api_path("/users")`).
@@ -428,7 +371,7 @@ impl SimulatorHandle {
 
     /// Creates a group as an administrator would; returns its id.
     pub fn add_group(&self, name: &str) -> String {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         let id = state.new_id();
         state.groups.insert(
             id,
@@ -462,8 +405,8 @@ impl SimulatorHandle {
                 json!([{"number": phone, "type": wire::CONTACT_TYPE}]),
             );
         }
-        let now = self.shared.now();
-        let mut state = self.shared.lock();
+        let now = self.sim.now();
+        let mut state = self.sim.lock();
         let id = state.new_id();
         state.users.insert(
             id,
@@ -483,12 +426,10 @@ impl SimulatorHandle {
         group_id: &str,
         user_id: &str,
     ) -> Result<(), SimulatorError> {
-        let mut state = self.shared.lock();
-        let user = parse_id(user_id)
-            .filter(|id| state.users.contains_key(id))
+        let mut state = self.sim.lock();
+        let user = known(&state.users, user_id)
             .ok_or_else(|| SimulatorError::UnknownUser(user_id.to_owned()))?;
-        let group = parse_id(group_id)
-            .filter(|id| state.groups.contains_key(id))
+        let group = known(&state.groups, group_id)
             .ok_or_else(|| SimulatorError::UnknownGroup(group_id.to_owned()))?;
         let already = state.groups_of(user);
         if !already.iter().any(|g| g.id == group) && already.len() >= MAX_GROUPS_PER_USER {
@@ -504,8 +445,8 @@ impl SimulatorHandle {
 
     /// Someone changes a user's (first) email by hand in the dashboard.
     pub fn dashboard_set_email(&self, user_id: &str, email: &str) -> Result<(), SimulatorError> {
-        let now = self.shared.now();
-        let mut state = self.shared.lock();
+        let now = self.sim.now();
+        let mut state = self.sim.lock();
         let user = parse_id(user_id)
             .and_then(|id| state.users.get_mut(&id))
             .ok_or_else(|| SimulatorError::UnknownUser(user_id.to_owned()))?;
@@ -528,7 +469,7 @@ impl SimulatorHandle {
 
     /// Member ids of a group (empty for an unknown group).
     pub fn group_member_ids(&self, group_id: &str) -> Vec<String> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         parse_id(group_id)
             .and_then(|id| state.groups.get(&id))
             .map(|group| group.members.iter().map(u64::to_string).collect())
@@ -537,7 +478,7 @@ impl SimulatorHandle {
 
     /// The first email of each member of a group, sorted (members without email are skipped).
     pub fn group_member_emails(&self, group_id: &str) -> Vec<String> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         let mut emails: Vec<String> = parse_id(group_id)
             .and_then(|id| state.groups.get(&id))
             .map(|group| {
@@ -555,7 +496,7 @@ impl SimulatorHandle {
 
     /// Group ids of a user.
     pub fn user_group_ids(&self, user_id: &str) -> Vec<String> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         parse_id(user_id)
             .map(|id| {
                 state
@@ -569,7 +510,7 @@ impl SimulatorHandle {
 
     /// A user as `GET /users/{id}` returns it.
     pub fn user(&self, user_id: &str) -> Option<Value> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         parse_id(user_id)
             .and_then(|id| state.users.get(&id))
             .map(|user| render_user(user, true))
@@ -577,7 +518,7 @@ impl SimulatorHandle {
 
     /// A user by external id, as `GET /users/{externalId}/external` returns it.
     pub fn user_by_external_id(&self, external_id: &str) -> Option<Value> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         state
             .users
             .values()
@@ -587,7 +528,7 @@ impl SimulatorHandle {
 
     /// Every user as the list returns them (sorted by last name).
     pub fn users(&self) -> Vec<Value> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         sorted_users(&state)
             .into_iter()
             .map(|user| render_user(user, false))
@@ -596,12 +537,12 @@ impl SimulatorHandle {
 
     /// `"METHOD /path"` of every write (non-GET API request) that reached the simulator, in order.
     pub fn write_calls(&self) -> Vec<String> {
-        self.shared.lock().writes.clone()
+        self.sim.lock().writes.kinds()
     }
 
     /// Digital invitations created so far, in order.
     pub fn invitations(&self) -> Vec<InvitationRecord> {
-        self.shared
+        self.sim
             .lock()
             .invitations
             .iter()
@@ -617,7 +558,7 @@ impl SimulatorHandle {
 
     /// Marks a user's pending invitations as redeemed (the person installed the pass).
     pub fn redeem_invitations(&self, user_id: &str) {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         let Some(user) = parse_id(user_id) else {
             return;
         };
@@ -632,53 +573,23 @@ impl SimulatorHandle {
 
     /// Emails Brivo sent, in order.
     pub fn emails_sent(&self) -> Vec<SentEmail> {
-        self.shared.lock().emails.clone()
+        self.sim.lock().emails.clone()
     }
 
     /// Mobile passes the account may still issue (`None`: unlimited).
     pub fn set_mobile_passes_available(&self, passes: Option<u32>) {
-        self.shared.lock().passes_available = passes;
-    }
-
-    /// Server-side limit: more than `requests_per_second` requests within one second get Mashery's
-    /// throttling 403 (see the module doc). `None` turns it off.
-    pub fn set_rate_limit(&self, requests_per_second: Option<u32>) {
-        let mut state = self.shared.lock();
-        state.rate_limit = requests_per_second;
-        state.recent_requests.clear();
+        self.sim.lock().passes_available = passes;
     }
 
     /// While `true`, every call gets Mashery's used-up-quota 403 (`ERR_403_DEVELOPER_OVER_RATE`),
     /// as when the key's daily allowance is spent.
     pub fn set_quota_exhausted(&self, exhausted: bool) {
-        self.shared.lock().quota_exhausted = exhausted;
-    }
-
-    /// Lifetime of tokens issued from now on.
-    pub fn set_token_lifetime(&self, lifetime: Duration) {
-        self.shared.lock().token_lifetime = lifetime;
-    }
-
-    /// Invalidates every issued access token (refresh tokens stay valid).
-    pub fn revoke_access_tokens(&self) {
-        self.shared.lock().access_tokens.clear();
-    }
-
-    /// Invalidates every refresh token too.
-    pub fn revoke_refresh_tokens(&self) {
-        self.shared.lock().refresh_tokens.clear();
+        self.sim.lock().quota_exhausted = exhausted;
     }
 
     /// The grants of every token issued so far, in order.
     pub fn token_grants(&self) -> Vec<GrantKind> {
-        self.shared.lock().grants.clone()
-    }
-
-    /// Stops the server (also done on drop).
-    pub fn shutdown(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
+        self.sim.lock().grants.clone()
     }
 }
 
@@ -691,8 +602,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route(
             "/v1/api/users/{id}",
             get(user_get)
-                .put(user_put)
-                .patch(user_patch)
+                .put(user_update)
+                .patch(user_update)
                 .delete(user_delete),
         )
         .route("/v1/api/users/{id}/external", get(user_by_external))
@@ -721,6 +632,14 @@ fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+/// The server-side rate limit ([`RateControls`]): more than the limit within one second get
+/// Mashery's throttling 403 (see the module doc).
+impl RateControls for SimulatorHandle {
+    fn change_rate_limit(&self, change: impl FnOnce(&mut RateLimit)) {
+        change(&mut self.sim.lock().rate_limit);
+    }
+}
+
 /// Server-side rate limit (when enabled) and the record of write calls.
 async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     {
@@ -728,34 +647,20 @@ async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next
         if state.quota_exhausted {
             return over_rate();
         }
-        if let Some(limit) = state.rate_limit {
-            let now = Instant::now();
-            while state
-                .recent_requests
-                .front()
-                .is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(1))
-            {
-                state.recent_requests.pop_front();
-            }
-            if state.recent_requests.len() >= limit as usize {
-                return over_qps();
-            }
-            state.recent_requests.push_back(now);
+        if state.rate_limit.admit(Instant::now()).is_err() {
+            return over_qps();
         }
         let path = request.uri().path();
         if request.method() != Method::GET && path.starts_with(API_PREFIX) {
             let write = format!("{} {path}", request.method());
-            state.writes.push(write);
+            state.writes.record(write);
         }
     }
     next.run(request).await
 }
 
 fn api_key_ok(shared: &Shared, headers: &HeaderMap) -> bool {
-    headers
-        .get(API_KEY_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|key| key == shared.api_key.expose())
+    auth::header_text(headers, API_KEY_HEADER) == Some(shared.api_key.expose())
 }
 
 /// The `api-key` check (Mashery) and then the bearer token check (Brivo's OAuth resource server).
@@ -767,54 +672,40 @@ async fn require_api_auth(
     if !api_key_ok(&shared, request.headers()) {
         return developer_inactive();
     }
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim().to_owned());
-    let Some(token) = token else {
+    let Some(token) = auth::credentials(request.headers(), "bearer") else {
         return oauth_error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "Full authentication is required to access this resource",
         );
     };
-    let expires_at = shared.lock().access_tokens.get(&token).copied();
-    match expires_at {
-        None => oauth_error(
+    let now = shared.now();
+    let token_state = shared.lock().tokens.check(token, now);
+    match token_state {
+        TokenState::Unknown => oauth_error(
             StatusCode::UNAUTHORIZED,
             "invalid_token",
             "Invalid access token",
         ),
-        Some(expires_at) if shared.now() >= expires_at => oauth_error(
+        TokenState::Expired => oauth_error(
             StatusCode::UNAUTHORIZED,
             "invalid_token",
             "Access token expired",
         ),
-        Some(_) => next.run(request).await,
+        TokenState::Valid => next.run(request).await,
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Responses
 
-fn json_response(status: StatusCode, content_type: &'static str, body: &Value) -> Response {
-    let mut response = (status, body.to_string()).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
-}
-
 fn ok_json(body: &Value) -> Response {
-    json_response(StatusCode::OK, SUCCESS_CONTENT_TYPE, body)
+    reply::json_as(StatusCode::OK, SUCCESS_CONTENT_TYPE, body)
 }
 
 /// Brivo's `{"message", "code"}` error body (errors are `application/json` without charset).
 fn brivo_error(status: StatusCode, message: &str) -> Response {
-    json_response(
+    reply::json_as(
         status,
         "application/json",
         &json!({"message": message, "code": status.as_u16()}),
@@ -822,7 +713,7 @@ fn brivo_error(status: StatusCode, message: &str) -> Response {
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    json_response(
+    reply::json_as(
         status,
         "application/json",
         &json!({"error": error, "error_description": description}),
@@ -830,47 +721,44 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 }
 
 fn developer_inactive() -> Response {
-    let mut response = (
+    reply::text_as(
         StatusCode::FORBIDDEN,
+        "text/html",
         format!("<h1>{}</h1>", wire::DEVELOPER_INACTIVE),
     )
-        .into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
-    response
 }
 
 /// Mashery's reply to a key over its per-second limit: a 403, not a 429.
 fn over_qps() -> Response {
-    let mut response = (StatusCode::FORBIDDEN, wire::OVER_QPS_BODY).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
-    headers.insert(
-        wire::MASHERY_ERROR_CODE_HEADER,
-        HeaderValue::from_static(wire::OVER_QPS_CODE),
-    );
-    headers.insert(
-        wire::MASHERY_ERROR_DETAIL_HEADER,
-        HeaderValue::from_static(wire::OVER_QPS_DETAIL),
-    );
-    response
+    mashery_403(
+        wire::OVER_QPS_BODY,
+        wire::OVER_QPS_CODE,
+        wire::OVER_QPS_DETAIL,
+    )
 }
 
 /// Mashery's reply to a key whose quota for the period is used up.
 fn over_rate() -> Response {
-    let mut response = (StatusCode::FORBIDDEN, wire::OVER_RATE_BODY).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
-    headers.insert(
+    mashery_403(
+        wire::OVER_RATE_BODY,
+        wire::OVER_RATE_CODE,
+        wire::OVER_RATE_DETAIL,
+    )
+}
+
+/// A Mashery gateway refusal: 403, an XML page, and its error code and detail headers.
+fn mashery_403(body: &'static str, code: &'static str, detail: &'static str) -> Response {
+    let response = reply::text_as(StatusCode::FORBIDDEN, "text/xml", body);
+    let response = reply::with_header(
+        response,
         wire::MASHERY_ERROR_CODE_HEADER,
-        HeaderValue::from_static(wire::OVER_RATE_CODE),
+        HeaderValue::from_static(code),
     );
-    headers.insert(
+    reply::with_header(
+        response,
         wire::MASHERY_ERROR_DETAIL_HEADER,
-        HeaderValue::from_static(wire::OVER_RATE_DETAIL),
-    );
-    response
+        HeaderValue::from_static(detail),
+    )
 }
 
 fn user_not_found() -> Response {
@@ -889,6 +777,9 @@ async fn service_not_found() -> Response {
     let status = StatusCode::from_u16(596).unwrap_or(StatusCode::NOT_FOUND);
     brivo_error(status, "Service Not Found")
 }
+
+/// A handler's answer, or its refusal.
+type Reply = Result<Response, Rejection>;
 
 /// A request refused with Brivo's `{"message", "code"}` body; small, unlike a whole `Response`.
 struct Rejection {
@@ -1008,40 +899,19 @@ fn render_invitation(invitation: &SimInvitation) -> Value {
 // ---------------------------------------------------------------------------------------------
 // Request parsing
 
-fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    query
-        .map(|query| {
-            url::form_urlencoded::parse(query.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn query_value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(name, _)| name == key)
-        .map(|(_, value)| value.as_str())
-}
-
 fn parse_id(text: &str) -> Option<u64> {
     text.parse().ok()
 }
 
-struct Paging {
-    offset: usize,
-    page_size: usize,
-}
-
-fn paging(pairs: &[(String, String)]) -> Result<Paging, Rejection> {
-    let offset = match query_value(pairs, "offset") {
+/// `offset` and `pageSize` (default 20, 1..=100).
+fn paging(pairs: &Query) -> Result<Window, Rejection> {
+    let offset = match pairs.first("offset") {
         None => 0,
         Some(text) => text
             .parse::<usize>()
             .map_err(|_| Rejection::bad_request(wire::INVALID_CRITERIA))?,
     };
-    let page_size = match query_value(pairs, "pageSize") {
+    let page_size = match pairs.first("pageSize") {
         None => DEFAULT_PAGE_SIZE as usize,
         Some(text) => text
             .parse::<usize>()
@@ -1049,22 +919,23 @@ fn paging(pairs: &[(String, String)]) -> Result<Paging, Rejection> {
             .filter(|size| (1..=MAX_PAGE_SIZE as usize).contains(size))
             .ok_or_else(|| Rejection::bad_request(wire::INVALID_CRITERIA))?,
     };
-    Ok(Paging { offset, page_size })
+    Ok(Window::new(offset, page_size))
 }
 
-fn page_of(items: Vec<Value>, paging: &Paging) -> Response {
-    let count = items.len();
-    let data: Vec<Value> = items
-        .into_iter()
-        .skip(paging.offset)
-        .take(paging.page_size)
-        .collect();
+fn page_of(items: Vec<Value>, window: &Window) -> Response {
+    let page = window.slice(items);
     ok_json(&json!({
-        "data": data,
-        "offset": paging.offset,
-        "pageSize": paging.page_size,
-        "count": count,
+        "data": page.items,
+        "offset": window.offset,
+        "pageSize": window.limit,
+        "count": page.total,
     }))
+}
+
+/// The paging window and filter terms of a list request.
+fn list_request(query: Option<&str>) -> Result<(Window, Vec<FilterTerm>), Rejection> {
+    let pairs = Query::parse(query);
+    Ok((paging(&pairs)?, parse_filter(&pairs)?))
 }
 
 /// One `field__op:value` term of the `filter` parameter.
@@ -1074,8 +945,8 @@ struct FilterTerm {
     value: String,
 }
 
-fn parse_filter(pairs: &[(String, String)]) -> Result<Vec<FilterTerm>, Rejection> {
-    let Some(filter) = query_value(pairs, "filter") else {
+fn parse_filter(pairs: &Query) -> Result<Vec<FilterTerm>, Rejection> {
+    let Some(filter) = pairs.first("filter") else {
         return Ok(Vec::new());
     };
     let invalid = || Rejection::bad_request(wire::INVALID_FILTER);
@@ -1101,16 +972,7 @@ fn parse_filter(pairs: &[(String, String)]) -> Result<Vec<FilterTerm>, Rejection
 }
 
 fn json_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, Rejection> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| {
-            value
-                .trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-        });
-    if !is_json {
+    if !reply::content_type_is(headers, "application/json") {
         return Err(Rejection::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Unsupported Media Type",
@@ -1207,38 +1069,11 @@ fn sorted_users(state: &SimState) -> Vec<&SimUser> {
 // ---------------------------------------------------------------------------------------------
 // Token endpoint
 
-fn base64_encode(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let bytes = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let triple = (u32::from(bytes[0]) << 16) | (u32::from(bytes[1]) << 8) | u32::from(bytes[2]);
-        for index in 0..4 {
-            if index <= chunk.len() {
-                let sextet = (triple >> (18 - 6 * index)) & 0x3f;
-                out.push(char::from(ALPHABET[sextet as usize]));
-            } else {
-                out.push('=');
-            }
-        }
+/// Token lifetime and revocation ([`TokenControls`]).
+impl TokenControls for SimulatorHandle {
+    fn change_tokens<R>(&self, change: impl FnOnce(&mut Tokens) -> R) -> R {
+        change(&mut self.sim.lock().tokens)
     }
-    out
-}
-
-fn client_credentials_ok(shared: &Shared, headers: &HeaderMap) -> bool {
-    let expected =
-        base64_encode(format!("{}:{}", shared.client_id, shared.client_secret.expose()).as_bytes());
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split_once(' '))
-        .is_some_and(|(scheme, credentials)| {
-            scheme.eq_ignore_ascii_case("basic") && credentials.trim() == expected
-        })
 }
 
 /// `POST /oauth/token`: grant parameters from the form body or the query string (both seen).
@@ -1251,22 +1086,14 @@ async fn token(
     if !api_key_ok(&shared, &headers) {
         return developer_inactive();
     }
-    if !client_credentials_ok(&shared, &headers) {
+    if !auth::basic_matches(&headers, &shared.client_id, shared.client_secret.expose()) {
         return oauth_error(StatusCode::UNAUTHORIZED, "unauthorized", "Bad credentials");
     }
-    let mut params = query_pairs(query.as_deref());
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| {
-            value
-                .to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
-        });
-    if is_form {
-        params.extend(url::form_urlencoded::parse(&body).into_owned());
+    let mut params = Query::parse(query.as_deref());
+    if reply::content_type_is(&headers, "application/x-www-form-urlencoded") {
+        params.append(Query::from_form(&body));
     }
-    let grant = match query_value(&params, "grant_type") {
+    let grant = match params.first("grant_type") {
         None => {
             return oauth_error(
                 StatusCode::BAD_REQUEST,
@@ -1275,16 +1102,17 @@ async fn token(
             )
         }
         Some("password") => {
-            let username_ok = query_value(&params, "username") == Some(shared.username.as_str());
-            let password_ok = query_value(&params, "password") == Some(shared.password.expose());
+            let username_ok = params.first("username") == Some(shared.username.as_str());
+            let password_ok = params.first("password") == Some(shared.password.expose());
             if !(username_ok && password_ok) {
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Bad credentials");
             }
             GrantKind::Password
         }
         Some("refresh_token") => {
-            let known = query_value(&params, "refresh_token")
-                .is_some_and(|token| shared.lock().refresh_tokens.contains(token));
+            let known = params
+                .first("refresh_token")
+                .is_some_and(|token| shared.lock().tokens.knows_refresh(token));
             if !known {
                 return oauth_error(
                     StatusCode::BAD_REQUEST,
@@ -1304,19 +1132,14 @@ async fn token(
     };
     let now = shared.now();
     let mut state = shared.lock();
-    let lifetime = state.token_lifetime;
+    let lifetime = state.tokens.lifetime();
     let access_token = random_hex(16);
     let refresh_token = match grant {
-        GrantKind::RefreshToken => query_value(&params, "refresh_token")
-            .unwrap_or_default()
-            .to_owned(),
+        GrantKind::RefreshToken => params.first("refresh_token").unwrap_or_default().to_owned(),
         GrantKind::Password => random_hex(16),
     };
-    state.access_tokens.insert(
-        access_token.clone(),
-        now + chrono::Duration::from_std(lifetime).unwrap_or_default(),
-    );
-    state.refresh_tokens.insert(refresh_token.clone());
+    state.tokens.issue(access_token.clone(), now);
+    state.tokens.keep_refresh(refresh_token.clone());
     state.grants.push(grant);
     ok_json(&json!({
         "access_token": access_token,
@@ -1324,23 +1147,15 @@ async fn token(
         "refresh_token": refresh_token,
         "expires_in": lifetime.as_secs(),
         "scope": "brivo.api",
-        "jti": format!("{}-{}-{}-{}-{}", random_hex(4), random_hex(2), random_hex(2), random_hex(2), random_hex(6)),
+        "jti": uuid_v4(),
     }))
 }
 
 // ---------------------------------------------------------------------------------------------
 // Users
 
-async fn users_list(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
-    let pairs = query_pairs(query.as_deref());
-    let paging = match paging(&pairs) {
-        Ok(paging) => paging,
-        Err(rejection) => return rejection.into_response(),
-    };
-    let terms = match parse_filter(&pairs) {
-        Ok(terms) => terms,
-        Err(rejection) => return rejection.into_response(),
-    };
+async fn users_list(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Reply {
+    let (paging, terms) = list_request(query.as_deref())?;
     let state = shared.lock();
     let mut users = sorted_users(&state);
     for term in &terms {
@@ -1352,7 +1167,7 @@ async fn users_list(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery
                     .map(|id| id.trim().parse::<u64>())
                     .collect::<Result<HashSet<u64>, _>>()
                 else {
-                    return invalid_criteria();
+                    return Ok(invalid_criteria());
                 };
                 let wanted = term.op == "eq";
                 Box::new(move |user: &SimUser| ids.contains(&user.id) == wanted)
@@ -1379,34 +1194,30 @@ async fn users_list(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery
                     "unaffiliated" => Box::new(move |user: &SimUser| !in_groups.contains(&user.id)),
                     "suspended" => Box::new(|user: &SimUser| user.suspended()),
                     "deleted" => Box::new(|_: &SimUser| false),
-                    _ => return invalid_criteria(),
+                    _ => return Ok(invalid_criteria()),
                 }
             }
             // The simulator holds no custom field values: such filters match nobody.
             (field, "eq" | "exact") if field.starts_with("cf_") => Box::new(|_: &SimUser| false),
             // Notably: there is no email filter.
-            _ => return invalid_criteria(),
+            _ => return Ok(invalid_criteria()),
         };
         users.retain(|user| keep(user));
     }
     let items = users.into_iter().map(render_member).collect();
-    page_of(items, &paging)
+    Ok(page_of(items, &paging))
 }
 
-async fn users_create(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let fields = match json_body(&headers, &body).and_then(|body| user_fields(&body, true)) {
-        Ok(fields) => fields,
-        Err(rejection) => return rejection.into_response(),
-    };
+async fn users_create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Reply {
+    let fields = json_body(&headers, &body).and_then(|body| user_fields(&body, true))?;
     let now = shared.now();
     let mut state = shared.lock();
     if let Some(external_id) = fields.get("externalId").and_then(Value::as_str) {
         if state.external_id_taken(external_id, None) {
-            return brivo_error(StatusCode::BAD_REQUEST, "External id is already in use");
+            return Ok(brivo_error(
+                StatusCode::BAD_REQUEST,
+                "External id is already in use",
+            ));
         }
     }
     let id = state.new_id();
@@ -1419,7 +1230,7 @@ async fn users_create(
     // rec-03: 200, not 201, and no customFields in the create response.
     let rendered = render_user(&user, false);
     state.users.insert(id, user);
-    ok_json(&rendered)
+    Ok(ok_json(&rendered))
 }
 
 async fn user_get(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
@@ -1430,24 +1241,16 @@ async fn user_get(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> 
     }
 }
 
-/// PUT replaces the user: optional attributes not in the body are removed (documented).
-async fn user_put(
+/// PUT replaces the user: optional attributes not in the body are removed (documented). PATCH
+/// changes only the attributes sent; `null` removes one.
+async fn user_update(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
+    method: Method,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    update_user(&shared, &id, &headers, &body, true)
-}
-
-/// PATCH changes only the attributes sent; `null` removes one.
-async fn user_patch(
-    State(shared): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    update_user(&shared, &id, &headers, &body, false)
+) -> Reply {
+    update_user(&shared, &id, &headers, &body, method == Method::PUT)
 }
 
 fn update_user(
@@ -1456,27 +1259,24 @@ fn update_user(
     headers: &HeaderMap,
     body: &Bytes,
     replace: bool,
-) -> Response {
+) -> Reply {
     let Some(id) = parse_id(id).filter(|id| shared.lock().users.contains_key(id)) else {
-        return user_not_found();
+        return Ok(user_not_found());
     };
-    let body = match json_body(headers, body) {
-        Ok(body) => body,
-        Err(rejection) => return rejection.into_response(),
-    };
-    let fields = match user_fields(&body, replace) {
-        Ok(fields) => fields,
-        Err(rejection) => return rejection.into_response(),
-    };
+    let body = json_body(headers, body)?;
+    let fields = user_fields(&body, replace)?;
     let now = shared.now();
     let mut state = shared.lock();
     if let Some(external_id) = fields.get("externalId").and_then(Value::as_str) {
         if state.external_id_taken(external_id, Some(id)) {
-            return brivo_error(StatusCode::BAD_REQUEST, "External id is already in use");
+            return Ok(brivo_error(
+                StatusCode::BAD_REQUEST,
+                "External id is already in use",
+            ));
         }
     }
     let Some(user) = state.users.get_mut(&id) else {
-        return user_not_found();
+        return Ok(user_not_found());
     };
     if replace {
         user.fields = fields;
@@ -1498,7 +1298,7 @@ fn update_user(
         user.fields.extend(fields);
     }
     user.updated = now;
-    ok_json(&render_user(user, true))
+    Ok(ok_json(&render_user(user, true)))
 }
 
 async fn user_delete(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
@@ -1544,8 +1344,8 @@ async fn user_groups(State(shared): State<Arc<Shared>>, Path(id): Path<String>) 
 // ---------------------------------------------------------------------------------------------
 // Digital invitations (mobile passes)
 
-fn parse_bool_param(pairs: &[(String, String)], key: &str) -> Option<bool> {
-    match query_value(pairs, key)? {
+fn parse_bool_param(pairs: &Query, key: &str) -> Option<bool> {
+    match pairs.first(key)? {
         value if value.eq_ignore_ascii_case("true") => Some(true),
         value if value.eq_ignore_ascii_case("false") => Some(false),
         _ => None,
@@ -1557,7 +1357,7 @@ async fn invitations_create(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let pairs = query_pairs(query.as_deref());
+    let pairs = Query::parse(query.as_deref());
     let now = shared.now();
     let mut state = shared.lock();
     let Some(user) = parse_id(&id).and_then(|id| state.users.get(&id)) else {
@@ -1569,7 +1369,9 @@ async fn invitations_create(
     let (Some(send_email), Some(nfc_enabled), Some(_language)) = (
         parse_bool_param(&pairs, "sendInvitationEmail"),
         parse_bool_param(&pairs, "nfcEnabled"),
-        query_value(&pairs, "language").filter(|language| !language.is_empty()),
+        pairs
+            .first("language")
+            .filter(|language| !language.is_empty()),
     ) else {
         return invalid_criteria();
     };
@@ -1618,33 +1420,28 @@ async fn invitations_list(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
-) -> Response {
-    let pairs = query_pairs(query.as_deref());
-    let paging = match paging(&pairs) {
-        Ok(paging) => paging,
-        Err(rejection) => return rejection.into_response(),
-    };
-    let terms = match parse_filter(&pairs) {
-        Ok(terms) => terms,
-        Err(rejection) => return rejection.into_response(),
-    };
+) -> Reply {
+    let (paging, terms) = list_request(query.as_deref())?;
     // Documented default: pending only.
     let mut status = "PENDING".to_owned();
     for term in &terms {
         if term.field != "status" || term.op != "eq" {
-            return invalid_criteria();
+            return Ok(invalid_criteria());
         }
         status = term.value.to_ascii_uppercase();
         if !matches!(
             status.as_str(),
             "PENDING" | "REDEEMED" | "EXPIRED" | "CANCELLED" | "ALL"
         ) {
-            return brivo_error(StatusCode::BAD_REQUEST, "Invalid status provided");
+            return Ok(brivo_error(
+                StatusCode::BAD_REQUEST,
+                "Invalid status provided",
+            ));
         }
     }
     let state = shared.lock();
     let Some(user_id) = parse_id(&id).filter(|id| state.users.contains_key(id)) else {
-        return user_not_found();
+        return Ok(user_not_found());
     };
     let items = state
         .invitations
@@ -1653,26 +1450,18 @@ async fn invitations_list(
         .filter(|invitation| status == "ALL" || invitation.status == status)
         .map(render_invitation)
         .collect();
-    page_of(items, &paging)
+    Ok(page_of(items, &paging))
 }
 
 // ---------------------------------------------------------------------------------------------
 // Groups
 
-async fn groups_list(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
-    let pairs = query_pairs(query.as_deref());
-    let paging = match paging(&pairs) {
-        Ok(paging) => paging,
-        Err(rejection) => return rejection.into_response(),
-    };
-    let terms = match parse_filter(&pairs) {
-        Ok(terms) => terms,
-        Err(rejection) => return rejection.into_response(),
-    };
+async fn groups_list(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Reply {
+    let (paging, terms) = list_request(query.as_deref())?;
     let mut needles = Vec::new();
     for term in terms {
         if term.field != "name" || term.op != "eq" {
-            return invalid_criteria();
+            return Ok(invalid_criteria());
         }
         needles.push(term.value.to_lowercase());
     }
@@ -1686,7 +1475,7 @@ async fn groups_list(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuer
         })
         .map(render_group_summary)
         .collect();
-    page_of(items, &paging)
+    Ok(page_of(items, &paging))
 }
 
 async fn group_get(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
@@ -1706,15 +1495,12 @@ async fn group_members(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
-) -> Response {
-    let pairs = query_pairs(query.as_deref());
-    let paging = match paging(&pairs) {
-        Ok(paging) => paging,
-        Err(rejection) => return rejection.into_response(),
-    };
+) -> Reply {
+    let pairs = Query::parse(query.as_deref());
+    let paging = paging(&pairs)?;
     let state = shared.lock();
     let Some(group) = parse_id(&id).and_then(|id| state.groups.get(&id)) else {
-        return group_not_found();
+        return Ok(group_not_found());
     };
     let mut members: Vec<&SimUser> = group
         .members
@@ -1722,7 +1508,10 @@ async fn group_members(
         .filter_map(|member| state.users.get(member))
         .collect();
     members.sort_by_key(|user| user.sort_key());
-    page_of(members.into_iter().map(render_member).collect(), &paging)
+    Ok(page_of(
+        members.into_iter().map(render_member).collect(),
+        &paging,
+    ))
 }
 
 fn membership_ids(state: &SimState, group: &str, user: &str) -> Result<(u64, u64), Rejection> {
@@ -1739,69 +1528,39 @@ fn membership_ids(state: &SimState, group: &str, user: &str) -> Result<(u64, u64
 async fn membership_add(
     State(shared): State<Arc<Shared>>,
     Path((group, user)): Path<(String, String)>,
-) -> Response {
+) -> Reply {
     let mut state = shared.lock();
-    let (group, user) = match membership_ids(&state, &group, &user) {
-        Ok(ids) => ids,
-        Err(rejection) => return rejection.into_response(),
-    };
+    let (group, user) = membership_ids(&state, &group, &user)?;
     let current = state.groups_of(user);
     if current.iter().any(|member_of| member_of.id == group) {
-        return no_content();
+        return Ok(no_content());
     }
     if current.len() >= MAX_GROUPS_PER_USER {
-        return brivo_error(StatusCode::BAD_REQUEST, wire::GROUP_CAP_MESSAGE);
+        return Ok(brivo_error(
+            StatusCode::BAD_REQUEST,
+            wire::GROUP_CAP_MESSAGE,
+        ));
     }
     if let Some(group) = state.groups.get_mut(&group) {
         group.members.insert(user);
     }
-    no_content()
+    Ok(no_content())
 }
 
 /// `DELETE /groups/{g}/users/{u}` → 204; not a member → 404.
 async fn membership_remove(
     State(shared): State<Arc<Shared>>,
     Path((group, user)): Path<(String, String)>,
-) -> Response {
+) -> Reply {
     let mut state = shared.lock();
-    let (group, user) = match membership_ids(&state, &group, &user) {
-        Ok(ids) => ids,
-        Err(rejection) => return rejection.into_response(),
-    };
+    let (group, user) = membership_ids(&state, &group, &user)?;
     let removed = state
         .groups
         .get_mut(&group)
         .is_some_and(|group| group.members.remove(&user));
     if removed {
-        no_content()
+        Ok(no_content())
     } else {
-        brivo_error(StatusCode::NOT_FOUND, wire::NOT_A_MEMBER)
-    }
-}
-
-fn random_hex(bytes: usize) -> String {
-    (0..bytes)
-        .map(|_| format!("{:02x}", fastrand::u8(..)))
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        let cases = [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ];
-        for (input, expected) in cases {
-            assert_eq!(base64_encode(input.as_bytes()), expected, "{input:?}");
-        }
+        Ok(brivo_error(StatusCode::NOT_FOUND, wire::NOT_A_MEMBER))
     }
 }

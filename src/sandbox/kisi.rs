@@ -17,7 +17,7 @@
 //! assignment (`applies_to_type`, `applies_to_id`, `assignee_type`, `assignee_id`, `role_id`); the
 //! how-to guides' deprecated `{user_id, group_id}` form alone is refused with 422 `{"errors":
 //! {"applies_to_type": ["can't be blank"]}}` (stricter than the live server is likely to be, which
-//! still lists those keys as deprecated properties; see [`super::wire`]). Rows are listed with every
+//! still lists those keys as deprecated properties; see [`crate::vendors::kisi::wire`]). Rows are listed with every
 //! key the spec requires of a group role assignment (`applies_to*`, `assignee*`, the deprecated
 //! `user_id`, `group_id`, `group`, `type`/`scope` `"group"`…); `assignee_id`/`applies_to_id` filters
 //! without their `*_type` filter are a 422 (the spec says they must be used together). Test-only
@@ -35,26 +35,35 @@
 //! notes; lists are in ascending id order; the rate limit is a one-second sliding window over every
 //! request that passes it, answered with 429, `Retry-After: 1` and an empty body.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
-use tokio::sync::oneshot;
 
-use super::client::{KisiConfig, KisiConfigError};
-use super::wire::{self, CollectionRange};
+use crate::clock::system_clock;
 use crate::http::Secret;
 use crate::sandbox::faults::Faults;
+use crate::sandbox::kit::ids::{known, random_hex, Sequence};
+use crate::sandbox::kit::journal::Journal;
+use crate::sandbox::kit::paging::{Query, Window};
+use crate::sandbox::kit::rate::{self, RateLimit};
+use crate::sandbox::kit::RateControls;
+use crate::sandbox::kit::{self, auth, reply};
+use crate::vendors::kisi::client::{KisiConfig, KisiConfigError};
+use crate::vendors::kisi::wire::{self, CollectionRange};
+
+/// Journal kinds of the writes whose bodies tests read back.
+const CREATE_USER: &str = "POST /users";
+const CREATE_ASSIGNMENT: &str = "POST /role_assignments";
 
 /// Start-up options. `Default` generates an API key and sets no server-side rate limit.
 #[derive(Debug, Clone)]
@@ -184,30 +193,17 @@ struct SimState {
     users: BTreeMap<u64, UserRow>,
     groups: BTreeMap<u64, GroupRow>,
     assignments: BTreeMap<u64, AssignmentRow>,
-    next_user_id: u64,
-    next_group_id: u64,
-    next_assignment_id: u64,
+    user_ids: Sequence,
+    group_ids: Sequence,
+    assignment_ids: Sequence,
     notifications: Vec<Notification>,
-    user_payloads: Vec<Value>,
-    grant_payloads: Vec<Value>,
-    write_calls: u64,
-    requests_per_second: Option<u32>,
-    recent_requests: VecDeque<Instant>,
+    /// Successful API writes, kind `"METHOD /path-pattern"`, with the wrapped object of a POST.
+    writes: Journal,
+    rate_limit: RateLimit,
     quirks: RoleAssignmentQuirks,
 }
 
-struct Shared {
-    api_key: Secret,
-    organization_id: u64,
-    state: Mutex<SimState>,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, SimState> {
-        // Plain data stays valid after a panic elsewhere; keep serving.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
+type Shared = kit::Shared<SimulatorOptions, SimState>;
 
 impl SimState {
     fn email_taken(&self, email: &str, except: Option<u64>) -> bool {
@@ -217,36 +213,15 @@ impl SimState {
     }
 
     fn insert_user(&mut self, row: UserRow) -> u64 {
-        self.next_user_id += 1;
-        let id = self.next_user_id;
+        let id = self.user_ids.next_id();
         self.users.insert(id, row);
         id
     }
 
     fn insert_assignment(&mut self, row: AssignmentRow) -> u64 {
-        self.next_assignment_id += 1;
-        let id = self.next_assignment_id;
+        let id = self.assignment_ids.next_id();
         self.assignments.insert(id, row);
         id
-    }
-
-    /// Sliding one-second window; `true` when this request may be served.
-    fn admit(&mut self, now: Instant) -> bool {
-        let Some(limit) = self.requests_per_second else {
-            return true;
-        };
-        while self
-            .recent_requests
-            .front()
-            .is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(1))
-        {
-            self.recent_requests.pop_front();
-        }
-        if self.recent_requests.len() >= limit as usize {
-            return false;
-        }
-        self.recent_requests.push_back(now);
-        true
     }
 }
 
@@ -261,75 +236,34 @@ impl Simulator {
             users: BTreeMap::new(),
             groups: BTreeMap::new(),
             assignments: BTreeMap::new(),
-            next_user_id: 50_000,
-            next_group_id: 1_000,
-            next_assignment_id: 900_000,
+            user_ids: Sequence::after(50_000),
+            group_ids: Sequence::after(1_000),
+            assignment_ids: Sequence::after(900_000),
             notifications: Vec::new(),
-            user_payloads: Vec::new(),
-            grant_payloads: Vec::new(),
-            write_calls: 0,
-            requests_per_second: options.requests_per_second,
-            recent_requests: VecDeque::new(),
+            writes: Journal::default(),
+            rate_limit: RateLimit::new(rate::Window::Sliding, options.requests_per_second),
             quirks: RoleAssignmentQuirks::default(),
         };
-        let shared = Arc::new(Shared {
-            api_key: options.api_key.clone(),
-            organization_id: options.organization_id,
-            state: Mutex::new(state),
-        });
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        let shared = Shared::new(options.clone(), system_clock(), state);
+        let sim = kit::Running::start("Kisi", shared, router, options.faults)
             .await
             .map_err(SimulatorError::Bind)?;
-        let address = listener.local_addr().map_err(SimulatorError::Bind)?;
-        let router = options.faults.layer(router(Arc::clone(&shared)));
-        let (shutdown, shutdown_signal) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    // A dropped sender also means "stop".
-                    let _ = shutdown_signal.await;
-                })
-                .await;
-            if let Err(error) = served {
-                tracing::warn!(%error, "Kisi simulator stopped with an error");
-            }
-        });
         Ok(SimulatorHandle {
-            base_url: format!("http://{address}"),
+            base_url: sim.base_url().to_owned(),
             api_key: options.api_key,
-            shared,
-            faults: options.faults,
-            shutdown: Some(shutdown),
+            sim,
         })
     }
 }
 
 /// Control surface of a running simulator. Dropping it stops the server.
+#[derive(Debug)]
 pub struct SimulatorHandle {
     /// `http://127.0.0.1:<port>`.
     pub base_url: String,
     /// The one API key the simulator accepts.
     pub api_key: Secret,
-    shared: Arc<Shared>,
-    faults: Faults,
-    shutdown: Option<oneshot::Sender<()>>,
-}
-
-impl std::fmt::Debug for SimulatorHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimulatorHandle")
-            .field("base_url", &self.base_url)
-            .field("api_key", &self.api_key)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for SimulatorHandle {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-    }
+    sim: kit::Running<SimulatorOptions, SimState>,
 }
 
 fn parse_id(id: &str) -> Option<u64> {
@@ -344,27 +278,19 @@ impl SimulatorHandle {
 
     /// Makes `GET /role_assignments` misbehave (see [`RoleAssignmentQuirks`]).
     pub fn set_role_assignment_quirks(&self, quirks: RoleAssignmentQuirks) {
-        self.shared.lock().quirks = quirks;
+        self.sim.lock().quirks = quirks;
     }
 
     /// The fault injection and request counters wrapped around this simulator.
     pub fn faults(&self) -> &Faults {
-        &self.faults
-    }
-
-    /// Turns the server-side rate limit on (`Some(requests per second)`) or off.
-    pub fn set_rate_limit(&self, requests_per_second: Option<u32>) {
-        let mut state = self.shared.lock();
-        state.requests_per_second = requests_per_second;
-        state.recent_requests.clear();
+        self.sim.faults()
     }
 
     /// Creates a group; returns its id.
     pub fn add_group(&self, name: &str) -> String {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         let now = Utc::now();
-        state.next_group_id += 1;
-        let id = state.next_group_id;
+        let id = state.group_ids.next_id();
         state.groups.insert(
             id,
             GroupRow {
@@ -379,7 +305,7 @@ impl SimulatorHandle {
 
     /// Creates a regular (emailed, confirmed) user as an admin would in the dashboard; returns its id.
     pub fn add_user(&self, name: &str, email: &str) -> Result<String, SimulatorError> {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         if state.email_taken(email, None) {
             return Err(SimulatorError::EmailTaken(email.to_owned()));
         }
@@ -399,7 +325,7 @@ impl SimulatorHandle {
     }
 
     pub fn groups(&self) -> Vec<SimGroup> {
-        self.shared
+        self.sim
             .lock()
             .groups
             .iter()
@@ -411,7 +337,7 @@ impl SimulatorHandle {
     }
 
     pub fn users(&self) -> Vec<SimUser> {
-        self.shared
+        self.sim
             .lock()
             .users
             .iter()
@@ -421,7 +347,7 @@ impl SimulatorHandle {
 
     pub fn user(&self, id: &str) -> Option<SimUser> {
         let id = parse_id(id)?;
-        self.shared
+        self.sim
             .lock()
             .users
             .get(&id)
@@ -430,7 +356,7 @@ impl SimulatorHandle {
 
     /// The user with this email, compared case-insensitively.
     pub fn user_by_email(&self, email: &str) -> Option<SimUser> {
-        self.shared
+        self.sim
             .lock()
             .users
             .iter()
@@ -443,7 +369,7 @@ impl SimulatorHandle {
         let Some(group) = parse_id(group_id) else {
             return Vec::new();
         };
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         let emails: BTreeSet<String> = state
             .assignments
             .values()
@@ -459,7 +385,7 @@ impl SimulatorHandle {
         let (Some(user), Some(group)) = (parse_id(user_id), parse_id(group_id)) else {
             return 0;
         };
-        self.shared
+        self.sim
             .lock()
             .assignments
             .values()
@@ -473,7 +399,7 @@ impl SimulatorHandle {
 
     /// Every role assignment, in id order.
     pub fn role_assignments(&self) -> Vec<SimRoleAssignment> {
-        self.shared
+        self.sim
             .lock()
             .assignments
             .iter()
@@ -504,12 +430,10 @@ impl SimulatorHandle {
         group_id: &str,
         role_id: &str,
     ) -> Result<String, SimulatorError> {
-        let mut state = self.shared.lock();
-        let user = parse_id(user_id)
-            .filter(|id| state.users.contains_key(id))
+        let mut state = self.sim.lock();
+        let user = known(&state.users, user_id)
             .ok_or_else(|| SimulatorError::UnknownUser(user_id.to_owned()))?;
-        let group = parse_id(group_id)
-            .filter(|id| state.groups.contains_key(id))
+        let group = known(&state.groups, group_id)
             .ok_or_else(|| SimulatorError::UnknownGroup(group_id.to_owned()))?;
         let id = state.insert_assignment(AssignmentRow {
             role_id: role_id.to_owned(),
@@ -524,15 +448,13 @@ impl SimulatorHandle {
 
     /// A person deletes one role assignment in the dashboard; `false` if it did not exist.
     pub fn dashboard_remove_assignment(&self, assignment_id: &str) -> bool {
-        parse_id(assignment_id)
-            .is_some_and(|id| self.shared.lock().assignments.remove(&id).is_some())
+        parse_id(assignment_id).is_some_and(|id| self.sim.lock().assignments.remove(&id).is_some())
     }
 
     /// A person edits a user's email in the dashboard.
     pub fn dashboard_change_email(&self, user_id: &str, email: &str) -> Result<(), SimulatorError> {
-        let mut state = self.shared.lock();
-        let id = parse_id(user_id)
-            .filter(|id| state.users.contains_key(id))
+        let mut state = self.sim.lock();
+        let id = known(&state.users, user_id)
             .ok_or_else(|| SimulatorError::UnknownUser(user_id.to_owned()))?;
         if state.email_taken(email, Some(id)) {
             return Err(SimulatorError::EmailTaken(email.to_owned()));
@@ -546,17 +468,17 @@ impl SimulatorHandle {
 
     /// Successful API writes (`POST`, `DELETE`) so far; dashboard edits are not counted.
     pub fn write_calls(&self) -> u64 {
-        self.shared.lock().write_calls
+        self.sim.lock().writes.total()
     }
 
     /// "Access granted" emails Kisi would have sent, in order.
     pub fn notifications(&self) -> Vec<Notification> {
-        self.shared.lock().notifications.clone()
+        self.sim.lock().notifications.clone()
     }
 
     /// The addresses of [`Self::notifications`], in order, repeats kept.
     pub fn notified_emails(&self) -> Vec<String> {
-        self.shared
+        self.sim
             .lock()
             .notifications
             .iter()
@@ -566,19 +488,12 @@ impl SimulatorHandle {
 
     /// The `user` objects of every accepted `POST /users`, exactly as received.
     pub fn created_user_payloads(&self) -> Vec<Value> {
-        self.shared.lock().user_payloads.clone()
+        self.sim.lock().writes.bodies(CREATE_USER)
     }
 
     /// The `role_assignment` objects of every accepted `POST /role_assignments`, exactly as received.
     pub fn grant_payloads(&self) -> Vec<Value> {
-        self.shared.lock().grant_payloads.clone()
-    }
-
-    /// Stops the server (also done on drop).
-    pub fn shutdown(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
+        self.sim.lock().writes.bodies(CREATE_ASSIGNMENT)
     }
 }
 
@@ -593,12 +508,6 @@ fn sim_user(id: u64, user: &UserRow) -> SimUser {
         metadata: user.metadata.clone(),
         notes: user.notes.clone(),
     }
-}
-
-fn random_hex(bytes: usize) -> String {
-    (0..bytes)
-        .map(|_| format!("{:02x}", fastrand::u8(..)))
-        .collect()
 }
 
 fn timestamp(at: DateTime<Utc>) -> String {
@@ -698,45 +607,28 @@ async fn not_found() -> KisiError {
     KisiError::not_found()
 }
 
+/// The server-side rate limit ([`RateControls`]): requests over it get 429 with
+/// `Retry-After: 1` and an empty body.
+impl RateControls for SimulatorHandle {
+    fn change_rate_limit(&self, change: impl FnOnce(&mut RateLimit)) {
+        change(&mut self.sim.lock().rate_limit);
+    }
+}
+
 /// Rate limit (every request, as Kisi limits unauthenticated callers per IP), then the API key.
 async fn gate(State(shared): Sim, request: Request, next: Next) -> Response {
-    if !shared.lock().admit(Instant::now()) {
-        let mut response = StatusCode::TOO_MANY_REQUESTS.into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
+    if shared.lock().rate_limit.admit(Instant::now()).is_err() {
+        return reply::too_many_requests(Some(1));
     }
-    if !authorized(request.headers(), &shared.api_key) {
+    let key = auth::credentials(request.headers(), wire::AUTH_SCHEME);
+    if key != Some(shared.api_key.expose()) {
         return KisiError::unauthorized().into_response();
     }
     next.run(request).await
 }
 
-fn authorized(headers: &HeaderMap, api_key: &Secret) -> bool {
-    let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-    else {
-        return false;
-    };
-    let Some((scheme, key)) = value.trim().split_once(' ') else {
-        return false;
-    };
-    scheme.eq_ignore_ascii_case(wire::AUTH_SCHEME) && key.trim() == api_key.expose()
-}
-
-fn query_params(raw: Option<String>) -> HashMap<String, String> {
-    raw.map(|raw| {
-        url::form_urlencoded::parse(raw.as_bytes())
-            .into_owned()
-            .collect()
-    })
-    .unwrap_or_default()
-}
-
 /// Applies `limit`/`offset` and answers with a bare array and `X-Collection-Range`.
-fn paged(items: Vec<Value>, params: &HashMap<String, String>, default: u32, max: u32) -> ApiResult {
+fn paged(items: Vec<Value>, params: &Query, default: u32, max: u32) -> ApiResult {
     let limit = match params.get("limit") {
         None => u64::from(default),
         Some(text) => match text.trim().parse::<u64>() {
@@ -758,20 +650,17 @@ fn paged(items: Vec<Value>, params: &HashMap<String, String>, default: u32, max:
             Err(_) => return Err(KisiError::invalid("offset", "is not a number")),
         },
     };
-    let total = items.len() as u64;
-    let page: Vec<Value> = items
-        .into_iter()
-        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-        .take(usize::try_from(limit).unwrap_or(usize::MAX))
-        .collect();
-    let range = CollectionRange::requested(offset, limit, total).header_value();
-    let mut response = Json(Value::Array(page)).into_response();
-    if let Ok(value) = HeaderValue::from_str(&range) {
-        response
-            .headers_mut()
-            .insert(wire::COLLECTION_RANGE_HEADER, value);
-    }
-    Ok(response)
+    let window = Window::new(
+        usize::try_from(offset).unwrap_or(usize::MAX),
+        usize::try_from(limit).unwrap_or(usize::MAX),
+    );
+    let page = window.slice(items);
+    let range = CollectionRange::requested(offset, limit, page.total as u64).header_value();
+    let response = Json(Value::Array(page.items)).into_response();
+    Ok(match HeaderValue::from_str(&range) {
+        Ok(value) => reply::with_header(response, wire::COLLECTION_RANGE_HEADER, value),
+        Err(_) => response,
+    })
 }
 
 fn group_json(id: u64, group: &GroupRow, state: &SimState) -> Value {
@@ -887,7 +776,7 @@ fn assignment_json(id: u64, row: &AssignmentRow, state: &SimState) -> Value {
 }
 
 async fn list_groups(State(shared): Sim, RawQuery(raw): RawQuery) -> ApiResult {
-    let params = query_params(raw);
+    let params = Query::parse(raw.as_deref());
     let state = shared.lock();
     let items = state
         .groups
@@ -910,14 +799,14 @@ async fn get_group(State(shared): Sim, Path(id): Path<String>) -> ApiResult {
 }
 
 async fn list_users(State(shared): Sim, RawQuery(raw): RawQuery) -> ApiResult {
-    let params = query_params(raw);
+    let params = Query::parse(raw.as_deref());
     let state = shared.lock();
     let query = params
         .get("query")
         .map(|text| text.trim().to_lowercase())
         .filter(|text| !text.is_empty());
     let email = params.get("email");
-    let in_group = params.get("group_id").map(|id| parse_id(id));
+    let in_group = params.get("group_id").map(parse_id);
     let ids: Option<BTreeSet<Option<u64>>> = params
         .get("ids")
         .map(|ids| ids.split(',').map(parse_id).collect());
@@ -936,7 +825,7 @@ async fn list_users(State(shared): Sim, RawQuery(raw): RawQuery) -> ApiResult {
                         .as_ref()
                         .is_some_and(|notes| notes.to_lowercase().contains(query))
             });
-            let matches_email = email.is_none_or(|email| &user.email == email);
+            let matches_email = email.is_none_or(|email| user.email == email);
             let matches_group = in_group.is_none_or(|group| {
                 state
                     .assignments
@@ -1029,8 +918,9 @@ async fn create_user(State(shared): Sim, body: Bytes) -> ApiResult {
         updated_at: now,
     };
     let id = state.insert_user(row);
-    state.user_payloads.push(Value::Object(fields));
-    state.write_calls += 1;
+    state
+        .writes
+        .record_body(CREATE_USER, Some(Value::Object(fields)));
     let created = state
         .users
         .get(&id)
@@ -1040,12 +930,10 @@ async fn create_user(State(shared): Sim, body: Bytes) -> ApiResult {
 }
 
 async fn list_role_assignments(State(shared): Sim, RawQuery(raw): RawQuery) -> ApiResult {
-    let params = query_params(raw);
+    let params = Query::parse(raw.as_deref());
     let state = shared.lock();
     let id_filter = |keys: &[&str]| -> Option<Option<u64>> {
-        keys.iter()
-            .find_map(|key| params.get(*key))
-            .map(|id| parse_id(id))
+        keys.iter().find_map(|key| params.get(key)).map(parse_id)
     };
     // Every row here is a user's role on a group: other assignee or scope types match nothing.
     let type_ok = |key: &str, wanted: &str| {
@@ -1058,7 +946,7 @@ async fn list_role_assignments(State(shared): Sim, RawQuery(raw): RawQuery) -> A
         ("assignee_id", "assignee_type"),
         ("applies_to_id", "applies_to_type"),
     ] {
-        if params.contains_key(id_key) && !params.contains_key(type_key) {
+        if params.contains(id_key) && !params.contains(type_key) {
             return Err(KisiError::invalid(
                 type_key,
                 &format!("must be given with {id_key}"),
@@ -1176,8 +1064,9 @@ async fn create_role_assignment(State(shared): Sim, body: Bytes) -> ApiResult {
             role_assignment_id: id.to_string(),
         });
     }
-    state.grant_payloads.push(Value::Object(fields));
-    state.write_calls += 1;
+    state
+        .writes
+        .record_body(CREATE_ASSIGNMENT, Some(Value::Object(fields)));
     let created = state
         .assignments
         .get(&id)
@@ -1193,6 +1082,6 @@ async fn delete_role_assignment(State(shared): Sim, Path(id): Path<String>) -> A
         .assignments
         .remove(&id)
         .ok_or_else(KisiError::not_found)?;
-    state.write_calls += 1;
+    state.writes.record("DELETE /role_assignments/{id}");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -9,9 +9,8 @@
 //! booking → 409 `space_unavailable`; unknown query parameters → 422. Lists are ordered by id
 //! (ids grow with creation), so cursors (an offset, opaque to clients) are stable while appending.
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -24,18 +23,23 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 
-use super::client::{EssensysConfig, EssensysError, MAX_PAGE_SIZE};
-use super::model::{
+use crate::clock::{system_clock, Clock};
+use crate::http::Secret;
+use crate::sandbox::faults::Faults;
+use crate::sandbox::kit;
+use crate::sandbox::kit::auth::{self, TokenState, Tokens};
+use crate::sandbox::kit::ids::{random_hex, Sequence};
+use crate::sandbox::kit::journal::Journal;
+use crate::sandbox::kit::paging::{Query, Window};
+use crate::sandbox::kit::TokenControls;
+use crate::vendors::essensys::client::{EssensysConfig, EssensysError, MAX_PAGE_SIZE};
+use crate::vendors::essensys::model::{
     tap_to_book_slot, Booking, BookingSource, BookingStatus, BookingUpdate, Contract, ContractKind,
     ContractUpdate, Floor, FloorUpdate, InvitationStatus, NewBooking, NewContract, NewFloor,
     NewOccupier, NewSpace, NewUser, Occupier, OccupierKind, OccupierUpdate, Site, SiteService,
     Space, SpaceUpdate, User, UserUpdate, WifiInvitation,
 };
-use super::{system_clock, Clock};
-use crate::http::Secret;
-use crate::sandbox::faults::Faults;
 
 const DEFAULT_PAGE: usize = 50;
 
@@ -93,6 +97,18 @@ pub enum Entity {
 }
 
 impl Entity {
+    /// The path segment of the entity's collection (also its kind in the write journal).
+    fn collection(self) -> &'static str {
+        match self {
+            Self::Floor => "floors",
+            Self::Space => "spaces",
+            Self::Occupier => "occupiers",
+            Self::Contract => "contracts",
+            Self::User => "users",
+            Self::Booking => "bookings",
+        }
+    }
+
     fn from_collection(collection: &str) -> Option<Self> {
         Some(match collection {
             "floors" => Self::Floor,
@@ -156,20 +172,19 @@ struct SimState {
     contracts: BTreeMap<String, Contract>,
     users: BTreeMap<String, User>,
     bookings: BTreeMap<String, Booking>,
-    tokens: HashMap<String, DateTime<Utc>>,
+    tokens: Tokens,
     last_token: Option<Secret>,
     logins: u64,
-    token_lifetime: Duration,
-    counter: u64,
-    writes: BTreeMap<Entity, u64>,
+    ids: Sequence,
+    /// Successful API writes, kind = the entity's collection.
+    writes: Journal,
     invitations: Vec<InvitationRecord>,
 }
 
 impl SimState {
     /// `<prefix>_<counter>`: ids sort by creation.
     fn new_id(&mut self, prefix: &str) -> String {
-        self.counter += 1;
-        format!("{prefix}_{:08}", self.counter)
+        format!("{prefix}_{:08}", self.ids.next_id())
     }
 
     fn occupier_is_of_site(&self, occupier: &Occupier, site_id: &str) -> bool {
@@ -210,26 +225,11 @@ impl SimState {
     }
 
     fn count_write(&mut self, entity: Entity) {
-        *self.writes.entry(entity).or_default() += 1;
+        self.writes.record(entity.collection());
     }
 }
 
-struct Shared {
-    username: String,
-    password: Secret,
-    clock: Clock,
-    state: Mutex<SimState>,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, SimState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn now(&self) -> DateTime<Utc> {
-        (self.clock)()
-    }
-}
+type Shared = kit::Shared<SimulatorOptions, SimState>;
 
 /// Entry point: `Simulator::start(options)`.
 pub struct Simulator;
@@ -237,70 +237,31 @@ pub struct Simulator;
 impl Simulator {
     /// Starts on 127.0.0.1 with an ephemeral port.
     pub async fn start(options: SimulatorOptions) -> Result<SimulatorHandle, SimulatorError> {
-        let shared = Arc::new(Shared {
-            username: options.username.clone(),
-            password: options.password.clone(),
-            clock: options.clock.clone(),
-            state: Mutex::new(SimState {
-                token_lifetime: options.token_lifetime,
-                ..SimState::default()
-            }),
-        });
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        let state = SimState {
+            tokens: Tokens::new(options.token_lifetime),
+            ..SimState::default()
+        };
+        let shared = Shared::new(options.clone(), options.clock.clone(), state);
+        let sim = kit::Running::start("essensys", shared, router, options.faults.clone())
             .await
             .map_err(SimulatorError::Bind)?;
-        let address = listener.local_addr().map_err(SimulatorError::Bind)?;
-        let router = options.faults.layer(router(Arc::clone(&shared)));
-        let (shutdown, shutdown_signal) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    // A dropped sender also means "stop".
-                    let _ = shutdown_signal.await;
-                })
-                .await;
-            if let Err(error) = served {
-                tracing::warn!(%error, "essensys simulator stopped with an error");
-            }
-        });
         Ok(SimulatorHandle {
-            base_url: format!("http://{address}"),
+            base_url: sim.base_url().to_owned(),
             username: options.username,
             password: options.password,
-            shared,
-            faults: options.faults,
-            shutdown: Some(shutdown),
+            sim,
         })
     }
 }
 
 /// Control surface of a running simulator. Dropping it stops the server.
+#[derive(Debug)]
 pub struct SimulatorHandle {
     /// The "Platform URL": `http://127.0.0.1:<port>`.
     pub base_url: String,
     pub username: String,
     pub password: Secret,
-    shared: Arc<Shared>,
-    faults: Faults,
-    shutdown: Option<oneshot::Sender<()>>,
-}
-
-impl std::fmt::Debug for SimulatorHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimulatorHandle")
-            .field("base_url", &self.base_url)
-            .field("username", &self.username)
-            .field("password", &self.password)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for SimulatorHandle {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-    }
+    sim: kit::Running<SimulatorOptions, SimState>,
 }
 
 impl SimulatorHandle {
@@ -311,13 +272,13 @@ impl SimulatorHandle {
 
     /// The fault injection and request counters wrapped around this simulator.
     pub fn faults(&self) -> &Faults {
-        &self.faults
+        self.sim.faults()
     }
 
     // ----- seeding ---------------------------------------------------------------------------
 
     pub fn add_site(&self, name: &str, services: &[SiteService]) -> Site {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         let site = Site {
             id: state.new_id("site"),
             name: name.to_owned(),
@@ -329,7 +290,7 @@ impl SimulatorHandle {
     }
 
     pub fn add_floor(&self, site_id: &str, name: &str) -> Result<Floor, SimulatorError> {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         require_seed(state.sites.contains_key(site_id), "site", site_id)?;
         let floor = Floor {
             id: state.new_id("flr"),
@@ -348,7 +309,7 @@ impl SimulatorHandle {
         name: &str,
         bookable: bool,
     ) -> Result<Space, SimulatorError> {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         require_seed(state.sites.contains_key(site_id), "site", site_id)?;
         if let Some(floor_id) = floor_id {
             let on_site = state
@@ -376,7 +337,7 @@ impl SimulatorHandle {
         name: &str,
         kind: OccupierKind,
     ) -> Result<Occupier, SimulatorError> {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         require_seed(state.sites.contains_key(site_id), "site", site_id)?;
         let occupier = Occupier {
             id: state.new_id("occ"),
@@ -400,7 +361,7 @@ impl SimulatorHandle {
         first_name: &str,
         mobile: Option<&str>,
     ) -> Result<User, SimulatorError> {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         require_seed(
             state.occupiers.contains_key(occupier_id),
             "occupier",
@@ -443,11 +404,11 @@ impl SimulatorHandle {
     // ----- reading back ----------------------------------------------------------------------
 
     pub fn sites(&self) -> Vec<Site> {
-        self.shared.lock().sites.values().cloned().collect()
+        self.sim.lock().sites.values().cloned().collect()
     }
 
     pub fn floors(&self, site_id: &str) -> Vec<Floor> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         state
             .floors
             .values()
@@ -457,7 +418,7 @@ impl SimulatorHandle {
     }
 
     pub fn spaces(&self, site_id: &str) -> Vec<Space> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         state
             .spaces
             .values()
@@ -468,7 +429,7 @@ impl SimulatorHandle {
 
     /// Occupiers of the site (home site or a contract there).
     pub fn occupiers(&self, site_id: &str) -> Vec<Occupier> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         state
             .occupiers
             .values()
@@ -478,7 +439,7 @@ impl SimulatorHandle {
     }
 
     pub fn contracts(&self, site_id: &str) -> Vec<Contract> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         state
             .contracts
             .values()
@@ -489,11 +450,11 @@ impl SimulatorHandle {
 
     /// Every user on the Platform.
     pub fn users(&self) -> Vec<User> {
-        self.shared.lock().users.values().cloned().collect()
+        self.sim.lock().users.values().cloned().collect()
     }
 
     pub fn bookings(&self, site_id: &str) -> Vec<Booking> {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         state
             .bookings
             .values()
@@ -504,19 +465,19 @@ impl SimulatorHandle {
 
     /// Successful API writes (create, update, cancel) per entity; hand edits are not counted.
     pub fn writes(&self, entity: Entity) -> u64 {
-        self.shared.lock().writes.get(&entity).copied().unwrap_or(0)
+        self.sim.lock().writes.count(entity.collection())
     }
 
     /// Wi-Fi invitations actually sent, in order (at most one per user).
     pub fn wifi_invitations(&self) -> Vec<InvitationRecord> {
-        self.shared.lock().invitations.clone()
+        self.sim.lock().invitations.clone()
     }
 
     // ----- hand edits in essensys (drift) ------------------------------------------------------
 
     /// Someone renames a space in the essensys UI.
     pub fn rename_space(&self, space_id: &str, name: &str) -> Result<Space, SimulatorError> {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         let space = state
             .spaces
             .get_mut(space_id)
@@ -531,7 +492,7 @@ impl SimulatorHandle {
         user_id: &str,
         mobile: Option<&str>,
     ) -> Result<User, SimulatorError> {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         let user = state
             .users
             .get_mut(user_id)
@@ -550,7 +511,7 @@ impl SimulatorHandle {
         user_id: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<Booking, TapRefusal> {
-        let mut state = self.shared.lock();
+        let mut state = self.sim.lock();
         let space = state
             .spaces
             .get(space_id)
@@ -598,29 +559,12 @@ impl SimulatorHandle {
 
     /// Successful logins so far.
     pub fn login_count(&self) -> u64 {
-        self.shared.lock().logins
-    }
-
-    /// Invalidates every issued token (the next API call with one gets 401).
-    pub fn revoke_tokens(&self) {
-        self.shared.lock().tokens.clear();
-    }
-
-    /// Lifetime of tokens issued from now on.
-    pub fn set_token_lifetime(&self, lifetime: Duration) {
-        self.shared.lock().token_lifetime = lifetime;
+        self.sim.lock().logins
     }
 
     /// The last token issued (tests check it never shows up in errors).
     pub fn last_issued_token(&self) -> Option<Secret> {
-        self.shared.lock().last_token.clone()
-    }
-
-    /// Stops the server (also done on drop).
-    pub fn shutdown(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
+        self.sim.lock().last_token.clone()
     }
 }
 
@@ -630,12 +574,6 @@ fn require_seed(ok: bool, what: &str, id: &str) -> Result<(), SimulatorError> {
     } else {
         Err(SimulatorError::Seed(format!("no {what} {id}")))
     }
-}
-
-fn random_hex(bytes: usize) -> String {
-    (0..bytes)
-        .map(|_| format!("{:02x}", fastrand::u8(..)))
-        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -723,6 +661,13 @@ struct LoginRequest {
     password: String,
 }
 
+/// Token lifetime and revocation (no refresh tokens here) ([`TokenControls`]).
+impl TokenControls for SimulatorHandle {
+    fn change_tokens<R>(&self, change: impl FnOnce(&mut Tokens) -> R) -> R {
+        change(&mut self.sim.lock().tokens)
+    }
+}
+
 async fn login(State(shared): Sim, body: Bytes) -> ApiResult {
     let request: LoginRequest = parse_body(&body)?;
     let password_ok = request.password == shared.password.expose();
@@ -736,9 +681,8 @@ async fn login(State(shared): Sim, body: Bytes) -> ApiResult {
     let now = shared.now();
     let mut state = shared.lock();
     let token = format!("ess_{}", random_hex(24));
-    let lifetime = state.token_lifetime;
-    let expires_at = now + chrono::Duration::from_std(lifetime).unwrap_or(chrono::Duration::zero());
-    state.tokens.insert(token.clone(), expires_at);
+    let lifetime = state.tokens.lifetime();
+    state.tokens.issue(token.clone(), now);
     state.last_token = Some(Secret::new(token.clone()));
     state.logins += 1;
     Ok(Json(json!({
@@ -750,26 +694,23 @@ async fn login(State(shared): Sim, body: Bytes) -> ApiResult {
 }
 
 fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "missing bearer token",
-            )
-        })?;
+    let token = auth::credentials(headers, "Bearer").ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing bearer token",
+        )
+    })?;
     let now = shared.now();
-    match shared.lock().tokens.get(token) {
-        Some(expires_at) if now < *expires_at => Ok(()),
-        Some(_) => Err(ApiError::new(
+    let token_state = shared.lock().tokens.check(token, now);
+    match token_state {
+        TokenState::Valid => Ok(()),
+        TokenState::Expired => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "token_expired",
             "the access token has expired; log in again",
         )),
-        None => Err(ApiError::new(
+        TokenState::Unknown => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "unknown or revoked access token",
@@ -792,21 +733,17 @@ fn reject_body(body: &Bytes) -> Result<(), ApiError> {
 }
 
 /// Query parameters; anything not in `allowed` (besides `limit` and `cursor`) is a 422.
-fn parse_query(raw: Option<String>, allowed: &[&str]) -> Result<HashMap<String, String>, ApiError> {
-    let mut params = HashMap::new();
-    for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-        if key != "limit" && key != "cursor" && !allowed.contains(&key.as_ref()) {
+fn parse_query(raw: Option<String>, allowed: &[&str]) -> Result<Query, ApiError> {
+    let params = Query::parse(raw.as_deref());
+    for (key, _) in params.pairs() {
+        if key != "limit" && key != "cursor" && !allowed.contains(&key) {
             return Err(ApiError::invalid(format!("unknown query parameter {key}")));
         }
-        params.insert(key.into_owned(), value.into_owned());
     }
     Ok(params)
 }
 
-fn parse_time(
-    params: &HashMap<String, String>,
-    key: &str,
-) -> Result<Option<DateTime<Utc>>, ApiError> {
+fn parse_time(params: &Query, key: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
     params
         .get(key)
         .map(|value| {
@@ -818,7 +755,7 @@ fn parse_time(
 }
 
 /// One page of `items` in the designed envelope.
-fn paginate<T: Serialize>(items: Vec<T>, params: &HashMap<String, String>) -> ApiResult {
+fn paginate<T: Serialize>(items: Vec<T>, params: &Query) -> ApiResult {
     let limit = match params.get("limit") {
         None => DEFAULT_PAGE,
         Some(text) => match text.parse::<usize>() {
@@ -844,10 +781,9 @@ fn paginate<T: Serialize>(items: Vec<T>, params: &HashMap<String, String>) -> Ap
                 )
             })?,
     };
-    let end = (offset + limit).min(items.len());
-    let next_cursor = (end < items.len()).then(|| format!("o{end}"));
-    let page: Vec<&T> = items[offset..end].iter().collect();
-    Ok(Json(json!({"items": page, "nextCursor": next_cursor})).into_response())
+    let page = Window::new(offset, limit).slice(items);
+    let next_cursor = page.next.map(|end| format!("o{end}"));
+    Ok(Json(json!({"items": page.items, "nextCursor": next_cursor})).into_response())
 }
 
 fn created<T: Serialize>(value: &T) -> Response {
@@ -880,7 +816,7 @@ async fn find_users(State(shared): Sim, headers: HeaderMap, RawQuery(raw): RawQu
         .filter(|u| {
             params
                 .get("externalRef")
-                .is_none_or(|r| u.external_ref.as_ref() == Some(r))
+                .is_none_or(|r| u.external_ref.as_deref() == Some(r))
         })
         .cloned()
         .collect();
@@ -895,10 +831,24 @@ fn require_site(state: &SimState, site_id: &str) -> Result<(), ApiError> {
     }
 }
 
-fn matches_ref(external_ref: &Option<String>, params: &HashMap<String, String>) -> bool {
+fn matches_ref(external_ref: &Option<String>, params: &Query) -> bool {
     params
         .get("externalRef")
-        .is_none_or(|wanted| external_ref.as_ref() == Some(wanted))
+        .is_none_or(|wanted| external_ref.as_deref() == Some(wanted))
+}
+
+/// One page of a site's collection: `in_site` gives the `externalRef` of each item of the site
+/// (`None` for items elsewhere), which the `externalRef` filter is matched against.
+fn list_scoped<'a, T: Serialize + 'a>(
+    raw: Option<String>,
+    items: impl Iterator<Item = &'a T>,
+    in_site: impl Fn(&T) -> Option<&Option<String>>,
+) -> ApiResult {
+    let params = parse_query(raw, &["externalRef"])?;
+    let items: Vec<&T> = items
+        .filter(|item| in_site(item).is_some_and(|held| matches_ref(held, &params)))
+        .collect();
+    paginate(items, &params)
 }
 
 async fn list_items(
@@ -912,59 +862,29 @@ async fn list_items(
     require_site(&state, &site_id)?;
     let site = site_id.as_str();
     match collection.as_str() {
-        "floors" => {
-            let params = parse_query(raw, &["externalRef"])?;
-            let items: Vec<&Floor> = state
-                .floors
-                .values()
-                .filter(|f| f.site_id == site && matches_ref(&f.external_ref, &params))
-                .collect();
-            paginate(items, &params)
-        }
-        "spaces" => {
-            let params = parse_query(raw, &["externalRef"])?;
-            let items: Vec<&Space> = state
-                .spaces
-                .values()
-                .filter(|s| s.site_id == site && matches_ref(&s.external_ref, &params))
-                .collect();
-            paginate(items, &params)
-        }
-        "occupiers" => {
-            let params = parse_query(raw, &["externalRef"])?;
-            let items: Vec<&Occupier> = state
-                .occupiers
-                .values()
-                .filter(|o| {
-                    state.occupier_is_of_site(o, site) && matches_ref(&o.external_ref, &params)
-                })
-                .collect();
-            paginate(items, &params)
-        }
-        "contracts" => {
-            let params = parse_query(raw, &["externalRef"])?;
-            let items: Vec<&Contract> = state
-                .contracts
-                .values()
-                .filter(|c| c.site_id == site && matches_ref(&c.external_ref, &params))
-                .collect();
-            paginate(items, &params)
-        }
-        "users" => {
-            let params = parse_query(raw, &["externalRef"])?;
-            let items: Vec<&User> = state
-                .users
-                .values()
-                .filter(|u| state.user_is_of_site(u, site) && matches_ref(&u.external_ref, &params))
-                .collect();
-            paginate(items, &params)
-        }
+        "floors" => list_scoped(raw, state.floors.values(), |f| {
+            (f.site_id == site).then_some(&f.external_ref)
+        }),
+        "spaces" => list_scoped(raw, state.spaces.values(), |s| {
+            (s.site_id == site).then_some(&s.external_ref)
+        }),
+        "occupiers" => list_scoped(raw, state.occupiers.values(), |o| {
+            state
+                .occupier_is_of_site(o, site)
+                .then_some(&o.external_ref)
+        }),
+        "contracts" => list_scoped(raw, state.contracts.values(), |c| {
+            (c.site_id == site).then_some(&c.external_ref)
+        }),
+        "users" => list_scoped(raw, state.users.values(), |u| {
+            state.user_is_of_site(u, site).then_some(&u.external_ref)
+        }),
         "bookings" => {
             let params = parse_query(
                 raw,
                 &["externalRef", "source", "createdSince", "from", "to"],
             )?;
-            let source = match params.get("source").map(String::as_str) {
+            let source = match params.get("source") {
                 None => None,
                 Some("officernd") => Some(BookingSource::Officernd),
                 Some("tap_to_book") => Some(BookingSource::TapToBook),
@@ -1605,7 +1525,7 @@ async fn cancel_booking(
 impl SimulatorHandle {
     /// Every stored object as JSON, keyed by collection (for sandbox snapshots and debugging).
     pub fn snapshot(&self) -> Value {
-        let state = self.shared.lock();
+        let state = self.sim.lock();
         json!({
             "sites": state.sites.values().collect::<Vec<_>>(),
             "floors": state.floors.values().collect::<Vec<_>>(),

@@ -1,0 +1,117 @@
+//! What a simulator's handlers and its handle share: the settings fixed at start-up, the clock,
+//! and the mutable state behind one lock ([`Shared`]); and a running simulator as its handle
+//! holds it ([`Running`]: the shared part, its faults and its server).
+
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use axum::Router;
+use chrono::{DateTime, Utc};
+
+use super::server::{bind, Bound, Server};
+use crate::clock::Clock;
+use crate::sandbox::faults::Faults;
+
+/// A simulator's settings (`C`, read through `Deref`), clock, and state (`S`, behind [`Self::lock`]).
+pub struct Shared<C, S> {
+    config: C,
+    clock: Clock,
+    state: Mutex<S>,
+}
+
+impl<C, S> Shared<C, S> {
+    pub fn new(config: C, clock: Clock, state: S) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            clock,
+            state: Mutex::new(state),
+        })
+    }
+
+    /// The state. A panic in another handler leaves plain data that is still meaningful, so a
+    /// poisoned lock keeps serving.
+    pub fn lock(&self) -> MutexGuard<'_, S> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// "Now" on the simulator's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+}
+
+impl<C, S> Deref for Shared<C, S> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        &self.config
+    }
+}
+
+/// A running simulator: what its handle controls. Reads through `Deref` as its [`Shared`];
+/// dropping it stops the server.
+pub struct Running<C, S> {
+    shared: Arc<Shared<C, S>>,
+    faults: Faults,
+    server: Server,
+}
+
+impl<C, S> Running<C, S> {
+    /// Serves `router(shared)` behind `faults` on a fresh 127.0.0.1 port.
+    pub async fn start(
+        name: &'static str,
+        shared: Arc<Shared<C, S>>,
+        router: impl FnOnce(Arc<Shared<C, S>>) -> Router,
+        faults: Faults,
+    ) -> std::io::Result<Self> {
+        Ok(Self::on(bind().await?, name, shared, router, faults))
+    }
+
+    /// Serves `router(shared)` behind `faults` on a port bound earlier (for a simulator whose
+    /// settings name its own address).
+    pub fn on(
+        bound: Bound,
+        name: &'static str,
+        shared: Arc<Shared<C, S>>,
+        router: impl FnOnce(Arc<Shared<C, S>>) -> Router,
+        faults: Faults,
+    ) -> Self {
+        let server = bound.serve(name, router(Arc::clone(&shared)), &faults);
+        Self {
+            shared,
+            faults,
+            server,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn base_url(&self) -> &str {
+        self.server.base_url()
+    }
+
+    /// The fault injection and request counters wrapped around the simulator.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// Stops the server (also done on drop).
+    pub fn stop(&mut self) {
+        self.server.stop();
+    }
+}
+
+impl<C, S> Deref for Running<C, S> {
+    type Target = Shared<C, S>;
+
+    fn deref(&self) -> &Shared<C, S> {
+        &self.shared
+    }
+}
+
+impl<C, S> std::fmt::Debug for Running<C, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("base_url", &self.base_url())
+            .finish_non_exhaustive()
+    }
+}
