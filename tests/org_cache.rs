@@ -787,7 +787,10 @@ async fn bookings_are_held_up_to_a_horizon_that_moves_with_time() {
 
     // Two days on (incremental reads every syncInterval meanwhile, none needed here): the horizon
     // came closer than a week, so it is moved forward and the booking is read.
-    world.sandbox.clock.advance(chrono::Duration::days(2));
+    world
+        .sandbox
+        .clock
+        .advance(chrono::Duration::days(2) + chrono::Duration::hours(1));
     let later = world.view(SYNC_INTERVAL).await;
     assert!(later.booking_horizon.unwrap() > horizon);
     assert!(later.index.booking("b000000000000000000000a1").is_some());

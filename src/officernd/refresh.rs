@@ -195,6 +195,17 @@ pub struct Changes {
 }
 
 impl Changes {
+    /// Keeps the changed objects for which `keep(collection, id)` holds (the collections read
+    /// whole are kept whole: what they lack was deleted).
+    pub fn retain(&mut self, mut keep: impl FnMut(Collection, &str) -> bool) {
+        self.members.retain(|o| keep(Collection::Members, &o.id));
+        self.companies.retain(|o| keep(Collection::Companies, &o.id));
+        self.resources.retain(|o| keep(Collection::Resources, &o.id));
+        self.bookings.retain(|o| keep(Collection::Bookings, &o.id));
+        self.passes.retain(|o| keep(Collection::Passes, &o.id));
+        self.visitors.retain(|o| keep(Collection::Visitors, &o.id));
+    }
+
     /// How many objects the read returned (for logs and the benchmark).
     pub fn objects(&self) -> usize {
         self.members.len()

@@ -1770,6 +1770,7 @@ fn connection_status(
         counts: previous.counts.clone(),
         problems: previous.problems.clone(),
         problems_omitted: previous.problems_omitted,
+        booking_horizon: previous.booking_horizon.clone(),
     };
     if outcome.ready && (next != previous || previous.last_sync_time.is_none()) {
         next.last_sync_time = Some(status_time(at));
@@ -1827,7 +1828,10 @@ async fn reconcile_connection_inner(
     }
     let (outcome, account) = check_connection(&ctx, &connection, &objects).await;
     let previous = connection.status.clone().unwrap_or_default();
-    let next = connection_status(&connection, &outcome, account, ctx.now());
+    let mut next = connection_status(&connection, &outcome, account, ctx.now());
+    if let Some(horizon) = ctx.orgs.booking_horizon(&namespace, &name) {
+        next.booking_horizon = Some(status_time(horizon));
+    }
     let changed = if connection.status.is_some() && next == previous {
         false
     } else {

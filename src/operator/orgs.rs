@@ -77,6 +77,8 @@ struct Org {
     clock: Clock,
     policy: ReadPolicy,
     state: tokio::sync::Mutex<OrgState>,
+    /// Held while an incremental read runs (one at a time, without holding `state`).
+    reading: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -234,7 +236,9 @@ impl OrgCache {
                 if age < max_age {
                     return Ok(view);
                 }
-                return Ok(org.read_changes(&mut state, view, mark, now).await);
+                // Read without holding the picture: webhooks keep being applied meanwhile.
+                drop(state);
+                return Ok(org.read_changes(view, max_age).await);
             }
         }
         let why = match (&state.stale, &state.view) {
@@ -368,6 +372,7 @@ impl OrgCache {
             clock: self.clock.clone(),
             policy: self.policy,
             state: tokio::sync::Mutex::new(OrgState::default()),
+            reading: tokio::sync::Mutex::new(()),
         });
         orgs.insert(key, org.clone());
         Ok(org)
@@ -382,48 +387,71 @@ impl Org {
         }
     }
 
-    /// Brings `view` up to date with an incremental read (under the state lock: reconciles of
-    /// this organization wait for it). On failure the picture stays as it was and the mark is
-    /// kept, so the next reconcile asks again from the same point.
-    async fn read_changes(
-        &self,
-        state: &mut OrgState,
-        view: OrgView,
-        mark: ReadMark,
-        now: DateTime<Utc>,
-    ) -> OrgView {
-        let held = Held::of(&view.index);
+    /// Brings the picture up to date with an incremental read, one at a time per organization
+    /// (reconciles arriving meanwhile wait for it, then find it fresh); webhooks are applied
+    /// meanwhile, and an object a delivery changed after the read started keeps the delivery's
+    /// state. On failure the picture stays as it was and the mark is kept, so the next reconcile
+    /// asks again from the same point. `view` is what is returned when nothing could be read.
+    async fn read_changes(&self, view: OrgView, max_age: Duration) -> OrgView {
+        let _one_at_a_time = self.reading.lock().await;
+        let (current, mark) = {
+            let state = self.state.lock().await;
+            match (state.view.clone(), state.mark.clone()) {
+                (Some(current), Some(mark)) => (current, mark),
+                _ => return view,
+            }
+        };
+        let started = (self.clock)();
+        let age = (started - mark.since).to_std().unwrap_or(Duration::ZERO);
+        if age < max_age {
+            // Read by the reconcile this one waited for.
+            return current;
+        }
+        let held = Held::of(&current.index);
         let read = super::deadline::within(
             INCREMENTAL_DEADLINE,
             "reading OfficeRnD changes",
-            refresh::read_changes(&self.client, &mark, held, now, &self.policy),
+            refresh::read_changes(&self.client, &mark, held, started, &self.policy),
         )
         .await;
-        let (changes, mark) = match read {
+        let (mut changes, next) = match read {
             Ok(Ok(read)) => read,
             Ok(Err(error)) => {
                 tracing::warn!(officernd = %self.label, %error, "the incremental OfficeRnD read failed; the picture stays as it was and is read again at the next reconcile");
-                return view;
+                return current;
             }
             Err(exceeded) => {
                 tracing::warn!(officernd = %self.label, error = %exceeded, "the incremental OfficeRnD read failed; the picture stays as it was");
-                return view;
+                return current;
             }
         };
+        let mut state = self.state.lock().await;
+        if state.mark.as_ref().is_some_and(|held| held.since > mark.since) {
+            // A complete read landed meanwhile; this read is older than what it holds.
+            return state.view.clone().unwrap_or(current);
+        }
+        let since = started - self.policy.overlap;
+        let applied = &state.applied;
+        changes.retain(|collection, id| {
+            applied
+                .get(&(collection, id.to_owned()))
+                .is_none_or(|event| *event < since)
+        });
         tracing::debug!(officernd = %self.label, objects = changes.objects(), "OfficeRnD read incrementally");
-        state.mark = Some(mark);
-        let Some(current) = state.view.as_mut() else {
-            return view;
+        state.mark = Some(next);
+        let OrgState { view, replay, .. } = &mut *state;
+        let Some(view) = view.as_mut() else {
+            return current;
         };
         let change = Change::Read(Arc::new(changes));
-        let index = Arc::make_mut(&mut current.index);
+        let index = Arc::make_mut(&mut view.index);
         change.apply(index);
-        current.members = index.member_count();
-        current.booking_horizon = index.booking_horizon();
-        if let Some(replay) = state.replay.as_mut() {
+        view.members = index.member_count();
+        view.booking_horizon = index.booking_horizon();
+        if let Some(replay) = replay.as_mut() {
             replay.push(change);
         }
-        current.clone()
+        view.clone()
     }
 }
 
