@@ -297,7 +297,8 @@ async fn a_persistent_500_exhausts_the_attempt_budget() {
 /// pages before it kept: a flaky page costs a few requests, not the whole read.
 #[tokio::test]
 async fn a_page_the_policy_gave_up_on_is_retried_alone_and_the_list_is_whole() {
-    let (sim, client) = start_with_rounds(members_seed(137), system_clock(), fast_retries(), 2).await;
+    let (sim, client) =
+        start_with_rounds(members_seed(137), system_clock(), fast_retries(), 2).await;
     // Page 2 fails all 4 attempts of the policy, then once more in the first extra round.
     sim.faults().add(
         FaultRule::new(
@@ -324,7 +325,8 @@ async fn a_page_the_policy_gave_up_on_is_retried_alone_and_the_list_is_whole() {
 /// When the extra rounds are spent too, the list fails whole: never a partial list.
 #[tokio::test]
 async fn a_page_failing_through_every_round_fails_the_list_whole() {
-    let (sim, client) = start_with_rounds(members_seed(137), system_clock(), fast_retries(), 2).await;
+    let (sim, client) =
+        start_with_rounds(members_seed(137), system_clock(), fast_retries(), 2).await;
     sim.faults().add(
         FaultRule::new(
             members_route(&sim),

@@ -619,7 +619,10 @@ async fn changes_without_a_webhook_arrive_with_the_next_incremental_read() {
     let world = World::new().await;
     let first = world.view(SYNC_INTERVAL).await;
     let after_first_read = world.officernd_requests();
-    assert!(grants(&world, &first, "day-passes", IVY), "Ivy holds a valid day pass");
+    assert!(
+        grants(&world, &first, "day-passes", IVY),
+        "Ivy holds a valid day pass"
+    );
     assert!(!grants(&world, &first, "office-101", BOB));
 
     // Ivy uses her last passes; Office 101 is assigned to Bob's membership. No delivery at all.
@@ -652,8 +655,14 @@ async fn changes_without_a_webhook_arrive_with_the_next_incremental_read() {
     world.sandbox.clock.advance(chrono::Duration::minutes(15));
     let view = world.view(SYNC_INTERVAL).await;
 
-    assert!(!grants(&world, &view, "day-passes", IVY), "the used-up pass still grants");
-    assert!(grants(&world, &view, "office-101", BOB), "the new assignment does not grant");
+    assert!(
+        !grants(&world, &view, "day-passes", IVY),
+        "the used-up pass still grants"
+    );
+    assert!(
+        grants(&world, &view, "office-101", BOB),
+        "the new assignment does not grant"
+    );
     assert_eq!(view.read_at, first.read_at, "no complete read happened");
     let incremental = world.officernd_requests() - after_first_read;
     assert!(
@@ -682,7 +691,12 @@ async fn a_deletion_without_a_webhook_grants_nothing_after_the_next_complete_rea
     };
     let world = World::with_policy(policy).await;
     let first = world.view(SYNC_INTERVAL).await;
-    assert!(grants(&world, &first, "office-101", "3e3be0000000000000000012"));
+    assert!(grants(
+        &world,
+        &first,
+        "office-101",
+        "3e3be0000000000000000012"
+    ));
 
     // Acme's Office 101 assignment and Ivy's pass set are deleted at OfficeRnD, silently.
     world
@@ -700,7 +714,12 @@ async fn a_deletion_without_a_webhook_grants_nothing_after_the_next_complete_rea
     // deleted pass set is not listed as modified: it is known to grant until the complete read.
     world.sandbox.clock.advance(chrono::Duration::minutes(15));
     let incremental = world.view(SYNC_INTERVAL).await;
-    assert!(!grants(&world, &incremental, "office-101", "3e3be0000000000000000012"));
+    assert!(!grants(
+        &world,
+        &incremental,
+        "office-101",
+        "3e3be0000000000000000012"
+    ));
     assert!(
         incremental.index.pass("9a5500000000000000000027").is_some(),
         "an incremental read cannot see a deletion (this test shows the complete read does)"
@@ -740,11 +759,11 @@ async fn a_failed_incremental_read_changes_nothing_and_loses_nothing() {
     world.officernd_has(Collection::Passes, &pass);
     // Passes are read after members: members arrive, then the passes list fails for good.
     let passes = Route::path(world.sandbox.officernd.collection_path(Collection::Passes));
-    world
-        .sandbox
-        .officernd
-        .faults()
-        .inject_status(passes, u64::MAX, reqwest::StatusCode::BAD_REQUEST);
+    world.sandbox.officernd.faults().inject_status(
+        passes,
+        u64::MAX,
+        reqwest::StatusCode::BAD_REQUEST,
+    );
 
     world.sandbox.clock.advance(chrono::Duration::minutes(15));
     let failed = world.view(SYNC_INTERVAL).await;
@@ -782,7 +801,10 @@ async fn bookings_are_held_up_to_a_horizon_that_moves_with_time() {
     let first = world.view(SYNC_INTERVAL).await;
     let horizon = first.booking_horizon.expect("bookings are read");
     assert_eq!(horizon, now + ReadPolicy::default().ahead);
-    assert!(first.index.booking("b000000000000000000000a1").is_none(), "beyond the horizon");
+    assert!(
+        first.index.booking("b000000000000000000000a1").is_none(),
+        "beyond the horizon"
+    );
     assert_eq!(world.cache.booking_horizon(NS, "officernd"), Some(horizon));
 
     // Two days on (incremental reads every syncInterval meanwhile, none needed here): the horizon

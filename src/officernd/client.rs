@@ -1079,9 +1079,11 @@ impl OfficeRndClient {
         to: DateTime<Utc>,
     ) -> Result<Vec<T>, OfficeRndError> {
         let [series_start, _] = wire::BOOKING_WINDOW_FIELDS;
-        let query = ListQuery::new()
-            .date(series_start, DateOp::Gte, from)
-            .date(series_start, DateOp::Lt, to);
+        let query = ListQuery::new().date(series_start, DateOp::Gte, from).date(
+            series_start,
+            DateOp::Lt,
+            to,
+        );
         self.list(Collection::Bookings, &query).await
     }
 

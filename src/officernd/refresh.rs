@@ -199,8 +199,10 @@ impl Changes {
     /// whole are kept whole: what they lack was deleted).
     pub fn retain(&mut self, mut keep: impl FnMut(Collection, &str) -> bool) {
         self.members.retain(|o| keep(Collection::Members, &o.id));
-        self.companies.retain(|o| keep(Collection::Companies, &o.id));
-        self.resources.retain(|o| keep(Collection::Resources, &o.id));
+        self.companies
+            .retain(|o| keep(Collection::Companies, &o.id));
+        self.resources
+            .retain(|o| keep(Collection::Resources, &o.id));
         self.bookings.retain(|o| keep(Collection::Bookings, &o.id));
         self.passes.retain(|o| keep(Collection::Passes, &o.id));
         self.visitors.retain(|o| keep(Collection::Visitors, &o.id));
@@ -412,7 +414,12 @@ pub fn apply(index: &mut Index, changes: &Changes) -> Touched {
             }
         };
     }
-    replace_all!(&changes.locations, locations, upsert_location, remove_location);
+    replace_all!(
+        &changes.locations,
+        locations,
+        upsert_location,
+        remove_location
+    );
     replace_all!(&changes.floors, floors, upsert_floor, remove_floor);
     replace_all!(&changes.plans, plans, upsert_plan, remove_plan);
     upsert_changed!(&changes.resources, resource, upsert_resource);

@@ -592,10 +592,8 @@ fn stamp_series(collection: Collection, object: &mut Map<String, Value>) {
                 (Some(start), Some(end)) => series_bound(&rule, start, end - start),
                 _ => None,
             };
-            let end = bound.map_or_else(
-                || super::wire::OPEN_SERIES_END.to_owned(),
-                format_timestamp,
-            );
+            let end =
+                bound.map_or_else(|| super::wire::OPEN_SERIES_END.to_owned(), format_timestamp);
             object.insert("seriesEnd".into(), Value::String(end));
         }
         Some(_) => {}
@@ -616,13 +614,14 @@ fn series_bound(
         .map(|(key, value)| (key.trim().to_ascii_uppercase(), value.trim().to_owned()))
         .collect();
     if let Some(until) = parts.get("UNTIL") {
-        let parsed = chrono::NaiveDateTime::parse_from_str(until.trim_end_matches('Z'), "%Y%m%dT%H%M%S")
-            .map(|at| at.and_utc())
-            .or_else(|_| {
-                chrono::NaiveDate::parse_from_str(until, "%Y%m%d")
-                    .map(|day| day.and_hms_opt(23, 59, 59).unwrap_or_default().and_utc())
-            })
-            .ok()?;
+        let parsed =
+            chrono::NaiveDateTime::parse_from_str(until.trim_end_matches('Z'), "%Y%m%dT%H%M%S")
+                .map(|at| at.and_utc())
+                .or_else(|_| {
+                    chrono::NaiveDate::parse_from_str(until, "%Y%m%d")
+                        .map(|day| day.and_hms_opt(23, 59, 59).unwrap_or_default().and_utc())
+                })
+                .ok()?;
         return Some(parsed + duration);
     }
     let count: i64 = parts.get("COUNT")?.parse().ok()?;

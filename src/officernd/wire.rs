@@ -44,10 +44,8 @@ pub const IDS_PER_FILTER: usize = 100;
 /// Collections with a documented `GET /{collection}/count` → `{"total": n}` (reference pages for
 /// members and memberships). On staging the memberships count ignored every filter and never
 /// returned the documented `groups` (`recorded/officernd/obs-01`), so only the total is read.
-pub const COUNTED: [super::Collection; 2] = [
-    super::Collection::Members,
-    super::Collection::Memberships,
-];
+pub const COUNTED: [super::Collection; 2] =
+    [super::Collection::Members, super::Collection::Memberships];
 
 /// How long before the previous read's start an incremental read asks from
 /// (`modifiedAt[$gt]=<start − overlap>`).
@@ -56,7 +54,6 @@ pub const COUNTED: [super::Collection; 2] = [
 /// that commit while a read pages through a collection (a write stamped before the read started
 /// but not yet visible to it). Objects read twice are upserted twice, which changes nothing.
 pub const INCREMENTAL_OVERLAP: chrono::Duration = chrono::Duration::minutes(2);
-
 
 /// The `message` of the answer to a request naming an organization slug that does not exist:
 /// status **500**, not 404 (`recorded/officernd/obs-01`, a tester's observation on staging; the

@@ -34,12 +34,12 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
+use crate::api::conditions::Reason;
 use crate::clock::Clock;
 use crate::engine::{Index, Touched};
 use crate::http::HttpError;
 use crate::officernd::client::OfficeRndError;
 use crate::officernd::collection::{Collection, CollectionSet};
-use crate::api::conditions::Reason;
 use crate::officernd::model::{Assignment, Booking, Company, Member, Membership, Pass};
 use crate::officernd::refresh::{self, Changes, Held, ReadMark, ReadPolicy};
 use crate::officernd::webhooks::{AffectedObject, WebhookEvent};
@@ -53,9 +53,11 @@ use super::objects::Objects;
 /// other.
 const EVENT_MEMORY: chrono::Duration = chrono::Duration::minutes(15);
 
-/// The longest an incremental read may take (reconciles of the organization wait for it): far
-/// more than the few requests it normally is, so only a throttling or failing server reaches it.
-const INCREMENTAL_DEADLINE: Duration = Duration::from_secs(5 * 60);
+/// The longest an incremental read may take (reconciles of the organization that find the
+/// picture old wait for it): far more than the few requests it normally is, and enough for the
+/// memberships read whole when their count moved (60,000 are 1,200 requests, 4 minutes at 5/s),
+/// so only a throttling or failing server reaches it.
+const INCREMENTAL_DEADLINE: Duration = Duration::from_secs(15 * 60);
 
 /// The shared pictures, by OfficeRnD connection.
 pub struct OrgCache {
@@ -426,7 +428,11 @@ impl Org {
             }
         };
         let mut state = self.state.lock().await;
-        if state.mark.as_ref().is_some_and(|held| held.since > mark.since) {
+        if state
+            .mark
+            .as_ref()
+            .is_some_and(|held| held.since > mark.since)
+        {
             // A complete read landed meanwhile; this read is older than what it holds.
             return state.view.clone().unwrap_or(current);
         }

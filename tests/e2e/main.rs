@@ -10,6 +10,7 @@ mod bindings;
 mod helm;
 mod invalid;
 mod lifecycle;
+mod reads;
 mod site_mapping;
 mod status;
 mod webhooks;
