@@ -59,10 +59,20 @@ async fn start(
     clock: Clock,
     retry: RetryPolicy,
 ) -> (SimulatorHandle, OfficeRndClient) {
+    start_with_rounds(seed, clock, retry, 0).await
+}
+
+/// As [`start`], with `page_rounds` further rounds for a page the retry policy gave up on.
+async fn start_with_rounds(
+    seed: Value,
+    clock: Clock,
+    retry: RetryPolicy,
+    page_rounds: u32,
+) -> (SimulatorHandle, OfficeRndClient) {
     let sim = Simulator::start(seed, clock.clone()).await.unwrap();
-    let client = OfficeRndClient::new(config_for(&sim, retry))
-        .unwrap()
-        .with_clock(clock);
+    let mut config = config_for(&sim, retry);
+    config.page_rounds = page_rounds;
+    let client = OfficeRndClient::new(config).unwrap().with_clock(clock);
     (sim, client)
 }
 
@@ -284,6 +294,61 @@ async fn a_persistent_500_exhausts_the_attempt_budget() {
     assert_eq!(sim.faults().requests_matching(&members_route(&sim)), 1 + 4);
 }
 
+/// A page the retry policy gave up on is asked for again (same cursor, after a longer wait), the
+/// pages before it kept: a flaky page costs a few requests, not the whole read.
+#[tokio::test]
+async fn a_page_the_policy_gave_up_on_is_retried_alone_and_the_list_is_whole() {
+    let (sim, client) =
+        start_with_rounds(members_seed(137), system_clock(), fast_retries(), 2).await;
+    // Page 2 fails all 4 attempts of the policy, then once more in the first extra round.
+    sim.faults().add(
+        FaultRule::new(
+            members_route(&sim),
+            Fault::Status {
+                status: StatusCode::BAD_GATEWAY,
+                body: None,
+            },
+        )
+        .after(1)
+        .times(5),
+    );
+
+    let members: Vec<Value> = client.list_members(None).await.unwrap();
+
+    assert_eq!(ids(&members), ids(&sim.list(Collection::Members)));
+    assert_eq!(
+        sim.faults().requests_matching(&members_route(&sim)),
+        1 + 5 + 1 + 1,
+        "page 1 once, page 2 failing 5 times then served, page 3 once: nothing read twice"
+    );
+}
+
+/// When the extra rounds are spent too, the list fails whole: never a partial list.
+#[tokio::test]
+async fn a_page_failing_through_every_round_fails_the_list_whole() {
+    let (sim, client) =
+        start_with_rounds(members_seed(137), system_clock(), fast_retries(), 2).await;
+    sim.faults().add(
+        FaultRule::new(
+            members_route(&sim),
+            Fault::Status {
+                status: StatusCode::BAD_GATEWAY,
+                body: None,
+            },
+        )
+        .after(1),
+    );
+
+    let error = client.list_members::<Value>(None).await.unwrap_err();
+
+    assert!(error.is_retryable_later(), "{error:?}");
+    assert_eq!(
+        sim.faults().requests_matching(&members_route(&sim)),
+        1 + 4 * 3,
+        "the policy's 4 attempts, in the first round and 2 more"
+    );
+}
+
 #[tokio::test]
 async fn incremental_refresh_returns_only_objects_modified_after_the_mark() {
     let clock = ManualClock::new(at("2025-06-01T12:00:00Z"));
@@ -475,7 +540,7 @@ async fn a_missing_object_is_not_found() {
 }
 
 #[tokio::test]
-async fn assignments_are_fetched_per_resource_and_never_unfiltered() {
+async fn assignments_are_fetched_in_batches_of_resources_and_never_unfiltered() {
     let resources: Vec<Value> = (0..3)
         .map(|i| json!({"_id": format!("{:024x}", 0x100 + i), "name": format!("Office {i}"), "type": "team_room"}))
         .collect();
@@ -509,8 +574,8 @@ async fn assignments_are_fetched_per_resource_and_never_unfiltered() {
     let assignments_route = Route::path(sim.collection_path(Collection::Assignments));
     assert_eq!(
         sim.faults().requests_matching(&assignments_route),
-        3,
-        "one list per resource"
+        1,
+        "one resource[$in] list for up to 100 resources, not one list per resource"
     );
     assert!(matches!(
         unfiltered,

@@ -9,6 +9,7 @@ use flexgate::api::conditions::Reason;
 use flexgate::engine::Index;
 use flexgate::manifests;
 use flexgate::officernd::collection::Collection;
+use flexgate::officernd::refresh::ReadPolicy;
 use flexgate::officernd::webhooks::{parse_event, WebhookEvent};
 use flexgate::operator::connection::{self, MemberCount};
 use flexgate::operator::desired::engine_binding;
@@ -30,12 +31,16 @@ struct World {
 
 impl World {
     async fn new() -> Self {
+        Self::with_policy(ReadPolicy::default()).await
+    }
+
+    async fn with_policy(policy: ReadPolicy) -> Self {
         let sandbox = Sandbox::start_demo().await.unwrap();
         let (documents, problems) = manifests::load(&[PathBuf::from("examples")]);
         assert!(problems.is_empty());
         let mut objects = Objects::from_documents(&documents).unwrap();
         sandbox.connect(&mut objects);
-        let cache = OrgCache::new(sandbox.clock.clock());
+        let cache = OrgCache::new(sandbox.clock.clock()).with_policy(policy);
         World {
             sandbox,
             objects,
@@ -303,7 +308,12 @@ async fn an_unreadable_object_is_not_guessed_at_the_organization_is_read_whole()
 
 #[tokio::test]
 async fn changes_applied_during_a_background_read_survive_it() {
-    let world = World::new().await;
+    // A complete read is due a second after the previous one.
+    let world = World::with_policy(ReadPolicy {
+        complete_every: chrono::Duration::seconds(1),
+        ..ReadPolicy::default()
+    })
+    .await;
     let first = world.view(HOUR).await;
     // Slow OfficeRnD down so the background read is still running when the webhook arrives.
     world
@@ -312,7 +322,7 @@ async fn changes_applied_during_a_background_read_survive_it() {
         .faults()
         .add_latency(Route::any(), Duration::from_millis(150));
     world.sandbox.clock.advance(chrono::Duration::seconds(1));
-    let served = world.view(Duration::ZERO).await;
+    let served = world.view(HOUR).await;
     assert!(
         std::sync::Arc::ptr_eq(&served.index, &first.index),
         "an old picture keeps serving while it is read again"
@@ -580,4 +590,230 @@ async fn the_connection_check_names_a_refused_scope_and_a_wrong_slug() {
     assert_eq!(wrong.reason, Reason::ReferenceNotFound);
     assert!(!wrong.retrying);
     assert!(wrong.message.contains("no-such-org"), "{}", wrong.message);
+}
+
+/// Whether the example binding `name` grants the member `member` in `view` at the sandbox's now.
+fn grants(world: &World, view: &OrgView, name: &str, member: &str) -> bool {
+    let binding = world
+        .objects
+        .bindings
+        .iter()
+        .find(|b| b.name_any() == name)
+        .unwrap();
+    let binding = engine_binding(binding, &world.objects, &view.index).unwrap();
+    flexgate::engine::evaluate_binding(&view.index, &binding, world.sandbox.clock.now())
+        .grants
+        .keys()
+        .any(|person| person.to_string() == format!("member {member}"))
+}
+
+const IVY: &str = "3e3be0000000000000000018";
+const BOB: &str = "3e3be0000000000000000011";
+const SYNC_INTERVAL: Duration = Duration::from_secs(15 * 60);
+
+/// Issue #14: changes made at OfficeRnD without any webhook (a pass used up, a desk assigned,
+/// which has no webhook at all) reach the picture, and so the doors, at the next incremental read
+/// (`syncInterval` after the previous read), in a few requests rather than a complete read.
+#[tokio::test]
+async fn changes_without_a_webhook_arrive_with_the_next_incremental_read() {
+    let world = World::new().await;
+    let first = world.view(SYNC_INTERVAL).await;
+    let after_first_read = world.officernd_requests();
+    assert!(
+        grants(&world, &first, "day-passes", IVY),
+        "Ivy holds a valid day pass"
+    );
+    assert!(!grants(&world, &first, "office-101", BOB));
+
+    // Ivy uses her last passes; Office 101 is assigned to Bob's membership. No delivery at all.
+    world.sandbox.clock.advance(chrono::Duration::minutes(1));
+    let mut pass = world
+        .sandbox
+        .officernd
+        .get(Collection::Passes, "9a5500000000000000000027")
+        .unwrap();
+    pass["usedCount"] = json!(5);
+    pass["status"] = json!("used");
+    world.officernd_has(Collection::Passes, &pass);
+    world.officernd_has(
+        Collection::Assignments,
+        &json!({
+            "_id": "a550000000000000000000aa",
+            "resource": "7e5000a00000000000000006",
+            "membership": "3e3b5000000000000000001b",
+            "startDate": "2026-01-01T00:00:00.000Z",
+        }),
+    );
+
+    // Within syncInterval the picture is served as it is.
+    let unchanged = world.view(SYNC_INTERVAL).await;
+    assert!(std::sync::Arc::ptr_eq(&unchanged.index, &first.index));
+    assert_eq!(world.officernd_requests(), after_first_read);
+
+    // syncInterval after the first read: one incremental read.
+    let memberships_listed = collection_requests(&world, Collection::Memberships);
+    world.sandbox.clock.advance(chrono::Duration::minutes(15));
+    let view = world.view(SYNC_INTERVAL).await;
+
+    assert!(
+        !grants(&world, &view, "day-passes", IVY),
+        "the used-up pass still grants"
+    );
+    assert!(
+        grants(&world, &view, "office-101", BOB),
+        "the new assignment does not grant"
+    );
+    assert_eq!(view.read_at, first.read_at, "no complete read happened");
+    let incremental = world.officernd_requests() - after_first_read;
+    assert!(
+        incremental <= 12,
+        "an incremental read of the example bindings' 11 collections took {incremental} requests"
+    );
+    assert_eq!(
+        collection_requests(&world, Collection::Memberships),
+        memberships_listed,
+        "memberships (no modifiedAt filter) were listed again although their count did not move"
+    );
+
+    // Nothing changed since: the next incremental read finds nothing and touches nothing.
+    world.sandbox.clock.advance(chrono::Duration::minutes(15));
+    let quiet = world.view(SYNC_INTERVAL).await;
+    assert!(grants(&world, &quiet, "office-101", BOB));
+}
+
+/// Issue #14: a deletion an incremental read cannot see (no webhook came) never grants access
+/// beyond the next complete read, which replaces the picture whole.
+#[tokio::test]
+async fn a_deletion_without_a_webhook_grants_nothing_after_the_next_complete_read() {
+    let policy = ReadPolicy {
+        complete_every: chrono::Duration::hours(1),
+        ..ReadPolicy::default()
+    };
+    let world = World::with_policy(policy).await;
+    let first = world.view(SYNC_INTERVAL).await;
+    assert!(grants(
+        &world,
+        &first,
+        "office-101",
+        "3e3be0000000000000000012"
+    ));
+
+    // Acme's Office 101 assignment and Ivy's pass set are deleted at OfficeRnD, silently.
+    world
+        .sandbox
+        .officernd
+        .remove(Collection::Assignments, "a55000000000000000000020")
+        .unwrap();
+    world
+        .sandbox
+        .officernd
+        .remove(Collection::Passes, "9a5500000000000000000027")
+        .unwrap();
+
+    // The incremental read re-reads assignments whole (so that deletion is seen at once), but a
+    // deleted pass set is not listed as modified: it is known to grant until the complete read.
+    world.sandbox.clock.advance(chrono::Duration::minutes(15));
+    let incremental = world.view(SYNC_INTERVAL).await;
+    assert!(!grants(
+        &world,
+        &incremental,
+        "office-101",
+        "3e3be0000000000000000012"
+    ));
+    assert!(
+        incremental.index.pass("9a5500000000000000000027").is_some(),
+        "an incremental read cannot see a deletion (this test shows the complete read does)"
+    );
+
+    // The complete read is due an hour after the previous one; it runs in the background.
+    world.sandbox.clock.advance(chrono::Duration::minutes(46));
+    world.view(SYNC_INTERVAL).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let complete = loop {
+        let view = world.view(SYNC_INTERVAL).await;
+        if view.read_at != first.read_at || std::time::Instant::now() > deadline {
+            break view;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_ne!(complete.read_at, first.read_at, "no complete read happened");
+    assert!(complete.index.pass("9a5500000000000000000027").is_none());
+    assert!(!grants(&world, &complete, "day-passes", IVY));
+}
+
+/// A page that keeps failing fails the incremental read whole: the picture stays exactly as it
+/// was (never half a read), and the next reconcile asks again from the same point, so nothing
+/// changed meanwhile is lost.
+#[tokio::test]
+async fn a_failed_incremental_read_changes_nothing_and_loses_nothing() {
+    let world = World::new().await;
+    let first = world.view(SYNC_INTERVAL).await;
+    world.sandbox.clock.advance(chrono::Duration::minutes(1));
+    let mut pass = world
+        .sandbox
+        .officernd
+        .get(Collection::Passes, "9a5500000000000000000027")
+        .unwrap();
+    pass["usedCount"] = json!(5);
+    pass["status"] = json!("used");
+    world.officernd_has(Collection::Passes, &pass);
+    // Passes are read after members: members arrive, then the passes list fails for good.
+    let passes = Route::path(world.sandbox.officernd.collection_path(Collection::Passes));
+    world.sandbox.officernd.faults().inject_status(
+        passes,
+        u64::MAX,
+        reqwest::StatusCode::BAD_REQUEST,
+    );
+
+    world.sandbox.clock.advance(chrono::Duration::minutes(15));
+    let failed = world.view(SYNC_INTERVAL).await;
+    assert!(
+        std::sync::Arc::ptr_eq(&failed.index, &first.index),
+        "a failed incremental read changed the picture"
+    );
+
+    world.sandbox.officernd.faults().clear();
+    world.sandbox.clock.advance(chrono::Duration::minutes(15));
+    let recovered = world.view(SYNC_INTERVAL).await;
+    assert!(!grants(&world, &recovered, "day-passes", IVY));
+}
+
+/// The picture holds bookings up to a horizon ahead (shown in status); it moves forward as time
+/// passes, and a booking beyond it arrives when the horizon reaches it.
+#[tokio::test]
+async fn bookings_are_held_up_to_a_horizon_that_moves_with_time() {
+    let world = World::new().await;
+    let now = world.sandbox.clock.now();
+    let far = |days: i64, id: &str| {
+        let start = now + chrono::Duration::days(days);
+        json!({
+            "_id": id,
+            "resource": "7e5000a00000000000000008",
+            "location": "10ca71000000000000000001",
+            "member": BOB,
+            "start": flexgate::officernd::format_timestamp(start),
+            "end": flexgate::officernd::format_timestamp(start + chrono::Duration::hours(1)),
+            "isCancelled": false,
+            "isTentative": false,
+        })
+    };
+    world.officernd_has(Collection::Bookings, &far(10, "b000000000000000000000a1"));
+    let first = world.view(SYNC_INTERVAL).await;
+    let horizon = first.booking_horizon.expect("bookings are read");
+    assert_eq!(horizon, now + ReadPolicy::default().ahead);
+    assert!(
+        first.index.booking("b000000000000000000000a1").is_none(),
+        "beyond the horizon"
+    );
+    assert_eq!(world.cache.booking_horizon(NS, "officernd"), Some(horizon));
+
+    // Two days on (incremental reads every syncInterval meanwhile, none needed here): the horizon
+    // came closer than a week, so it is moved forward and the booking is read.
+    world
+        .sandbox
+        .clock
+        .advance(chrono::Duration::days(2) + chrono::Duration::hours(1));
+    let later = world.view(SYNC_INTERVAL).await;
+    assert!(later.booking_horizon.unwrap() > horizon);
+    assert!(later.index.booking("b000000000000000000000a1").is_some());
 }

@@ -442,6 +442,12 @@ pub struct VendorConnectionStatus {
     /// How many problems were left out of `problems`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problems_omitted: Option<u32>,
+
+    /// OfficeRnD connections whose bindings read bookings: bookings are read up to this instant
+    /// (the booking horizon, about a week ahead, moved forward as time passes); a booking starting
+    /// later is read, and decided on, once the horizon reaches it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking_horizon: Option<Time>,
 }
 
 /// What a vendor account offers, as seen on the last check.

@@ -1026,7 +1026,13 @@ impl<'a> Collector<'a> {
             at: self.at,
             // Sorted input: the map is bulk-built without searching.
             grants: grants.into_iter().collect(),
-            next_change_at: self.next_change_at,
+            // Past the picture's booking horizon a booking may start that the picture does not
+            // hold: the answer is exact only until then, so it is re-checked there at the latest.
+            next_change_at: match (self.next_change_at, self.index.booking_horizon()) {
+                (Some(next), Some(horizon)) if horizon > self.at => Some(next.min(horizon)),
+                (None, Some(horizon)) if horizon > self.at => Some(horizon),
+                (next, _) => next,
+            },
             problems: self
                 .problems
                 .into_iter()

@@ -483,6 +483,10 @@ pub struct Index {
     /// The window an assignment grants in (its own days and its membership's).
     pub(crate) assignment_windows: WindowCache,
 
+    /// Bookings are held only for series that may grant before this instant (a windowed read);
+    /// `None` when every booking is held. Answers after it are not exact, so next-change instants
+    /// stop there.
+    booking_horizon: Option<DateTime<Utc>>,
     /// Per member slot: why the member can never be granted, if so (saves reading the email per offer).
     member_bars: Vec<Option<Bar>>,
     /// Per membership slot: its member.
@@ -536,6 +540,7 @@ impl Index {
             membership_windows: WindowCache::default(),
             pass_windows: WindowCache::default(),
             assignment_windows: WindowCache::default(),
+            booking_horizon: None,
             member_bars: Vec::new(),
             membership_members: Vec::new(),
             assignment_memberships: Vec::new(),
@@ -627,6 +632,36 @@ impl Index {
     /// Every resource.
     pub fn resources(&self) -> impl Iterator<Item = &Resource> {
         self.resources.iter().map(|(_, resource)| resource)
+    }
+
+    /// Every membership.
+    pub fn memberships(&self) -> impl Iterator<Item = &Membership> {
+        self.memberships.iter().map(|(_, membership)| membership)
+    }
+
+    /// Every assignment.
+    pub fn assignments(&self) -> impl Iterator<Item = &Assignment> {
+        self.assignments.iter().map(|(_, assignment)| assignment)
+    }
+
+    /// Every plan.
+    pub fn plans(&self) -> impl Iterator<Item = &Plan> {
+        self.plans.iter().map(|(_, plan)| plan)
+    }
+
+    /// Every visitor.
+    pub fn visitors(&self) -> impl Iterator<Item = &Visitor> {
+        self.visitors.iter().map(|(_, visitor)| visitor)
+    }
+
+    /// Up to when the held bookings are complete (see the field); `None`: all are held.
+    pub fn booking_horizon(&self) -> Option<DateTime<Utc>> {
+        self.booking_horizon
+    }
+
+    /// Records that bookings are held only for series that may grant before `horizon`.
+    pub fn set_booking_horizon(&mut self, horizon: Option<DateTime<Utc>>) {
+        self.booking_horizon = horizon;
     }
 
     /// How many members the index holds (former ones included).

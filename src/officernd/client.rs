@@ -60,8 +60,11 @@ pub struct OfficeRndConfig {
     pub page_size: u32,
     /// Tokens are replaced this long before they expire (capped at half the token lifetime).
     pub token_refresh_margin: Duration,
-    /// Parallel requests when assignments are fetched per resource.
+    /// Parallel requests when assignments are fetched in batches of resources or memberships.
     pub assignment_concurrency: usize,
+    /// Further rounds for one page of a list after the retry policy gave up on it (each after a
+    /// longer wait): the pages already read are kept, so a flaky page does not cost the read.
+    pub page_rounds: u32,
 }
 
 impl OfficeRndConfig {
@@ -86,6 +89,7 @@ impl OfficeRndConfig {
             page_size: MAX_PAGE_SIZE,
             token_refresh_margin: Duration::from_secs(60),
             assignment_concurrency: 4,
+            page_rounds: 3,
         })
     }
 
@@ -763,7 +767,10 @@ impl OfficeRndClient {
     /// Lists a whole collection, following `$cursorNext` until it is absent.
     ///
     /// All-or-nothing: each page goes through the retry policy (a failed page is re-requested with the
-    /// same cursor); if a page still fails, the call fails and the pages already read are dropped.
+    /// same cursor), and when the policy gives up on a page after an outage (5xx, timeout), that page alone
+    /// is asked for again up to `page_rounds` more times, each after a longer wait, keeping the pages
+    /// read; if it still fails, the call fails and the pages already read are dropped, so a caller
+    /// never sees part of a list.
     pub async fn list<T: DeserializeOwned>(
         &self,
         collection: Collection,
@@ -780,22 +787,39 @@ impl OfficeRndClient {
         let mut cursor: Option<String> = None;
         let mut seen_cursors = HashSet::new();
         for _ in 0..MAX_PAGES {
-            let page: ListPage<T> = self
-                .read_json(purpose, &operation, || {
-                    let mut request = self
-                        .inner
-                        .http
-                        .http()
-                        .get(url.clone())
-                        .header(reqwest::header::ACCEPT, "application/json")
-                        .query(query.params())
-                        .query(&[("$limit", page_size.as_str())]);
-                    if let Some(cursor) = &cursor {
-                        request = request.query(&[("$cursorNext", cursor.as_str())]);
+            let mut round = 0;
+            let page: ListPage<T> = loop {
+                let read = self
+                    .read_json(purpose, &operation, || {
+                        let mut request = self
+                            .inner
+                            .http
+                            .http()
+                            .get(url.clone())
+                            .header(reqwest::header::ACCEPT, "application/json")
+                            .query(query.params())
+                            .query(&[("$limit", page_size.as_str())]);
+                        if let Some(cursor) = &cursor {
+                            request = request.query(&[("$cursorNext", cursor.as_str())]);
+                        }
+                        request
+                    })
+                    .await;
+                match read {
+                    Ok(page) => break page,
+                    // Outages only: a 429 the policy gave up on carries the server's own wait,
+                    // which a shorter round of ours must not undercut.
+                    Err(error @ OfficeRndError::Http(HttpError::Transient { .. }))
+                        if round < self.inner.config.page_rounds =>
+                    {
+                        round += 1;
+                        let wait = self.inner.http.policy().max_delay.saturating_mul(round);
+                        tracing::warn!(%error, round, pages_read = items.len() / self.inner.config.page_size.max(1) as usize, ?wait, "an OfficeRnD page failed; retrying that page, keeping the pages read");
+                        tokio::time::sleep(wait).await;
                     }
-                    request
-                })
-                .await?;
+                    Err(error) => return Err(error),
+                }
+            };
             items.extend(page.results);
             match page.cursor_next.filter(|next| !next.is_empty()) {
                 None => return Ok(items),
@@ -955,32 +979,55 @@ impl OfficeRndClient {
             .await
     }
 
-    /// Assignments of the given resources.
+    /// Assignments of the given resources, `resource[$in]=…` in batches of
+    /// [`wire::IDS_PER_FILTER`] ids (`assignment_concurrency` batches at a time).
     ///
-    /// `/assignments` cannot be listed without a `resource=` or `membership=` filter, and no source shows
-    /// a multi-value form (`resource[$in]`), so this issues one paged list per resource,
-    /// `assignment_concurrency` at a time. Pass only assignable resources (types `team_room`, `desk`,
-    /// `desk_tr`) to keep the fan-out small. All-or-nothing like [`Self::list`]; results keep the order
-    /// of `resource_ids`.
+    /// `/assignments` cannot be listed without a `resource` or `membership` filter; the `$in` form is
+    /// the v2 query language's multi-value filter ([`wire::IDS_PER_FILTER`] says what is known). All-
+    /// or-nothing like [`Self::list`].
     pub async fn list_assignments_for_resources<T: DeserializeOwned>(
         &self,
         resource_ids: &[String],
     ) -> Result<Vec<T>, OfficeRndError> {
+        self.list_by_ids(Collection::Assignments, "resource", resource_ids)
+            .await
+    }
+
+    /// Assignments of the given memberships, `membership[$in]=…` in batches (see
+    /// [`Self::list_assignments_for_resources`]).
+    pub async fn list_assignments_for_memberships<T: DeserializeOwned>(
+        &self,
+        membership_ids: &[String],
+    ) -> Result<Vec<T>, OfficeRndError> {
+        self.list_by_ids(Collection::Assignments, "membership", membership_ids)
+            .await
+    }
+
+    /// The objects of `collection` whose `field` is one of `ids`: `field[$in]=…` in batches of
+    /// [`wire::IDS_PER_FILTER`], `assignment_concurrency` batches at a time; all-or-nothing.
+    pub async fn list_by_ids<T: DeserializeOwned>(
+        &self,
+        collection: Collection,
+        field: &str,
+        ids: &[String],
+    ) -> Result<Vec<T>, OfficeRndError> {
         let concurrency = self.inner.config.assignment_concurrency.max(1);
-        // Owned ids: a closure over `&String` makes this future's `Send` proof fail inside
+        // Owned batches: a closure over borrowed ids makes this future's `Send` proof fail inside
         // kube-runtime controllers (higher-ranked lifetime limitation of rustc).
-        let per_resource: Vec<Vec<T>> = futures::stream::iter(resource_ids.iter().cloned())
-            .map(|id: String| async move {
-                self.list::<T>(
-                    Collection::Assignments,
-                    &ListQuery::new().eq("resource", id.as_str()),
-                )
-                .await
+        let batches: Vec<Vec<String>> = ids
+            .chunks(wire::IDS_PER_FILTER)
+            .map(<[String]>::to_vec)
+            .collect();
+        let field = field.to_owned();
+        let per_batch: Vec<Vec<T>> = futures::stream::iter(batches)
+            .map(|batch: Vec<String>| {
+                let query = ListQuery::new().any_of(&field, &batch);
+                async move { self.list::<T>(collection, &query).await }
             })
             .buffered(concurrency)
             .try_collect()
             .await?;
-        Ok(per_resource.into_iter().flatten().collect())
+        Ok(per_batch.into_iter().flatten().collect())
     }
 
     /// Assignments of one membership (e.g. after a `membership.updated` webhook).
@@ -993,6 +1040,51 @@ impl OfficeRndClient {
             &ListQuery::new().eq("membership", membership_id),
         )
         .await
+    }
+
+    /// `GET /{collection}/count` → `{"total": n}`: how many objects the collection holds, in one
+    /// request (documented for members and memberships; [`wire::COUNTED`]).
+    pub async fn count(&self, collection: Collection) -> Result<u64, OfficeRndError> {
+        #[derive(Deserialize)]
+        struct Total {
+            total: u64,
+        }
+        if !wire::COUNTED.contains(&collection) {
+            return Err(OfficeRndError::UnsupportedQuery {
+                collection,
+                reason: "the API documents no count endpoint here".into(),
+            });
+        }
+        let purpose = self.read_purpose(collection);
+        self.ensure_token(purpose).await?;
+        let url = self.url(&[collection.path(), "count"])?;
+        let operation = format!("GET {}/count", collection.path());
+        let total: Total = self
+            .read_json(purpose, &operation, || {
+                self.inner
+                    .http
+                    .http()
+                    .get(url.clone())
+                    .header(reqwest::header::ACCEPT, "application/json")
+            })
+            .await?;
+        Ok(total.total)
+    }
+
+    /// Bookings whose series starts in `[from, to)`: what a booking window gains when its end
+    /// moves from `from` to `to` (series starting earlier were in the window already, or ended).
+    pub async fn list_bookings_starting<T: DeserializeOwned>(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<T>, OfficeRndError> {
+        let [series_start, _] = wire::BOOKING_WINDOW_FIELDS;
+        let query = ListQuery::new().date(series_start, DateOp::Gte, from).date(
+            series_start,
+            DateOp::Lt,
+            to,
+        );
+        self.list(Collection::Bookings, &query).await
     }
 
     /// Bookings whose series overlaps `window` (see [`BookingWindow`]), optionally only those

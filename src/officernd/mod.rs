@@ -6,6 +6,7 @@
 pub mod client;
 pub mod collection;
 pub mod model;
+pub mod refresh;
 pub mod simulator;
 pub mod snapshot;
 pub mod webhooks;

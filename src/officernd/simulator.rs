@@ -19,8 +19,11 @@
 //! cursors); an empty page has `rangeStart = rangeEnd = 0`; negative `$limit` → 400; `$sort` is accepted
 //! and ignored (except on memberships, which reject it); webhook deliveries are sent once, in order,
 //! without redelivery; a webhook with an empty `eventTypes` list receives every event; a booking
-//! without `seriesStart` gets its `start`, and a one-off booking's `seriesEnd` is its `end` (a
-//! recurring one keeps the `seriesEnd` it was given, or none).
+//! without `seriesStart` gets its `start`, a one-off booking's `seriesEnd` is its `end`, and a
+//! recurring one keeps the `seriesEnd` it was given or gets a bound at or after its last
+//! occurrence (far in the future when open-ended; [`super::wire::OPEN_SERIES_END`]). `modifiedAt`
+//! is stamped by the simulator's clock on every write, and `modifiedAt[$gt]` compares strictly;
+//! a deleted object is simply gone (no tombstones), as in the real lists.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -336,6 +339,16 @@ impl SimulatorHandle {
         &self.faults
     }
 
+    /// API requests served so far (token requests not counted): what the reads benchmark reports.
+    pub fn api_requests(&self) -> u64 {
+        self.faults
+            .request_counts()
+            .into_iter()
+            .filter(|(route, _)| route.contains("/api/v2/"))
+            .map(|(_, count)| count)
+            .sum()
+    }
+
     /// The request path of a collection, as counted by [`Faults`].
     pub fn collection_path(&self, collection: Collection) -> String {
         format!(
@@ -513,25 +526,89 @@ pub fn known_scopes() -> HashSet<String> {
 }
 
 /// Gives a booking the series bounds the real API reports (inferred for one-off bookings: the
-/// series is the booking itself; see the module doc for recurring ones).
+/// series is the booking itself). A recurring booking keeps the `seriesEnd` it was given; without
+/// one it gets a bound no earlier than its last occurrence's end: from `UNTIL`, from `COUNT` ×
+/// `INTERVAL` × the frequency's longest period, or [`super::wire::OPEN_SERIES_END`] for an
+/// open-ended series (inferred, see [`super::wire::BOOKING_WINDOW_FIELDS`]).
 fn stamp_series(collection: Collection, object: &mut Map<String, Value>) {
     if collection != Collection::Bookings {
         return;
     }
-    let recurring = object
+    let rrule = object
         .get("recurrence")
         .and_then(|r| r.get("rrule"))
-        .is_some_and(Value::is_string);
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     if let Some(start) = object.get("start").cloned() {
-        if !recurring || !object.contains_key("seriesStart") {
+        if rrule.is_none() || !object.contains_key("seriesStart") {
             object.insert("seriesStart".into(), start);
         }
     }
-    if !recurring {
-        if let Some(end) = object.get("end").cloned() {
-            object.insert("seriesEnd".into(), end);
+    match rrule {
+        None => {
+            if let Some(end) = object.get("end").cloned() {
+                object.insert("seriesEnd".into(), end);
+            }
         }
+        Some(rule) if !object.contains_key("seriesEnd") => {
+            let instant = |key: &str| {
+                object
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+                    .map(|at| at.with_timezone(&Utc))
+            };
+            let bound = match (instant("start"), instant("end")) {
+                (Some(start), Some(end)) => series_bound(&rule, start, end - start),
+                _ => None,
+            };
+            let end =
+                bound.map_or_else(|| super::wire::OPEN_SERIES_END.to_owned(), format_timestamp);
+            object.insert("seriesEnd".into(), Value::String(end));
+        }
+        Some(_) => {}
     }
+}
+
+/// An instant no earlier than the end of the last occurrence of `rule` (an RRULE without the
+/// `RRULE:` prefix) starting at `start`; `None` when the rule never ends.
+fn series_bound(
+    rule: &str,
+    start: DateTime<Utc>,
+    duration: chrono::Duration,
+) -> Option<DateTime<Utc>> {
+    let parts: HashMap<String, String> = rule
+        .trim_start_matches("RRULE:")
+        .split(';')
+        .filter_map(|part| part.split_once('='))
+        .map(|(key, value)| (key.trim().to_ascii_uppercase(), value.trim().to_owned()))
+        .collect();
+    if let Some(until) = parts.get("UNTIL") {
+        let parsed =
+            chrono::NaiveDateTime::parse_from_str(until.trim_end_matches('Z'), "%Y%m%dT%H%M%S")
+                .map(|at| at.and_utc())
+                .or_else(|_| {
+                    chrono::NaiveDate::parse_from_str(until, "%Y%m%d")
+                        .map(|day| day.and_hms_opt(23, 59, 59).unwrap_or_default().and_utc())
+                })
+                .ok()?;
+        return Some(parsed + duration);
+    }
+    let count: i64 = parts.get("COUNT")?.parse().ok()?;
+    let interval: i64 = parts
+        .get("INTERVAL")
+        .and_then(|i| i.parse().ok())
+        .unwrap_or(1);
+    let period = match parts.get("FREQ").map(String::as_str) {
+        Some("DAILY") => chrono::Duration::days(1),
+        Some("WEEKLY") => chrono::Duration::weeks(1),
+        Some("MONTHLY") => chrono::Duration::days(31),
+        Some("YEARLY") => chrono::Duration::days(366),
+        Some("HOURLY") => chrono::Duration::hours(1),
+        _ => return None,
+    };
+    // A BYDAY list makes several occurrences per period: still within COUNT periods.
+    Some(start + period * i32::try_from(count.saturating_mul(interval)).ok()? + duration)
 }
 
 fn json_str<'a>(value: &'a Value, key: &str) -> &'a str {

@@ -6,16 +6,54 @@
 ///
 /// Source: public OfficeRnD v2 client code (a meeting-room display service) documents that "bookings
 /// can only be filtered by `seriesStart`/`seriesEnd`, not by occurrence `start`/`end` (the API
-/// rejects those)" and windows with `seriesStart[$lt]=<end>&seriesEnd[$gte]=<start>`; issue #12
-/// reports the same rejection. The rejection's body is not recorded; it is inferred to be the
-/// uniform strict-validation answer observed on staging for any unknown query parameter
-/// (`recorded/officernd/obs-01`): 400 `{"statusCode":400,"message":"property start should not
-/// exist","error":"Bad Request"}`.
+/// rejects those)", that a recurring booking is listed as one row carrying its `rrule`, and windows
+/// with `seriesStart[$lt]=<end>&seriesEnd[$gte]=<start>` to find "every series touching the
+/// window"; issue #12 reports the same rejection. The rejection's body is not recorded; it is
+/// inferred to be the uniform strict-validation answer observed on staging for any unknown query
+/// parameter (`recorded/officernd/obs-01`): 400 `{"statusCode":400,"message":"property start
+/// should not exist","error":"Bad Request"}`.
 ///
-/// How `seriesEnd` is set on a series without COUNT or UNTIL is not known (the reference example
-/// even shows it equal to the first occurrence's end), so a windowed list may miss open-ended
-/// series; the snapshot therefore lists bookings whole.
+/// Open-ended series (an `rrule` without `COUNT` or `UNTIL`): **inferred** that the API gives them
+/// a `seriesEnd` no earlier than their last possible occurrence (far in the future), not none.
+/// The reference example only shows a one-off booking (`seriesEnd` = its `end`). The display
+/// service above shows weekly meetings that "still recur this week" through exactly that overlap
+/// query; were open-ended series stored without `seriesEnd`, the query could never match them (a
+/// date comparison does not match an absent field) and such a display would miss every standing
+/// weekly meeting, which its authors would have met at once. The simulator stamps such a series
+/// with [`OPEN_SERIES_END`]. Should the inference be wrong, a series without `seriesEnd` is still
+/// read by the complete read of the window only if it started inside the window, so the operator
+/// documentation tells to give standing series an end date.
 pub const BOOKING_WINDOW_FIELDS: [&str; 2] = ["seriesStart", "seriesEnd"];
+
+/// The `seriesEnd` the simulator gives an open-ended recurring booking (see
+/// [`BOOKING_WINDOW_FIELDS`]; inferred).
+pub const OPEN_SERIES_END: &str = "9999-12-31T23:59:59.999Z";
+
+/// How many ids one `field[$in]=a,b,…` filter carries.
+///
+/// Known: the v2 query language takes multi-value filters as `field[$in]=a,b` (reference pages,
+/// `status[$in]=active,pending`; vendor-apis.md §1.2); `/assignments` must be filtered by
+/// `resource` or `membership` (vendor-apis.md §1.4; a third-party backup tool fans out one request
+/// per resource because of it). **Inferred**: that `resource[$in]` and `membership[$in]` are taken
+/// on `/assignments` like any other exact filter (no source shows either way), and that a query of
+/// 100 ids (about 2.5 KB of URL: 24-hex ids and commas) is within what the API's front accepts (no
+/// limit is published; 8 KB request lines are the common default of HTTP front ends). Fewer
+/// requests than one per resource is the whole point: 500 resources are 5 requests instead of 500.
+pub const IDS_PER_FILTER: usize = 100;
+
+/// Collections with a documented `GET /{collection}/count` → `{"total": n}` (reference pages for
+/// members and memberships). On staging the memberships count ignored every filter and never
+/// returned the documented `groups` (`recorded/officernd/obs-01`), so only the total is read.
+pub const COUNTED: [super::Collection; 2] =
+    [super::Collection::Members, super::Collection::Memberships];
+
+/// How long before the previous read's start an incremental read asks from
+/// (`modifiedAt[$gt]=<start − overlap>`).
+///
+/// Inferred, nothing published: covers clock skew between OfficeRnD and the operator and writes
+/// that commit while a read pages through a collection (a write stamped before the read started
+/// but not yet visible to it). Objects read twice are upserted twice, which changes nothing.
+pub const INCREMENTAL_OVERLAP: chrono::Duration = chrono::Duration::minutes(2);
 
 /// The `message` of the answer to a request naming an organization slug that does not exist:
 /// status **500**, not 404 (`recorded/officernd/obs-01`, a tester's observation on staging; the

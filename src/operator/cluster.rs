@@ -419,6 +419,13 @@ impl Host for Ctx {
         self.orgs.client(objects, namespace, name).ok()
     }
 
+    fn booking_horizon(&self, connection: &VendorConnection) -> Option<DateTime<Utc>> {
+        self.orgs.booking_horizon(
+            &connection.namespace().unwrap_or_default(),
+            &connection.name_any(),
+        )
+    }
+
     fn member_count(&self, connection: &VendorConnection) -> MemberCount {
         let members = self
             .orgs

@@ -1,10 +1,18 @@
-//! One shared, indexed OfficeRnD picture per OfficeRnD connection: read whole once, kept current
-//! by verified webhooks, read whole again in the background when it is older than the
-//! connection's `syncInterval`, and at once when a change could not be applied.
+//! One shared, indexed OfficeRnD picture per OfficeRnD connection: read completely once (bookings
+//! in a window up to a horizon ahead), kept current by verified webhooks and, every `syncInterval`,
+//! by an incremental read of what changed since the previous one (`officernd::refresh`: a few
+//! requests instead of thousands), read completely again in the background once a day (what an
+//! incremental read cannot see: deletions without a webhook), and at once when a change could not
+//! be applied.
 //!
 //! Every binding reconcile evaluates against this picture, so a webhook costs no OfficeRnD read
 //! (at most one, for a membership's assignments), one OfficeRnD client keeps one token and one
 //! rate limit per organization, and 500 bindings hold one index instead of one each.
+//!
+//! An incremental read runs in the reconcile that finds the picture older than `syncInterval`
+//! (the others wait for it, a few seconds): that reconcile, and every one after it, sees the
+//! changes. It is all-or-nothing like every read: when it fails, the picture stays as it was (older,
+//! never partial) and the next reconcile asks again from the same point.
 //!
 //! Why the in-place updates are safe:
 //! - a webhook's `data.object` is the object after the change, signed by OfficeRnD; an object
@@ -15,7 +23,7 @@
 //! - changes applied while a background read runs are replayed, in order, on the new picture,
 //!   so a read that started before a change never undoes it;
 //! - assignments have no webhooks (vendor-apis.md §1.6): a membership event re-reads that
-//!   membership's assignments; other assignment changes arrive with the periodic whole read.
+//!   membership's assignments, and every incremental read re-reads all assignments in batches.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -26,12 +34,14 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
+use crate::api::conditions::Reason;
 use crate::clock::Clock;
 use crate::engine::{Index, Touched};
 use crate::http::HttpError;
 use crate::officernd::client::OfficeRndError;
 use crate::officernd::collection::{Collection, CollectionSet};
 use crate::officernd::model::{Assignment, Booking, Company, Member, Membership, Pass};
+use crate::officernd::refresh::{self, Changes, Held, ReadMark, ReadPolicy};
 use crate::officernd::webhooks::{AffectedObject, WebhookEvent};
 use crate::officernd::OfficeRndClient;
 
@@ -43,9 +53,16 @@ use super::objects::Objects;
 /// other.
 const EVENT_MEMORY: chrono::Duration = chrono::Duration::minutes(15);
 
+/// The longest an incremental read may take (reconciles of the organization that find the
+/// picture old wait for it): far more than the few requests it normally is, and enough for the
+/// memberships read whole when their count moved (60,000 are 1,200 requests, 4 minutes at 5/s),
+/// so only a throttling or failing server reaches it.
+const INCREMENTAL_DEADLINE: Duration = Duration::from_secs(15 * 60);
+
 /// The shared pictures, by OfficeRnD connection.
 pub struct OrgCache {
     clock: Clock,
+    policy: ReadPolicy,
     orgs: Mutex<HashMap<(String, String), Arc<Org>>>,
     read_whole: Option<mpsc::UnboundedSender<(String, String)>>,
 }
@@ -60,7 +77,10 @@ struct Org {
     fingerprint: u64,
     client: OfficeRndClient,
     clock: Clock,
+    policy: ReadPolicy,
     state: tokio::sync::Mutex<OrgState>,
+    /// Held while an incremental read runs (one at a time, without holding `state`).
+    reading: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -74,6 +94,8 @@ struct OrgState {
     applied: HashMap<(Collection, String), DateTime<Utc>>,
     /// What the bindings evaluated last needed read (the background read reads that).
     needs: CollectionSet,
+    /// Where the picture's last read left off (what the next incremental read asks from).
+    mark: Option<ReadMark>,
 }
 
 /// An immutable, indexed picture of one organization, shared by the reconciles that use it.
@@ -83,10 +105,13 @@ pub struct OrgView {
     pub index: Arc<Index>,
     /// Members in the picture (the empty-snapshot guard reads it).
     pub members: usize,
-    /// When the whole read this picture rests on started.
+    /// When the complete read this picture rests on started.
     pub read_at: DateTime<Utc>,
     /// The collections it holds; only their scopes were asked for.
     pub reads: CollectionSet,
+    /// Bookings are held up to this instant (`None`: bookings are not read); the engine's
+    /// next-change instants stop there.
+    pub booking_horizon: Option<DateTime<Utc>>,
 }
 
 /// What a webhook did to the picture.
@@ -109,6 +134,8 @@ enum Change {
     Membership(Membership),
     Booking(Booking),
     Pass(Pass),
+    /// What an incremental read found.
+    Read(Arc<Changes>),
     Remove(Collection, String),
     Assignments {
         membership: String,
@@ -124,6 +151,7 @@ impl Change {
             Change::Membership(membership) => index.upsert_membership(membership.clone()),
             Change::Booking(booking) => index.upsert_booking(booking.clone()),
             Change::Pass(pass) => index.upsert_pass(pass.clone()),
+            Change::Read(changes) => refresh::apply(index, changes),
             Change::Remove(collection, id) => match collection {
                 Collection::Members => index.remove_member(id),
                 Collection::Companies => index.remove_company(id),
@@ -157,9 +185,17 @@ impl OrgCache {
     pub fn new(clock: Clock) -> Self {
         Self {
             clock,
+            policy: ReadPolicy::default(),
             orgs: Mutex::new(HashMap::new()),
             read_whole: None,
         }
+    }
+
+    /// Reads by `policy` instead of the default (tests and benchmarks shorten the complete-read
+    /// period).
+    pub fn with_policy(mut self, policy: ReadPolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Sends the connection's (namespace, name) on `sender` after each whole read.
@@ -169,9 +205,10 @@ impl OrgCache {
     }
 
     /// The current picture of the OfficeRnD connection `namespace/name`. Without a picture, or
-    /// with a stale one, it reads the organization whole first (one read at a time per
-    /// organization; concurrent callers wait for it). A picture older than `max_age` is still
-    /// returned while a whole read runs in the background.
+    /// with a stale one, it reads the organization completely first (one read at a time per
+    /// organization; concurrent callers wait for it). A picture whose last read is older than
+    /// `max_age` is brought up to date by an incremental read first; once a complete read is due
+    /// (daily), the picture is still returned while a complete read runs in the background.
     pub async fn view(
         &self,
         objects: &Objects,
@@ -187,13 +224,23 @@ impl OrgCache {
         let now = (self.clock)();
         if state.stale.is_none() {
             // A binding needing a collection the picture lacks (a new kind of source) reads anew.
-            if let Some(view) = state.view.clone().filter(|view| view.reads.covers(needs)) {
-                let age = (now - view.read_at).to_std().unwrap_or(Duration::ZERO);
-                if age >= max_age && state.replay.is_none() {
+            if let (Some(view), Some(mark)) = (
+                state.view.clone().filter(|view| view.reads.covers(needs)),
+                state.mark.clone(),
+            ) {
+                if mark.complete_due(now, &org.policy) && state.replay.is_none() {
                     state.replay = Some(Vec::new());
                     tokio::spawn(refresh_in_background(org.clone()));
                 }
-                return Ok(view);
+                // Incremental reads go on while a complete read runs: it takes long on a large
+                // organization, and what they find is replayed on its result.
+                let age = (now - mark.since).to_std().unwrap_or(Duration::ZERO);
+                if age < max_age {
+                    return Ok(view);
+                }
+                // Read without holding the picture: webhooks keep being applied meanwhile.
+                drop(state);
+                return Ok(org.read_changes(view, max_age).await);
             }
         }
         let why = match (&state.stale, &state.view) {
@@ -201,9 +248,10 @@ impl OrgCache {
             (None, Some(_)) => "a binding needs collections the picture does not hold",
             (None, None) => "no picture yet",
         };
-        tracing::info!(officernd = %org.label, %why, "reading OfficeRnD whole");
-        let view = read_whole(&org.client, needs, now).await?;
+        tracing::info!(officernd = %org.label, %why, "reading OfficeRnD completely");
+        let (view, mark) = read_complete(&org.client, needs, now, &org.policy).await?;
         state.view = Some(view.clone());
+        state.mark = Some(mark);
         state.stale = None;
         org.announce_read();
         Ok(view)
@@ -282,6 +330,14 @@ impl OrgCache {
         state.view.as_ref().map(|view| view.members)
     }
 
+    /// Up to when the current picture of `namespace/name` holds bookings (`None`: no picture, or
+    /// its bindings read no bookings), without reading it or waiting for a read in progress.
+    pub fn booking_horizon(&self, namespace: &str, name: &str) -> Option<DateTime<Utc>> {
+        let org = self.cached(namespace, name)?;
+        let state = org.state.try_lock().ok()?;
+        state.view.as_ref().and_then(|view| view.booking_horizon)
+    }
+
     fn cached(&self, namespace: &str, name: &str) -> Option<Arc<Org>> {
         lock(&self.orgs)
             .get(&(namespace.to_owned(), name.to_owned()))
@@ -316,7 +372,9 @@ impl OrgCache {
             fingerprint,
             client,
             clock: self.clock.clone(),
+            policy: self.policy,
             state: tokio::sync::Mutex::new(OrgState::default()),
+            reading: tokio::sync::Mutex::new(()),
         });
         orgs.insert(key, org.clone());
         Ok(org)
@@ -330,6 +388,77 @@ impl Org {
             let _ = sender.send(self.key.clone());
         }
     }
+
+    /// Brings the picture up to date with an incremental read, one at a time per organization
+    /// (reconciles arriving meanwhile wait for it, then find it fresh); webhooks are applied
+    /// meanwhile, and an object a delivery changed after the read started keeps the delivery's
+    /// state. On failure the picture stays as it was and the mark is kept, so the next reconcile
+    /// asks again from the same point. `view` is what is returned when nothing could be read.
+    async fn read_changes(&self, view: OrgView, max_age: Duration) -> OrgView {
+        let _one_at_a_time = self.reading.lock().await;
+        let (current, mark) = {
+            let state = self.state.lock().await;
+            match (state.view.clone(), state.mark.clone()) {
+                (Some(current), Some(mark)) => (current, mark),
+                _ => return view,
+            }
+        };
+        let started = (self.clock)();
+        let age = (started - mark.since).to_std().unwrap_or(Duration::ZERO);
+        if age < max_age {
+            // Read by the reconcile this one waited for.
+            return current;
+        }
+        let held = Held::of(&current.index);
+        let read = super::deadline::within(
+            INCREMENTAL_DEADLINE,
+            "reading OfficeRnD changes",
+            refresh::read_changes(&self.client, &mark, held, started, &self.policy),
+        )
+        .await;
+        let (mut changes, next) = match read {
+            Ok(Ok(read)) => read,
+            Ok(Err(error)) => {
+                tracing::warn!(officernd = %self.label, %error, "the incremental OfficeRnD read failed; the picture stays as it was and is read again at the next reconcile");
+                return current;
+            }
+            Err(exceeded) => {
+                tracing::warn!(officernd = %self.label, error = %exceeded, "the incremental OfficeRnD read failed; the picture stays as it was");
+                return current;
+            }
+        };
+        let mut state = self.state.lock().await;
+        if state
+            .mark
+            .as_ref()
+            .is_some_and(|held| held.since > mark.since)
+        {
+            // A complete read landed meanwhile; this read is older than what it holds.
+            return state.view.clone().unwrap_or(current);
+        }
+        let since = started - self.policy.overlap;
+        let applied = &state.applied;
+        changes.retain(|collection, id| {
+            applied
+                .get(&(collection, id.to_owned()))
+                .is_none_or(|event| *event < since)
+        });
+        tracing::debug!(officernd = %self.label, objects = changes.objects(), "OfficeRnD read incrementally");
+        state.mark = Some(next);
+        let OrgState { view, replay, .. } = &mut *state;
+        let Some(view) = view.as_mut() else {
+            return current;
+        };
+        let change = Change::Read(Arc::new(changes));
+        let index = Arc::make_mut(&mut view.index);
+        change.apply(index);
+        view.members = index.member_count();
+        view.booking_horizon = index.booking_horizon();
+        if let Some(replay) = replay.as_mut() {
+            replay.push(change);
+        }
+        view.clone()
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -338,47 +467,86 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Reads the collections `reads` and indexes them.
-async fn read_whole(
+/// The longest a complete read may take (see [`super::context::READ_DEADLINE`]).
+const READ_DEADLINE: Duration = super::context::READ_DEADLINE;
+
+/// Reads the collections `reads` completely (bookings in the policy's window) and indexes them;
+/// fails whole, never with a partial picture.
+async fn read_complete(
     client: &OfficeRndClient,
     reads: CollectionSet,
     started: DateTime<Utc>,
-) -> Result<OrgView, ReadFailure> {
-    let (index, members) = super::context::read_indexed(client, reads).await?;
-    Ok(OrgView {
+    policy: &ReadPolicy,
+) -> Result<(OrgView, ReadMark), ReadFailure> {
+    let fetched = super::deadline::within(
+        READ_DEADLINE,
+        "reading OfficeRnD completely",
+        refresh::read_complete(client, reads, started, policy),
+    )
+    .await
+    .map_err(|exceeded| ReadFailure::new(Reason::VendorUnreachable, exceeded.to_string()))?;
+    let (snapshot, mark) = fetched.map_err(|e| {
+        ReadFailure::new(
+            super::connection::officernd_reason(&e),
+            format!("reading OfficeRnD failed, nothing was evaluated: {e}"),
+        )
+    })?;
+    let members = snapshot.members.len();
+    let indexed = mark.clone();
+    // Indexing is CPU work: off the async workers.
+    let index = tokio::task::spawn_blocking(move || refresh::index(snapshot, &indexed))
+        .await
+        .map_err(|e| {
+            ReadFailure::new(
+                Reason::VendorUnreachable,
+                format!("indexing the OfficeRnD snapshot failed: {e}"),
+            )
+        })?;
+    let view = OrgView {
+        booking_horizon: index.booking_horizon(),
         index: Arc::new(index),
         members,
         read_at: started,
-        reads,
-    })
+        reads: mark.reads,
+    };
+    Ok((view, mark))
 }
 
-/// The periodic whole read (drift, and assignments, which have no webhooks). The current picture
-/// serves meanwhile; changes applied to it during the read are replayed on the result.
+/// The periodic complete read (deletions and what else incremental reads cannot see). The current
+/// picture serves meanwhile; changes applied to it during the read are replayed on the result.
 async fn refresh_in_background(org: Arc<Org>) {
     let started = (org.clock)();
     let needs = org.state.lock().await.needs;
-    let result = read_whole(&org.client, needs, started).await;
+    let result = read_complete(&org.client, needs, started, &org.policy).await;
     let mut state = org.state.lock().await;
     let replay = state.replay.take().unwrap_or_default();
     if state.view.as_ref().is_some_and(|v| v.read_at > started) {
-        // A newer whole read (after a change that could not be applied) landed meanwhile.
+        // A newer complete read (after a change that could not be applied) landed meanwhile.
         return;
     }
     match result {
-        Ok(mut view) => {
+        Ok((mut view, mut mark)) => {
             let index = Arc::make_mut(&mut view.index);
             for change in &replay {
                 change.apply(index);
             }
             view.members = index.member_count();
-            tracing::debug!(officernd = %org.label, replayed = replay.len(), "OfficeRnD read whole");
+            view.booking_horizon = index.booking_horizon();
+            // An incremental read during this one may have moved the horizon further.
+            if let (Some(window), Some(horizon)) = (mark.window.as_mut(), view.booking_horizon) {
+                window.to = window.to.max(horizon);
+            }
+            if let Some(held) = &state.mark {
+                mark.whole = mark.whole.union(held.whole);
+            }
+            tracing::debug!(officernd = %org.label, replayed = replay.len(), "OfficeRnD read completely");
             state.view = Some(view);
+            state.mark = Some(mark);
             org.announce_read();
         }
         Err(error) => {
-            // The current picture keeps serving; the next reconcile past max_age tries again.
-            tracing::warn!(officernd = %org.label, %error, "the periodic OfficeRnD read failed");
+            // The current picture keeps serving; the next reconcile tries again.
+            tracing::warn!(officernd = %org.label, %error, "the periodic complete OfficeRnD read failed");
         }
     }
 }

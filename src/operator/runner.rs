@@ -176,6 +176,20 @@ impl Host for FolderHost<'_> {
         None
     }
 
+    /// As in the cluster: the horizon of the picture the bindings read in this pass.
+    fn booking_horizon(&self, connection: &VendorConnection) -> Option<DateTime<Utc>> {
+        let key = (
+            connection.namespace().unwrap_or_default(),
+            connection.name_any(),
+        );
+        self.pictures.try_lock().ok().and_then(|pictures| {
+            pictures
+                .get(&key)
+                .and_then(|picture| picture.as_ref().ok())
+                .and_then(|picture| picture.index.booking_horizon())
+        })
+    }
+
     /// As in the cluster: the count of the picture the bindings read (in this pass), none when
     /// no binding reads the organization.
     fn member_count(&self, connection: &VendorConnection) -> MemberCount {

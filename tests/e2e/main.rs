@@ -11,6 +11,7 @@ mod helm;
 mod hosts;
 mod invalid;
 mod lifecycle;
+mod reads;
 mod site_mapping;
 mod status;
 mod webhooks;

@@ -54,6 +54,7 @@ pub fn status(
         counts: previous.counts.clone(),
         problems: previous.problems.clone(),
         problems_omitted: previous.problems_omitted,
+        booking_horizon: previous.booking_horizon.clone(),
     };
     if outcome.ready && (next != previous || previous.last_sync_time.is_none()) {
         next.last_sync_time = Some(stamp(at));
@@ -139,7 +140,11 @@ pub async fn reconcile<H: Host>(
                 host.member_count(connection),
             ))
             .await;
-            report(connection, result, true, at)
+            let mut reconciled = report(connection, result, true, at);
+            if let Some(horizon) = host.booking_horizon(connection) {
+                reconciled.status.booking_horizon = Some(stamp(horizon));
+            }
+            reconciled
         }
     }
 }

@@ -113,6 +113,13 @@ pub trait Host: Sync {
 
     /// How a check of `connection` learns the member count of its organization.
     fn member_count(&self, connection: &VendorConnection) -> MemberCount;
+
+    /// Up to when the picture of the OfficeRnD connection `connection` holds bookings, when the
+    /// host holds one (`None`: not read yet, or no binding reads bookings).
+    fn booking_horizon(&self, connection: &VendorConnection) -> Option<DateTime<Utc>> {
+        let _ = connection;
+        None
+    }
 }
 
 /// An Event to emit, decided by a pipeline.
