@@ -822,12 +822,7 @@ impl OfficeRndClient {
             };
             items.extend(page.results);
             match page.cursor_next.filter(|next| !next.is_empty()) {
-                None => {
-                    // Growth by doubling leaves up to half the buffer unused: 50,000 members
-                    // would hold room for 65,536 while the picture is indexed from them.
-                    items.shrink_to_fit();
-                    return Ok(items);
-                }
+                None => return Ok(items),
                 Some(next) => {
                     if !seen_cursors.insert(next.clone()) {
                         return Err(cursor_loop(url.path(), "the server repeated a cursor"));
