@@ -27,11 +27,13 @@ pub fn dereference(connection: &VendorConnection) -> Result<(), Stop> {
 }
 
 /// The status a check leads to: the account summary kept when the check could not read one,
+/// the booking horizon of the host's picture (the last known one while the host holds none),
 /// `lastSyncTime` moved only when a successful check changed something, times in whole seconds.
 pub fn status(
     connection: &VendorConnection,
     outcome: &Outcome,
     account: Option<AccountSummary>,
+    booking_horizon: Option<DateTime<Utc>>,
     at: DateTime<Utc>,
 ) -> VendorConnectionStatus {
     let previous = connection.status.clone().unwrap_or_default();
@@ -54,7 +56,9 @@ pub fn status(
         counts: previous.counts.clone(),
         problems: previous.problems.clone(),
         problems_omitted: previous.problems_omitted,
-        booking_horizon: previous.booking_horizon.clone(),
+        booking_horizon: booking_horizon
+            .map(stamp)
+            .or_else(|| previous.booking_horizon.clone()),
     };
     if outcome.ready && (next != previous || previous.last_sync_time.is_none()) {
         next.last_sync_time = Some(stamp(at));
@@ -67,10 +71,11 @@ pub fn report(
     connection: &VendorConnection,
     result: ConnectionResult,
     checked: bool,
+    booking_horizon: Option<DateTime<Utc>>,
     at: DateTime<Utc>,
 ) -> Reconciled<VendorConnectionStatus> {
     let outcome = result.outcome;
-    let status = status(connection, &outcome, result.account, at);
+    let status = status(connection, &outcome, result.account, booking_horizon, at);
     let mut metrics = Vec::new();
     if checked {
         let call = if outcome.ready {
@@ -130,6 +135,7 @@ pub async fn reconcile<H: Host>(
                 account: None,
             },
             false,
+            None,
             at,
         ),
         Ok(()) => {
@@ -140,11 +146,13 @@ pub async fn reconcile<H: Host>(
                 host.member_count(connection),
             ))
             .await;
-            let mut reconciled = report(connection, result, true, at);
-            if let Some(horizon) = host.booking_horizon(connection) {
-                reconciled.status.booking_horizon = Some(stamp(horizon));
-            }
-            reconciled
+            report(
+                connection,
+                result,
+                true,
+                host.booking_horizon(connection),
+                at,
+            )
         }
     }
 }
@@ -171,7 +179,13 @@ mod tests {
         let mut kisi = connection("kisi", "Kisi", "s");
         kisi.annotations_mut()
             .insert(RECONCILE_REQUESTED_AT.into(), "2026-11-23T08:00:01Z".into());
-        let reconciled = report(&kisi, accepted(), true, at("2026-11-23T09:00:00.700Z"));
+        let reconciled = report(
+            &kisi,
+            accepted(),
+            true,
+            None,
+            at("2026-11-23T09:00:00.700Z"),
+        );
         let status = &reconciled.status;
         assert_eq!(status.observed_generation, Some(1));
         assert_eq!(status.account, accepted().account);
@@ -199,16 +213,16 @@ mod tests {
     #[test]
     fn an_unchanged_check_keeps_the_sync_time_and_a_failed_one_keeps_the_account() {
         let mut kisi = connection("kisi", "Kisi", "s");
-        let first = report(&kisi, accepted(), true, at("2026-11-23T09:00:00Z")).status;
+        let first = report(&kisi, accepted(), true, None, at("2026-11-23T09:00:00Z")).status;
         kisi.status = Some(first.clone());
-        let again = report(&kisi, accepted(), true, at("2026-11-23T09:15:00Z"));
+        let again = report(&kisi, accepted(), true, None, at("2026-11-23T09:15:00Z"));
         assert_eq!(again.status, first, "an idle check changes nothing");
 
         let refused = ConnectionResult {
             outcome: Outcome::not_ready(Reason::CredentialsInvalid, "the API key was refused"),
             account: None,
         };
-        let failed = report(&kisi, refused, true, at("2026-11-23T09:30:00Z"));
+        let failed = report(&kisi, refused, true, None, at("2026-11-23T09:30:00Z"));
         assert_eq!(
             failed.status.account,
             accepted().account,
@@ -243,6 +257,7 @@ mod tests {
                 account: None,
             },
             false,
+            None,
             at("2026-11-23T09:00:00Z"),
         );
         let ready = find(&reconciled.status.conditions, READY).expect("Ready");
@@ -258,5 +273,47 @@ mod tests {
             .iter()
             .any(|m| matches!(m, Metric::VendorCall(..))));
         assert!(!reconciled.requeue.retry);
+    }
+
+    #[test]
+    fn the_booking_horizon_follows_the_picture_and_outlives_a_restart() {
+        let mut officernd = connection("officernd", "OfficeRnD", "s");
+        let horizon = at("2026-12-01T08:00:00.250Z");
+        let first = report(
+            &officernd,
+            accepted(),
+            true,
+            Some(horizon),
+            at("2026-11-23T09:00:00Z"),
+        )
+        .status;
+        assert_eq!(
+            first.booking_horizon,
+            Some(stamp(horizon)),
+            "shown in whole seconds"
+        );
+        officernd.status = Some(first.clone());
+        let moved = at("2026-12-02T08:00:00Z");
+        let later = report(
+            &officernd,
+            accepted(),
+            true,
+            Some(moved),
+            at("2026-11-24T09:00:00Z"),
+        );
+        assert_eq!(later.status.booking_horizon, Some(stamp(moved)));
+        officernd.status = Some(later.status.clone());
+        let restarted = report(
+            &officernd,
+            accepted(),
+            true,
+            None,
+            at("2026-11-24T09:15:00Z"),
+        );
+        assert_eq!(
+            restarted.status.booking_horizon,
+            Some(stamp(moved)),
+            "a host that has not read the organization yet keeps the last known horizon"
+        );
     }
 }
