@@ -867,7 +867,7 @@ fn authorize(
         .and_then(|value| value.strip_prefix("Bearer "))
         .ok_or_else(ApiError::unauthorized)?;
     let issued = state.tokens.get(token).ok_or_else(ApiError::unauthorized)?;
-    if issued.expires_at <= state.now(&sim) || !issued.scopes.contains(scope) {
+    if issued.expires_at <= state.now(sim) || !issued.scopes.contains(scope) {
         return Err(ApiError::unauthorized());
     }
     if org != sim.org_slug {
