@@ -17,13 +17,14 @@ use std::collections::BTreeMap;
 use std::time::{Duration as Elapsed, Instant};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use flexgate::clock::ManualClock;
 use flexgate::engine::Index;
 use flexgate::officernd::collection::{Collection, CollectionSet, Feature};
 use flexgate::officernd::format_timestamp;
 use flexgate::officernd::refresh::{self, Held, ReadMark, ReadPolicy};
-use flexgate::officernd::simulator::{ManualClock, Simulator, SimulatorHandle};
 use flexgate::officernd::wire::DEFAULT_REQUESTS_PER_SECOND;
 use flexgate::officernd::OfficeRndClient;
+use flexgate::sandbox::officernd::{Simulator, SimulatorHandle};
 use serde_json::{json, Value};
 
 type BenchResult<T> = Result<T, String>;

@@ -10,9 +10,9 @@ use flexgate::http::{HttpError, RetryPolicy};
 use flexgate::officernd::client::{
     BookingWindow, ListQuery, OfficeRndClient, OfficeRndConfig, OfficeRndError,
 };
-use flexgate::officernd::simulator::{Simulator, SimulatorHandle};
 use flexgate::officernd::{system_clock, Clock, Collection, CollectionSet};
 use flexgate::sandbox::faults::{Fault, FaultRule, RetryAfter, Route};
+use flexgate::sandbox::officernd::{Simulator, SimulatorHandle};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 

@@ -7,12 +7,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use flexgate::http::Secret;
 use flexgate::officernd::client::OfficeRndClient;
-use flexgate::officernd::simulator::Simulator;
 use flexgate::officernd::webhooks::{
     parse_event, sign, verify, verify_any, webhook_router, AffectedObject, EventAction,
     WebhookError, WebhookEvent, SIGNATURE_HEADER,
 };
 use flexgate::officernd::{system_clock, Collection};
+use flexgate::sandbox::officernd::Simulator;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;

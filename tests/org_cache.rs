@@ -495,7 +495,7 @@ async fn a_delivery_about_a_collection_no_binding_reads_is_ignored() {
 #[tokio::test]
 async fn a_refused_scope_is_named_in_the_read_failure() {
     let world = World::new().await;
-    let granted: Vec<String> = flexgate::officernd::simulator::known_scopes()
+    let granted: Vec<String> = flexgate::sandbox::officernd::known_scopes()
         .into_iter()
         .filter(|scope| scope != "flex.space.passes.read")
         .collect();

@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 
 use super::CliError;
 use crate::manifests;
-use crate::officernd::simulator::Simulator;
 use crate::operator::objects::Objects;
 use crate::sandbox::manifests as written;
+use crate::sandbox::officernd::Simulator;
 use crate::sandbox::{demo_start, Sandbox};
 
 /// Arguments of `flexgate sandbox`.

@@ -1,4 +1,5 @@
-//! OfficeRnD Flex (API v2): client, shared collection catalogue, webhook verification and simulator.
+//! OfficeRnD Flex (API v2): client, shared collection catalogue and webhook verification (the
+//! simulator is `crate::sandbox::officernd`).
 //!
 //! The typed models live in `model.rs` (owned separately); everything here is generic over
 //! `serde::de::DeserializeOwned` so it works with those models or with `serde_json::Value`.
@@ -7,7 +8,6 @@ pub mod client;
 pub mod collection;
 pub mod model;
 pub mod refresh;
-pub mod simulator;
 pub mod snapshot;
 pub mod webhooks;
 pub mod wire;

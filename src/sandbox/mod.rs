@@ -1,8 +1,7 @@
 //! The built-in sandbox: every simulator together, demo data and a controllable clock, so the
 //! demo and the tests run the real clients against faithful stand-ins of each vendor. One file
-//! per door or Wi-Fi vendor (`kisi`, `salto_ks`, `brivo`, `essensys`) holds only that vendor's
-//! wire behaviour; the plumbing they share is [`kit`] and [`faults`]. (The OfficeRnD simulator
-//! still lives in `officernd::simulator`.)
+//! per vendor (`officernd`, `kisi`, `salto_ks`, `brivo`, `essensys`) holds only that vendor's
+//! wire behaviour; the plumbing they share is [`kit`] and [`faults`].
 
 pub mod brivo;
 pub mod essensys;
@@ -10,6 +9,7 @@ pub mod faults;
 pub mod kisi;
 pub mod kit;
 pub mod manifests;
+pub mod officernd;
 pub mod salto_ks;
 
 use chrono::{DateTime, Utc};
@@ -20,10 +20,10 @@ use std::collections::BTreeMap;
 
 use crate::api::Vendor;
 use crate::clock::ManualClock;
-use crate::officernd::simulator::{Simulator, SimulatorError, SimulatorHandle};
 use crate::operator::objects::Objects;
 use crate::vendors::essensys::model::{OccupierKind, SiteService};
 use essensys::{FloorSeed, SiteSeed};
+use officernd::{Simulator, SimulatorError, SimulatorHandle};
 
 /// The demo organization (London and Paris, hot desks, a private office, a meeting room with
 /// bookings, day passes), in the seed-file format: the OfficeRnD API's own field names.

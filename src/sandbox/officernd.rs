@@ -11,9 +11,9 @@
 //! 404 `"Item with Id (<id>)"`; unknown org slug → 500 `"Organization not found"`; both cursors → 504;
 //! tampered cursor → 500; `DELETE` returns the deleted object with 200; `POST` returns 201; bookings
 //! filtered by `seriesStart`/`seriesEnd` only, `start`/`end` filters refused like any unknown
-//! parameter ([`super::wire::BOOKING_WINDOW_FIELDS`]); a token request naming a scope the simulated
+//! parameter ([`crate::officernd::wire::BOOKING_WINDOW_FIELDS`]); a token request naming a scope the simulated
 //! application lacks (or a scope that does not exist) refused whole with 400 `{"error":
-//! "invalid_scope"}` ([`super::wire::INVALID_SCOPE`]).
+//! "invalid_scope"}` ([`crate::officernd::wire::INVALID_SCOPE`]).
 //!
 //! Simulator choices where the real behaviour is unknown: paging order is ascending `_id` (keyset
 //! cursors); an empty page has `rangeStart = rangeEnd = 0`; negative `$limit` → 400; `$sort` is accepted
@@ -21,14 +21,13 @@
 //! without redelivery; a webhook with an empty `eventTypes` list receives every event; a booking
 //! without `seriesStart` gets its `start`, a one-off booking's `seriesEnd` is its `end`, and a
 //! recurring one keeps the `seriesEnd` it was given or gets a bound at or after its last
-//! occurrence (far in the future when open-ended; [`super::wire::OPEN_SERIES_END`]). `modifiedAt`
+//! occurrence (far in the future when open-ended; [`crate::officernd::wire::OPEN_SERIES_END`]). `modifiedAt`
 //! is stamped by the simulator's clock on every write, and `modifiedAt[$gt]` compares strictly;
 //! a deleted object is simply gone (no tombstones), as in the real lists.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::SocketAddr;
 use std::path::Path as FsPath;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -39,15 +38,17 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use super::client::OfficeRndConfig;
-use super::collection::{Access, Collection};
-use super::webhooks::{sign, SIGNATURE_HEADER};
-use super::wire::INVALID_SCOPE;
-use super::{format_timestamp, Clock};
 use crate::http::Secret;
+use crate::officernd::client::OfficeRndConfig;
+use crate::officernd::collection::{Access, Collection};
+use crate::officernd::webhooks::{sign, SIGNATURE_HEADER};
+use crate::officernd::wire::INVALID_SCOPE;
+use crate::officernd::{format_timestamp, Clock, OfficeRndError};
 use crate::sandbox::faults::Faults;
+use crate::sandbox::kit;
+use crate::sandbox::kit::ids::random_hex;
 
 const DEFAULT_PAGE: usize = 50;
 const ZERO_LIMIT_PAGE: usize = 20;
@@ -97,9 +98,6 @@ impl Default for SimulatorOptions {
     }
 }
 
-/// Moved to [`crate::clock`]; re-exported here until this simulator adopts `sandbox::kit`.
-pub use crate::clock::ManualClock;
-
 /// The outcome of one webhook delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryRecord {
@@ -135,24 +133,20 @@ struct Outgoing {
     body: Vec<u8>,
 }
 
-struct Shared {
+/// What the handlers read but never change.
+struct Settings {
     org_slug: String,
     client_id: String,
     client_secret: Secret,
-    clock: Clock,
-    state: Mutex<SimState>,
     outbox: mpsc::UnboundedSender<Outgoing>,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, SimState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
+type Shared = kit::Shared<Settings, SimState>;
 
 impl SimState {
-    fn now(&self, clock: &Clock) -> DateTime<Utc> {
-        self.pinned_now.unwrap_or_else(|| clock())
+    /// The pinned time, else the simulator's clock.
+    fn now(&self, sim: &Shared) -> DateTime<Utc> {
+        self.pinned_now.unwrap_or_else(|| sim.now())
     }
 
     /// A 24-hex ObjectId-like id: 8 hex of unix seconds, then a counter, so ids sort by creation.
@@ -205,42 +199,25 @@ impl Simulator {
         load_seed_into(&mut state, seed, clock())?;
 
         let (outbox, deliveries) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared {
+        let settings = Settings {
             org_slug: options.org_slug.clone(),
             client_id: options.client_id.clone(),
             client_secret: options.client_secret.clone(),
-            clock,
-            state: Mutex::new(state),
             outbox,
-        });
-
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        };
+        let shared = Shared::new(settings, clock, state);
+        let weak = Arc::downgrade(&shared);
+        let sim = kit::Running::start("OfficeRnD", shared, router, options.faults)
             .await
             .map_err(SimulatorError::Bind)?;
-        let address = listener.local_addr().map_err(SimulatorError::Bind)?;
-        let router = options.faults.layer(router(Arc::clone(&shared)));
-        let (shutdown, shutdown_signal) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    // A dropped sender also means "stop".
-                    let _ = shutdown_signal.await;
-                })
-                .await;
-            if let Err(error) = served {
-                tracing::warn!(%error, "OfficeRnD simulator stopped with an error");
-            }
-        });
-        tokio::spawn(deliver_webhooks(Arc::downgrade(&shared), deliveries));
+        tokio::spawn(deliver_webhooks(weak, deliveries));
 
         Ok(SimulatorHandle {
-            base_url: format!("http://{address}"),
+            base_url: sim.base_url().to_owned(),
             client_id: options.client_id,
             client_secret: options.client_secret,
             org_slug: options.org_slug,
-            shared,
-            faults: options.faults,
-            shutdown: Some(shutdown),
+            sim,
         })
     }
 }
@@ -303,9 +280,7 @@ pub struct SimulatorHandle {
     pub client_id: String,
     pub client_secret: Secret,
     pub org_slug: String,
-    shared: Arc<Shared>,
-    faults: Faults,
-    shutdown: Option<oneshot::Sender<()>>,
+    sim: kit::Running<Settings, SimState>,
 }
 
 impl std::fmt::Debug for SimulatorHandle {
@@ -319,29 +294,22 @@ impl std::fmt::Debug for SimulatorHandle {
     }
 }
 
-impl Drop for SimulatorHandle {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-    }
-}
-
 impl SimulatorHandle {
     /// A client configuration pointing at this simulator with its credentials.
-    pub fn client_config(&self) -> Result<OfficeRndConfig, super::OfficeRndError> {
+    pub fn client_config(&self) -> Result<OfficeRndConfig, OfficeRndError> {
         OfficeRndConfig::new(&self.org_slug, &self.client_id, self.client_secret.clone())?
             .with_base_url(&self.base_url)
     }
 
     /// The fault injection and request counters wrapped around this simulator.
     pub fn faults(&self) -> &Faults {
-        &self.faults
+        self.sim.faults()
     }
 
     /// API requests served so far (token requests not counted): what the reads benchmark reports.
     pub fn api_requests(&self) -> u64 {
-        self.faults
+        self.sim
+            .faults()
             .request_counts()
             .into_iter()
             .filter(|(route, _)| route.contains("/api/v2/"))
@@ -360,36 +328,36 @@ impl SimulatorHandle {
 
     /// The simulator's current time (pinned time or the injected clock).
     pub fn now(&self) -> DateTime<Utc> {
-        self.shared.lock().now(&self.shared.clock)
+        self.sim.lock().now(&self.sim)
     }
 
     /// Pins the simulator's time, overriding the injected clock until [`Self::follow_clock`].
     pub fn set_now(&self, at: DateTime<Utc>) {
-        self.shared.lock().pinned_now = Some(at);
+        self.sim.lock().pinned_now = Some(at);
     }
 
     pub fn follow_clock(&self) {
-        self.shared.lock().pinned_now = None;
+        self.sim.lock().pinned_now = None;
     }
 
     /// Lifetime of tokens issued from now on.
     pub fn set_token_lifetime(&self, lifetime: Duration) {
-        self.shared.lock().token_lifetime = lifetime;
+        self.sim.lock().token_lifetime = lifetime;
     }
 
     /// Invalidates every issued token (the next API call with one gets 401).
     pub fn revoke_tokens(&self) {
-        self.shared.lock().tokens.clear();
+        self.sim.lock().tokens.clear();
     }
 
     /// Scopes the app may request (`None`: every known scope). Tokens already issued keep their
     /// scopes.
     pub fn set_granted_scopes(&self, scopes: Option<Vec<String>>) {
-        self.shared.lock().granted_scopes = scopes.map(|scopes| scopes.into_iter().collect());
+        self.sim.lock().granted_scopes = scopes.map(|scopes| scopes.into_iter().collect());
     }
 
     pub fn get(&self, collection: Collection, id: &str) -> Option<Value> {
-        self.shared
+        self.sim
             .lock()
             .collections
             .get(&collection)?
@@ -399,7 +367,7 @@ impl SimulatorHandle {
 
     /// All objects of a collection in `_id` order.
     pub fn list(&self, collection: Collection) -> Vec<Value> {
-        self.shared
+        self.sim
             .lock()
             .collections
             .get(&collection)
@@ -416,8 +384,8 @@ impl SimulatorHandle {
                 reason: "must be a JSON object".into(),
             });
         };
-        let mut state = self.shared.lock();
-        let now = state.now(&self.shared.clock);
+        let mut state = self.sim.lock();
+        let now = state.now(&self.sim);
         let id = match object.get("_id").and_then(Value::as_str) {
             Some(id) if !id.is_empty() => id.to_owned(),
             _ => state.new_id(now),
@@ -446,7 +414,7 @@ impl SimulatorHandle {
             Some(old) => {
                 let changed = previous_attributes(&old, &stored);
                 emit(
-                    &self.shared,
+                    &self.sim,
                     &mut state,
                     collection,
                     "updated",
@@ -456,13 +424,7 @@ impl SimulatorHandle {
                 );
             }
             None => emit(
-                &self.shared,
-                &mut state,
-                collection,
-                "created",
-                &stored,
-                None,
-                now,
+                &self.sim, &mut state, collection, "created", &stored, None, now,
             ),
         }
         Ok(stored)
@@ -470,25 +432,19 @@ impl SimulatorHandle {
 
     /// Deletes an object and sends `*.removed`; returns it, or `None` if it did not exist.
     pub fn remove(&self, collection: Collection, id: &str) -> Option<Value> {
-        let mut state = self.shared.lock();
-        let now = state.now(&self.shared.clock);
+        let mut state = self.sim.lock();
+        let now = state.now(&self.sim);
         let removed = state.collections.get_mut(&collection)?.remove(id)?;
         emit(
-            &self.shared,
-            &mut state,
-            collection,
-            "removed",
-            &removed,
-            None,
-            now,
+            &self.sim, &mut state, collection, "removed", &removed, None, now,
         );
         Some(removed)
     }
 
     /// Registers a webhook like `POST /webhooks`; returns its `_id` and signing secret.
     pub fn register_webhook(&self, url: &str, event_types: &[&str]) -> (String, Secret) {
-        let mut state = self.shared.lock();
-        let now = state.now(&self.shared.clock);
+        let mut state = self.sim.lock();
+        let now = state.now(&self.sim);
         let webhook = new_webhook(
             &mut state,
             url,
@@ -504,14 +460,12 @@ impl SimulatorHandle {
 
     /// Webhook delivery attempts so far, in order.
     pub fn deliveries(&self) -> Vec<DeliveryRecord> {
-        self.shared.lock().deliveries.clone()
+        self.sim.lock().deliveries.clone()
     }
 
     /// Stops the server (also done on drop).
     pub fn shutdown(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
+        self.sim.stop();
     }
 }
 
@@ -528,8 +482,8 @@ pub fn known_scopes() -> HashSet<String> {
 /// Gives a booking the series bounds the real API reports (inferred for one-off bookings: the
 /// series is the booking itself). A recurring booking keeps the `seriesEnd` it was given; without
 /// one it gets a bound no earlier than its last occurrence's end: from `UNTIL`, from `COUNT` ×
-/// `INTERVAL` × the frequency's longest period, or [`super::wire::OPEN_SERIES_END`] for an
-/// open-ended series (inferred, see [`super::wire::BOOKING_WINDOW_FIELDS`]).
+/// `INTERVAL` × the frequency's longest period, or [`crate::officernd::wire::OPEN_SERIES_END`] for an
+/// open-ended series (inferred, see [`crate::officernd::wire::BOOKING_WINDOW_FIELDS`]).
 fn stamp_series(collection: Collection, object: &mut Map<String, Value>) {
     if collection != Collection::Bookings {
         return;
@@ -562,8 +516,10 @@ fn stamp_series(collection: Collection, object: &mut Map<String, Value>) {
                 (Some(start), Some(end)) => series_bound(&rule, start, end - start),
                 _ => None,
             };
-            let end =
-                bound.map_or_else(|| super::wire::OPEN_SERIES_END.to_owned(), format_timestamp);
+            let end = bound.map_or_else(
+                || crate::officernd::wire::OPEN_SERIES_END.to_owned(),
+                format_timestamp,
+            );
             object.insert("seriesEnd".into(), Value::String(end));
         }
         Some(_) => {}
@@ -613,12 +569,6 @@ fn series_bound(
 
 fn json_str<'a>(value: &'a Value, key: &str) -> &'a str {
     value.get(key).and_then(Value::as_str).unwrap_or_default()
-}
-
-fn random_hex(bytes: usize) -> String {
-    (0..bytes)
-        .map(|_| format!("{:02x}", fastrand::u8(..)))
-        .collect()
 }
 
 fn new_webhook(
@@ -740,7 +690,7 @@ async fn deliver_webhooks(
         let Some(current) = shared.upgrade() else {
             return;
         };
-        let timestamp = current.lock().now(&current.clock).timestamp();
+        let timestamp = current.lock().now(&current).timestamp();
         drop(current);
         let signature = sign(&outgoing.secret, &outgoing.body, timestamp);
         let status = client
@@ -880,7 +830,7 @@ async fn issue_token(State(sim): Sim, body: Bytes) -> Response {
         // The real identity server refuses the whole request when one scope is not granted.
         return oauth_error(StatusCode::BAD_REQUEST, INVALID_SCOPE);
     }
-    let now = state.now(&sim.clock);
+    let now = state.now(&sim);
     let lifetime = state.token_lifetime;
     let access_token = random_hex(20);
     let mut scope: Vec<&str> = requested.iter().map(String::as_str).collect();
@@ -917,7 +867,7 @@ fn authorize(
         .and_then(|value| value.strip_prefix("Bearer "))
         .ok_or_else(ApiError::unauthorized)?;
     let issued = state.tokens.get(token).ok_or_else(ApiError::unauthorized)?;
-    if issued.expires_at <= state.now(&sim.clock) || !issued.scopes.contains(scope) {
+    if issued.expires_at <= state.now(sim) || !issued.scopes.contains(scope) {
         return Err(ApiError::unauthorized());
     }
     if org != sim.org_slug {
@@ -1306,7 +1256,7 @@ async fn create_item(
     if !missing.is_empty() {
         return Err(ApiError::validation(missing));
     }
-    let now = state.now(&sim.clock);
+    let now = state.now(&sim);
     let id = state.new_id(now);
     object.insert("_id".into(), Value::String(id.clone()));
     object.insert("createdAt".into(), Value::String(format_timestamp(now)));
@@ -1341,7 +1291,7 @@ async fn update_item(
     )?;
     ensure_writable(collection, &method, &uri)?;
     let changes = json_object(&body)?;
-    let now = state.now(&sim.clock);
+    let now = state.now(&sim);
     let old = state
         .collections
         .get(&collection)
@@ -1395,7 +1345,7 @@ async fn delete_item(
         &collection.scope(Access::Delete),
     )?;
     ensure_writable(collection, &method, &uri)?;
-    let now = state.now(&sim.clock);
+    let now = state.now(&sim);
     let removed = state
         .collections
         .get_mut(&collection)
@@ -1460,7 +1410,7 @@ async fn create_webhook(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let now = state.now(&sim.clock);
+    let now = state.now(&sim);
     let webhook = new_webhook(
         &mut state,
         &url,
