@@ -233,8 +233,8 @@ pub struct ObjectSelector {
 /// Day passes, optionally limited to passes for one location.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
 pub struct DayPassesSource {
-    /// Only members whose home location is this OfficeRnD location (id or exact name); empty
-    /// means every member or company holding valid day passes.
+    /// Only day passes for this OfficeRnD location (id or exact name), within the OfficeRnD
+    /// connection's locations; empty means every valid day pass a member or company holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256))]
     pub location: Option<String>,
