@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::ResourceExt;
@@ -16,45 +15,9 @@ use crate::operator::cluster::{
     contained, forget_deleted, jitter, AccountLock, ReconcileError, StatusKey,
 };
 use crate::operator::controller::check_crds;
+use crate::operator::reconcile::fixtures::{at, binding, connection};
 use crate::operator::reconcile::{stamp as status_time, sync_interval};
 use kube::runtime::controller::Action;
-
-fn at(text: &str) -> DateTime<Utc> {
-    text.parse().expect("an instant")
-}
-
-fn connection(name: &str, vendor: &str, secret: &str) -> VendorConnection {
-    let mut connection: VendorConnection = serde_yaml::from_str(&format!(
-        "apiVersion: flexgate.dev/v1alpha1
-kind: VendorConnection
-metadata: {{name: {name}, namespace: doors, generation: 1}}
-spec:
-  vendor: {vendor}
-  credentialsSecretRef: {{name: {secret}}}
-"
-    ))
-    .expect("a connection fixture");
-    if vendor == "OfficeRnD" {
-        connection.spec.officernd =
-            serde_yaml::from_str("organization: example").expect("OfficeRnD settings");
-    }
-    connection
-}
-
-fn binding(name: &str, officernd: &str, vendor: &str) -> AccessGroupBinding {
-    serde_yaml::from_str(&format!(
-        "apiVersion: flexgate.dev/v1alpha1
-kind: AccessGroupBinding
-metadata: {{name: {name}, namespace: doors, generation: 1}}
-spec:
-  officerndRef: {{name: {officernd}}}
-  vendorRef: {{name: {vendor}}}
-  source: {{plan: {{name: Hot Desk}}}}
-  groups: [{{name: OFFICERND_Lobby}}]
-"
-    ))
-    .expect("a binding fixture")
-}
 
 fn in_namespace<K: Resource>(mut object: K, namespace: &str) -> K {
     object.meta_mut().namespace = Some(namespace.to_owned());
