@@ -198,7 +198,8 @@ impl OrgCache {
         self
     }
 
-    /// Sends the connection's (namespace, name) on `sender` after each whole read.
+    /// Sends the connection's (namespace, name) on `sender` after each whole read, and after an
+    /// incremental read that moved the booking horizon.
     pub fn notify_reads(mut self, sender: mpsc::UnboundedSender<(String, String)>) -> Self {
         self.read_whole = Some(sender);
         self
@@ -453,11 +454,18 @@ impl Org {
         let index = Arc::make_mut(&mut view.index);
         change.apply(index);
         view.members = index.member_count();
+        let horizon_before = view.booking_horizon;
         view.booking_horizon = index.booking_horizon();
         if let Some(replay) = replay.as_mut() {
             replay.push(change);
         }
-        view.clone()
+        let view = view.clone();
+        drop(state);
+        if view.booking_horizon != horizon_before {
+            // The connection's status shows the horizon; it should not wait for its own resync.
+            self.announce_read();
+        }
+        view
     }
 }
 

@@ -8,6 +8,7 @@ mod support;
 
 mod bindings;
 mod helm;
+mod horizon;
 mod hosts;
 mod invalid;
 mod lifecycle;
