@@ -508,17 +508,10 @@ async fn a_refused_scope_is_named_in_the_read_failure() {
         .err()
         .expect("the read fails");
 
-    assert_eq!(failure.reason, Reason::CredentialsInvalid);
-    assert!(
-        failure.message.contains("flex.space.passes.read"),
-        "{}",
-        failure.message
-    );
-    assert!(
-        failure.message.contains("source.dayPasses"),
-        "{}",
-        failure.message
-    );
+    assert_eq!(failure.reason(), Reason::CredentialsInvalid);
+    let message = failure.to_string();
+    assert!(message.contains("flex.space.passes.read"), "{message}");
+    assert!(message.contains("source.dayPasses"), "{message}");
 }
 
 /// The VendorConnection check asks for the scopes of everything reading through the connection,

@@ -8,7 +8,6 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 
-use crate::api::conditions::Reason;
 use crate::api::{AccessGroupBinding, SiteMapping, VendorConnection};
 use crate::engine::{Binding, BindingKey, Index};
 use crate::officernd::{snapshot, CollectionSet, Feature, OfficeRndClient};
@@ -17,6 +16,7 @@ use super::binding::Entitlements;
 use super::credentials;
 use super::desired::{binding_key, engine_binding, Unmapped};
 use super::objects::Objects;
+pub use super::reconcile::errors::ReadFailure;
 
 /// Everything the engine needs for the bindings of one OfficeRnD connection.
 pub struct Context {
@@ -104,9 +104,9 @@ async fn build(
     name: &str,
     bindings: &[&AccessGroupBinding],
 ) -> Result<Context, ReadFailure> {
-    let connection = ReadFailure::connection(objects, namespace, name)?;
+    let connection = officernd_connection(objects, namespace, name)?;
     let secret = objects.secret(namespace, &connection.spec.credentials_secret_ref.name);
-    let client = ReadFailure::client_for(connection, namespace, secret)?;
+    let client = officernd_client(connection, namespace, secret)?;
     let reads = bindings.iter().fold(CollectionSet::EMPTY, |reads, b| {
         reads.union(binding_reads(b))
     });
@@ -120,51 +120,28 @@ async fn build(
     ))
 }
 
-/// Why OfficeRnD could not be read for the bindings of a connection: the condition reason they
-/// report (refused credentials need a person, an outage does not) and what happened.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct ReadFailure {
-    /// `CredentialsInvalid`, `ReferenceNotFound`, `InvalidSpec` or `VendorUnreachable`.
-    pub reason: Reason,
-    /// What happened and what to do.
-    pub message: String,
+/// The OfficeRnD connection `namespace/name`, or why there is none.
+pub(crate) fn officernd_connection<'a>(
+    objects: &'a Objects,
+    namespace: &str,
+    name: &str,
+) -> Result<&'a VendorConnection, ReadFailure> {
+    objects
+        .connection(namespace, name)
+        .ok_or_else(|| ReadFailure::ConnectionNotFound {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        })
 }
 
-impl ReadFailure {
-    pub(crate) fn new(reason: Reason, message: impl Into<String>) -> Self {
-        Self {
-            reason,
-            message: message.into(),
-        }
-    }
-
-    /// The OfficeRnD connection `namespace/name`, or why there is none.
-    pub(crate) fn connection<'a>(
-        objects: &'a Objects,
-        namespace: &str,
-        name: &str,
-    ) -> Result<&'a VendorConnection, Self> {
-        objects.connection(namespace, name).ok_or_else(|| {
-            Self::new(
-                Reason::ReferenceNotFound,
-                format!("VendorConnection {namespace}/{name} not found"),
-            )
-        })
-    }
-
-    /// The OfficeRnD client for `connection` with the credentials in `secret`, or why there is
-    /// none.
-    pub(crate) fn client_for(
-        connection: &VendorConnection,
-        namespace: &str,
-        secret: Option<&Secret>,
-    ) -> Result<OfficeRndClient, Self> {
-        let credentials = credentials::read(connection, namespace, secret)
-            .map_err(|e| Self::new(Reason::CredentialsInvalid, e.to_string()))?;
-        super::clients::officernd(connection, &credentials)
-            .map_err(|e| Self::new(Reason::InvalidSpec, e.to_string()))
-    }
+/// The OfficeRnD client for `connection` with the credentials in `secret`, or why there is none.
+pub(crate) fn officernd_client(
+    connection: &VendorConnection,
+    namespace: &str,
+    secret: Option<&Secret>,
+) -> Result<OfficeRndClient, ReadFailure> {
+    let credentials = credentials::read(connection, namespace, secret)?;
+    Ok(super::clients::officernd(connection, &credentials)?)
 }
 
 /// The collections an evaluation of `binding` reads ([`Feature`] says which use needs which).
@@ -245,27 +222,15 @@ pub(crate) async fn read_indexed(
     client: &OfficeRndClient,
     reads: CollectionSet,
 ) -> Result<(Index, usize), ReadFailure> {
-    let fetched = super::deadline::within(
+    let snapshot = super::deadline::within(
         READ_DEADLINE,
         "reading OfficeRnD whole",
         snapshot::fetch(client, reads),
     )
-    .await
-    .map_err(|exceeded| ReadFailure::new(Reason::VendorUnreachable, exceeded.to_string()))?;
-    let snapshot = fetched.map_err(|e| {
-        ReadFailure::new(
-            super::connection::officernd_reason(&e),
-            format!("reading OfficeRnD failed, nothing was evaluated: {e}"),
-        )
-    })?;
+    .await??;
     let members = snapshot.members.len();
     let index = tokio::task::spawn_blocking(move || Index::build(snapshot))
         .await
-        .map_err(|e| {
-            ReadFailure::new(
-                Reason::VendorUnreachable,
-                format!("indexing the OfficeRnD snapshot failed: {e}"),
-            )
-        })?;
+        .map_err(|e| ReadFailure::Indexing(e.to_string()))?;
     Ok((index, members))
 }

@@ -34,7 +34,6 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use crate::api::conditions::Reason;
 use crate::clock::Clock;
 use crate::engine::{Index, Touched};
 use crate::http::HttpError;
@@ -45,7 +44,7 @@ use crate::officernd::refresh::{self, Changes, Held, ReadMark, ReadPolicy};
 use crate::officernd::webhooks::{AffectedObject, WebhookEvent};
 use crate::officernd::OfficeRndClient;
 
-use super::context::ReadFailure;
+use super::context::{self, ReadFailure};
 use super::objects::Objects;
 
 /// How long the newest event time of an object is remembered. Deliveries signed more than five
@@ -348,7 +347,7 @@ impl OrgCache {
     /// The organization of the connection, with a client built from its current credentials (a
     /// changed connection or Secret starts a new picture).
     fn org(&self, objects: &Objects, namespace: &str, name: &str) -> Result<Arc<Org>, ReadFailure> {
-        let connection = ReadFailure::connection(objects, namespace, name)?;
+        let connection = context::officernd_connection(objects, namespace, name)?;
         let secret = objects.secret(namespace, &connection.spec.credentials_secret_ref.name);
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         format!("{:?}", connection.spec).hash(&mut hasher);
@@ -365,7 +364,7 @@ impl OrgCache {
                 return Ok(org.clone());
             }
         }
-        let client = ReadFailure::client_for(connection, namespace, secret)?;
+        let client = context::officernd_client(connection, namespace, secret)?;
         let org = Arc::new(Org {
             key: key.clone(),
             label: format!("{namespace}/{name}"),
@@ -486,30 +485,18 @@ async fn read_complete(
     started: DateTime<Utc>,
     policy: &ReadPolicy,
 ) -> Result<(OrgView, ReadMark), ReadFailure> {
-    let fetched = super::deadline::within(
+    let (snapshot, mark) = super::deadline::within(
         READ_DEADLINE,
         "reading OfficeRnD completely",
         refresh::read_complete(client, reads, started, policy),
     )
-    .await
-    .map_err(|exceeded| ReadFailure::new(Reason::VendorUnreachable, exceeded.to_string()))?;
-    let (snapshot, mark) = fetched.map_err(|e| {
-        ReadFailure::new(
-            super::connection::officernd_reason(&e),
-            format!("reading OfficeRnD failed, nothing was evaluated: {e}"),
-        )
-    })?;
+    .await??;
     let members = snapshot.members.len();
     let indexed = mark.clone();
     // Indexing is CPU work: off the async workers.
     let index = tokio::task::spawn_blocking(move || refresh::index(snapshot, &indexed))
         .await
-        .map_err(|e| {
-            ReadFailure::new(
-                Reason::VendorUnreachable,
-                format!("indexing the OfficeRnD snapshot failed: {e}"),
-            )
-        })?;
+        .map_err(|e| ReadFailure::Indexing(e.to_string()))?;
     let view = OrgView {
         booking_horizon: index.booking_horizon(),
         index: Arc::new(index),

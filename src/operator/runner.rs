@@ -147,10 +147,10 @@ impl Host for FolderHost<'_> {
             std::collections::btree_map::Entry::Occupied(read) => read.into_mut(),
             std::collections::btree_map::Entry::Vacant(slot) => {
                 let read = async {
-                    let connection = ReadFailure::connection(objects, namespace, name)?;
+                    let connection = context::officernd_connection(objects, namespace, name)?;
                     let secret =
                         objects.secret(namespace, &connection.spec.credentials_secret_ref.name);
-                    let client = ReadFailure::client_for(connection, namespace, secret)?;
+                    let client = context::officernd_client(connection, namespace, secret)?;
                     let reads = context::bindings_read(objects, namespace, name);
                     let (index, members) = context::read_indexed(&client, reads).await?;
                     Ok(Picture {

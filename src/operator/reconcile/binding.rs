@@ -483,7 +483,13 @@ mod tests {
     fn outage() -> BuildError {
         BuildError::OfficeRnd {
             connection: "doors/officernd".into(),
-            source: crate::operator::context::ReadFailure::new(Reason::VendorUnreachable, "503"),
+            source: crate::officernd::OfficeRndError::Http(crate::http::HttpError::Transient {
+                method: reqwest::Method::GET,
+                path: "/members".into(),
+                attempts: 4,
+                reason: "503 Service Unavailable".into(),
+            })
+            .into(),
         }
     }
 
@@ -545,7 +551,9 @@ mod tests {
         assert_eq!(result.outcome.reason, Reason::VendorUnreachable);
         assert_eq!(
             result.outcome.message,
-            "OfficeRnD connection doors/officernd: 503"
+            "OfficeRnD connection doors/officernd: reading OfficeRnD failed, nothing was evaluated: \
+             OfficeRnD: GET /members: temporary failure after 4 attempt(s): 503 Service \
+             Unavailable; retry later"
         );
         assert_eq!(result.applied, (0, 0));
         assert_eq!(host.doors.load(std::sync::atomic::Ordering::SeqCst), 1);

@@ -3,6 +3,8 @@
 //! and the vendor mappings below decide what Ready says. Nothing upstream of the report stage
 //! carries a `(Reason, String)`.
 
+use std::sync::Arc;
+
 use crate::api::conditions::Reason;
 use crate::http::HttpError;
 use crate::officernd::OfficeRndError;
@@ -11,8 +13,8 @@ use crate::vendors::essensys::EssensysError;
 use crate::vendors::VendorError;
 
 use super::super::clients::ClientError;
-use super::super::context::ReadFailure;
 use super::super::credentials::CredentialsError;
+use super::super::deadline::Exceeded;
 use super::super::status::Outcome;
 
 /// Why the dereference or validate stage stopped a reconcile before anything was read.
@@ -116,7 +118,7 @@ impl BuildError {
             BuildError::Stop(stop) => stop.reason(),
             BuildError::Credentials(_) => Reason::SecretNotFound,
             BuildError::Settings { .. } => Reason::InvalidSpec,
-            BuildError::OfficeRnd { source, .. } => source.reason,
+            BuildError::OfficeRnd { source, .. } => source.reason(),
         }
     }
 
@@ -126,6 +128,55 @@ impl BuildError {
             BuildError::Stop(stop) => stop.outcome(),
             other => Outcome::not_ready(other.reason(), other.to_string()),
         }
+    }
+}
+
+/// Why OfficeRnD could not be read for the bindings of a connection (each binding reports it).
+/// Cloneable: one failed read is reported by every binding of the connection.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReadFailure {
+    /// The OfficeRnD connection named by `officerndRef` does not exist.
+    #[error("VendorConnection {namespace}/{name} not found")]
+    ConnectionNotFound {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// Its credentials cannot be read.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    /// Its settings do not make a client.
+    #[error(transparent)]
+    Settings(#[from] ClientError),
+    /// OfficeRnD refused or failed the read (after the client's retries).
+    #[error("reading OfficeRnD failed, nothing was evaluated: {0}")]
+    Read(#[source] Arc<OfficeRndError>),
+    /// The read ran past its deadline.
+    #[error(transparent)]
+    Deadline(#[from] Exceeded),
+    /// Indexing the read picture failed (a panic on the blocking pool).
+    #[error("indexing the OfficeRnD snapshot failed: {0}")]
+    Indexing(String),
+}
+
+impl ReadFailure {
+    /// The Ready reason: a missing connection or Secret, bad settings and refused credentials
+    /// need a person; an outage or a deadline is retried.
+    pub fn reason(&self) -> Reason {
+        match self {
+            ReadFailure::ConnectionNotFound { .. } => Reason::ReferenceNotFound,
+            ReadFailure::Credentials(_) => Reason::SecretNotFound,
+            ReadFailure::Settings(_) => Reason::InvalidSpec,
+            ReadFailure::Read(error) => officernd_reason(error),
+            ReadFailure::Deadline(_) | ReadFailure::Indexing(_) => Reason::VendorUnreachable,
+        }
+    }
+}
+
+impl From<OfficeRndError> for ReadFailure {
+    fn from(error: OfficeRndError) -> Self {
+        ReadFailure::Read(Arc::new(error))
     }
 }
 
@@ -224,11 +275,33 @@ mod tests {
         assert_eq!(secret.reason(), Reason::SecretNotFound);
         let read = BuildError::OfficeRnd {
             connection: "ns/officernd".into(),
-            source: ReadFailure::new(Reason::VendorUnreachable, "503"),
+            source: ReadFailure::Deadline(Exceeded {
+                what: "reading OfficeRnD whole",
+                deadline: std::time::Duration::from_secs(60),
+            }),
         };
         assert_eq!(read.reason(), Reason::VendorUnreachable);
         assert!(read.outcome().retrying);
-        assert_eq!(read.to_string(), "OfficeRnD connection ns/officernd: 503");
+        assert!(read.to_string().starts_with(
+            "OfficeRnD connection ns/officernd: reading OfficeRnD whole did not finish within"
+        ));
+        let no_secret = ReadFailure::from(CredentialsError::SecretNotFound {
+            namespace: "ns".into(),
+            name: "officernd-credentials".into(),
+        });
+        assert_eq!(
+            no_secret.reason(),
+            secret.reason(),
+            "a missing Secret reads the same for OfficeRnD as for a door vendor"
+        );
+        let refused = ReadFailure::from(OfficeRndError::ScopeRefused {
+            refused: vec!["flex.space.passes.read".into()],
+        });
+        assert_eq!(refused.reason(), Reason::CredentialsInvalid);
+        assert!(
+            std::error::Error::source(&refused).is_some(),
+            "the OfficeRnD error is kept"
+        );
     }
 
     #[test]
