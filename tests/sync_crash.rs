@@ -10,8 +10,8 @@ use flexgate::http::HttpError;
 use flexgate::sandbox;
 use flexgate::sync::{self, DesiredGroup, Mode, Person, SnapshotHealth, SyncRequest};
 use flexgate::vendors::{
-    brivo, kisi, salto_ks, AccountInfo, DoorVendor, GrantContext, NewUser, VendorError,
-    VendorGroup, VendorUser,
+    brivo, kisi, salto_ks, AccountInfo, DoorVendor, GrantContext, GrantNotices, NewUser,
+    VendorError, VendorGroup, VendorUser,
 };
 
 /// Lets `budget` writes through; the next one is performed but its answer is lost; every later
@@ -46,6 +46,12 @@ impl<V: DoorVendor> DoorVendor for Crashing<'_, V> {
     }
     async fn list_group_members(&self, group: &VendorGroup) -> Result<Vec<String>, VendorError> {
         self.inner.list_group_members(group).await
+    }
+    fn grant_notices(&self) -> GrantNotices {
+        self.inner.grant_notices()
+    }
+    async fn holds_access(&self, user_id: &str) -> Result<bool, VendorError> {
+        self.inner.holds_access(user_id).await
     }
     async fn create_user(&self, user: &NewUser) -> Result<VendorUser, VendorError> {
         match self.next_write() {
@@ -122,9 +128,19 @@ fn request(group: &VendorGroup) -> SyncRequest {
     }
 }
 
+/// What the vendor holds after a sweep step.
+struct VendorState {
+    /// The group's members' emails.
+    members: Vec<String>,
+    /// Every user's email.
+    users: Vec<String>,
+    /// The addresses the vendor emailed about their access, repeats kept; `None` for a vendor
+    /// that sends no such email.
+    notified: Option<Vec<String>>,
+}
+
 /// Runs the crash sweep for one vendor: `setup` starts a fresh simulator with the group (and
-/// one stale member to revoke) and returns a client factory, the group, and a state reader
-/// returning (group member emails, every user email).
+/// one stale member to revoke) and returns a client factory, the group, and a state reader.
 async fn sweep<V, S, Fut>(vendor: &str, setup: S)
 where
     V: DoorVendor,
@@ -133,7 +149,7 @@ where
         Output = (
             Box<dyn Fn() -> V>,
             VendorGroup,
-            Box<dyn Fn() -> (Vec<String>, Vec<String>)>,
+            Box<dyn Fn() -> VendorState>,
         ),
     >,
 {
@@ -172,7 +188,11 @@ where
                 break;
             }
         }
-        let (mut members, users) = state();
+        let VendorState {
+            mut members,
+            users,
+            notified,
+        } = state();
         members.sort();
         assert_eq!(
             members, expected,
@@ -191,6 +211,22 @@ where
             lowered.contains(&"stale@example.com".to_owned()),
             "{vendor}: an account was deleted"
         );
+        if let Some(notified) = notified {
+            let mut once = notified.clone();
+            once.sort();
+            once.dedup();
+            assert_eq!(
+                once.len(),
+                notified.len(),
+                "{vendor}: crash after {budget} writes emailed someone twice: {notified:?}"
+            );
+            if total_writes.is_some_and(|total| budget >= total) {
+                assert_eq!(
+                    once, expected,
+                    "{vendor}: without a crash everyone is told once"
+                );
+            }
+        }
         budget += 1;
     }
     assert!(
@@ -220,11 +256,10 @@ async fn kisi_survives_a_crash_between_any_two_writes() {
             config.requests_per_second = 10_000.0;
             kisi::KisiClient::new(config).unwrap()
         });
-        let state: Box<dyn Fn() -> (Vec<String>, Vec<String>)> = Box::new(move || {
-            (
-                reader.group_member_emails(&group_id),
-                reader.users().iter().map(|u| u.email.clone()).collect(),
-            )
+        let state: Box<dyn Fn() -> VendorState> = Box::new(move || VendorState {
+            members: reader.group_member_emails(&group_id),
+            users: reader.users().iter().map(|u| u.email.clone()).collect(),
+            notified: Some(reader.notified_emails()),
         });
         (client, group, state)
     })
@@ -251,16 +286,15 @@ async fn salto_ks_survives_a_crash_between_any_two_writes() {
             config.requests_per_second = 10_000.0;
             salto_ks::SaltoKsClient::new(config).unwrap()
         });
-        let state: Box<dyn Fn() -> (Vec<String>, Vec<String>)> = Box::new(move || {
-            (
-                reader.group_member_emails(&group_id),
-                reader
-                    .users()
-                    .iter()
-                    .filter_map(|u| u.email.clone())
-                    .filter(|e| e.contains('@') && !e.starts_with("flexgate-service"))
-                    .collect(),
-            )
+        let state: Box<dyn Fn() -> VendorState> = Box::new(move || VendorState {
+            members: reader.group_member_emails(&group_id),
+            users: reader
+                .users()
+                .iter()
+                .filter_map(|u| u.email.clone())
+                .filter(|e| e.contains('@') && !e.starts_with("flexgate-service"))
+                .collect(),
+            notified: None,
         });
         (client, group, state)
     })
@@ -291,13 +325,17 @@ async fn brivo_survives_a_crash_between_any_two_writes() {
             config.requests_per_second = 10_000.0;
             brivo::BrivoClient::new(config).unwrap()
         });
-        let state: Box<dyn Fn() -> (Vec<String>, Vec<String>)> = Box::new(move || {
+        let state: Box<dyn Fn() -> VendorState> = Box::new(move || {
             let users = reader.users();
             let emails = users
                 .iter()
                 .filter_map(|u| u["emails"][0]["address"].as_str().map(str::to_owned))
                 .collect();
-            (reader.group_member_emails(&group_id), emails)
+            VendorState {
+                members: reader.group_member_emails(&group_id),
+                users: emails,
+                notified: None,
+            }
         });
         (client, group, state)
     })
