@@ -22,7 +22,7 @@ use crate::sitesync::bookings::BookingPass;
 use crate::sitesync::entities::{EntityPass, SiteState};
 use crate::sitesync::lifecycle::{self, Approval, Provisioning};
 use crate::sitesync::proposal::{fingerprint, propose, Proposal};
-use crate::sitesync::{LocationView, SyncSummary};
+use crate::sitesync::{LocationError, LocationView, SyncSummary};
 use crate::vendors::essensys::model::{Site, SiteService};
 use crate::vendors::essensys::{EssensysApi, EssensysError};
 
@@ -190,20 +190,27 @@ pub async fn reconcile<A: EssensysApi>(
     let saved = previous.and_then(saved_mapping);
     let current_fingerprint = fingerprint(spec);
     if let Some(saved) = &saved {
-        if let Err(message) = lifecycle::check_frozen(saved, spec.approved, &current_fingerprint) {
+        if let Err(changed) = lifecycle::check_frozen(saved, spec.approved, &current_fingerprint) {
             return SiteMappingResult::carry(
                 previous,
-                Outcome::not_ready(Reason::FrozenMappingChanged, message),
+                Outcome::not_ready(Reason::FrozenMappingChanged, changed.to_string()),
             );
         }
     }
     let view = match LocationView::select(snapshot, &spec.location) {
         Ok(view) => view,
-        Err(message) => {
+        Err(error) => {
+            let reason = match error {
+                LocationError::Ambiguous { .. } => Reason::AmbiguousReference,
+                LocationError::Unnamed => Reason::InvalidSpec,
+                LocationError::NoSuchId(_) | LocationError::NoSuchName(_) => {
+                    Reason::ReferenceNotFound
+                }
+            };
             return SiteMappingResult::carry(
                 previous,
-                Outcome::not_ready(Reason::ReferenceNotFound, message),
-            )
+                Outcome::not_ready(reason, error.to_string()),
+            );
         }
     };
     let sites = match essensys.list_sites().await {
@@ -361,11 +368,11 @@ pub async fn reconcile<A: EssensysApi>(
             at,
             taps_since: lifecycle::taps_since(result.saved.as_ref(), at),
         };
-        if let Err(message) = bookings.run(&mut summary, &mut problems).await {
+        if let Err(error) = bookings.run(&mut summary, &mut problems).await {
             summary.bookings.failed += 1;
             problems.push(Problem {
                 subject: format!("site {}", state.site.name),
-                message,
+                message: error.to_string(),
             });
         }
     }

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::api::site_mapping::Matching;
 use crate::api::status::Problem;
-use crate::officernd::OfficeRndClient;
+use crate::officernd::{OfficeRndClient, OfficeRndError};
 use crate::vendors::essensys::model::{
     Booking, BookingFilter, BookingUpdate, Contract, Floor, FloorUpdate, InvitationStatus,
     NewBooking, NewContract, NewFloor, NewOccupier, NewSpace, NewUser, Occupier, OccupierUpdate,
@@ -103,12 +103,13 @@ pub trait SiteWrites: Sync {
     ) -> impl Future<Output = Result<Booking, EssensysError>> + Send;
 
     /// Every OfficeRnD booking (to find those carrying our tap-to-book marker).
-    fn officernd_bookings(&self) -> impl Future<Output = Result<Vec<Value>, String>> + Send;
+    fn officernd_bookings(&self)
+        -> impl Future<Output = Result<Vec<Value>, OfficeRndError>> + Send;
     /// Creates a booking in OfficeRnD; the answer is the created booking.
     fn create_officernd_booking(
         &self,
         body: &Value,
-    ) -> impl Future<Output = Result<Value, String>> + Send;
+    ) -> impl Future<Output = Result<Value, OfficeRndError>> + Send;
 }
 
 /// [`SiteWrites`] over the essensys client (on one site) and the OfficeRnD client.
@@ -184,17 +185,11 @@ impl<A: EssensysApi> SiteWrites for SiteClients<'_, A> {
     async fn cancel_booking(&self, id: &str) -> Result<Booking, EssensysError> {
         self.essensys.cancel_booking(self.site_id, id).await
     }
-    async fn officernd_bookings(&self) -> Result<Vec<Value>, String> {
-        self.officernd
-            .list_bookings(None, None)
-            .await
-            .map_err(|e| e.to_string())
+    async fn officernd_bookings(&self) -> Result<Vec<Value>, OfficeRndError> {
+        self.officernd.list_bookings(None, None).await
     }
-    async fn create_officernd_booking(&self, body: &Value) -> Result<Value, String> {
-        self.officernd
-            .create_booking(body)
-            .await
-            .map_err(|e| e.to_string())
+    async fn create_officernd_booking(&self, body: &Value) -> Result<Value, OfficeRndError> {
+        self.officernd.create_booking(body).await
     }
 }
 
@@ -483,6 +478,18 @@ pub struct BookingPass<'a, W> {
     pub taps_since: DateTime<Utc>,
 }
 
+/// Why a booking pass stopped before changing anything: a list it compares against could not be
+/// read (nothing is cancelled or created on a partial picture).
+#[derive(Debug, thiserror::Error)]
+pub enum BookingsNotSynced {
+    /// The essensys bookings could not be listed.
+    #[error("bookings not synced: {0}")]
+    Essensys(#[source] EssensysError),
+    /// The OfficeRnD bookings (to find those we created from taps) could not be read.
+    #[error("tap-to-book bookings not synced: reading OfficeRnD bookings failed: {0}")]
+    OfficeRnd(#[source] OfficeRndError),
+}
+
 impl<W: SiteWrites> BookingPass<'_, W> {
     /// Runs the tap-to-book back-sync, then the mirror. A list that cannot be read stops the pass
     /// (nothing is cancelled on a partial picture) and is returned as an error.
@@ -490,17 +497,17 @@ impl<W: SiteWrites> BookingPass<'_, W> {
         &self,
         summary: &mut SyncSummary,
         problems: &mut Vec<Problem>,
-    ) -> Result<(), String> {
+    ) -> Result<(), BookingsNotSynced> {
         let current = self
             .writes
             .list_bookings(&bookings::current_window(self.at))
             .await
-            .map_err(|e| format!("bookings not synced: {e}"))?;
+            .map_err(BookingsNotSynced::Essensys)?;
         let taps = self
             .writes
             .list_tap_to_book_bookings(self.taps_since)
             .await
-            .map_err(|e| format!("bookings not synced: {e}"))?;
+            .map_err(BookingsNotSynced::Essensys)?;
         let fresh = self.back_sync(&taps, summary, problems).await?;
         self.mirror(&current, &fresh, summary, problems).await;
         Ok(())
@@ -513,15 +520,17 @@ impl<W: SiteWrites> BookingPass<'_, W> {
         taps: &[Booking],
         summary: &mut SyncSummary,
         problems: &mut Vec<Problem>,
-    ) -> Result<HashSet<String>, String> {
+    ) -> Result<HashSet<String>, BookingsNotSynced> {
         let mut fresh = HashSet::new();
         let unlinked = bookings::unlinked_taps(taps);
         if unlinked.is_empty() {
             return Ok(fresh);
         }
-        let all = self.writes.officernd_bookings().await.map_err(|e| {
-            format!("tap-to-book bookings not synced: reading OfficeRnD bookings failed: {e}")
-        })?;
+        let all = self
+            .writes
+            .officernd_bookings()
+            .await
+            .map_err(BookingsNotSynced::OfficeRnd)?;
         let marked = bookings::marked_bookings(&all);
         for step in bookings::plan_back_sync(&unlinked, &marked, self.view, self.links) {
             let (tap_id, officernd_id) = match step {

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::api::site_mapping::Matching;
 use crate::officernd::model as ornd;
+use crate::officernd::OfficeRndError;
 use crate::vendors::essensys::model::{
     Booking, BookingFilter, BookingUpdate, Contract, Floor, FloorUpdate, InvitationStatus,
     NewBooking, NewContract, NewFloor, NewOccupier, NewSpace, NewUser, Occupier, OccupierUpdate,
@@ -169,10 +170,10 @@ impl SiteWrites for Fake {
     async fn cancel_booking(&self, _: &str) -> Result<Booking, EssensysError> {
         unreachable!("the entity pass books nothing")
     }
-    async fn officernd_bookings(&self) -> Result<Vec<Value>, String> {
+    async fn officernd_bookings(&self) -> Result<Vec<Value>, OfficeRndError> {
         Ok(Vec::new())
     }
-    async fn create_officernd_booking(&self, _: &Value) -> Result<Value, String> {
+    async fn create_officernd_booking(&self, _: &Value) -> Result<Value, OfficeRndError> {
         unreachable!("the entity pass books nothing")
     }
 }

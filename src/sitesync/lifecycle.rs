@@ -33,18 +33,38 @@ pub struct SavedMapping {
     pub fingerprint: String,
 }
 
-/// Whether a saved mapping still holds for the spec: `Err` says why it was refused.
-pub fn check_frozen(saved: &SavedMapping, approved: bool, current: &str) -> Result<(), String> {
+/// A saved mapping's frozen settings changed (or its approval was withdrawn): nothing is done
+/// until they are restored or the SiteMapping is recreated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "this mapping was saved on {} with matching fingerprint {}, but the spec now has {current}{}: approved, matching and provisionEmptySite are frozen, so nothing was done; restore them, or delete and recreate the SiteMapping to map the site again",
+    .saved.at.to_rfc3339(),
+    .saved.fingerprint,
+    if *.approved { "" } else { " and approved: false" }
+)]
+pub struct FrozenChanged {
+    /// The saved mapping.
+    pub saved: SavedMapping,
+    /// Whether the spec is still approved.
+    pub approved: bool,
+    /// The spec's fingerprint now.
+    pub current: String,
+}
+
+/// Whether a saved mapping still holds for the spec.
+pub fn check_frozen(
+    saved: &SavedMapping,
+    approved: bool,
+    current: &str,
+) -> Result<(), FrozenChanged> {
     if approved && saved.fingerprint == current {
         return Ok(());
     }
-    Err(format!(
-        "this mapping was saved on {} with matching fingerprint {}, but the spec now has {}{}: approved, matching and provisionEmptySite are frozen, so nothing was done; restore them, or delete and recreate the SiteMapping to map the site again",
-        saved.at.to_rfc3339(),
-        saved.fingerprint,
-        current,
-        if approved { "" } else { " and approved: false" }
-    ))
+    Err(FrozenChanged {
+        saved: saved.clone(),
+        approved,
+        current: current.to_owned(),
+    })
 }
 
 /// What happens to a mapping that is not saved yet.
@@ -155,9 +175,11 @@ mod tests {
     fn a_saved_mapping_is_frozen_while_approved_with_the_same_settings() {
         assert_eq!(check_frozen(&saved(), true, "abc"), Ok(()));
         let changed = check_frozen(&saved(), true, "def").expect_err("changed");
-        assert!(changed.contains("fingerprint abc, but the spec now has def:"));
+        assert!(changed
+            .to_string()
+            .contains("fingerprint abc, but the spec now has def:"));
         let withdrawn = check_frozen(&saved(), false, "abc").expect_err("withdrawn");
-        assert!(withdrawn.contains("and approved: false"));
+        assert!(withdrawn.to_string().contains("and approved: false"));
     }
 
     #[test]

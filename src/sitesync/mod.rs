@@ -54,7 +54,10 @@ pub struct LocationView<'a> {
 impl<'a> LocationView<'a> {
     /// The location `selector` names (id, else exact name) and its floors, resources, companies,
     /// active members and bookings.
-    pub fn select(snapshot: &'a Snapshot, selector: &ObjectSelector) -> Result<Self, String> {
+    pub fn select(
+        snapshot: &'a Snapshot,
+        selector: &ObjectSelector,
+    ) -> Result<Self, LocationError> {
         let location = find_location(snapshot, selector)?;
         let here = |value: &Option<String>| value.as_deref() == Some(location.id.as_str());
         let floors: Vec<&Floor> = snapshot
@@ -132,19 +135,41 @@ impl<'a> LocationView<'a> {
     }
 }
 
+/// Why `spec.location` names no single OfficeRnD location.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LocationError {
+    /// No location has the id.
+    #[error("OfficeRnD has no location with id {0}")]
+    NoSuchId(String),
+    /// The selector has neither an id nor a name.
+    #[error("spec.location names no location: set its id or name")]
+    Unnamed,
+    /// No location has the name.
+    #[error("OfficeRnD has no location named {0:?}")]
+    NoSuchName(String),
+    /// Several locations have the name.
+    #[error("{} OfficeRnD locations are named {name:?}; name the location by id ({})", .ids.len(), .ids.join(", "))]
+    Ambiguous {
+        /// The name.
+        name: String,
+        /// The ids of the locations with it.
+        ids: Vec<String>,
+    },
+}
+
 fn find_location<'a>(
     snapshot: &'a Snapshot,
     selector: &ObjectSelector,
-) -> Result<&'a Location, String> {
+) -> Result<&'a Location, LocationError> {
     if let Some(id) = &selector.id {
         return snapshot
             .locations
             .iter()
             .find(|l| &l.id == id)
-            .ok_or_else(|| format!("OfficeRnD has no location with id {id}"));
+            .ok_or_else(|| LocationError::NoSuchId(id.clone()));
     }
     let Some(name) = &selector.name else {
-        return Err("spec.location names no location: set its id or name".to_owned());
+        return Err(LocationError::Unnamed);
     };
     let found: Vec<&Location> = snapshot
         .locations
@@ -153,15 +178,11 @@ fn find_location<'a>(
         .collect();
     match found.as_slice() {
         [one] => Ok(one),
-        [] => Err(format!("OfficeRnD has no location named {name:?}")),
-        many => Err(format!(
-            "{} OfficeRnD locations are named {name:?}; name the location by id ({})",
-            many.len(),
-            many.iter()
-                .map(|l| l.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
+        [] => Err(LocationError::NoSuchName(name.clone())),
+        many => Err(LocationError::Ambiguous {
+            name: name.clone(),
+            ids: many.iter().map(|l| l.id.clone()).collect(),
+        }),
     }
 }
 
@@ -249,6 +270,51 @@ pub fn mobile_number(phone: Option<&str>) -> Result<String, MobileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_location_is_named_once_or_the_error_says_what_to_do() {
+        let location = |id: &str, name: &str| -> Location {
+            serde_json::from_value(serde_json::json!({"_id": id, "name": name})).unwrap()
+        };
+        let snapshot = Snapshot {
+            locations: vec![
+                location("10ca71000000000000000001", "London"),
+                location("10ca71000000000000000002", "London"),
+                location("10ca71000000000000000003", "Paris"),
+            ],
+            ..Snapshot::default()
+        };
+        let selector = |name: Option<&str>| ObjectSelector {
+            id: None,
+            name: name.map(str::to_owned),
+            location: None,
+        };
+        let by_name = |name: &str| selector(Some(name));
+        let paris = LocationView::select(&snapshot, &by_name("Paris")).unwrap();
+        assert_eq!(paris.location.id, "10ca71000000000000000003");
+        let london = LocationView::select(&snapshot, &by_name("London")).err();
+        assert_eq!(
+            london,
+            Some(LocationError::Ambiguous {
+                name: "London".into(),
+                ids: vec![
+                    "10ca71000000000000000001".into(),
+                    "10ca71000000000000000002".into()
+                ],
+            })
+        );
+        assert!(london.unwrap().to_string().contains(
+            "name the location by id (10ca71000000000000000001, 10ca71000000000000000002)"
+        ));
+        assert_eq!(
+            LocationView::select(&snapshot, &by_name("Berlin")).err(),
+            Some(LocationError::NoSuchName("Berlin".into()))
+        );
+        assert_eq!(
+            LocationView::select(&snapshot, &selector(None)).err(),
+            Some(LocationError::Unnamed)
+        );
+    }
 
     #[test]
     fn phones_become_e164_or_say_why_not() {
