@@ -14,4 +14,5 @@ mod lifecycle;
 mod reads;
 mod site_mapping;
 mod status;
+mod watches;
 mod webhooks;
