@@ -1,6 +1,7 @@
 //! The cluster side of the operator, as wiring: start-up (the CRDs must be served), leader
 //! election and graceful shutdown, the metrics and webhook servers, and the three controllers
-//! (`watches.rs`) over the reconcile pipelines (`reconcile/`) through the cluster host
+//! (`watches.rs`: one watch per kind, those several controllers read fanned out to them by
+//! `fan_out.rs`) over the reconcile pipelines (`reconcile/`) through the cluster host
 //! (`cluster.rs` and its `cluster_*` files).
 //!
 //! Decisions worth knowing:

@@ -14,6 +14,7 @@ pub mod credentials;
 pub mod deadline;
 pub mod desired;
 pub mod door_cache;
+mod fan_out;
 pub mod finalizer;
 pub mod leader;
 pub mod objects;

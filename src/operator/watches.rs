@@ -1,9 +1,17 @@
 //! The watches that drive the three controllers and what each change reaches: spec changes
 //! and the reconcile-request annotation (never status writes), the Secrets and connections a
-//! binding or SiteMapping reads, verified OfficeRnD webhooks (applied to the shared picture in
+//! binding or SiteMapping reads (their deletions included: what reads a deleted connection or
+//! Secret reports it missing), verified OfficeRnD webhooks (applied to the shared picture in
 //! place; only the bindings they can affect reconcile), each whole OfficeRnD read (its
 //! connection re-checks the member count), the caches' initial fill (no reconcile before it)
 //! and the periodic pruning of the per-object maps.
+//!
+//! One watch per kind, four in all (three when the SiteMapping CRD is not installed).
+//! AccessGroupBindings and SiteMappings are read by one controller each and are reflected in
+//! its main stream. VendorConnections and Secrets are read by all three controllers: each is
+//! watched once and fanned out to them (`fan_out.rs`, which also says why kube's own
+//! `store_shared` is not used); the connection cache is the one the controllers, the `Ctx`
+//! and the webhook receiver share, and Secrets are watched as metadata only, with no cache.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
@@ -37,6 +45,7 @@ use super::controller::{
     scoped, serves_site_mappings, stopped, OperatorError, RunOptions, FIELD_MANAGER,
 };
 use super::desired;
+use super::fan_out::{resource_version, FanOut};
 use super::objects::Objects;
 use super::orgs::{Applied, OrgCache};
 use super::reconcile::{BINDING_KIND, CONNECTION_KIND, SITE_MAPPING_KIND};
@@ -59,15 +68,16 @@ pub(super) async fn run_controllers(
     if !site_mappings_served {
         tracing::warn!("the SiteMapping CRD is not installed, so SiteMappings are not reconciled: kubectl apply --server-side -f crds/flexgate.yaml");
     }
+    // `Api<PartialObjectMeta<_>>` asks for metadata only: no Secret's data reaches the watch.
     let secrets_api: Api<PartialObjectMeta<KubeSecret>> = match namespace {
         Some(namespace) => Api::namespaced(client.clone(), namespace),
         None => Api::all(client.clone()),
     };
     let watch_config = watcher::Config::default();
 
-    // Each controller reflects its own watches: the binding controller also needs every
-    // connection (to map Secrets and connection changes onto bindings), the connection
-    // controller its own objects.
+    // One watch per kind. Bindings and SiteMappings are read by one controller each, so each is
+    // reflected in its controller's main stream. Connections and Secrets are read by all three
+    // controllers: their one watch is fanned out (`fan_out.rs`), with deletions, to each.
     let (binding_reader, binding_writer) = reflector::store();
     // Managed fields (a kilobyte or two per object, three managers each) are never read: they
     // are dropped before the cache keeps hundreds of bindings.
@@ -78,20 +88,52 @@ pub(super) async fn run_controllers(
         .applied_objects()
         .predicate_filter(spec_or_request, Default::default());
     let (connection_reader, connection_writer) = reflector::store();
-    let connections_for_bindings = changed_or_deleted(
-        watcher(connections_api.clone(), watch_config.clone())
-            .default_backoff()
-            .reflect(connection_writer),
-    );
-    let (own_connection_reader, own_connection_writer) = reflector::store();
-    let connections_stream = watcher(connections_api.clone(), watch_config.clone())
-        .default_backoff()
-        .reflect(own_connection_writer)
-        .applied_objects()
-        .predicate_filter(spec_or_request, Default::default());
-    let connections_for_mappings = changed_or_deleted(
-        watcher(connections_api.clone(), watch_config.clone()).default_backoff(),
-    );
+    let mut connections = FanOut::<VendorConnection>::new();
+    let mut secrets = FanOut::<PartialObjectMeta<KubeSecret>>::new();
+    // A connection's own reconcile follows its changes; the bindings and SiteMappings reading
+    // it follow its deletion too (they report it missing), and everything reading a Secret
+    // follows its deletion.
+    let connections_for_connections = connections.changed();
+    let connections_for_bindings = connections.changed_or_deleted();
+    let secrets_for_bindings = secrets.changed_or_deleted();
+    let secrets_for_connections = secrets.changed_or_deleted();
+    // The SiteMapping controller subscribes only when it runs: a subscriber nobody reads would
+    // hold the watch once its buffer is full.
+    let for_mappings = site_mappings_served.then(|| {
+        (
+            connections.changed_or_deleted(),
+            secrets.changed_or_deleted(),
+        )
+    });
+    let shared_watches = {
+        let connection_watch = connections.run(
+            watcher(connections_api.clone(), watch_config.clone())
+                .default_backoff()
+                .reflect(connection_writer),
+            spec_or_request,
+            CONNECTION_KIND,
+        );
+        // Only names matter (a Secret is read from the API when a reconcile needs it): metadata
+        // only, and of that only what identifies it.
+        let secret_watch = secrets.run(
+            watcher(secrets_api, watch_config.clone())
+                .default_backoff()
+                .modify(|secret| {
+                    secret.metadata.managed_fields = None;
+                    secret.metadata.annotations = None;
+                    secret.metadata.labels = None;
+                }),
+            resource_version,
+            "Secret",
+        );
+        let stop = stop.clone();
+        async move {
+            tokio::select! {
+                _ = async { futures::join!(connection_watch, secret_watch) } => {}
+                () = stopped(stop) => {}
+            }
+        }
+    };
     let (mapping_reader, mapping_writer) = reflector::store();
 
     let recorder = Recorder::new(
@@ -221,16 +263,6 @@ pub(super) async fn run_controllers(
         .flatten()
     };
 
-    let secret_triggers_for_bindings = watcher(secrets_api.clone(), watch_config.clone())
-        .default_backoff()
-        .touched_objects();
-    let secret_triggers_for_connections = watcher(secrets_api.clone(), watch_config.clone())
-        .default_backoff()
-        .touched_objects();
-    let secret_triggers_for_mappings = watcher(secrets_api, watch_config.clone())
-        .default_backoff()
-        .touched_objects();
-
     let controller_config = controller::Config::default().concurrency(options.concurrency.max(1));
 
     let binding_controller = {
@@ -239,9 +271,9 @@ pub(super) async fn run_controllers(
         let connections = connection_reader.clone();
         Controller::for_stream(bindings_stream, binding_reader.clone())
             .with_config(controller_config.clone())
-            .watches_stream(
+            .watches_shared_stream(
                 connections_for_bindings,
-                move |connection: VendorConnection| {
+                move |connection: Arc<VendorConnection>| {
                     bindings_of_connection(
                         &bindings_for_connections,
                         &connection.namespace().unwrap_or_default(),
@@ -249,7 +281,7 @@ pub(super) async fn run_controllers(
                     )
                 },
             )
-            .watches_stream(secret_triggers_for_bindings, move |secret| {
+            .watches_shared_stream(secrets_for_bindings, move |secret| {
                 let namespace = secret.namespace().unwrap_or_default();
                 connections_of_secret(&connections, &namespace, &secret.name_any())
                     .iter()
@@ -267,14 +299,11 @@ pub(super) async fn run_controllers(
                 }
             })
     };
-    let own_connection_reader_for_gate = own_connection_reader.clone();
-    let mapping_reader_for_gate = mapping_reader.clone();
-    let mapping_reader_for_pruning = mapping_reader.clone();
     let connection_controller = {
-        let connections = own_connection_reader.clone();
-        Controller::for_stream(connections_stream, own_connection_reader)
+        let connections = connection_reader.clone();
+        Controller::for_shared_stream(connections_for_connections, connection_reader.clone())
             .with_config(controller_config.clone())
-            .watches_stream(secret_triggers_for_connections, move |secret| {
+            .watches_shared_stream(secrets_for_connections, move |secret| {
                 let namespace = secret.namespace().unwrap_or_default();
                 connections_of_secret(&connections, &namespace, &secret.name_any())
                     .iter()
@@ -290,66 +319,63 @@ pub(super) async fn run_controllers(
                 }
             })
     };
-    let mapping_controller = {
-        let mappings_for_connections = mapping_reader.clone();
-        let mappings_for_secrets = mapping_reader.clone();
-        let connections = connection_reader.clone();
-        let controller = Controller::for_stream(mappings_stream, mapping_reader)
-            .with_config(controller_config)
-            .watches_stream(
-                connections_for_mappings,
-                move |connection: VendorConnection| {
-                    mappings_of_connection(
-                        &mappings_for_connections,
-                        &connection.namespace().unwrap_or_default(),
-                        &connection.name_any(),
-                    )
-                },
-            )
-            .watches_stream(secret_triggers_for_mappings, move |secret| {
-                let namespace = secret.namespace().unwrap_or_default();
-                connections_of_secret(&connections, &namespace, &secret.name_any())
-                    .iter()
-                    .flat_map(|c| {
-                        mappings_of_connection(&mappings_for_secrets, &namespace, &c.name_any())
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .reconcile_on(mapping_webhook_triggers)
-            .graceful_shutdown_on(stopped(stop.clone()))
-            .run(
-                reconcile_site_mapping,
-                site_mapping_error_policy,
-                ctx.clone(),
-            )
-            .for_each(|result| async move {
-                if let Err(error) = result {
-                    tracing::debug!(%error, "site mapping controller");
-                }
-            });
-        async move {
-            if site_mappings_served {
-                controller.await;
-            } else {
-                drop(controller);
-            }
+    let mapping_controller =
+        for_mappings.map(|(connections_for_mappings, secrets_for_mappings)| {
+            let mappings_for_connections = mapping_reader.clone();
+            let mappings_for_secrets = mapping_reader.clone();
+            let connections = connection_reader.clone();
+            Controller::for_stream(mappings_stream, mapping_reader.clone())
+                .with_config(controller_config)
+                .watches_shared_stream(
+                    connections_for_mappings,
+                    move |connection: Arc<VendorConnection>| {
+                        mappings_of_connection(
+                            &mappings_for_connections,
+                            &connection.namespace().unwrap_or_default(),
+                            &connection.name_any(),
+                        )
+                    },
+                )
+                .watches_shared_stream(secrets_for_mappings, move |secret| {
+                    let namespace = secret.namespace().unwrap_or_default();
+                    connections_of_secret(&connections, &namespace, &secret.name_any())
+                        .iter()
+                        .flat_map(|c| {
+                            mappings_of_connection(&mappings_for_secrets, &namespace, &c.name_any())
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .reconcile_on(mapping_webhook_triggers)
+                .graceful_shutdown_on(stopped(stop.clone()))
+                .run(
+                    reconcile_site_mapping,
+                    site_mapping_error_policy,
+                    ctx.clone(),
+                )
+                .for_each(|result| async move {
+                    if let Err(error) = result {
+                        tracing::debug!(%error, "site mapping controller");
+                    }
+                })
+        });
+    let mapping_controller = async move {
+        if let Some(controller) = mapping_controller {
+            controller.await;
         }
     };
     // The gate: every reconcile waits for it, and `/readyz` follows it.
     let caches_filled = {
         let stores = (
             connection_reader.clone(),
-            own_connection_reader_for_gate,
             binding_reader.clone(),
-            mapping_reader_for_gate,
+            mapping_reader.clone(),
         );
         let mut stop = stop.clone();
         async move {
             let filled = async {
                 stores.0.wait_until_ready().await.is_ok()
                     && stores.1.wait_until_ready().await.is_ok()
-                    && stores.2.wait_until_ready().await.is_ok()
-                    && (!site_mappings_served || stores.3.wait_until_ready().await.is_ok())
+                    && (!site_mappings_served || stores.2.wait_until_ready().await.is_ok())
             };
             tokio::select! {
                 filled = filled => if filled {
@@ -366,7 +392,7 @@ pub(super) async fn run_controllers(
             ctx.clone(),
             binding_reader.clone(),
             connection_reader.clone(),
-            mapping_reader_for_pruning,
+            mapping_reader.clone(),
         );
         let mut stop = stop.clone();
         async move {
@@ -393,6 +419,7 @@ pub(super) async fn run_controllers(
     tracing::info!(namespace = ?options.namespace, "controllers started; waiting for the caches");
     futures::join!(
         caches_filled,
+        shared_watches,
         binding_controller,
         connection_controller,
         mapping_controller,
@@ -425,34 +452,6 @@ pub(super) fn spec_or_request<K: Resource>(object: &K) -> Option<u64> {
         .hash(&mut hasher);
     meta.deletion_timestamp.is_some().hash(&mut hasher);
     Some(hasher.finish())
-}
-
-/// The objects of a watch whose spec or request annotations changed (see [`spec_or_request`]),
-/// and every deleted one: `predicate_filter` drops deletions (a deleted object carries the
-/// generation already seen), so the bindings of a deleted connection would go on saying Synced.
-pub(super) fn changed_or_deleted<K>(
-    events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
-) -> impl futures::Stream<Item = Result<K, watcher::Error>>
-where
-    K: Resource<DynamicType = ()> + Clone,
-{
-    let mut seen: HashMap<ObjectRef<K>, Option<u64>> = HashMap::new();
-    events.flat_map(move |event| {
-        let passed = match event {
-            Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
-                let hash = spec_or_request(&object);
-                let before = seen.insert(ObjectRef::from_obj(&object), hash);
-                (before != Some(hash)).then_some(Ok(object))
-            }
-            Ok(watcher::Event::Delete(object)) => {
-                seen.remove(&ObjectRef::from_obj(&object));
-                Some(Ok(object))
-            }
-            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
-            Err(error) => Some(Err(error)),
-        };
-        stream::iter(passed)
-    })
 }
 
 /// Bindings in `namespace` that read from or write to the connection `name`.

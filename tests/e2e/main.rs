@@ -15,4 +15,5 @@ mod lifecycle;
 mod reads;
 mod site_mapping;
 mod status;
+mod watches;
 mod webhooks;
