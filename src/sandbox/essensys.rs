@@ -54,7 +54,7 @@ pub enum SimulatorError {
 /// Start-up options. `Default`: generated credentials, 1 h tokens, the wall clock.
 #[derive(Debug, Clone)]
 pub struct SimulatorOptions {
-    /// The integration user `POST /auth/login` accepts.
+    /// The integration user `POST /api/auth/login` accepts.
     pub login: Login,
     pub token_lifetime: Duration,
     pub faults: Faults,

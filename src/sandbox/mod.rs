@@ -419,3 +419,31 @@ impl Sandbox {
         untouched
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Options derive `Debug`; their credentials are `Secret`s, so no secret is ever shown.
+    #[test]
+    fn simulator_options_never_show_a_secret() {
+        let brivo = brivo::SimulatorOptions::default();
+        let salto_ks = salto_ks::SimulatorOptions::default();
+        let essensys = essensys::SimulatorOptions::default();
+        let kisi = kisi::SimulatorOptions::default();
+        let shown = format!("{brivo:?} {salto_ks:?} {essensys:?} {kisi:?}");
+        assert!(shown.contains(&brivo.login.username), "{shown}");
+        assert!(shown.contains(&salto_ks.client.id), "{shown}");
+        for secret in [
+            brivo.api_key.expose(),
+            brivo.client.secret.expose(),
+            brivo.login.password.expose(),
+            salto_ks.client.secret.expose(),
+            salto_ks.login.password.expose(),
+            essensys.login.password.expose(),
+            kisi.api_key.expose(),
+        ] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
+}

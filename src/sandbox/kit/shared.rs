@@ -145,3 +145,21 @@ impl<C, S> std::fmt::Debug for Running<C, S> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[test]
+    fn sim_clock_reads_the_clock_it_wraps_and_debug_names_it() {
+        let at = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let manual = ManualClock::new(at);
+        let clock = SimClock::from(manual.clock());
+        manual.advance(chrono::Duration::seconds(5));
+        assert_eq!(clock.now(), at + chrono::Duration::seconds(5));
+        assert_eq!(format!("{clock:?}"), "SimClock");
+    }
+}
