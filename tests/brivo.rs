@@ -51,7 +51,7 @@ async fn setup() -> Setup {
 
 async fn setup_with(mut options: SimulatorOptions) -> Setup {
     let clock = TestClock::new();
-    options.clock = clock.clock();
+    options.clock = clock.clock().into();
     let sim = Simulator::start(options).await.unwrap();
     Setup { sim, clock }
 }
@@ -111,8 +111,8 @@ fn assert_no_secret(error: &VendorError, secrets: &[&str]) {
 fn secrets_of(sim: &SimulatorHandle) -> Vec<String> {
     vec![
         sim.api_key.expose().to_owned(),
-        sim.client_secret.expose().to_owned(),
-        sim.password.expose().to_owned(),
+        sim.client.secret.expose().to_owned(),
+        sim.login.password.expose().to_owned(),
     ]
 }
 
@@ -120,12 +120,12 @@ fn secrets_of(sim: &SimulatorHandle) -> Vec<String> {
 async fn raw_token(sim: &SimulatorHandle) -> String {
     let response = reqwest::Client::new()
         .post(format!("{}/oauth/token", sim.base_url))
-        .basic_auth(&sim.client_id, Some(sim.client_secret.expose()))
+        .basic_auth(&sim.client.id, Some(sim.client.secret.expose()))
         .header("api-key", sim.api_key.expose())
         .form(&[
             ("grant_type", "password"),
-            ("username", sim.username.as_str()),
-            ("password", sim.password.expose()),
+            ("username", sim.login.username.as_str()),
+            ("password", sim.login.password.expose()),
         ])
         .send()
         .await
@@ -315,15 +315,15 @@ async fn token_endpoint_takes_query_parameters_like_the_recordings_but_not_json(
     let post = || {
         reqwest::Client::new()
             .post(format!("{}/oauth/token", sim.base_url))
-            .basic_auth(&sim.client_id, Some(sim.client_secret.expose()))
+            .basic_auth(&sim.client.id, Some(sim.client.secret.expose()))
             .header("api-key", sim.api_key.expose())
     };
 
     let as_query = post()
         .query(&[
             ("grant_type", "password"),
-            ("username", sim.username.as_str()),
-            ("password", sim.password.expose()),
+            ("username", sim.login.username.as_str()),
+            ("password", sim.login.password.expose()),
         ])
         .header("Content-Type", "application/json")
         .send()
@@ -336,7 +336,7 @@ async fn token_endpoint_takes_query_parameters_like_the_recordings_but_not_json(
     assert!(body["refresh_token"].is_string() && body["jti"].is_string());
 
     let as_json = post()
-        .json(&json!({"grant_type": "password", "username": sim.username, "password": sim.password.expose()}))
+        .json(&json!({"grant_type": "password", "username": sim.login.username, "password": sim.login.password.expose()}))
         .send()
         .await
         .unwrap();

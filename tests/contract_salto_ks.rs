@@ -605,11 +605,11 @@ fn recorded_bodies_parse_with_the_client_models_absent_and_null_as_recorded() {
 async fn token(sim: &SimulatorHandle) -> String {
     let body: Value = reqwest::Client::new()
         .post(format!("{}/connect/token", sim.base_url))
-        .basic_auth(&sim.client_id, Some(sim.client_secret.expose()))
+        .basic_auth(&sim.client.id, Some(sim.client.secret.expose()))
         .form(&[
             ("grant_type", "password"),
-            ("username", sim.username.as_str()),
-            ("password", sim.password.expose()),
+            ("username", sim.login.username.as_str()),
+            ("password", sim.login.password.expose()),
             ("scope", wire::USER_API_SCOPE),
         ])
         .send()

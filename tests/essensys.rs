@@ -103,7 +103,7 @@ async fn token_is_replaced_before_expiry_and_when_the_server_expired_it() {
     let server_clock = TestClock::new();
     let sim = Simulator::start(SimulatorOptions {
         token_lifetime: Duration::from_secs(600),
-        clock: server_clock.clock(),
+        clock: server_clock.clock().into(),
         ..SimulatorOptions::default()
     })
     .await
@@ -162,7 +162,7 @@ async fn wrong_password_is_a_login_error_without_the_password() {
     );
     let shown = format!("{error} {error:?} {client:?}");
     assert!(!shown.contains("Wrong-Pa55word-Zz"), "{shown}");
-    assert!(!shown.contains(sim.password.expose()), "{shown}");
+    assert!(!shown.contains(sim.login.password.expose()), "{shown}");
     assert!(error.to_string().contains("Platform user"), "{error}");
 }
 
@@ -606,7 +606,7 @@ async fn the_simulator_answers_bad_requests_with_the_designed_error_body() {
 
     let login: Value = http
         .post(format!("{}/api/auth/login", sim.base_url))
-        .json(&json!({"username": sim.username, "password": sim.password.expose()}))
+        .json(&json!({"username": sim.login.username, "password": sim.login.password.expose()}))
         .send()
         .await
         .unwrap()
@@ -1024,9 +1024,9 @@ async fn no_secret_reaches_an_error_or_debug_output() {
 
     for error in &errors {
         let shown = format!("{error} | {error:?}");
-        assert!(!shown.contains(sim.password.expose()), "{shown}");
+        assert!(!shown.contains(sim.login.password.expose()), "{shown}");
         assert!(!shown.contains(token.expose()), "{shown}");
     }
     let debug = format!("{client:?} {sim:?} {:?}", sim.client_config().unwrap());
-    assert!(!debug.contains(sim.password.expose()), "{debug}");
+    assert!(!debug.contains(sim.login.password.expose()), "{debug}");
 }

@@ -92,7 +92,7 @@ fn token_requests(sim: &SimulatorHandle) -> u64 {
 /// Asserts that nothing secret appears in an error's Display or Debug output.
 fn assert_no_secret(error: &VendorError, sim: &SimulatorHandle) {
     for text in [error.to_string(), format!("{error:?}")] {
-        for secret in [sim.client_secret.expose(), sim.password.expose()] {
+        for secret in [sim.client.secret.expose(), sim.login.password.expose()] {
             assert!(!text.contains(secret), "secret leaked in {text}");
         }
         assert!(!text.contains("sim-at-"), "access token leaked in {text}");
@@ -116,7 +116,7 @@ async fn password_grant_token_is_fetched_once_and_reused() {
 async fn token_is_refreshed_before_expiry_with_the_refresh_token_grant() {
     let clock = ManualClock::new();
     let sim = start(SimulatorOptions {
-        clock: clock.clock(),
+        clock: clock.clock().into(),
         ..SimulatorOptions::default()
     })
     .await;
@@ -147,7 +147,7 @@ async fn token_is_refreshed_before_expiry_with_the_refresh_token_grant() {
 async fn a_refused_refresh_falls_back_to_the_password_grant() {
     let clock = ManualClock::new();
     let sim = start(SimulatorOptions {
-        clock: clock.clock(),
+        clock: clock.clock().into(),
         ..SimulatorOptions::default()
     })
     .await;
@@ -169,7 +169,7 @@ async fn a_refused_refresh_falls_back_to_the_password_grant() {
 async fn without_refresh_tokens_the_password_grant_is_repeated() {
     let clock = ManualClock::new();
     let sim = start(SimulatorOptions {
-        clock: clock.clock(),
+        clock: clock.clock().into(),
         issue_refresh_tokens: false,
         ..SimulatorOptions::default()
     })
@@ -219,7 +219,7 @@ async fn identity_errors_name_the_wrong_credential_without_revealing_it() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&error, VendorError::CredentialsInvalid(m) if m.contains("invalid_grant") && m.contains(&sim.username)),
+        matches!(&error, VendorError::CredentialsInvalid(m) if m.contains("invalid_grant") && m.contains(&sim.login.username)),
         "{error:?}"
     );
     assert!(!error.to_string().contains("not-the-password-123"));
@@ -504,11 +504,11 @@ async fn group_members_are_listed_across_pages() {
 async fn raw_token(sim: &SimulatorHandle) -> String {
     let response = reqwest::Client::new()
         .post(format!("{}/connect/token", sim.base_url))
-        .basic_auth(&sim.client_id, Some(sim.client_secret.expose()))
+        .basic_auth(&sim.client.id, Some(sim.client.secret.expose()))
         .form(&[
             ("grant_type", "password"),
-            ("username", sim.username.as_str()),
-            ("password", sim.password.expose()),
+            ("username", sim.login.username.as_str()),
+            ("password", sim.login.password.expose()),
             ("scope", "user_api.full_access"),
         ])
         .send()

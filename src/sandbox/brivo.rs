@@ -41,7 +41,6 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use crate::api::vendor_connection::BrivoMobilePassTarget;
-use crate::clock::{system_clock, Clock};
 use crate::http::Secret;
 use crate::sandbox::faults::Faults;
 use crate::sandbox::kit::auth::{self, TokenState, Tokens};
@@ -50,7 +49,7 @@ use crate::sandbox::kit::journal::Journal;
 use crate::sandbox::kit::paging::{Query, Window};
 use crate::sandbox::kit::rate::{self, RateLimit};
 use crate::sandbox::kit::{self, reply};
-use crate::sandbox::kit::{RateControls, TokenControls};
+use crate::sandbox::kit::{Login, OAuthClient, RateControls, SimClock, TokenControls};
 use crate::vendors::brivo::client::{BrivoConfig, BrivoConfigError};
 use crate::vendors::brivo::wire::{
     self, API_KEY_HEADER, DEFAULT_PAGE_SIZE, MAX_GROUPS_PER_USER, MAX_PAGE_SIZE, UNKNOWN_GROUP,
@@ -66,7 +65,7 @@ const SUCCESS_CONTENT_TYPE: &str = "application/json;charset=UTF-8";
 #[derive(Debug, thiserror::Error)]
 pub enum SimulatorError {
     #[error("cannot bind the Brivo simulator to 127.0.0.1:0: {0}")]
-    Bind(std::io::Error),
+    Bind(#[from] std::io::Error),
     #[error("no Brivo user {0} in the simulator")]
     UnknownUser(String),
     #[error("no Brivo group {0} in the simulator")]
@@ -76,17 +75,17 @@ pub enum SimulatorError {
 }
 
 /// Start-up options. `Default` generates credentials and uses the documented 300 s token lifetime.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct SimulatorOptions {
+    /// The developer key every call must carry in `api-key`.
     pub api_key: Secret,
-    pub client_id: String,
-    pub client_secret: Secret,
-    /// The Administrator ID accepted by the password grant.
-    pub username: String,
-    pub password: Secret,
+    /// The client the token endpoint wants in HTTP Basic.
+    pub client: OAuthClient,
+    /// The Administrator ID and password the password grant accepts.
+    pub login: Login,
     pub token_lifetime: Duration,
     /// Drives token expiry and timestamps.
-    pub clock: Clock,
+    pub clock: SimClock,
     pub faults: Faults,
     /// Brivo mobile passes the account may still issue (`None`: unlimited).
     pub mobile_passes_available: Option<u32>,
@@ -96,30 +95,29 @@ impl Default for SimulatorOptions {
     fn default() -> Self {
         Self {
             api_key: Secret::new(random_hex(16)),
-            client_id: format!("sim-client-{}", random_hex(6)),
-            client_secret: Secret::new(random_hex(16)),
-            username: format!("admin{}", fastrand::u32(100_000..999_999)),
-            password: Secret::new(random_hex(12)),
+            client: OAuthClient::new(format!("sim-client-{}", random_hex(6)), random_hex(16)),
+            login: Login::new(
+                format!("admin{}", fastrand::u32(100_000..999_999)),
+                random_hex(12),
+            ),
             token_lifetime: Duration::from_secs(300),
-            clock: system_clock(),
+            clock: SimClock::default(),
             faults: Faults::new(),
             mobile_passes_available: None,
         }
     }
 }
 
-impl std::fmt::Debug for SimulatorOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimulatorOptions")
-            .field("api_key", &self.api_key)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret)
-            .field("username", &self.username)
-            .field("password", &self.password)
-            .field("token_lifetime", &self.token_lifetime)
-            .field("mobile_passes_available", &self.mobile_passes_available)
-            .finish_non_exhaustive()
-    }
+/// Control surface of a running simulator. Dropping it stops the server.
+#[derive(Debug)]
+pub struct SimulatorHandle {
+    /// `http://127.0.0.1:<port>`: the auth host (`/oauth/token`); the API is under `/v1/api`.
+    pub base_url: String,
+    /// The credentials it accepts, as its options set them.
+    pub api_key: Secret,
+    pub client: OAuthClient,
+    pub login: Login,
+    sim: kit::Running<SimulatorOptions, SimState>,
 }
 
 /// A person to seed, as if created in the Brivo dashboard.
@@ -309,32 +307,15 @@ impl Simulator {
                 writes: Journal::default(),
             },
         );
-        let sim = kit::Running::start("Brivo", shared, router, options.faults.clone())
-            .await
-            .map_err(SimulatorError::Bind)?;
+        let sim = kit::Running::start("Brivo", shared, router, options.faults.clone()).await?;
         Ok(SimulatorHandle {
             base_url: sim.base_url().to_owned(),
             api_key: options.api_key,
-            client_id: options.client_id,
-            client_secret: options.client_secret,
-            username: options.username,
-            password: options.password,
+            client: options.client,
+            login: options.login,
             sim,
         })
     }
-}
-
-/// Control surface of a running simulator. Dropping it stops the server.
-#[derive(Debug)]
-pub struct SimulatorHandle {
-    /// `http://127.0.0.1:<port>`: the auth host (`/oauth/token`); the API is under `/v1/api`.
-    pub base_url: String,
-    pub api_key: Secret,
-    pub client_id: String,
-    pub client_secret: Secret,
-    pub username: String,
-    pub password: Secret,
-    sim: kit::Running<SimulatorOptions, SimState>,
 }
 
 impl SimulatorHandle {
@@ -350,10 +331,10 @@ impl SimulatorHandle {
     ) -> Result<BrivoConfig, BrivoConfigError> {
         Ok(BrivoConfig::new(
             self.api_key.clone(),
-            &self.client_id,
-            self.client_secret.clone(),
-            &self.username,
-            self.password.clone(),
+            &self.client.id,
+            self.client.secret.clone(),
+            &self.login.username,
+            self.login.password.clone(),
         )?
         .with_urls(&self.api_url(), &self.base_url)?
         .with_mobile_pass_target(target))
@@ -1086,7 +1067,7 @@ async fn token(
     if !api_key_ok(&shared, &headers) {
         return developer_inactive();
     }
-    if !auth::basic_matches(&headers, &shared.client_id, shared.client_secret.expose()) {
+    if !auth::basic_matches(&headers, &shared.client.id, shared.client.secret.expose()) {
         return oauth_error(StatusCode::UNAUTHORIZED, "unauthorized", "Bad credentials");
     }
     let mut params = Query::parse(query.as_deref());
@@ -1102,8 +1083,8 @@ async fn token(
             )
         }
         Some("password") => {
-            let username_ok = params.first("username") == Some(shared.username.as_str());
-            let password_ok = params.first("password") == Some(shared.password.expose());
+            let username_ok = params.first("username") == Some(shared.login.username.as_str());
+            let password_ok = params.first("password") == Some(shared.login.password.expose());
             if !(username_ok && password_ok) {
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Bad credentials");
             }

@@ -24,7 +24,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::clock::{system_clock, Clock};
 use crate::http::Secret;
 use crate::sandbox::faults::Faults;
 use crate::sandbox::kit;
@@ -32,7 +31,7 @@ use crate::sandbox::kit::auth::{self, TokenState, Tokens};
 use crate::sandbox::kit::ids::{random_hex, Sequence};
 use crate::sandbox::kit::journal::Journal;
 use crate::sandbox::kit::paging::{Query, Window};
-use crate::sandbox::kit::TokenControls;
+use crate::sandbox::kit::{Login, SimClock, TokenControls};
 use crate::vendors::essensys::client::{EssensysConfig, EssensysError, MAX_PAGE_SIZE};
 use crate::vendors::essensys::model::{
     tap_to_book_slot, Booking, BookingSource, BookingStatus, BookingUpdate, Contract, ContractKind,
@@ -47,42 +46,44 @@ const DEFAULT_PAGE: usize = 50;
 #[derive(Debug, thiserror::Error)]
 pub enum SimulatorError {
     #[error("cannot bind the essensys simulator to 127.0.0.1:0: {0}")]
-    Bind(std::io::Error),
+    Bind(#[from] std::io::Error),
     #[error("essensys simulator: {0}")]
     Seed(String),
 }
 
 /// Start-up options. `Default`: generated credentials, 1 h tokens, the wall clock.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct SimulatorOptions {
-    pub username: String,
-    pub password: Secret,
+    /// The integration user `POST /api/auth/login` accepts.
+    pub login: Login,
     pub token_lifetime: Duration,
     pub faults: Faults,
     /// "Now" for token expiry and `createdAt`/`updatedAt` stamps.
-    pub clock: Clock,
+    pub clock: SimClock,
 }
 
 impl Default for SimulatorOptions {
     fn default() -> Self {
         Self {
-            username: "integration@operator.example".to_owned(),
-            password: Secret::new(format!("sim-{}", random_hex(16))),
+            login: Login::new(
+                "integration@operator.example",
+                format!("sim-{}", random_hex(16)),
+            ),
             token_lifetime: Duration::from_secs(3600),
             faults: Faults::new(),
-            clock: system_clock(),
+            clock: SimClock::default(),
         }
     }
 }
 
-impl std::fmt::Debug for SimulatorOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimulatorOptions")
-            .field("username", &self.username)
-            .field("password", &self.password)
-            .field("token_lifetime", &self.token_lifetime)
-            .finish_non_exhaustive()
-    }
+/// Control surface of a running simulator. Dropping it stops the server.
+#[derive(Debug)]
+pub struct SimulatorHandle {
+    /// The "Platform URL": `http://127.0.0.1:<port>`.
+    pub base_url: String,
+    /// The integration user it accepts, as its options set it.
+    pub login: Login,
+    sim: kit::Running<SimulatorOptions, SimState>,
 }
 
 /// Entities whose API writes are counted.
@@ -242,32 +243,23 @@ impl Simulator {
             ..SimState::default()
         };
         let shared = Shared::new(options.clone(), options.clock.clone(), state);
-        let sim = kit::Running::start("essensys", shared, router, options.faults.clone())
-            .await
-            .map_err(SimulatorError::Bind)?;
+        let sim = kit::Running::start("essensys", shared, router, options.faults.clone()).await?;
         Ok(SimulatorHandle {
             base_url: sim.base_url().to_owned(),
-            username: options.username,
-            password: options.password,
+            login: options.login,
             sim,
         })
     }
 }
 
-/// Control surface of a running simulator. Dropping it stops the server.
-#[derive(Debug)]
-pub struct SimulatorHandle {
-    /// The "Platform URL": `http://127.0.0.1:<port>`.
-    pub base_url: String,
-    pub username: String,
-    pub password: Secret,
-    sim: kit::Running<SimulatorOptions, SimState>,
-}
-
 impl SimulatorHandle {
     /// A client configuration pointing at this simulator with its credentials.
     pub fn client_config(&self) -> Result<EssensysConfig, EssensysError> {
-        EssensysConfig::new(&self.base_url, &self.username, self.password.clone())
+        EssensysConfig::new(
+            &self.base_url,
+            &self.login.username,
+            self.login.password.clone(),
+        )
     }
 
     /// The fault injection and request counters wrapped around this simulator.
@@ -670,8 +662,8 @@ impl TokenControls for SimulatorHandle {
 
 async fn login(State(shared): Sim, body: Bytes) -> ApiResult {
     let request: LoginRequest = parse_body(&body)?;
-    let password_ok = request.password == shared.password.expose();
-    if request.username != shared.username || !password_ok {
+    let password_ok = request.password == shared.login.password.expose();
+    if request.username != shared.login.username || !password_ok {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_credentials",

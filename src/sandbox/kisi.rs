@@ -86,11 +86,21 @@ impl Default for SimulatorOptions {
     }
 }
 
+/// Control surface of a running simulator. Dropping it stops the server.
+#[derive(Debug)]
+pub struct SimulatorHandle {
+    /// `http://127.0.0.1:<port>`.
+    pub base_url: String,
+    /// The one API key the simulator accepts.
+    pub api_key: Secret,
+    sim: kit::Running<SimulatorOptions, SimState>,
+}
+
 /// Why the simulator could not start or a control call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SimulatorError {
     #[error("cannot bind the Kisi simulator to 127.0.0.1:0: {0}")]
-    Bind(std::io::Error),
+    Bind(#[from] std::io::Error),
     #[error("no simulated Kisi user {0}")]
     UnknownUser(String),
     #[error("no simulated Kisi group {0}")]
@@ -245,25 +255,13 @@ impl Simulator {
             quirks: RoleAssignmentQuirks::default(),
         };
         let shared = Shared::new(options.clone(), system_clock(), state);
-        let sim = kit::Running::start("Kisi", shared, router, options.faults)
-            .await
-            .map_err(SimulatorError::Bind)?;
+        let sim = kit::Running::start("Kisi", shared, router, options.faults).await?;
         Ok(SimulatorHandle {
             base_url: sim.base_url().to_owned(),
             api_key: options.api_key,
             sim,
         })
     }
-}
-
-/// Control surface of a running simulator. Dropping it stops the server.
-#[derive(Debug)]
-pub struct SimulatorHandle {
-    /// `http://127.0.0.1:<port>`.
-    pub base_url: String,
-    /// The one API key the simulator accepts.
-    pub api_key: Secret,
-    sim: kit::Running<SimulatorOptions, SimState>,
 }
 
 fn parse_id(id: &str) -> Option<u64> {

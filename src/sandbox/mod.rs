@@ -18,11 +18,13 @@ use serde_json::Value;
 
 use std::collections::BTreeMap;
 
+use crate::api::vendor_connection::CredentialKeys;
 use crate::api::Vendor;
 use crate::clock::ManualClock;
 use crate::operator::objects::Objects;
 use crate::vendors::essensys::model::{OccupierKind, SiteService};
 use essensys::{FloorSeed, SiteSeed};
+use kit::{Login, OAuthClient};
 use officernd::{Simulator, SimulatorError, SimulatorHandle};
 
 /// The demo organization (London and Paris, hot desks, a private office, a meeting room with
@@ -58,6 +60,25 @@ pub enum SandboxError {
 
 fn vendor_error(vendor: Vendor) -> impl Fn(String) -> SandboxError {
     move |message| SandboxError::Vendor { vendor, message }
+}
+
+/// A Secret's entries for an OAuth client, under the key names the connection reads.
+fn client_entries(keys: &CredentialKeys, client: &OAuthClient) -> Vec<(String, String)> {
+    vec![
+        (keys.client_id.clone(), client.id.clone()),
+        (
+            keys.client_secret.clone(),
+            client.secret.expose().to_owned(),
+        ),
+    ]
+}
+
+/// A Secret's entries for a login, under the key names the connection reads.
+fn login_entries(keys: &CredentialKeys, login: &Login) -> Vec<(String, String)> {
+    vec![
+        (keys.username.clone(), login.username.clone()),
+        (keys.password.clone(), login.password.expose().to_owned()),
+    ]
 }
 
 /// A Secret's namespace and name.
@@ -110,19 +131,19 @@ impl Sandbox {
             .map_err(|e| vendor_error(Vendor::Kisi)(e.to_string()))?;
         let salto_ks = salto_ks::start(salto_ks::SimulatorOptions {
             site_name: "London".to_owned(),
-            clock: clock.clock(),
+            clock: clock.clock().into(),
             ..Default::default()
         })
         .await
         .map_err(|e| vendor_error(Vendor::SaltoKS)(e.to_string()))?;
         let brivo = brivo::Simulator::start(brivo::SimulatorOptions {
-            clock: clock.clock(),
+            clock: clock.clock().into(),
             ..Default::default()
         })
         .await
         .map_err(|e| vendor_error(Vendor::Brivo)(e.to_string()))?;
         let essensys = essensys::Simulator::start(essensys::SimulatorOptions {
-            clock: clock.clock(),
+            clock: clock.clock().into(),
             ..Default::default()
         })
         .await
@@ -293,25 +314,25 @@ impl Sandbox {
                 "Salto KS   endpoint {}  siteId {}  clientId {}  clientSecret {}  username {}  password {}",
                 self.salto_ks.base_url,
                 self.salto_ks.site_id,
-                self.salto_ks.client_id,
-                self.salto_ks.client_secret.expose(),
-                self.salto_ks.username,
-                self.salto_ks.password.expose()
+                self.salto_ks.client.id,
+                self.salto_ks.client.secret.expose(),
+                self.salto_ks.login.username,
+                self.salto_ks.login.password.expose()
             ),
             format!(
                 "Brivo      endpoint {}  apiKey {}  clientId {}  clientSecret {}  username {}  password {}",
                 self.brivo.api_url(),
                 self.brivo.api_key.expose(),
-                self.brivo.client_id,
-                self.brivo.client_secret.expose(),
-                self.brivo.username,
-                self.brivo.password.expose()
+                self.brivo.client.id,
+                self.brivo.client.secret.expose(),
+                self.brivo.login.username,
+                self.brivo.login.password.expose()
             ),
             format!(
                 "essensys   platformUrl {}  username {}  password {}",
                 self.essensys.base_url,
-                self.essensys.username,
-                self.essensys.password.expose()
+                self.essensys.login.username,
+                self.essensys.login.password.expose()
             ),
         ]
     }
@@ -351,48 +372,25 @@ impl Sandbox {
                     if let Some(settings) = connection.spec.salto_ks.as_mut() {
                         settings.site_id = self.salto_ks.site_id.clone();
                     }
-                    vec![
-                        (keys.client_id.clone(), self.salto_ks.client_id.clone()),
-                        (
-                            keys.client_secret.clone(),
-                            self.salto_ks.client_secret.expose().to_owned(),
-                        ),
-                        (keys.username.clone(), self.salto_ks.username.clone()),
-                        (
-                            keys.password.clone(),
-                            self.salto_ks.password.expose().to_owned(),
-                        ),
-                    ]
+                    let mut values = client_entries(keys, &self.salto_ks.client);
+                    values.extend(login_entries(keys, &self.salto_ks.login));
+                    values
                 }
                 Vendor::Brivo => {
                     connection.spec.endpoint = Some(self.brivo.api_url());
                     connection.spec.auth_endpoint = Some(self.brivo.base_url.clone());
-                    vec![
-                        (keys.api_key.clone(), self.brivo.api_key.expose().to_owned()),
-                        (keys.client_id.clone(), self.brivo.client_id.clone()),
-                        (
-                            keys.client_secret.clone(),
-                            self.brivo.client_secret.expose().to_owned(),
-                        ),
-                        (keys.username.clone(), self.brivo.username.clone()),
-                        (
-                            keys.password.clone(),
-                            self.brivo.password.expose().to_owned(),
-                        ),
-                    ]
+                    let mut values =
+                        vec![(keys.api_key.clone(), self.brivo.api_key.expose().to_owned())];
+                    values.extend(client_entries(keys, &self.brivo.client));
+                    values.extend(login_entries(keys, &self.brivo.login));
+                    values
                 }
                 Vendor::Essensys => {
                     connection.spec.endpoint = Some(self.essensys.base_url.clone());
                     if let Some(settings) = connection.spec.essensys.as_mut() {
                         settings.platform_url = self.essensys.base_url.clone();
                     }
-                    vec![
-                        (keys.username.clone(), self.essensys.username.clone()),
-                        (
-                            keys.password.clone(),
-                            self.essensys.password.expose().to_owned(),
-                        ),
-                    ]
+                    login_entries(keys, &self.essensys.login)
                 }
             };
             secrets.push((
@@ -419,5 +417,33 @@ impl Sandbox {
             secret.string_data = Some(values.into_iter().collect());
         }
         untouched
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Options derive `Debug`; their credentials are `Secret`s, so no secret is ever shown.
+    #[test]
+    fn simulator_options_never_show_a_secret() {
+        let brivo = brivo::SimulatorOptions::default();
+        let salto_ks = salto_ks::SimulatorOptions::default();
+        let essensys = essensys::SimulatorOptions::default();
+        let kisi = kisi::SimulatorOptions::default();
+        let shown = format!("{brivo:?} {salto_ks:?} {essensys:?} {kisi:?}");
+        assert!(shown.contains(&brivo.login.username), "{shown}");
+        assert!(shown.contains(&salto_ks.client.id), "{shown}");
+        for secret in [
+            brivo.api_key.expose(),
+            brivo.client.secret.expose(),
+            brivo.login.password.expose(),
+            salto_ks.client.secret.expose(),
+            salto_ks.login.password.expose(),
+            essensys.login.password.expose(),
+            kisi.api_key.expose(),
+        ] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
     }
 }

@@ -46,8 +46,6 @@ use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::clock::{system_clock, Clock};
-use crate::http::Secret;
 use crate::sandbox::faults::Faults;
 use crate::sandbox::kit;
 use crate::sandbox::kit::auth::{self, TokenState, Tokens};
@@ -56,7 +54,7 @@ use crate::sandbox::kit::journal::Journal;
 use crate::sandbox::kit::paging::{Query, Window};
 use crate::sandbox::kit::rate::{self, RateLimit};
 use crate::sandbox::kit::reply::{self, Rejection};
-use crate::sandbox::kit::{RateControls, TokenControls};
+use crate::sandbox::kit::{Login, OAuthClient, RateControls, SimClock, TokenControls};
 use crate::vendors::salto_ks::client::{SaltoKsConfig, SaltoKsConfigError};
 use crate::vendors::salto_ks::wire::{
     business_error, ERROR_FIELD_REQUIRED, ERROR_NOT_FOUND, ERROR_QUERY, ERROR_VALIDATION,
@@ -71,7 +69,7 @@ const ERROR_DUPLICATE_MEMBER: &str = "1106";
 #[derive(Debug, thiserror::Error)]
 pub enum SimulatorError {
     #[error("cannot bind the Salto KS simulator to 127.0.0.1:0: {0}")]
-    Bind(std::io::Error),
+    Bind(#[from] std::io::Error),
     #[error("the simulator has no access group {0}")]
     UnknownGroup(String),
     #[error("the simulator's site has no user with email {0}")]
@@ -96,15 +94,15 @@ pub enum UsersListing {
 }
 
 /// Start-up options. `Default` uses generated credentials and the observed 3600 s token lifetime.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct SimulatorOptions {
     /// `customer_reference` of the simulated site.
     pub site_name: String,
-    pub client_id: String,
-    pub client_secret: Secret,
-    /// The service user (a site admin).
-    pub username: String,
-    pub password: Secret,
+    /// The client the token endpoint wants in HTTP Basic.
+    pub client: OAuthClient,
+    /// The service user (a site admin) of the password grant; its name is compared
+    /// case-insensitively.
+    pub login: Login,
     pub token_lifetime: Duration,
     /// Whether token answers carry a `refresh_token` (rec-01 showed none; other clients did).
     pub issue_refresh_tokens: bool,
@@ -125,17 +123,15 @@ pub struct SimulatorOptions {
     pub rate_limit_per_second: Option<u32>,
     pub faults: Faults,
     /// Decides token expiry.
-    pub clock: Clock,
+    pub clock: SimClock,
 }
 
 impl Default for SimulatorOptions {
     fn default() -> Self {
         Self {
             site_name: "flexgate simulated site".to_owned(),
-            client_id: uuid_v4(),
-            client_secret: Secret::new(random_hex(32)),
-            username: "flexgate-service@example.com".to_owned(),
-            password: Secret::new(random_hex(16)),
+            client: OAuthClient::new(uuid_v4(), random_hex(32)),
+            login: Login::new("flexgate-service@example.com", random_hex(16)),
             token_lifetime: Duration::from_secs(3600),
             issue_refresh_tokens: true,
             page_size: 100,
@@ -145,29 +141,22 @@ impl Default for SimulatorOptions {
             group_add_lag: 0,
             rate_limit_per_second: None,
             faults: Faults::new(),
-            clock: system_clock(),
+            clock: SimClock::default(),
         }
     }
 }
 
-impl std::fmt::Debug for SimulatorOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimulatorOptions")
-            .field("site_name", &self.site_name)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret)
-            .field("username", &self.username)
-            .field("password", &self.password)
-            .field("token_lifetime", &self.token_lifetime)
-            .field("issue_refresh_tokens", &self.issue_refresh_tokens)
-            .field("page_size", &self.page_size)
-            .field("users_listing", &self.users_listing)
-            .field("next_link_origin", &self.next_link_origin)
-            .field("seat_limit", &self.seat_limit)
-            .field("group_add_lag", &self.group_add_lag)
-            .field("rate_limit_per_second", &self.rate_limit_per_second)
-            .finish_non_exhaustive()
-    }
+/// Control surface of a running simulator. Dropping it stops the server.
+#[derive(Debug)]
+pub struct SimulatorHandle {
+    /// `http://127.0.0.1:<port>`: both the identity (`/connect/token`) and the API host.
+    pub base_url: String,
+    /// The simulated site's UUID.
+    pub site_id: String,
+    /// The credentials it accepts, as its options set them.
+    pub client: OAuthClient,
+    pub login: Login,
+    sim: kit::Running<SimulatorOptions, SimState>,
 }
 
 /// A person at the simulated site, as the control surface reports it.
@@ -420,7 +409,7 @@ impl Simulator {
 
 /// Starts a simulator on 127.0.0.1 with an ephemeral port.
 pub async fn start(options: SimulatorOptions) -> Result<SimulatorHandle, SimulatorError> {
-    let bound = kit::bind().await.map_err(SimulatorError::Bind)?;
+    let bound = kit::bind().await?;
     let base_url = bound.base_url().to_owned();
     // As recorded: `site_user` has a parent role, `site_admin` none (rec-07, rec-12).
     let roles = vec![
@@ -470,7 +459,7 @@ pub async fn start(options: SimulatorOptions) -> Result<SimulatorHandle, Simulat
     state.add_site_user(
         "Service",
         "User",
-        Some(&options.username),
+        Some(&options.login.username),
         admin_roles,
         true,
     );
@@ -481,26 +470,10 @@ pub async fn start(options: SimulatorOptions) -> Result<SimulatorHandle, Simulat
     Ok(SimulatorHandle {
         base_url,
         site_id,
-        client_id: options.client_id,
-        client_secret: options.client_secret,
-        username: options.username,
-        password: options.password,
+        client: options.client,
+        login: options.login,
         sim,
     })
-}
-
-/// Control surface of a running simulator. Dropping it stops the server.
-#[derive(Debug)]
-pub struct SimulatorHandle {
-    /// `http://127.0.0.1:<port>`: both the identity (`/connect/token`) and the API host.
-    pub base_url: String,
-    /// The simulated site's UUID.
-    pub site_id: String,
-    pub client_id: String,
-    pub client_secret: Secret,
-    pub username: String,
-    pub password: Secret,
-    sim: kit::Running<SimulatorOptions, SimState>,
 }
 
 impl SimulatorHandle {
@@ -508,10 +481,10 @@ impl SimulatorHandle {
     pub fn client_config(&self) -> Result<SaltoKsConfig, SaltoKsConfigError> {
         SaltoKsConfig::new(
             &self.site_id,
-            &self.client_id,
-            self.client_secret.clone(),
-            &self.username,
-            self.password.clone(),
+            &self.client.id,
+            self.client.secret.clone(),
+            &self.login.username,
+            self.login.password.clone(),
         )?
         .with_base_url(&self.base_url)
     }
@@ -881,7 +854,7 @@ impl TokenControls for SimulatorHandle {
 }
 
 async fn issue_token(State(sim): Sim, headers: HeaderMap, body: Bytes) -> Response {
-    if !auth::basic_matches(&headers, &sim.client_id, sim.client_secret.expose()) {
+    if !auth::basic_matches(&headers, &sim.client.id, sim.client.secret.expose()) {
         return oauth_error("invalid_client");
     }
     if !reply::content_type_is(&headers, "application/x-www-form-urlencoded") {
@@ -897,8 +870,8 @@ async fn issue_token(State(sim): Sim, headers: HeaderMap, body: Bytes) -> Respon
                     return oauth_error("invalid_scope");
                 }
             }
-            let user_ok = field("username").eq_ignore_ascii_case(&sim.username)
-                && field("password") == sim.password.expose();
+            let user_ok = field("username").eq_ignore_ascii_case(&sim.login.username)
+                && field("password") == sim.login.password.expose();
             if !user_ok {
                 return oauth_error("invalid_grant");
             }

@@ -1,6 +1,7 @@
 //! The plumbing every simulator shares, so a vendor's file holds only that vendor's wire
 //! behaviour: settings, clock and locked state shared by handlers and handle ([`shared`]),
-//! serving a router on 127.0.0.1 ([`server`]), ids ([`ids`]), credentials and issued tokens
+//! serving a router on 127.0.0.1 ([`server`]), ids ([`ids`]), the credentials a simulator
+//! accepts ([`credentials`]), reading credentials off requests and the tokens issued
 //! ([`auth`]), query strings and paging windows ([`paging`]), server-side rate limits
 //! ([`rate`]), the test controls over tokens and rate limits ([`controls`]), the record of write
 //! calls ([`journal`]) and reply building blocks ([`reply`]). Fault injection is
@@ -11,6 +12,7 @@
 
 pub mod auth;
 pub mod controls;
+pub mod credentials;
 pub mod ids;
 pub mod journal;
 pub mod paging;
@@ -20,5 +22,6 @@ pub mod server;
 pub mod shared;
 
 pub use controls::{RateControls, TokenControls};
+pub use credentials::{Login, OAuthClient};
 pub use server::{bind, Bound, Server};
-pub use shared::{Running, Shared};
+pub use shared::{Running, Shared, SimClock};

@@ -1,6 +1,6 @@
-//! What a simulator's handlers and its handle share: the settings fixed at start-up, the clock,
-//! and the mutable state behind one lock ([`Shared`]); and a running simulator as its handle
-//! holds it ([`Running`]: the shared part, its faults and its server).
+//! What a simulator's handlers and its handle share: the settings fixed at start-up, the clock
+//! ([`SimClock`]), and the mutable state behind one lock ([`Shared`]); and a running simulator as
+//! its handle holds it ([`Running`]: the shared part, its faults and its server).
 
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -9,21 +9,51 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 
 use super::server::{bind, Bound, Server};
-use crate::clock::Clock;
+use crate::clock::{system_clock, Clock};
 use crate::sandbox::faults::Faults;
+
+/// A simulator's source of "now": a [`Clock`] that start-up options can hold and still derive
+/// `Debug` (a closure has none). `Default` is the wall clock; tests pass a
+/// [`crate::clock::ManualClock`]'s `clock().into()`.
+#[derive(Clone)]
+pub struct SimClock(Clock);
+
+impl SimClock {
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.0)()
+    }
+}
+
+impl Default for SimClock {
+    fn default() -> Self {
+        Self(system_clock())
+    }
+}
+
+impl From<Clock> for SimClock {
+    fn from(clock: Clock) -> Self {
+        Self(clock)
+    }
+}
+
+impl std::fmt::Debug for SimClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SimClock")
+    }
+}
 
 /// A simulator's settings (`C`, read through `Deref`), clock, and state (`S`, behind [`Self::lock`]).
 pub struct Shared<C, S> {
     config: C,
-    clock: Clock,
+    clock: SimClock,
     state: Mutex<S>,
 }
 
 impl<C, S> Shared<C, S> {
-    pub fn new(config: C, clock: Clock, state: S) -> Arc<Self> {
+    pub fn new(config: C, clock: impl Into<SimClock>, state: S) -> Arc<Self> {
         Arc::new(Self {
             config,
-            clock,
+            clock: clock.into(),
             state: Mutex::new(state),
         })
     }
@@ -36,7 +66,7 @@ impl<C, S> Shared<C, S> {
 
     /// "Now" on the simulator's clock.
     pub fn now(&self) -> DateTime<Utc> {
-        (self.clock)()
+        self.clock.now()
     }
 }
 
@@ -113,5 +143,23 @@ impl<C, S> std::fmt::Debug for Running<C, S> {
         f.debug_struct("Running")
             .field("base_url", &self.base_url())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[test]
+    fn sim_clock_reads_the_clock_it_wraps_and_debug_names_it() {
+        let at = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let manual = ManualClock::new(at);
+        let clock = SimClock::from(manual.clock());
+        manual.advance(chrono::Duration::seconds(5));
+        assert_eq!(clock.now(), at + chrono::Duration::seconds(5));
+        assert_eq!(format!("{clock:?}"), "SimClock");
     }
 }
