@@ -141,8 +141,6 @@ fn generate(scale: &Scale, rng: &mut Rng) -> Snapshot {
                 } else {
                     MembershipStatus::NotApproved
                 }),
-                calculated_status: None,
-                membership_type: None,
                 location: Some(oid("l", rng.below(LOCATIONS))),
                 plan: Some(oid("p", rng.below(PLANS))),
                 company: Some(oid("c", rng.below(scale.companies))),

@@ -98,6 +98,38 @@ impl<T: Identified> Table<T> {
         table
     }
 
+    /// A table holding `items` in their order (slot `n` is `items[n]`), in the list's own memory
+    /// (an `Option<T>` is as large as a `T`, so the list is not copied): the same table as
+    /// upserting each into an empty one, while a complete read's largest lists are never held
+    /// twice. `None` (and `items` back) when two items share an id or an id hash; upserting them
+    /// one by one then decides which is kept.
+    fn adopt(items: Vec<T>, share: bool) -> Result<Self, Vec<T>> {
+        let mut slots = FastMap::with_capacity_and_hasher(items.len(), Default::default());
+        for (slot, item) in items.iter().enumerate() {
+            if slots
+                .insert(id_hash(item.object_id()), slot as Slot)
+                .is_some()
+            {
+                return Err(items);
+            }
+        }
+        let shared = share.then(|| {
+            items
+                .iter()
+                .map(|item| Some(Arc::from(item.object_id())))
+                .collect()
+        });
+        Ok(Table {
+            generations: vec![0; items.len()],
+            // Collected in place: same size and alignment.
+            items: items.into_iter().map(Some).collect(),
+            slots,
+            collided: FastMap::default(),
+            free: Vec::new(),
+            shared,
+        })
+    }
+
     /// The id of the object stored at `slot`, shared (`None` when the table does not share ids).
     pub(crate) fn shared_id(&self, slot: Slot) -> Option<&Arc<str>> {
         self.shared.as_ref()?.get(slot as usize)?.as_ref()
@@ -183,6 +215,12 @@ impl<T: Identified> Table<T> {
             .unwrap_or(self.items.len() as Slot)
     }
 
+    /// The slot [`Table::upsert`] will store an object with id `id` in: its current one, else the
+    /// next free one.
+    fn slot_for(&self, id: &str) -> Slot {
+        self.slot_of(id).unwrap_or_else(|| self.next_slot())
+    }
+
     /// Stores `item`, returning its slot and the object it replaced.
     fn upsert(&mut self, item: T) -> (Slot, Option<T>) {
         if let Some(slot) = self.slot_of(item.object_id()) {
@@ -246,32 +284,70 @@ impl<T: Identified> Table<T> {
 }
 
 /// Slots grouped under a key (a plan id, a company id, an email, ...).
+///
+/// Most keys hold one slot (a member's email, a member's personal membership), so one slot is kept
+/// inline and only a key with several gets a list: 50,000 single-slot lists were 50,000 heap
+/// allocations of 32 bytes each per map. Keys are boxed (16 bytes instead of a `String`'s 24).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct MultiMap {
-    map: FastMap<String, Vec<Slot>>,
+    map: FastMap<Box<str>, Slots>,
+}
+
+/// The slots under one key of a [`MultiMap`]: never empty.
+#[derive(Debug, Clone)]
+enum Slots {
+    One(Slot),
+    Many(Vec<Slot>),
+}
+
+impl Slots {
+    fn as_slice(&self) -> &[Slot] {
+        match self {
+            Slots::One(slot) => std::slice::from_ref(slot),
+            Slots::Many(slots) => slots,
+        }
+    }
 }
 
 impl MultiMap {
     fn add(&mut self, key: &str, slot: Slot) {
         match self.map.get_mut(key) {
-            Some(slots) => slots.push(slot),
+            Some(Slots::Many(slots)) => slots.push(slot),
+            Some(slots) => {
+                let first = slots.as_slice().first().copied();
+                *slots = Slots::Many(first.into_iter().chain([slot]).collect());
+            }
             None => {
-                self.map.insert(key.to_owned(), vec![slot]);
+                self.map.insert(key.into(), Slots::One(slot));
             }
         }
     }
 
     fn remove(&mut self, key: &str, slot: Slot) {
-        if let Some(slots) = self.map.get_mut(key) {
-            slots.retain(|existing| *existing != slot);
-            if slots.is_empty() {
-                self.map.remove(key);
+        let Some(slots) = self.map.get_mut(key) else {
+            return;
+        };
+        match slots {
+            Slots::One(only) => {
+                if *only == slot {
+                    self.map.remove(key);
+                }
+            }
+            Slots::Many(many) => {
+                many.retain(|existing| *existing != slot);
+                match many.as_slice() {
+                    [] => {
+                        self.map.remove(key);
+                    }
+                    [only] => *slots = Slots::One(*only),
+                    _ => {}
+                }
             }
         }
     }
 
     pub(crate) fn get(&self, key: &str) -> &[Slot] {
-        self.map.get(key).map_or(&[], Vec::as_slice)
+        self.map.get(key).map_or(&[], Slots::as_slice)
     }
 }
 
@@ -501,15 +577,17 @@ impl Index {
     /// Indexes a snapshot (taking ownership, so objects are not copied).
     pub fn build(snapshot: Snapshot) -> Index {
         let mut index = Index {
-            members: Table::sharing_ids(snapshot.members.len()),
+            // Members, memberships and bookings are adopted below (allocated only when they
+            // cannot be).
+            members: Table::sharing_ids(0),
             companies: Table::sharing_ids(snapshot.companies.len()),
-            memberships: Table::sharing_ids(snapshot.memberships.len()),
+            memberships: Table::sharing_ids(0),
             plans: Table::sharing_ids(snapshot.plans.len()),
             locations: Table::with_capacity(snapshot.locations.len()),
             floors: Table::with_capacity(snapshot.floors.len()),
             resources: Table::sharing_ids(snapshot.resources.len()),
             assignments: Table::sharing_ids(snapshot.assignments.len()),
-            bookings: Table::with_capacity(snapshot.bookings.len()),
+            bookings: Table::with_capacity(0),
             passes: Table::sharing_ids(snapshot.passes.len()),
             visitors: Table::sharing_ids(snapshot.visitors.len()),
             zones: FastMap::default(),
@@ -564,15 +642,41 @@ impl Index {
         drain(floors, |floor| index.upsert_floor(floor));
         drain(resources, |resource| index.upsert_resource(resource));
         drain(companies, |company| index.upsert_company(company));
-        drain(members, |member| index.upsert_member(member));
+        // The largest collections are adopted in place (see `Table::adopt`) and linked slot by
+        // slot as `upsert_*` links a new object.
+        match Table::adopt(members, true) {
+            Ok(table) => {
+                for (slot, member) in table.iter() {
+                    index.link_member(slot, member);
+                }
+                index.members = table;
+            }
+            Err(members) => drain(members, |member| index.upsert_member(member)),
+        }
         drain(visitors, |visitor| index.upsert_visitor(visitor));
-        drain(memberships, |membership| {
-            index.upsert_membership(membership)
-        });
+        match Table::adopt(memberships, true) {
+            Ok(table) => {
+                for (slot, membership) in table.iter() {
+                    index.link_membership(slot, membership);
+                }
+                index.memberships = table;
+            }
+            Err(memberships) => drain(memberships, |membership| {
+                index.upsert_membership(membership)
+            }),
+        }
         drain(assignments, |assignment| {
             index.upsert_assignment(assignment)
         });
-        drain(bookings, |booking| index.upsert_booking(booking));
+        match Table::adopt(bookings, false) {
+            Ok(table) => {
+                for (slot, booking) in table.iter() {
+                    index.link_booking(slot, booking);
+                }
+                index.bookings = table;
+            }
+            Err(bookings) => drain(bookings, |booking| index.upsert_booking(booking)),
+        }
         drain(passes, |pass| index.upsert_pass(pass));
         index.sort_timelines();
         index.building = false;
@@ -1072,22 +1176,27 @@ impl Index {
             }
         }
         self.unlink_member(&member.id);
-        let bar = member_bar(&member);
+        self.link_member(self.members.slot_for(&member.id), &member);
         let (slot, _) = self.members.upsert(member);
-        set_at(&mut self.member_bars, slot, bar);
         if let Some(member) = self.members.at(slot) {
-            add_opt(
-                &mut self.members_by_company,
-                member.company.as_deref(),
-                slot,
-            );
-            if let Some(email) = member.email.as_deref().and_then(canonical_email) {
-                self.members_by_email.add(&email, slot);
-            }
             let current = self.touches_of_member(member);
             touched.merge(current);
         }
         touched
+    }
+
+    /// Records a member about to be stored at `slot` (a new one, or the replacement of the one
+    /// there, already unlinked) in the per-member tables and relations.
+    fn link_member(&mut self, slot: Slot, member: &Member) {
+        set_at(&mut self.member_bars, slot, member_bar(member));
+        add_opt(
+            &mut self.members_by_company,
+            member.company.as_deref(),
+            slot,
+        );
+        if let Some(email) = member.email.as_deref().and_then(canonical_email) {
+            self.members_by_email.add(&email, slot);
+        }
     }
 
     pub fn remove_member(&mut self, id: &str) -> Touched {
@@ -1206,15 +1315,26 @@ impl Index {
     pub fn upsert_membership(&mut self, membership: Membership) -> Touched {
         let mut touched = self.remove_membership_links(&membership.id);
         self.forget_assignment_windows_of(&membership.id);
-        let member = self.members.link(membership.member.as_deref());
+        self.link_membership(self.memberships.slot_for(&membership.id), &membership);
         let (slot, _) = self.memberships.upsert(membership);
-        set_at(&mut self.membership_members, slot, member);
-        self.membership_windows.reset(slot);
         // Pass sets take their zone from their membership.
         self.pass_windows.clear();
         let Some(membership) = self.memberships.at(slot) else {
             return touched;
         };
+        let mut current = Touched::default();
+        self.add_membership_touches(membership, Holder::of(membership).as_ref(), &mut current);
+        self.add_membership_gate_touches(membership, &mut current);
+        touched.merge(current);
+        touched
+    }
+
+    /// Records a membership about to be stored at `slot` (a new one, or the replacement of the
+    /// one there, already unlinked) in the per-membership tables and relations.
+    fn link_membership(&mut self, slot: Slot, membership: &Membership) {
+        let member = self.members.link(membership.member.as_deref());
+        set_at(&mut self.membership_members, slot, member);
+        self.membership_windows.reset(slot);
         add_opt(
             &mut self.memberships_by_plan,
             membership.plan.as_deref(),
@@ -1225,11 +1345,6 @@ impl Index {
             (None, Some(company)) => self.memberships_by_company.add(company, slot),
             (None, None) => {}
         }
-        let mut current = Touched::default();
-        self.add_membership_touches(membership, Holder::of(membership).as_ref(), &mut current);
-        self.add_membership_gate_touches(membership, &mut current);
-        touched.merge(current);
-        touched
     }
 
     pub fn remove_membership(&mut self, id: &str) -> Touched {

@@ -153,6 +153,11 @@ pub struct Company {
 }
 
 /// A membership of a member (personal) or of a whole company (`member` absent) on a plan.
+///
+/// Not kept (nothing reads them, and 60,000 memberships are held in memory): `type`
+/// (`month_to_month | fixed`: an absent `endDate` says open-ended) and `calculatedStatus`
+/// (`not_started | active | expired | not_approved`, computed by OfficeRnD when the object was
+/// read; the engine recomputes it from the dates and never trusts this snapshot of it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Membership {
@@ -164,13 +169,6 @@ pub struct Membership {
     pub is_personal: Option<bool>,
     #[serde(default)]
     pub status: Option<MembershipStatus>,
-    /// `not_started | active | expired | not_approved`, computed by OfficeRnD when the object was read; the
-    /// engine recomputes it from the dates and never trusts this snapshot of it.
-    #[serde(default)]
-    pub calculated_status: Option<String>,
-    /// `month_to_month | fixed`.
-    #[serde(rename = "type", default)]
-    pub membership_type: Option<String>,
     #[serde(default)]
     pub location: Option<ObjectId>,
     #[serde(default)]
