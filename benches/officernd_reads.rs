@@ -1,7 +1,9 @@
 //! OfficeRnD reads at scale (issue #14), through the real client against the simulator at the
 //! shipped request rate: requests and wall time of the first complete read, a resync with nothing
-//! changed, a resync after 100 scattered changes, a membership created without a webhook, and a
-//! day of steady state (96 resyncs on a simulated clock, the daily complete read included).
+//! changed, a resync after 100 scattered changes, a membership created without a webhook (with a
+//! desk moved to it), the hourly whole read of assignments (`ReadPolicy::assignments_every`), a
+//! desk newly assigned without a webhook, and a day of steady state (96 resyncs on a simulated
+//! clock, the daily complete read included).
 //!
 //! The benchmark organization: 50,000 members, 5,000 companies, 60,000 memberships, 500 resources
 //! (200 assignable, each assigned once, 100 assignments ended), 300,000 bookings spread over 60
@@ -11,7 +13,11 @@
 //! Targets: a resync with nothing changed at most one request per collection; after 100 changes at
 //! most 50 requests; the first read under 4,000 requests. Request counts are deterministic; wall
 //! times are measured at `FLEXGATE_BENCH_RPS` requests/s (default: the client's shipped 5/s).
-//! `FLEXGATE_BENCH_QUICK=1` runs at 1/50 scale.
+//! `FLEXGATE_BENCH_QUICK=1` runs at 1/50 scale. `FLEXGATE_BENCH_PHASES=quiet,scattered,...` runs
+//! only the phases named (`first`, `quiet`, `scattered`, `membership`, `hourly`, `desk`, `day`;
+//! default all): the first complete read always runs, since every phase starts from its picture,
+//! but when `first` is not named it runs at 1,000 requests/s and is not reported; the simulated
+//! clock moves as in a full run, so each phase meets the same schedule.
 
 use std::collections::BTreeMap;
 use std::time::{Duration as Elapsed, Instant};
@@ -365,6 +371,26 @@ fn arrived(
         .count()
 }
 
+/// The phases `FLEXGATE_BENCH_PHASES` names (all when unset).
+struct Phases(Option<Vec<String>>);
+
+impl Phases {
+    fn from_env() -> Self {
+        Phases(std::env::var("FLEXGATE_BENCH_PHASES").ok().map(|list| {
+            list.split(',')
+                .map(|phase| phase.trim().to_owned())
+                .filter(|phase| !phase.is_empty())
+                .collect()
+        }))
+    }
+
+    fn run(&self, phase: &str) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|phases| phases.iter().any(|p| p == phase))
+    }
+}
+
 fn main() {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -433,90 +459,176 @@ async fn run() -> BenchResult<()> {
     });
     let collections = reads.iter().count();
     let policy = ReadPolicy::default();
+    let phases = Phases::from_env();
+    if let Some(named) = &phases.0 {
+        println!("phases: {}", named.join(", "));
+    }
 
-    // 1. The first complete read.
+    // 1. The first complete read (at 1,000 requests/s when it is not measured).
+    let mut first_config = sim.client_config().map_err(|e| e.to_string())?;
+    first_config.requests_per_second = if phases.run("first") { rps } else { 1_000.0 };
+    let first_client = OfficeRndClient::new(first_config)
+        .map_err(|e| e.to_string())?
+        .with_clock(clock.clock());
     let ((snapshot, mut mark), first) = measured(&sim, async {
-        refresh::read_complete(&client, reads, clock.now(), &policy)
+        refresh::read_complete(&first_client, reads, clock.now(), &policy)
             .await
             .map_err(|e| e.to_string())
     })
     .await?;
-    println!(
-        "{}; {} bookings held of {} (horizon {})",
-        first.line("first complete read", rps),
-        snapshot.bookings.len(),
-        scale.bookings,
-        mark.horizon().map(ts).unwrap_or_default()
-    );
-    println!(
-        "  target: under 4,000 requests: {}",
-        if first.requests < 4_000 {
-            "met"
-        } else {
-            "NOT met"
-        }
-    );
+    drop(first_client);
+    if phases.run("first") {
+        println!(
+            "{}; {} bookings held of {} (horizon {})",
+            first.line("first complete read", rps),
+            snapshot.bookings.len(),
+            scale.bookings,
+            mark.horizon().map(ts).unwrap_or_default()
+        );
+        println!(
+            "  target: under 4,000 requests: {}",
+            if first.requests < 4_000 {
+                "met"
+            } else {
+                "NOT met"
+            }
+        );
+    }
     let mut index = refresh::index(snapshot, &mark);
 
     // 2. A resync with nothing changed.
     clock.advance(Duration::minutes(SYNC_INTERVAL_MINUTES));
-    let (objects, quiet) =
-        resync(&client, &sim, &mut index, &mut mark, clock.now(), &policy).await?;
-    println!(
-        "{}; {objects} objects returned",
-        quiet.line("resync, nothing changed", rps)
-    );
-    let over: Vec<&String> = quiet
-        .per_collection
-        .iter()
-        .filter(|(_, count)| **count > 1)
-        .map(|(collection, _)| collection)
-        .collect();
-    println!(
-        "  target: at most one request per collection ({collections} collections): {}",
-        if over.is_empty() {
-            "met".to_owned()
-        } else {
-            format!("NOT met for {over:?}")
+    if phases.run("quiet") {
+        let (objects, quiet) =
+            resync(&client, &sim, &mut index, &mut mark, clock.now(), &policy).await?;
+        println!(
+            "{}; {objects} objects returned",
+            quiet.line("resync, nothing changed", rps)
+        );
+        // Per collection: `memberships/count` is a request about memberships.
+        let mut per_collection: BTreeMap<&str, u64> = BTreeMap::new();
+        for (route, count) in &quiet.per_collection {
+            let collection = route.split('/').next().unwrap_or(route);
+            *per_collection.entry(collection).or_default() += count;
         }
-    );
+        let over: Vec<&str> = per_collection
+            .iter()
+            .filter(|(_, count)| **count > 1)
+            .map(|(collection, _)| *collection)
+            .collect();
+        println!(
+            "  target: at most one request per collection ({collections} collections, {} asked): {}",
+            per_collection.len(),
+            if over.is_empty() {
+                "met".to_owned()
+            } else {
+                format!("NOT met for {over:?}")
+            }
+        );
+    }
 
     // 3. A resync after 100 scattered changes.
     let mut serial = 0;
     clock.advance(Duration::minutes(1));
     let changed = scatter(&sim, &scale, &mut rng, 100, clock.now(), &mut serial)?;
     clock.advance(Duration::minutes(SYNC_INTERVAL_MINUTES - 1));
-    let (objects, after) =
-        resync(&client, &sim, &mut index, &mut mark, clock.now(), &policy).await?;
     let window = |mark: &ReadMark| mark.window.map(|w| (w.from, w.to));
-    let found = arrived(&index, &sim, &changed, window(&mark));
-    println!(
-        "{}; {objects} objects returned; {found} of {} changes in the picture",
-        after.line("resync after 100 scattered changes", rps),
-        changed.len()
-    );
-    println!(
-        "  target: at most 50 requests: {}",
-        if after.requests <= 50 {
-            "met"
-        } else {
-            "NOT met"
-        }
-    );
+    let (desks, others): (Vec<_>, Vec<_>) = changed
+        .into_iter()
+        .partition(|(collection, _)| *collection == Collection::Assignments);
+    if phases.run("scattered") {
+        let (objects, after) =
+            resync(&client, &sim, &mut index, &mut mark, clock.now(), &policy).await?;
+        let found = arrived(&index, &sim, &others, window(&mark));
+        let desks_found = arrived(&index, &sim, &desks, window(&mark));
+        println!(
+            "{}; {objects} objects returned; {} of {} changes in the picture: {found} of the {} other changes, {desks_found} of the {} desks reassigned (same assignments total, no membership change: they wait for the hourly assignments read)",
+            after.line("resync after 100 scattered changes", rps),
+            found + desks_found,
+            others.len() + desks.len(),
+            others.len(),
+            desks.len(),
+        );
+        println!(
+            "  target: at most 50 requests: {}",
+            if after.requests <= 50 {
+                "met"
+            } else {
+                "NOT met"
+            }
+        );
+    }
 
-    // 3b. A membership created without a webhook: the count moves, memberships are read whole.
+    // 3b. A membership created without a webhook, and a desk moved to it: the membership count
+    // moves, memberships are read whole, and the new membership's assignments are read by
+    // `membership[$in]` (the assignments total did not move).
     let membership = json!({"_id": oid(13, 1), "name": "Created silently", "isPersonal": true,
         "member": oid(6, 1), "status": "approved", "type": "month_to_month", "location": oid(1, 0),
         "plan": oid(3, 0), "startDate": ts(clock.now() - Duration::days(1))});
     sim.upsert(Collection::Memberships, membership)
         .map_err(|e| e.to_string())?;
+    let moved_desk = oid(8, 0);
+    let mut assignment = sim
+        .get(Collection::Assignments, &moved_desk)
+        .ok_or("assignment")?;
+    assignment["membership"] = json!(oid(13, 1));
+    sim.upsert(Collection::Assignments, assignment)
+        .map_err(|e| e.to_string())?;
     clock.advance(Duration::minutes(SYNC_INTERVAL_MINUTES));
-    let (_, silent) = resync(&client, &sim, &mut index, &mut mark, clock.now(), &policy).await?;
-    println!(
-        "{}; in the picture: {}",
-        silent.line("resync after a membership created without a webhook", rps),
-        index.membership(&oid(13, 1)).is_some()
-    );
+    if phases.run("membership") {
+        let (_, silent) =
+            resync(&client, &sim, &mut index, &mut mark, clock.now(), &policy).await?;
+        println!(
+            "{}; membership in the picture: {}; its desk in the picture: {}",
+            silent.line(
+                "resync after a membership created without a webhook, a desk moved to it",
+                rps
+            ),
+            index.membership(&oid(13, 1)).is_some(),
+            index
+                .assignment(&moved_desk)
+                .and_then(|a| a.membership.clone())
+                == Some(oid(13, 1)),
+        );
+    }
+
+    // 3c. An hour after the first read: assignments are read whole (`assignments_every`).
+    clock.advance(Duration::minutes(SYNC_INTERVAL_MINUTES));
+    if phases.run("hourly") {
+        let before = arrived(&index, &sim, &desks, window(&mark));
+        let (_, hourly) =
+            resync(&client, &sim, &mut index, &mut mark, clock.now(), &policy).await?;
+        println!(
+            "{}; desks reassigned at +31 min in the picture: {} of {} (were {before} before this read)",
+            hourly.line(
+                &format!(
+                    "resync {} min after the last whole assignments read (assignments_every)",
+                    SYNC_INTERVAL_MINUTES * 4
+                ),
+                rps
+            ),
+            arrived(&index, &sim, &desks, window(&mark)),
+            desks.len(),
+        );
+    }
+
+    // 3d. A desk newly assigned without a webhook: the assignments total moves.
+    let new_desk = oid(14, 1);
+    sim.upsert(
+        Collection::Assignments,
+        json!({"_id": new_desk, "resource": oid(4, 1), "membership": oid(7, 1),
+            "startDate": ts(clock.now() - Duration::days(1))}),
+    )
+    .map_err(|e| e.to_string())?;
+    clock.advance(Duration::minutes(SYNC_INTERVAL_MINUTES));
+    if phases.run("desk") {
+        let (_, desk) = resync(&client, &sim, &mut index, &mut mark, clock.now(), &policy).await?;
+        println!(
+            "{}; in the picture: {}",
+            desk.line("resync after a desk newly assigned without a webhook", rps),
+            index.assignment(&new_desk).is_some(),
+        );
+    }
 
     // 4. A day of steady state: a resync every 15 minutes with 10 scattered changes before each,
     // the daily complete read when due. `FLEXGATE_BENCH_DAY_RPS` runs it at another rate (the
@@ -537,9 +649,20 @@ async fn run() -> BenchResult<()> {
     let mut day_breakdown: BTreeMap<String, u64> = BTreeMap::new();
     let day_end = clock.now() + Duration::hours(24);
     let mut missing = 0;
-    while clock.now() < day_end {
+    // Desks reassigned (same total, no membership change): when each was changed, until it
+    // arrives with a whole assignments read.
+    let mut pending: Vec<((Collection, String), DateTime<Utc>)> = Vec::new();
+    let mut desks_moved = 0;
+    let mut longest_wait = Duration::zero();
+    while phases.run("day") && clock.now() < day_end {
         clock.advance(Duration::minutes(1));
+        let changed_at = clock.now();
         let changed = scatter(&sim, &scale, &mut rng, 10, clock.now(), &mut serial)?;
+        let (desks, changed): (Vec<_>, Vec<_>) = changed
+            .into_iter()
+            .partition(|(collection, _)| *collection == Collection::Assignments);
+        desks_moved += desks.len();
+        pending.extend(desks.into_iter().map(|desk| (desk, changed_at)));
         clock.advance(Duration::minutes(SYNC_INTERVAL_MINUTES - 1));
         let measured = if mark.complete_due(clock.now(), &policy) {
             completes += 1;
@@ -559,16 +682,29 @@ async fn run() -> BenchResult<()> {
                 .1
         };
         missing += changed.len() - arrived(&index, &sim, &changed, window(&mark));
+        pending.retain(|(desk, at)| {
+            let here = arrived(&index, &sim, std::slice::from_ref(desk), window(&mark)) == 1;
+            if here {
+                longest_wait = longest_wait.max(clock.now() - *at);
+            }
+            !here
+        });
         day_requests += measured.requests;
         day_wall += measured.wall;
         for (collection, count) in measured.per_collection {
             *day_breakdown.entry(collection).or_default() += count;
         }
     }
+    if !phases.run("day") {
+        return Ok(());
+    }
     println!(
-        "a day of steady state ({resyncs} incremental resyncs, {completes} complete read, 10 changes per resync, 960 in all): {day_requests} requests, {:.1} s of reads measured at {day_rps} requests/s ({:.0} s of requests at {rps}/s); {missing} changes missing after their resync; booking horizon now {}",
+        "a day of steady state ({resyncs} incremental resyncs, {completes} complete read, 10 changes per resync, 960 in all): {day_requests} requests, {:.1} s of reads measured at {day_rps} requests/s ({:.0} s of requests at {rps}/s); {missing} of the {} other changes missing after their resync; desks reassigned: {desks_moved}, {} still missing at the end, the longest wait {} min (the hourly assignments read); booking horizon now {}",
         day_wall.as_secs_f64(),
         day_requests as f64 / rps,
+        960 - desks_moved,
+        pending.len(),
+        longest_wait.num_minutes(),
         mark.horizon().map(ts).unwrap_or_default()
     );
     println!("  per collection: {}", breakdown(&day_breakdown));

@@ -1060,3 +1060,220 @@ async fn simulator_writes_stamp_return_and_delete_objects() {
         "no plans.create scope"
     );
 }
+
+/// Three desks, each held by a membership of its own, read as an assignment binding reads them.
+fn desks_seed() -> Value {
+    let id = |n: u32| format!("{n:024x}");
+    let resources: Vec<Value> = (0..3)
+        .map(|i| json!({"_id": id(0x100 + i), "name": format!("Desk {i}"), "type": "desk_tr"}))
+        .collect();
+    let memberships: Vec<Value> = (0..3)
+        .map(|i| json!({"_id": id(0x300 + i), "name": format!("Desk plan {i}"), "member": id(0x500 + i),
+            "status": "approved", "type": "month_to_month", "startDate": "2025-01-01T00:00:00.000Z"}))
+        .collect();
+    let assignments: Vec<Value> = (0..3)
+        .map(|i| {
+            json!({"_id": id(0x200 + i), "resource": id(0x100 + i), "membership": id(0x300 + i),
+            "startDate": "2025-01-01T00:00:00.000Z"})
+        })
+        .collect();
+    json!({"resources": resources, "memberships": memberships, "assignments": assignments})
+}
+
+fn desk_reads() -> CollectionSet {
+    CollectionSet::of(&[
+        Collection::Resources,
+        Collection::Memberships,
+        Collection::Assignments,
+    ])
+}
+
+/// Requests to `/assignments` (lists) and to `/assignments/count`.
+fn assignment_requests(sim: &SimulatorHandle) -> (u64, u64) {
+    let path = sim.collection_path(Collection::Assignments);
+    let faults = sim.faults();
+    (
+        faults.requests_matching(&Route::path(path.clone())),
+        faults.requests_matching(&Route::path(format!("{path}/count"))),
+    )
+}
+
+/// Moves desk `n`'s assignment to `membership` at OfficeRnD, without a webhook.
+fn move_desk(sim: &SimulatorHandle, n: u32, membership: &str) {
+    let mut assignment = sim
+        .get(Collection::Assignments, &format!("{:024x}", 0x200 + n))
+        .unwrap();
+    assignment["membership"] = json!(membership);
+    sim.upsert(Collection::Assignments, assignment).unwrap();
+}
+
+fn held_membership(index: &flexgate::engine::Index, assignment: u32) -> Option<String> {
+    index
+        .assignment(&format!("{:024x}", 0x200 + assignment))
+        .and_then(|a| a.membership.clone())
+}
+
+/// Issue #14: assignments cannot be asked what changed, so each resync asks their count (one
+/// request) and lists them only when it moved; a desk moved with the total unchanged arrives
+/// with the read `assignments_every` after the last whole one, and not before.
+#[tokio::test]
+async fn assignments_are_counted_each_resync_and_listed_when_the_total_moves_or_hourly() {
+    use flexgate::officernd::refresh::{self, Held, ReadPolicy};
+    let clock = ManualClock::new(at("2026-03-02T09:00:00Z"));
+    let (sim, client) = start(desks_seed(), clock.clock(), fast_retries()).await;
+    let policy = ReadPolicy::default();
+    let (snapshot, mut mark) = refresh::read_complete(&client, desk_reads(), clock.now(), &policy)
+        .await
+        .unwrap();
+    let mut index = refresh::index(snapshot, &mark);
+    assert_eq!(mark.assignments_total, Some(3));
+    assert_eq!(assignment_requests(&sim), (1, 1));
+
+    let clock = &clock;
+    let client = &client;
+    let mark = &mut mark;
+    macro_rules! resync {
+        ($minutes:expr, $index:expr) => {{
+            clock.advance(chrono::Duration::minutes($minutes));
+            let (changes, next) =
+                refresh::read_changes(client, mark, Held::of($index), clock.now(), &policy)
+                    .await
+                    .unwrap();
+            refresh::apply($index, &changes);
+            *mark = next;
+            changes
+        }};
+    }
+
+    // Nothing changed: the count, no list.
+    let quiet = resync!(15, &mut index);
+    assert!(quiet.assignments.is_none() && quiet.membership_assignments.is_none());
+    assert_eq!(assignment_requests(&sim), (1, 2));
+
+    // A desk newly assigned, no webhook: the total moved, the assignments are listed whole.
+    sim.upsert(
+        Collection::Assignments,
+        json!({"_id": format!("{:024x}", 0x2aa), "resource": format!("{:024x}", 0x100),
+            "membership": format!("{:024x}", 0x301), "startDate": "2026-03-01T00:00:00.000Z"}),
+    )
+    .unwrap();
+    let new_desk = resync!(15, &mut index);
+    assert!(new_desk.assignments.is_some());
+    assert!(index.assignment(&format!("{:024x}", 0x2aa)).is_some());
+    assert_eq!(assignment_requests(&sim), (2, 3));
+
+    // Desk 0 moved to membership 2: same total, no membership changed. Not seen until an hour
+    // after the last whole read (at +30 min), then seen.
+    let to = format!("{:024x}", 0x302);
+    move_desk(&sim, 0, &to);
+    for _ in 0..3 {
+        let changes = resync!(15, &mut index);
+        assert!(changes.assignments.is_none(), "listed before the hour");
+        assert_eq!(held_membership(&index, 0), Some(format!("{:024x}", 0x300)));
+    }
+    assert_eq!(assignment_requests(&sim), (2, 6));
+    let hourly = resync!(15, &mut index);
+    assert!(hourly.assignments.is_some(), "not listed after the hour");
+    assert_eq!(held_membership(&index, 0), Some(to));
+    assert_eq!(assignment_requests(&sim), (3, 7));
+}
+
+/// Issue #14: memberships read whole because their count moved re-read the assignments of the
+/// memberships that are new or changed (`membership[$in]`), so a desk given to a membership
+/// created without a webhook arrives with that resync although the assignments total did not move.
+#[tokio::test]
+async fn a_new_membership_brings_its_assignments_without_a_whole_assignments_read() {
+    use flexgate::officernd::refresh::{self, Held, ReadPolicy};
+    let clock = ManualClock::new(at("2026-03-02T09:00:00Z"));
+    let (sim, client) = start(desks_seed(), clock.clock(), fast_retries()).await;
+    let policy = ReadPolicy::default();
+    let (snapshot, mark) = refresh::read_complete(&client, desk_reads(), clock.now(), &policy)
+        .await
+        .unwrap();
+    let mut index = refresh::index(snapshot, &mark);
+
+    let new = format!("{:024x}", 0x3aa);
+    sim.upsert(
+        Collection::Memberships,
+        json!({"_id": new, "name": "Silent", "member": format!("{:024x}", 0x5aa), "status": "approved",
+            "type": "month_to_month", "startDate": "2026-03-01T00:00:00.000Z"}),
+    )
+    .unwrap();
+    move_desk(&sim, 1, &new);
+    clock.advance(chrono::Duration::minutes(15));
+    let (changes, _) =
+        refresh::read_changes(&client, &mark, Held::of(&index), clock.now(), &policy)
+            .await
+            .unwrap();
+
+    assert!(changes.memberships.is_some(), "the membership count moved");
+    assert!(
+        changes.assignments.is_none(),
+        "the assignments total did not move"
+    );
+    let read = changes
+        .membership_assignments
+        .as_ref()
+        .expect("read by membership");
+    assert_eq!(
+        read.memberships,
+        vec![new.clone()],
+        "only the new membership"
+    );
+    refresh::apply(&mut index, &changes);
+    assert_eq!(held_membership(&index, 1), Some(new));
+    assert_eq!(assignment_requests(&sim), (2, 2));
+}
+
+/// An API that refuses `/assignments/count` (404: no such route; 400: `count` taken for an id)
+/// gets what it got before the count existed: assignments read whole at every resync, and the
+/// refused count is not asked again.
+#[tokio::test]
+async fn a_refused_assignments_count_falls_back_to_whole_reads() {
+    use flexgate::officernd::refresh::{self, Held, ReadPolicy};
+    for status in [StatusCode::NOT_FOUND, StatusCode::BAD_REQUEST] {
+        let clock = ManualClock::new(at("2026-03-02T09:00:00Z"));
+        let (sim, client) = start(desks_seed(), clock.clock(), fast_retries()).await;
+        sim.refuse_count(Collection::Assignments, Some(status));
+        assert_eq!(
+            client
+                .count_if_served(Collection::Assignments)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            client
+                .count_if_served(Collection::Memberships)
+                .await
+                .unwrap(),
+            Some(3)
+        );
+        let policy = ReadPolicy::default();
+        let (snapshot, mut mark) =
+            refresh::read_complete(&client, desk_reads(), clock.now(), &policy)
+                .await
+                .unwrap();
+        let mut index = refresh::index(snapshot, &mark);
+        assert!(mark.whole.contains(Collection::Assignments), "{status}");
+        assert_eq!(mark.assignments_total, None);
+
+        move_desk(&sim, 0, &format!("{:024x}", 0x302));
+        for n in 1..=2 {
+            clock.advance(chrono::Duration::minutes(15));
+            let (changes, next) =
+                refresh::read_changes(&client, &mark, Held::of(&index), clock.now(), &policy)
+                    .await
+                    .unwrap();
+            assert!(changes.assignments.is_some(), "{status}: not read whole");
+            refresh::apply(&mut index, &changes);
+            mark = next;
+            assert_eq!(assignment_requests(&sim), (1 + n, 2), "{status}");
+        }
+        assert_eq!(
+            held_membership(&index, 0),
+            Some(format!("{:024x}", 0x302)),
+            "{status}"
+        );
+    }
+}

@@ -663,6 +663,11 @@ async fn changes_without_a_webhook_arrive_with_the_next_incremental_read() {
         "an incremental read of the example bindings' 11 collections took {incremental} requests"
     );
     assert_eq!(
+        count_requests(&world, Collection::Assignments),
+        2,
+        "the complete read and this resync each asked the assignments count once"
+    );
+    assert_eq!(
         collection_requests(&world, Collection::Memberships),
         memberships_listed,
         "memberships (no modifiedAt filter) were listed again although their count did not move"
@@ -703,8 +708,9 @@ async fn a_deletion_without_a_webhook_grants_nothing_after_the_next_complete_rea
         .remove(Collection::Passes, "9a5500000000000000000027")
         .unwrap();
 
-    // The incremental read re-reads assignments whole (so that deletion is seen at once), but a
-    // deleted pass set is not listed as modified: it is known to grant until the complete read.
+    // The deletion moves the assignments total, so the incremental read re-reads them whole (the
+    // deletion is seen at once), but a deleted pass set is not listed as modified: it is known to
+    // grant until the complete read.
     world.sandbox.clock.advance(chrono::Duration::minutes(15));
     let incremental = world.view(SYNC_INTERVAL).await;
     assert!(!grants(
@@ -809,4 +815,114 @@ async fn bookings_are_held_up_to_a_horizon_that_moves_with_time() {
     let later = world.view(SYNC_INTERVAL).await;
     assert!(later.booking_horizon.unwrap() > horizon);
     assert!(later.index.booking("b000000000000000000000a1").is_some());
+}
+
+/// Requests to the count route of `collection`.
+fn count_requests(world: &World, collection: Collection) -> u64 {
+    world
+        .sandbox
+        .officernd
+        .faults()
+        .requests_matching(&Route::path(format!(
+            "{}/count",
+            world.sandbox.officernd.collection_path(collection)
+        )))
+}
+
+/// Acme's Office 101 assignment moved to Bob's membership at OfficeRnD, without a webhook: the
+/// assignments total does not move, and no membership changed.
+fn move_office_101_to_bob(world: &World) {
+    let mut assignment = world
+        .sandbox
+        .officernd
+        .get(Collection::Assignments, "a55000000000000000000020")
+        .unwrap();
+    assignment["membership"] = json!("3e3b5000000000000000001b");
+    world.officernd_has(Collection::Assignments, &assignment);
+}
+
+const ACME_MEMBER: &str = "3e3be0000000000000000012";
+
+/// Issue #14 target "a resync with nothing changed: at most one request per collection", for
+/// assignments too: a quiet resync asks `/assignments/count` once and lists nothing.
+#[tokio::test]
+async fn a_quiet_resync_asks_assignments_once_the_count() {
+    let world = World::new().await;
+    let first = world.view(SYNC_INTERVAL).await;
+    assert!(first.reads.contains(Collection::Assignments));
+    let listed = collection_requests(&world, Collection::Assignments);
+    let counted = count_requests(&world, Collection::Assignments);
+
+    world.sandbox.clock.advance(chrono::Duration::minutes(15));
+    let quiet = world.view(SYNC_INTERVAL).await;
+
+    assert_eq!(quiet.read_at, first.read_at, "no complete read happened");
+    assert_eq!(
+        collection_requests(&world, Collection::Assignments),
+        listed,
+        "assignments were listed although their count did not move"
+    );
+    assert_eq!(count_requests(&world, Collection::Assignments), counted + 1);
+}
+
+/// Issue #14: an existing assignment changed without moving the total (a desk given to another
+/// membership) is not seen by the count; it reaches the doors with the whole assignments read
+/// `assignments_every` after the last one, and not before.
+#[tokio::test]
+async fn a_moved_desk_arrives_with_the_hourly_assignments_read_and_not_before() {
+    let world = World::new().await;
+    let first = world.view(SYNC_INTERVAL).await;
+    assert!(grants(&world, &first, "office-101", ACME_MEMBER));
+    assert!(!grants(&world, &first, "office-101", BOB));
+    world.sandbox.clock.advance(chrono::Duration::minutes(1));
+    move_office_101_to_bob(&world);
+
+    // +16, +31, +46 minutes: counted, unchanged, not listed.
+    let listed = collection_requests(&world, Collection::Assignments);
+    for _ in 0..3 {
+        world.sandbox.clock.advance(chrono::Duration::minutes(15));
+        let view = world.view(SYNC_INTERVAL).await;
+        assert!(grants(&world, &view, "office-101", ACME_MEMBER));
+        assert!(
+            !grants(&world, &view, "office-101", BOB),
+            "seen before the hour"
+        );
+    }
+    assert_eq!(collection_requests(&world, Collection::Assignments), listed);
+
+    // +61 minutes: `assignments_every` (1 hour) since the complete read: read whole.
+    world.sandbox.clock.advance(chrono::Duration::minutes(15));
+    let hourly = world.view(SYNC_INTERVAL).await;
+    assert_eq!(hourly.read_at, first.read_at, "no complete read happened");
+    assert!(grants(&world, &hourly, "office-101", BOB));
+    assert!(!grants(&world, &hourly, "office-101", ACME_MEMBER));
+    assert!(collection_requests(&world, Collection::Assignments) > listed);
+}
+
+/// When OfficeRnD refuses `/assignments/count`, assignments are read whole at every resync (as
+/// before the count existed), so a moved desk arrives with the next resync; the refused count is
+/// not asked again.
+#[tokio::test]
+async fn a_refused_assignments_count_reads_them_whole_at_every_resync() {
+    let world = World::new().await;
+    world.sandbox.officernd.refuse_count(
+        Collection::Assignments,
+        Some(reqwest::StatusCode::NOT_FOUND),
+    );
+    let first = world.view(SYNC_INTERVAL).await;
+    assert!(grants(&world, &first, "office-101", ACME_MEMBER));
+    let counted = count_requests(&world, Collection::Assignments);
+    assert_eq!(counted, 1, "the complete read asks the count once");
+    world.sandbox.clock.advance(chrono::Duration::minutes(1));
+    move_office_101_to_bob(&world);
+
+    world.sandbox.clock.advance(chrono::Duration::minutes(15));
+    let listed = collection_requests(&world, Collection::Assignments);
+    let view = world.view(SYNC_INTERVAL).await;
+
+    assert_eq!(view.read_at, first.read_at, "no complete read happened");
+    assert!(grants(&world, &view, "office-101", BOB));
+    assert!(!grants(&world, &view, "office-101", ACME_MEMBER));
+    assert!(collection_requests(&world, Collection::Assignments) > listed);
+    assert_eq!(count_requests(&world, Collection::Assignments), counted);
 }

@@ -1043,7 +1043,8 @@ impl OfficeRndClient {
     }
 
     /// `GET /{collection}/count` → `{"total": n}`: how many objects the collection holds, in one
-    /// request (documented for members and memberships; [`wire::COUNTED`]).
+    /// request (documented for members and memberships, inferred for assignments;
+    /// [`wire::COUNTED`]).
     pub async fn count(&self, collection: Collection) -> Result<u64, OfficeRndError> {
         #[derive(Deserialize)]
         struct Total {
@@ -1069,6 +1070,24 @@ impl OfficeRndClient {
             })
             .await?;
         Ok(total.total)
+    }
+
+    /// [`Self::count`], or `None` when the API does not serve the count for this collection
+    /// ([`wire::COUNT_REFUSED`]: 404 or 400), so the caller can fall back to a whole read.
+    pub async fn count_if_served(
+        &self,
+        collection: Collection,
+    ) -> Result<Option<u64>, OfficeRndError> {
+        match self.count(collection).await {
+            Ok(total) => Ok(Some(total)),
+            Err(OfficeRndError::Http(HttpError::NotFound { .. })) => Ok(None),
+            Err(OfficeRndError::Http(HttpError::BadRequest { status, .. }))
+                if wire::COUNT_REFUSED.contains(&status.as_u16()) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Bookings whose series starts in `[from, to)`: what a booking window gains when its end

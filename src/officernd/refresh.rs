@@ -20,11 +20,28 @@
 //!   `GET /memberships/count` (one request); a changed total (one created or deleted without a
 //!   webhook) reads memberships whole; a change of an existing membership arrives by its
 //!   `membership.updated` webhook, else with the complete read;
-//! - assignments: no webhook events (vendor-apis.md §1.6), no `modifiedAt` in the documented
-//!   object (`{_id, resource, membership, startDate, endDate}`, doc-09), and the reference says
-//!   they are "the result of a membership for a specific resource". Each resync reads the
-//!   assignments of every assignable resource in `resource[$in]` batches ([`IDS_PER_FILTER`]): one
-//!   request per 100 resources instead of one per resource;
+//! - assignments: known: no webhook events (vendor-apis.md §1.6; `occupancyslot.*` are booking
+//!   occurrences), no `modifiedAt` in the documented object (`{_id, resource, membership,
+//!   startDate, endDate}`, doc-09), no list without a `resource` or `membership` filter, and the
+//!   reference says they are "the result of a membership for a specific resource". So they get
+//!   the memberships' rule, the other collection that cannot be asked what changed: each resync
+//!   asks `GET /assignments/count` (one request; inferred to exist, [`wire::COUNTED`]) and reads
+//!   every assignment of the assignable resources (`resource[$in]` batches of
+//!   [`wire::IDS_PER_FILTER`]) only when that total moved since they were last read whole. What
+//!   else reaches them, and how late:
+//!   - a membership change: a `membership.*` webhook re-reads that membership's assignments at
+//!     once (`operator::orgs`); memberships read whole because their count moved re-read the
+//!     assignments of every membership that is new or differs (`membership[$in]` batches), so a
+//!     desk given to a new membership arrives with the same resync even when the assignments
+//!     total did not move;
+//!   - an assignment created or deleted: moves the total, arrives with the next resync;
+//!   - an existing assignment changed with the total unchanged and no membership change (a desk
+//!     moved to another membership, an end date moved), or one created and one deleted between
+//!     two resyncs: no cheap question shows it. Assignments are read whole at least every
+//!     [`ReadPolicy::assignments_every`] (1 hour by default; the daily complete read too), so such
+//!     a change reaches the doors at most `assignments_every` plus one `syncInterval` late;
+//!   - a refused count (404 or 400): remembered per organization in [`ReadMark::whole`], and
+//!     assignments are read whole at every resync, as before the count was asked;
 //! - visitors: a third-party backup tool says visitors "expose no timestamp at all"; ours is
 //!   inferred to filter like the other community collections, and a refused filter (400) makes the
 //!   client read the collection whole instead, remembered per organization.
@@ -59,6 +76,9 @@ pub struct ReadPolicy {
     pub min_ahead: Duration,
     /// How far before the previous read's start an incremental read asks from.
     pub overlap: Duration,
+    /// Assignments are read whole at least this often: how stale an assignment changed without
+    /// moving the assignments total or any membership can get (see the module doc).
+    pub assignments_every: Duration,
 }
 
 impl Default for ReadPolicy {
@@ -69,6 +89,7 @@ impl Default for ReadPolicy {
             ahead: Duration::days(8),
             min_ahead: Duration::days(7),
             overlap: wire::INCREMENTAL_OVERLAP,
+            assignments_every: Duration::hours(1),
         }
     }
 }
@@ -94,8 +115,15 @@ pub struct ReadMark {
     pub since: DateTime<Utc>,
     /// The bookings held: every series overlapping this window (`None`: bookings not read).
     pub window: Option<BookingWindow>,
-    /// Collections whose `modifiedAt` filter the API refused: read whole at every resync.
+    /// Collections read whole at every resync because the API refused the cheap question: the
+    /// `modifiedAt` filter, or for assignments the count.
     pub whole: CollectionSet,
+    /// When the assignments were last read whole (a complete read, or an incremental read that
+    /// found their total moved or [`ReadPolicy::assignments_every`] passed).
+    pub assignments_at: DateTime<Utc>,
+    /// OfficeRnD's assignments total asked just before that read (`None`: not known, so the next
+    /// resync reads them whole).
+    pub assignments_total: Option<u64>,
 }
 
 impl ReadMark {
@@ -130,6 +158,13 @@ pub async fn read_complete(
     let window = reads
         .contains(Collection::Bookings)
         .then(|| policy.window(now));
+    let mut whole = CollectionSet::EMPTY;
+    // Asked before the list, so an assignment made while the list pages moves the next count.
+    let assignments_total = if reads.contains(Collection::Assignments) {
+        assignments_count(&client.reading(reads), &mut whole).await?
+    } else {
+        None
+    };
     let snapshot = snapshot::fetch_windowed(client, reads, window).await?;
     Ok((
         snapshot,
@@ -138,7 +173,9 @@ pub async fn read_complete(
             complete_at: now,
             since: now,
             window,
-            whole: CollectionSet::EMPTY,
+            whole,
+            assignments_at: now,
+            assignments_total,
         },
     ))
 }
@@ -151,26 +188,45 @@ pub fn index(snapshot: Snapshot, mark: &ReadMark) -> Index {
     index
 }
 
-/// What an incremental read needs to know of the picture it refreshes.
-#[derive(Debug, Clone, Default)]
-pub struct Held {
-    /// The assignable resources (their assignments are read).
-    pub assignable: Vec<String>,
-    /// How many memberships the picture holds (compared with OfficeRnD's count).
-    pub memberships: u64,
+/// What an incremental read needs to know of the picture it refreshes: the picture itself,
+/// borrowed for the read (its assignable resources, its memberships to compare with a whole
+/// read of them).
+#[derive(Clone, Copy)]
+pub struct Held<'a> {
+    index: &'a Index,
 }
 
-impl Held {
-    pub fn of(index: &Index) -> Self {
-        Held {
-            assignable: index
-                .resources()
-                .filter(|resource| snapshot::is_assignable(resource))
-                .map(|resource| resource.id.clone())
-                .collect(),
-            memberships: index.memberships().count() as u64,
-        }
+impl<'a> Held<'a> {
+    pub fn of(index: &'a Index) -> Self {
+        Held { index }
     }
+
+    /// The assignable resources (their assignments are what a whole read of assignments lists).
+    fn assignable(&self) -> Vec<String> {
+        self.index
+            .resources()
+            .filter(|resource| snapshot::is_assignable(resource))
+            .map(|resource| resource.id.clone())
+            .collect()
+    }
+
+    /// How many memberships the picture holds (compared with OfficeRnD's count).
+    fn memberships(&self) -> u64 {
+        self.index.memberships().count() as u64
+    }
+
+    /// Whether `membership` is new to the picture or differs from the one it holds.
+    fn differs(&self, membership: &Membership) -> bool {
+        self.index.membership(&membership.id) != Some(membership)
+    }
+}
+
+/// The assignments of some memberships, read because those memberships are new or changed:
+/// replaces what the picture holds for exactly these memberships.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MembershipAssignments {
+    pub memberships: Vec<String>,
+    pub assignments: Vec<Assignment>,
 }
 
 /// What an incremental read found: objects changed since the previous read (upserted), and the
@@ -188,8 +244,12 @@ pub struct Changes {
     pub plans: Option<Vec<Plan>>,
     /// Every membership, when OfficeRnD's count differed from the picture's.
     pub memberships: Option<Vec<Membership>>,
-    /// Every assignment of the assignable resources.
+    /// Every assignment of the assignable resources (their total moved, or
+    /// [`ReadPolicy::assignments_every`] passed, or the count is refused).
     pub assignments: Option<Vec<Assignment>>,
+    /// Otherwise, the assignments of the memberships the whole memberships read found new or
+    /// changed.
+    pub membership_assignments: Option<MembershipAssignments>,
     /// The booking horizon after this read.
     pub horizon: Option<DateTime<Utc>>,
 }
@@ -221,19 +281,24 @@ impl Changes {
             + self.plans.as_ref().map_or(0, Vec::len)
             + self.memberships.as_ref().map_or(0, Vec::len)
             + self.assignments.as_ref().map_or(0, Vec::len)
+            + self
+                .membership_assignments
+                .as_ref()
+                .map_or(0, |read| read.assignments.len())
     }
 }
 
 /// An incremental read at `now` of what changed since `mark`: the collections with a
 /// `modifiedAt` filter from `mark.since − overlap`; locations, floors and plans whole (small, no
-/// date filters); memberships whole only when their count moved; every assignment of the
-/// assignable resources; and, when the booking horizon has come closer than `min_ahead`, the
-/// series starting between the old horizon and the new one. Returns the changes and the mark the
-/// next read starts from.
+/// date filters); memberships whole only when their count moved; assignments whole only when
+/// their count moved or `assignments_every` passed, else the assignments of the memberships found
+/// new or changed; and, when the booking horizon has come closer than `min_ahead`, the series
+/// starting between the old horizon and the new one. Returns the changes and the mark the next
+/// read starts from.
 pub async fn read_changes(
     client: &OfficeRndClient,
     mark: &ReadMark,
-    held: Held,
+    held: Held<'_>,
     now: DateTime<Utc>,
     policy: &ReadPolicy,
 ) -> Result<(Changes, ReadMark), OfficeRndError> {
@@ -285,32 +350,52 @@ pub async fn read_changes(
     }
     if reads.contains(Collection::Memberships) {
         let total = Box::pin(client.count(Collection::Memberships)).await?;
-        if total != held.memberships {
+        let memberships = held.memberships();
+        if total != memberships {
             tracing::info!(
                 officernd_total = total,
-                held = held.memberships,
+                held = memberships,
                 "OfficeRnD's membership count moved; reading memberships whole"
             );
             changes.memberships = Some(Box::pin(client.list_memberships()).await?);
         }
     }
+    let mut assignments_at = mark.assignments_at;
+    let mut assignments_total = mark.assignments_total;
     if reads.contains(Collection::Assignments) {
-        let mut assignable: Vec<String> = held.assignable;
-        let mut seen: HashSet<String> = assignable.iter().cloned().collect();
-        let not_assignable: HashSet<&str> = changes
-            .resources
-            .iter()
-            .filter(|resource| !snapshot::is_assignable(resource))
-            .map(|resource| resource.id.as_str())
-            .collect();
-        assignable.retain(|id| !not_assignable.contains(id.as_str()));
-        for resource in &changes.resources {
-            if snapshot::is_assignable(resource) && seen.insert(resource.id.clone()) {
-                assignable.push(resource.id.clone());
+        let due = now - mark.assignments_at >= policy.assignments_every;
+        let total = if whole.contains(Collection::Assignments) {
+            None
+        } else {
+            assignments_count(client, &mut whole).await?
+        };
+        let moved = total.is_none() || total != mark.assignments_total;
+        if due || moved {
+            tracing::debug!(
+                due,
+                officernd_total = total,
+                held_total = mark.assignments_total,
+                "reading OfficeRnD's assignments whole"
+            );
+            changes.assignments =
+                Some(Box::pin(assignments_whole(client, held, &changes.resources)).await?);
+            assignments_at = now;
+            assignments_total = total;
+        } else if let Some(memberships) = &changes.memberships {
+            let changed: Vec<String> = memberships
+                .iter()
+                .filter(|membership| held.differs(membership))
+                .map(|membership| membership.id.clone())
+                .collect();
+            if !changed.is_empty() {
+                let assignments =
+                    Box::pin(client.list_assignments_for_memberships(&changed)).await?;
+                changes.membership_assignments = Some(MembershipAssignments {
+                    memberships: changed,
+                    assignments,
+                });
             }
         }
-        changes.assignments =
-            Some(Box::pin(client.list_assignments_for_resources(&assignable)).await?);
     }
     Ok((
         changes,
@@ -320,8 +405,49 @@ pub async fn read_changes(
             since: now,
             window,
             whole,
+            assignments_at,
+            assignments_total,
         },
     ))
+}
+
+/// OfficeRnD's assignments total; `None` when the API refuses the count (remembered in `whole`,
+/// so assignments are read whole from then on and the count is not asked again).
+async fn assignments_count(
+    client: &OfficeRndClient,
+    whole: &mut CollectionSet,
+) -> Result<Option<u64>, OfficeRndError> {
+    let total = Box::pin(client.count_if_served(Collection::Assignments)).await?;
+    if total.is_none() {
+        tracing::warn!(
+            "OfficeRnD refused GET /assignments/count; reading assignments whole at every resync"
+        );
+        *whole = whole.with(Collection::Assignments);
+    }
+    Ok(total)
+}
+
+/// Every assignment of the assignable resources: those held, less those `changed` says are no
+/// longer assignable, plus those it says became assignable.
+async fn assignments_whole(
+    client: &OfficeRndClient,
+    held: Held<'_>,
+    changed: &[Resource],
+) -> Result<Vec<Assignment>, OfficeRndError> {
+    let mut assignable: Vec<String> = held.assignable();
+    let mut seen: HashSet<String> = assignable.iter().cloned().collect();
+    let not_assignable: HashSet<&str> = changed
+        .iter()
+        .filter(|resource| !snapshot::is_assignable(resource))
+        .map(|resource| resource.id.as_str())
+        .collect();
+    assignable.retain(|id| !not_assignable.contains(id.as_str()));
+    for resource in changed {
+        if snapshot::is_assignable(resource) && seen.insert(resource.id.clone()) {
+            assignable.push(resource.id.clone());
+        }
+    }
+    client.list_assignments_for_resources(&assignable).await
 }
 
 /// The objects of `collection` modified after `after`; the whole collection when the API refuses
@@ -437,6 +563,21 @@ pub fn apply(index: &mut Index, changes: &Changes) -> Touched {
         upsert_assignment,
         remove_assignment
     );
+    if let Some(read) = &changes.membership_assignments {
+        let fresh: HashSet<&str> = read.assignments.iter().map(|a| a.id.as_str()).collect();
+        for membership in &read.memberships {
+            for id in index.assignments_of_membership(membership) {
+                if !fresh.contains(id.as_str()) {
+                    touched.merge(index.remove_assignment(&id));
+                }
+            }
+        }
+        for assignment in &read.assignments {
+            if index.assignment(&assignment.id) != Some(assignment) {
+                touched.merge(index.upsert_assignment(assignment.clone()));
+            }
+        }
+    }
     upsert_changed!(&changes.passes, pass, upsert_pass);
     upsert_changed!(&changes.visitors, visitor, upsert_visitor);
     upsert_changed!(&changes.bookings, booking, upsert_booking);

@@ -41,11 +41,37 @@ pub const OPEN_SERIES_END: &str = "9999-12-31T23:59:59.999Z";
 /// requests than one per resource is the whole point: 500 resources are 5 requests instead of 500.
 pub const IDS_PER_FILTER: usize = 100;
 
-/// Collections with a documented `GET /{collection}/count` → `{"total": n}` (reference pages for
-/// members and memberships). On staging the memberships count ignored every filter and never
-/// returned the documented `groups` (`recorded/officernd/obs-01`), so only the total is read.
-pub const COUNTED: [super::Collection; 2] =
-    [super::Collection::Members, super::Collection::Memberships];
+/// Collections the client asks `GET /{collection}/count` → `{"total": n}`.
+///
+/// Known: members and memberships document it (reference pages; `recorded/officernd/doc-02`). On
+/// staging the memberships count ignored every filter and never returned the documented `groups`
+/// (`recorded/officernd/obs-01`), so only the total is read, never a filtered count.
+///
+/// Assignments: **inferred**. No page documents `/assignments/count`, and no public client code
+/// found uses it (searched: OfficeRnD reference and guide pages, public code and issues). It is
+/// asked because the v2 API serves `count` as a generic route of its collections (the same
+/// `/{collection}/count` shape on the two collections whose pages show it), and it is the only
+/// cheap question assignments allow: the documented object is `{_id, resource, membership,
+/// startDate, endDate}` with no `modifiedAt` (`recorded/officernd/doc-09`), so no
+/// `modifiedAt[$gt]` filter can be asked, and there is no `assignment.*` webhook (vendor-apis.md
+/// §1.6; the `occupancyslot.created|removed` events are about bookings: "Occurs when a booking is
+/// created to show its occurrences", n8n's OfficeRnD node). Should the server refuse it (404: no
+/// such route, or 400: `count` taken for an id, or the list's required `resource`/`membership`
+/// filter enforced there too), the refusal is remembered per organization and assignments are
+/// read whole at every resync ([`COUNT_REFUSED`]), which is never less than what they got before
+/// the count was asked. Like the memberships count, it is taken to ignore filters: only the
+/// organization's total is compared, with the total seen when assignments were last read whole
+/// (not with the number held, which is only the assignable resources' share).
+pub const COUNTED: [super::Collection; 3] = [
+    super::Collection::Members,
+    super::Collection::Memberships,
+    super::Collection::Assignments,
+];
+
+/// The statuses of a count the API does not serve for a collection (see [`COUNTED`]): 404, no
+/// such route (NestJS `Cannot GET …`); 400, `count` validated as an id, or a required filter
+/// missing. Anything else (403, 5xx, 429) is an ordinary failure of the read.
+pub const COUNT_REFUSED: [u16; 2] = [400, 404];
 
 /// How long before the previous read's start an incremental read asks from
 /// (`modifiedAt[$gt]=<start − overlap>`).

@@ -23,7 +23,8 @@
 //! - changes applied while a background read runs are replayed, in order, on the new picture,
 //!   so a read that started before a change never undoes it;
 //! - assignments have no webhooks (vendor-apis.md §1.6): a membership event re-reads that
-//!   membership's assignments, and every incremental read re-reads all assignments in batches.
+//!   membership's assignments; an incremental read re-reads them all when their count moved or
+//!   hourly (`officernd::refresh` says how stale that leaves them).
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};

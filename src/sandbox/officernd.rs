@@ -23,7 +23,11 @@
 //! recurring one keeps the `seriesEnd` it was given or gets a bound at or after its last
 //! occurrence (far in the future when open-ended; [`crate::officernd::wire::OPEN_SERIES_END`]). `modifiedAt`
 //! is stamped by the simulator's clock on every write, and `modifiedAt[$gt]` compares strictly;
-//! a deleted object is simply gone (no tombstones), as in the real lists.
+//! a deleted object is simply gone (no tombstones), as in the real lists. `GET /{collection}/count`
+//! answers `{"total": n}` for every collection, ignoring filters, as observed on memberships; that
+//! assignments have one is inferred ([`crate::officernd::wire::COUNTED`]), so a test can make any
+//! collection refuse it ([`SimulatorHandle::refuse_count`]: 404 `Cannot GET …`, the NestJS
+//! unknown-route answer, or 400, `count` validated as an id).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path as FsPath;
@@ -122,6 +126,8 @@ struct SimState {
     granted_scopes: Option<HashSet<String>>,
     id_counter: u64,
     deliveries: Vec<DeliveryRecord>,
+    /// Collections whose `/count` is refused, with the status ([`SimulatorHandle::refuse_count`]).
+    refused_counts: HashMap<Collection, StatusCode>,
 }
 
 struct Outgoing {
@@ -195,6 +201,7 @@ impl Simulator {
                 .map(|scopes| scopes.into_iter().collect()),
             id_counter: fastrand::u64(0..1 << 40),
             deliveries: Vec::new(),
+            refused_counts: HashMap::new(),
         };
         load_seed_into(&mut state, seed, clock())?;
 
@@ -348,6 +355,17 @@ impl SimulatorHandle {
     /// Invalidates every issued token (the next API call with one gets 401).
     pub fn revoke_tokens(&self) {
         self.sim.lock().tokens.clear();
+    }
+
+    /// Makes `GET /{collection}/count` refused with `status` (404: no such route; 400: `count`
+    /// validated as an id), or served again with `None`: the real server is not known to serve it
+    /// on every collection ([`crate::officernd::wire::COUNTED`]).
+    pub fn refuse_count(&self, collection: Collection, status: Option<StatusCode>) {
+        let mut state = self.sim.lock();
+        match status {
+            Some(status) => state.refused_counts.insert(collection, status),
+            None => state.refused_counts.remove(&collection),
+        };
     }
 
     /// Scopes the app may request (`None`: every known scope). Tokens already issued keep their
@@ -1188,8 +1206,24 @@ async fn get_item(
     )?;
     let objects = state.collections.get(&collection);
     if id == "count" {
-        // Observed on memberships: only {"total"}, filters ignored.
-        return Ok(Json(json!({ "total": objects.map_or(0, BTreeMap::len) })).into_response());
+        match state.refused_counts.get(&collection) {
+            Some(&StatusCode::NOT_FOUND) => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("Cannot {method} {}", uri.path()),
+                ));
+            }
+            Some(&status) if status == StatusCode::BAD_REQUEST => {
+                return Err(ApiError::validation(vec!["id must be a mongodb id".into()]));
+            }
+            Some(&status) => return Err(ApiError::new(status, "count refused")),
+            // Observed on memberships: only {"total"}, filters ignored.
+            None => {
+                return Ok(
+                    Json(json!({ "total": objects.map_or(0, BTreeMap::len) })).into_response()
+                )
+            }
+        }
     }
     let object = objects
         .and_then(|objects| objects.get(&id))
