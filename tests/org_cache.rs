@@ -3,6 +3,7 @@
 //! unreadable deliveries handled safely, and changes applied during a background read kept.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use flexgate::api::conditions::Reason;
@@ -863,6 +864,34 @@ async fn a_quiet_resync_asks_assignments_once_the_count() {
         "assignments were listed although their count did not move"
     );
     assert_eq!(count_requests(&world, Collection::Assignments), counted + 1);
+}
+
+/// An incremental read updates the held picture in place: nobody holding the previous one, the
+/// index is not copied (a copy of a large organization's index is tens of megabytes, every
+/// `syncInterval`).
+#[tokio::test]
+async fn an_incremental_read_updates_the_index_in_place() {
+    let world = World::new().await;
+    let first = world.view(SYNC_INTERVAL).await;
+    let before = Arc::as_ptr(&first.index) as usize;
+    let complete_read_at = first.read_at;
+    drop(first);
+    let counted = count_requests(&world, Collection::Assignments);
+
+    world.sandbox.clock.advance(chrono::Duration::minutes(15));
+    let fresh = world.view(SYNC_INTERVAL).await;
+
+    assert_eq!(fresh.read_at, complete_read_at, "no complete read happened");
+    assert_eq!(
+        count_requests(&world, Collection::Assignments),
+        counted + 1,
+        "an incremental read happened"
+    );
+    assert_eq!(
+        Arc::as_ptr(&fresh.index) as usize,
+        before,
+        "the incremental read copied the index instead of updating it"
+    );
 }
 
 /// Issue #14: an existing assignment changed without moving the total (a desk given to another

@@ -394,16 +394,21 @@ impl Org {
     /// (reconciles arriving meanwhile wait for it, then find it fresh); webhooks are applied
     /// meanwhile, and an object a delivery changed after the read started keeps the delivery's
     /// state. On failure the picture stays as it was and the mark is kept, so the next reconcile
-    /// asks again from the same point. `view` is what is returned when nothing could be read.
-    async fn read_changes(&self, view: OrgView, max_age: Duration) -> OrgView {
+    /// asks again from the same point. `fallback` is what is returned when nothing could be read.
+    ///
+    /// The changes are applied to the held index in place (`Arc::make_mut`), so this read must
+    /// hold no handle of its own on the picture by then: each one would make that a copy of
+    /// the whole index. Only a reconcile still evaluating the previous picture forces one.
+    async fn read_changes(&self, fallback: OrgView, max_age: Duration) -> OrgView {
         let _one_at_a_time = self.reading.lock().await;
         let (current, mark) = {
             let state = self.state.lock().await;
             match (state.view.clone(), state.mark.clone()) {
                 (Some(current), Some(mark)) => (current, mark),
-                _ => return view,
+                _ => return fallback,
             }
         };
+        drop(fallback);
         let started = (self.clock)();
         let age = (started - mark.since).to_std().unwrap_or(Duration::ZERO);
         if age < max_age {
@@ -450,6 +455,7 @@ impl Org {
         let Some(view) = view.as_mut() else {
             return current;
         };
+        drop(current);
         let change = Change::Read(Arc::new(changes));
         let index = Arc::make_mut(&mut view.index);
         change.apply(index);
