@@ -274,7 +274,8 @@ impl OrgCache {
         let client = org.client.reading(held.unwrap_or_default());
         let changes = match changes_of(&client, event).await {
             Ok(changes) => changes,
-            Err(why) => {
+            Err(error) => {
+                let why = error.to_string();
                 let mut state = org.state.lock().await;
                 tracing::warn!(officernd = %org.label, event = %event.event_type, %why, "could not apply an OfficeRnD change in place; reading the organization whole");
                 state.stale = Some(why.clone());
@@ -559,7 +560,27 @@ async fn refresh_in_background(org: Arc<Org>) {
 /// whoever holds the webhook secret could sign one claiming a membership is approved, so the
 /// object it names is read from the API and the delivery's own copy is ignored (an object the
 /// API no longer has is removed, whatever the delivery says).
-async fn changes_of(client: &OfficeRndClient, event: &WebhookEvent) -> Result<Vec<Change>, String> {
+/// Why a webhook's change could not be applied in place (the picture is then read whole).
+#[derive(Debug, thiserror::Error)]
+enum InPlaceError {
+    /// The changed object (or a membership's assignments) could not be read.
+    #[error("reading {what} from OfficeRnD: {source}")]
+    Read {
+        /// What was read.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: OfficeRndError,
+    },
+    /// Events of this collection are not applied one by one.
+    #[error("{0} events are not applied in place")]
+    NotInPlace(Collection),
+}
+
+async fn changes_of(
+    client: &OfficeRndClient,
+    event: &WebhookEvent,
+) -> Result<Vec<Change>, InPlaceError> {
     let Some(own) = event.affected.first() else {
         return Ok(Vec::new());
     };
@@ -586,11 +607,9 @@ async fn changes_of(client: &OfficeRndClient, event: &WebhookEvent) -> Result<Ve
             let assignments = client
                 .list_assignments_for_membership::<Assignment>(&membership.id)
                 .await
-                .map_err(|e| {
-                    format!(
-                        "reading the assignments of membership {}: {e}",
-                        membership.id
-                    )
+                .map_err(|source| InPlaceError::Read {
+                    what: format!("the assignments of membership {}", membership.id),
+                    source,
                 })?;
             return Ok(vec![
                 Change::Membership(membership.clone()),
@@ -600,7 +619,7 @@ async fn changes_of(client: &OfficeRndClient, event: &WebhookEvent) -> Result<Ve
                 },
             ]);
         }
-        other => return Err(format!("{} events are not applied in place", other.path())),
+        other => return Err(InPlaceError::NotInPlace(other)),
     };
     Ok(vec![change.unwrap_or_else(|| {
         Change::Remove(own.collection, own.id.clone())
@@ -612,10 +631,13 @@ async fn current<T: DeserializeOwned>(
     client: &OfficeRndClient,
     own: &AffectedObject,
     what: &str,
-) -> Result<Option<T>, String> {
+) -> Result<Option<T>, InPlaceError> {
     match client.get::<T>(own.collection, &own.id).await {
         Ok(object) => Ok(Some(object)),
         Err(OfficeRndError::Http(HttpError::NotFound { .. })) => Ok(None),
-        Err(error) => Err(format!("reading {what} from OfficeRnD: {error}")),
+        Err(source) => Err(InPlaceError::Read {
+            what: what.to_owned(),
+            source,
+        }),
     }
 }
