@@ -2,83 +2,16 @@
 //! (counted on a recording layer of its client), and a deletion reaches every object that
 //! depends on what was deleted, as does the same name created again.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::Poll;
 use std::time::Instant;
 
-use axum::http::{Request, Response};
 use flexgate::api::{Vendor, VendorConnection};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, PostParams};
-use kube::client::{Body, ClientBuilder};
+use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+use crate::support::calls::Calls;
 use crate::support::{mapping_ready, wait_until, Operator, World, KISI_BINDINGS};
-
-/// The watch requests (`watch=true`) the client sent, by resource (the path's last segment).
-#[derive(Clone, Default)]
-struct Watches(Arc<Mutex<Vec<String>>>);
-
-impl Watches {
-    fn of(&self, resource: &str) -> usize {
-        self.0
-            .lock()
-            .expect("watches")
-            .iter()
-            .filter(|r| *r == resource)
-            .count()
-    }
-
-    fn all(&self) -> Vec<String> {
-        self.0.lock().expect("watches").clone()
-    }
-}
-
-impl<S> tower::Layer<S> for Watches {
-    type Service = Recording<S>;
-
-    fn layer(&self, inner: S) -> Recording<S> {
-        Recording {
-            inner,
-            watches: self.clone(),
-        }
-    }
-}
-
-struct Recording<S> {
-    inner: S,
-    watches: Watches,
-}
-
-impl<S, B> tower::Service<Request<Body>> for Recording<S>
-where
-    S: tower::Service<Request<Body>, Response = Response<B>>,
-    S::Future: Send + 'static,
-{
-    type Response = Response<B>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<B>, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let uri = request.uri();
-        let watch = uri
-            .query()
-            .unwrap_or_default()
-            .split('&')
-            .any(|p| p == "watch=true" || p == "watch=1");
-        if watch {
-            let resource = uri.path().rsplit('/').next().unwrap_or_default().to_owned();
-            self.watches.0.lock().expect("watches").push(resource);
-        }
-        Box::pin(self.inner.call(request))
-    }
-}
 
 /// The Ready reason of every named binding, whatever generation it describes.
 async fn binding_reasons(world: &World, names: &[&str]) -> Vec<Option<String>> {
@@ -136,10 +69,10 @@ async fn one_watch_per_kind_and_every_deletion_reaches_what_depends_on_it() {
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .expect("config");
-    let watches = Watches::default();
+    let calls = Calls::default();
     let client = ClientBuilder::try_from(config)
         .expect("client")
-        .with_layer(&watches)
+        .with_layer(&calls)
         .build();
     let operator = Operator::start(client, world.options("e2e-replica")).await;
     world.wait_bindings(&KISI_BINDINGS, "Synced", 1).await;
@@ -207,28 +140,25 @@ async fn one_watch_per_kind_and_every_deletion_reaches_what_depends_on_it() {
     // One watch per kind for all three controllers (a watch ends after the server's timeout,
     // about five minutes, and is then opened again).
     let allowed = 1 + (started.elapsed().as_secs() / 290) as usize;
-    println!("watch requests: {:?}", watches.all());
+    let watched = calls.watched();
+    let of = |resource: &str| watched.iter().filter(|r| *r == resource).count();
+    println!("watch requests: {watched:?}");
     for resource in [
         "accessgroupbindings",
         "vendorconnections",
         "sitemappings",
         "secrets",
     ] {
-        let opened = watches.of(resource);
+        let opened = of(resource);
         assert!(
             (1..=allowed).contains(&opened),
-            "{resource}: {opened} watches opened, expected 1 (up to {allowed}): {:?}",
-            watches.all()
+            "{resource}: {opened} watches opened, expected 1 (up to {allowed}): {watched:?}"
         );
     }
     assert_eq!(
-        watches.all().len(),
-        watches.of("accessgroupbindings")
-            + watches.of("vendorconnections")
-            + watches.of("sitemappings")
-            + watches.of("secrets"),
-        "no other kind is watched: {:?}",
-        watches.all()
+        watched.len(),
+        of("accessgroupbindings") + of("vendorconnections") + of("sitemappings") + of("secrets"),
+        "no other kind is watched: {watched:?}"
     );
     operator.stop().await;
     world.finish().await;
