@@ -22,12 +22,12 @@ use crate::sitesync::bookings::BookingPass;
 use crate::sitesync::entities::{EntityPass, SiteState};
 use crate::sitesync::lifecycle::{self, Approval, Provisioning};
 use crate::sitesync::proposal::{fingerprint, propose, Proposal};
-use crate::sitesync::{LocationError, LocationView, SyncSummary};
+use crate::sitesync::{LocationView, SyncSummary};
 use crate::vendors::essensys::model::{Site, SiteService};
 use crate::vendors::essensys::{EssensysApi, EssensysError};
 
 use super::objects::Objects;
-use super::reconcile::errors::{essensys_reason, officernd_reason};
+use super::reconcile::errors::{essensys_reason, location_reason, officernd_reason};
 use super::reconcile::{instant, reasons, BuildError, Stop};
 use super::status::{conditions, Outcome};
 use super::{clients, credentials};
@@ -200,16 +200,9 @@ pub async fn reconcile<A: EssensysApi>(
     let view = match LocationView::select(snapshot, &spec.location) {
         Ok(view) => view,
         Err(error) => {
-            let reason = match error {
-                LocationError::Ambiguous { .. } => Reason::AmbiguousReference,
-                LocationError::Unnamed => Reason::InvalidSpec,
-                LocationError::NoSuchId(_) | LocationError::NoSuchName(_) => {
-                    Reason::ReferenceNotFound
-                }
-            };
             return SiteMappingResult::carry(
                 previous,
-                Outcome::not_ready(reason, error.to_string()),
+                Outcome::not_ready(location_reason(&error), error.to_string()),
             );
         }
     };

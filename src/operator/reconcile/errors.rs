@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::api::conditions::Reason;
 use crate::http::HttpError;
 use crate::officernd::OfficeRndError;
+use crate::sitesync::LocationError;
 use crate::sync::ResolveError;
 use crate::vendors::essensys::EssensysError;
 use crate::vendors::VendorError;
@@ -187,6 +188,16 @@ pub fn vendor_reason(error: &VendorError) -> Reason {
             Reason::CredentialsInvalid
         }
         _ => Reason::VendorUnreachable,
+    }
+}
+
+/// Why a SiteMapping's location names no single OfficeRnD location: several with the name, none,
+/// or a selector that names nothing (a spec the schema should have refused).
+pub fn location_reason(error: &LocationError) -> Reason {
+    match error {
+        LocationError::Ambiguous { .. } => Reason::AmbiguousReference,
+        LocationError::Unnamed => Reason::InvalidSpec,
+        LocationError::NoSuchId(_) | LocationError::NoSuchName(_) => Reason::ReferenceNotFound,
     }
 }
 
