@@ -64,7 +64,7 @@ pub struct OrgCache {
     clock: Clock,
     policy: ReadPolicy,
     orgs: Mutex<HashMap<(String, String), Arc<Org>>>,
-    read_whole: Option<mpsc::UnboundedSender<(String, String)>>,
+    reads_announced: Option<mpsc::UnboundedSender<(String, String)>>,
 }
 
 /// One organization: its client (rebuilt when the connection or its Secret changes) and picture.
@@ -72,8 +72,9 @@ struct Org {
     /// The connection as (namespace, name).
     key: (String, String),
     label: String,
-    /// Told the key after every whole read (the connection's status shows the member count).
-    read_whole: Option<mpsc::UnboundedSender<(String, String)>>,
+    /// Told the key after every whole read and every horizon move (the connection's status shows
+    /// the member count and the booking horizon).
+    reads_announced: Option<mpsc::UnboundedSender<(String, String)>>,
     fingerprint: u64,
     client: OfficeRndClient,
     clock: Clock,
@@ -187,7 +188,7 @@ impl OrgCache {
             clock,
             policy: ReadPolicy::default(),
             orgs: Mutex::new(HashMap::new()),
-            read_whole: None,
+            reads_announced: None,
         }
     }
 
@@ -201,7 +202,7 @@ impl OrgCache {
     /// Sends the connection's (namespace, name) on `sender` after each whole read, and after an
     /// incremental read that moved the booking horizon.
     pub fn notify_reads(mut self, sender: mpsc::UnboundedSender<(String, String)>) -> Self {
-        self.read_whole = Some(sender);
+        self.reads_announced = Some(sender);
         self
     }
 
@@ -370,7 +371,7 @@ impl OrgCache {
         let org = Arc::new(Org {
             key: key.clone(),
             label: format!("{namespace}/{name}"),
-            read_whole: self.read_whole.clone(),
+            reads_announced: self.reads_announced.clone(),
             fingerprint,
             client,
             clock: self.clock.clone(),
@@ -385,7 +386,7 @@ impl OrgCache {
 
 impl Org {
     fn announce_read(&self) {
-        if let Some(sender) = &self.read_whole {
+        if let Some(sender) = &self.reads_announced {
             // Nobody listening (the controller stopped) is fine.
             let _ = sender.send(self.key.clone());
         }
